@@ -1,0 +1,53 @@
+//! `cargo xtask`: the one command line of the project.
+//!
+//! Each subcommand lives in its own module and only orchestrates the library crates; the work
+//! itself is done in `crates/`. Logs go through `tracing` (`-v`, `-vv` or `RUST_LOG`).
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// U-Net → INT8 TFLite → NPU vs CPU toolchain.
+#[derive(Debug, Parser)]
+#[command(name = "cargo xtask", version, about, long_about = None)]
+struct Cli {
+    /// More log output (-v info, -vv debug, -vvv trace). `RUST_LOG` overrides it.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    // Subcommands are added here, one variant per module, by the issue that makes them work.
+}
+
+/// The workspace root (the parent of `xtask/`).
+pub fn project_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,xtask=info",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match cli.command {}
+}
