@@ -213,6 +213,50 @@ impl BuiltinOp {
     pub const RESIZE_NEAREST_NEIGHBOR: Self = Self(97);
     /// QUANTIZE.
     pub const QUANTIZE: Self = Self(114);
+    /// DEPTH_TO_SPACE.
+    pub const DEPTH_TO_SPACE: Self = Self(5);
+    /// RELU_N1_TO_1.
+    pub const RELU_N1_TO_1: Self = Self(20);
+    /// RELU6.
+    pub const RELU6: Self = Self(21);
+    /// SPACE_TO_DEPTH.
+    pub const SPACE_TO_DEPTH: Self = Self(26);
+    /// TANH.
+    pub const TANH: Self = Self(28);
+    /// CUSTOM.
+    pub const CUSTOM: Self = Self(32);
+    /// PAD.
+    pub const PAD: Self = Self(34);
+    /// GATHER.
+    pub const GATHER: Self = Self(36);
+    /// TRANSPOSE.
+    pub const TRANSPOSE: Self = Self(39);
+    /// MEAN.
+    pub const MEAN: Self = Self(40);
+    /// SUB.
+    pub const SUB: Self = Self(41);
+    /// DIV.
+    pub const DIV: Self = Self(42);
+    /// SQUEEZE.
+    pub const SQUEEZE: Self = Self(43);
+    /// MAXIMUM.
+    pub const MAXIMUM: Self = Self(55);
+    /// MINIMUM.
+    pub const MINIMUM: Self = Self(57);
+    /// PADV2.
+    pub const PADV2: Self = Self(60);
+    /// SLICE.
+    pub const SLICE: Self = Self(65);
+    /// EXPAND_DIMS.
+    pub const EXPAND_DIMS: Self = Self(70);
+    /// SUM.
+    pub const SUM: Self = Self(74);
+    /// LEAKY_RELU.
+    pub const LEAKY_RELU: Self = Self(98);
+    /// ABS.
+    pub const ABS: Self = Self(101);
+    /// HARD_SWISH.
+    pub const HARD_SWISH: Self = Self(117);
 
     /// The schema's name for the codes listed above, `BUILTIN_<code>` for others.
     pub fn name(self) -> String {
@@ -237,6 +281,28 @@ impl BuiltinOp {
             Self::PACK => "PACK",
             Self::RESIZE_NEAREST_NEIGHBOR => "RESIZE_NEAREST_NEIGHBOR",
             Self::QUANTIZE => "QUANTIZE",
+            Self::DEPTH_TO_SPACE => "DEPTH_TO_SPACE",
+            Self::RELU_N1_TO_1 => "RELU_N1_TO_1",
+            Self::RELU6 => "RELU6",
+            Self::SPACE_TO_DEPTH => "SPACE_TO_DEPTH",
+            Self::TANH => "TANH",
+            Self::CUSTOM => "CUSTOM",
+            Self::PAD => "PAD",
+            Self::GATHER => "GATHER",
+            Self::TRANSPOSE => "TRANSPOSE",
+            Self::MEAN => "MEAN",
+            Self::SUB => "SUB",
+            Self::DIV => "DIV",
+            Self::SQUEEZE => "SQUEEZE",
+            Self::MAXIMUM => "MAXIMUM",
+            Self::MINIMUM => "MINIMUM",
+            Self::PADV2 => "PADV2",
+            Self::SLICE => "SLICE",
+            Self::EXPAND_DIMS => "EXPAND_DIMS",
+            Self::SUM => "SUM",
+            Self::LEAKY_RELU => "LEAKY_RELU",
+            Self::ABS => "ABS",
+            Self::HARD_SWISH => "HARD_SWISH",
             BuiltinOp(code) => return format!("BUILTIN_{code}"),
         };
         known.to_string()
@@ -542,5 +608,67 @@ impl Model {
         }
         let data = &self.buffers.get(t.buffer as usize)?.data;
         if data.is_empty() { None } else { Some(data) }
+    }
+}
+
+impl Default for Conv2DOptions {
+    /// SAME padding, stride 1, no activation, no dilation.
+    fn default() -> Self {
+        Self {
+            padding: Padding::Same,
+            stride_w: 1,
+            stride_h: 1,
+            fused_activation: Activation::None,
+            dilation_w: 1,
+            dilation_h: 1,
+        }
+    }
+}
+
+impl Default for DepthwiseConv2DOptions {
+    /// SAME padding, stride 1, depth multiplier 1, no activation, no dilation.
+    fn default() -> Self {
+        Self {
+            padding: Padding::Same,
+            stride_w: 1,
+            stride_h: 1,
+            depth_multiplier: 1,
+            fused_activation: Activation::None,
+            dilation_w: 1,
+            dilation_h: 1,
+        }
+    }
+}
+
+impl Default for TransposeConvOptions {
+    /// SAME padding, stride 2 (the U-Net's upsampling), no activation.
+    fn default() -> Self {
+        Self {
+            padding: Padding::Same,
+            stride_w: 2,
+            stride_h: 2,
+            fused_activation: Activation::None,
+        }
+    }
+}
+
+impl Pool2DOptions {
+    /// A `size`×`size` window with stride `size` and VALID padding (the U-Net's 2×2 max pool).
+    pub fn square(size: i32) -> Self {
+        Self {
+            padding: Padding::Valid,
+            stride_w: size,
+            stride_h: size,
+            filter_width: size,
+            filter_height: size,
+            fused_activation: Activation::None,
+        }
+    }
+}
+
+impl Default for SoftmaxOptions {
+    /// beta = 1.
+    fn default() -> Self {
+        Self { beta: 1.0 }
     }
 }
