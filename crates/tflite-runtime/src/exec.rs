@@ -1,0 +1,313 @@
+//! The prepared form of each operator and its dispatch to the kernels.
+
+use crate::frame::{
+    AddQuantParams, BroadcastLayout, ConvGeometry, ConvQuantParams, KernelTable, MulQuantParams,
+    PoolGeometry, RequantParams,
+};
+use crate::reference;
+
+/// A validated operator with every parameter its kernel needs.
+#[derive(Debug, Clone)]
+pub(crate) enum Kernel {
+    ConvF32 {
+        geometry: ConvGeometry,
+        act: (f32, f32),
+    },
+    ConvI8 {
+        geometry: ConvGeometry,
+        quant: ConvQuantParams,
+    },
+    TransposeConvF32 {
+        geometry: ConvGeometry,
+        act: (f32, f32),
+    },
+    TransposeConvI8 {
+        geometry: ConvGeometry,
+        quant: ConvQuantParams,
+    },
+    MaxPoolF32 {
+        geometry: PoolGeometry,
+        act: (f32, f32),
+    },
+    MaxPoolI8 {
+        geometry: PoolGeometry,
+        act: (i32, i32),
+    },
+    AveragePoolF32 {
+        geometry: PoolGeometry,
+        act: (f32, f32),
+    },
+    AveragePoolI8 {
+        geometry: PoolGeometry,
+        act: (i32, i32),
+    },
+    Concatenation {
+        outer: usize,
+        slab_bytes: Vec<usize>,
+    },
+    LogisticF32,
+    LogisticI8 {
+        lut: Box<[i8; 256]>,
+    },
+    ReluF32,
+    ReluI8(RequantParams),
+    QuantizeF32I8 {
+        scale: f32,
+        zero_point: i32,
+    },
+    Requantize(RequantParams),
+    DequantizeI8 {
+        scale: f32,
+        zero_point: i32,
+    },
+    ResizeNearest {
+        batches: usize,
+        in_h: usize,
+        in_w: usize,
+        pixel_bytes: usize,
+        src_y: Vec<usize>,
+        src_x: Vec<usize>,
+    },
+    AddF32 {
+        layout: BroadcastLayout,
+        act: (f32, f32),
+    },
+    AddI8 {
+        layout: BroadcastLayout,
+        quant: AddQuantParams,
+    },
+    AddI32 {
+        layout: BroadcastLayout,
+    },
+    MulF32 {
+        layout: BroadcastLayout,
+        act: (f32, f32),
+    },
+    MulI8 {
+        layout: BroadcastLayout,
+        quant: MulQuantParams,
+    },
+    MulI32 {
+        layout: BroadcastLayout,
+    },
+    /// RESHAPE: a byte copy of input 0.
+    Copy,
+    Shape {
+        dims: Vec<i64>,
+        int64: bool,
+    },
+    StridedSlice {
+        in_shape: Vec<usize>,
+        axes: Vec<(i64, i64, usize)>,
+        element_bytes: usize,
+    },
+    Pack {
+        outer: usize,
+        inner_bytes: usize,
+    },
+}
+
+impl Kernel {
+    /// Accumulator scratch (i32 elements) this kernel needs.
+    pub(crate) fn scratch_i32(&self) -> usize {
+        match self {
+            Kernel::TransposeConvI8 { geometry: g, .. } => g.batches * g.out_h * g.out_w * g.out_c,
+            _ => 0,
+        }
+    }
+}
+
+fn cast<T: bytemuck::Pod>(bytes: Option<&[u8]>) -> &[T] {
+    bytemuck::cast_slice(bytes.unwrap_or(&[]))
+}
+
+fn cast_opt<T: bytemuck::Pod>(bytes: Option<&[u8]>) -> Option<&[T]> {
+    bytes.map(bytemuck::cast_slice)
+}
+
+/// Runs one kernel. `inputs` is indexed like the operator's inputs (`None` for an omitted
+/// optional input); all slices are aligned and sized as validated in `Interpreter::new`.
+pub(crate) fn execute(
+    kernel: &Kernel,
+    table: &KernelTable,
+    inputs: &[Option<&[u8]>],
+    output: &mut [u8],
+    scratch: &mut [i32],
+) {
+    let input = |i: usize| inputs.get(i).copied().flatten();
+    match kernel {
+        Kernel::ConvF32 { geometry, act } => (table.conv2d_f32)(
+            geometry,
+            *act,
+            cast(input(0)),
+            cast(input(1)),
+            cast_opt(input(2)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::ConvI8 { geometry, quant } => (table.conv2d_i8)(
+            geometry,
+            quant,
+            cast(input(0)),
+            cast(input(1)),
+            cast_opt(input(2)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::TransposeConvF32 { geometry, act } => (table.transpose_conv_f32)(
+            geometry,
+            *act,
+            cast(input(2)),
+            cast(input(1)),
+            cast_opt(input(3)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::TransposeConvI8 { geometry, quant } => (table.transpose_conv_i8)(
+            geometry,
+            quant,
+            cast(input(2)),
+            cast(input(1)),
+            cast_opt(input(3)),
+            scratch,
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::MaxPoolF32 { geometry, act } => reference::pool::max_pool_f32(
+            geometry,
+            *act,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::MaxPoolI8 { geometry, act } => reference::pool::max_pool_i8(
+            geometry,
+            *act,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::AveragePoolF32 { geometry, act } => reference::pool::average_pool_f32(
+            geometry,
+            *act,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::AveragePoolI8 { geometry, act } => reference::pool::average_pool_i8(
+            geometry,
+            *act,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::Concatenation { outer, slab_bytes } => {
+            let ins: Vec<&[u8]> = inputs.iter().map(|x| x.unwrap_or(&[])).collect();
+            reference::concatenation::concatenation(*outer, slab_bytes, &ins, output);
+        }
+        Kernel::LogisticF32 => {
+            reference::logistic::logistic_f32(cast(input(0)), bytemuck::cast_slice_mut(output))
+        }
+        Kernel::LogisticI8 { lut } => {
+            reference::logistic::logistic_i8(lut, cast(input(0)), bytemuck::cast_slice_mut(output))
+        }
+        Kernel::ReluF32 => {
+            reference::relu::relu_f32(cast(input(0)), bytemuck::cast_slice_mut(output))
+        }
+        Kernel::ReluI8(p) => {
+            reference::relu::relu_i8(p, cast(input(0)), bytemuck::cast_slice_mut(output))
+        }
+        Kernel::QuantizeF32I8 { scale, zero_point } => reference::quantize::quantize_f32_i8(
+            *scale,
+            *zero_point,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::Requantize(p) => {
+            reference::quantize::requantize_i8(p, cast(input(0)), bytemuck::cast_slice_mut(output))
+        }
+        Kernel::DequantizeI8 { scale, zero_point } => reference::dequantize::dequantize_i8_f32(
+            *scale,
+            *zero_point,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::ResizeNearest {
+            batches,
+            in_h,
+            in_w,
+            pixel_bytes,
+            src_y,
+            src_x,
+        } => reference::resize_nearest::resize_nearest(
+            *batches,
+            *in_h,
+            *in_w,
+            *pixel_bytes,
+            src_y,
+            src_x,
+            input(0).unwrap_or(&[]),
+            output,
+        ),
+        Kernel::AddF32 { layout, act } => reference::add::add_f32(
+            layout,
+            *act,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::AddI8 { layout, quant } => reference::add::add_i8(
+            layout,
+            quant,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::AddI32 { layout } => reference::add::add_i32(
+            layout,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::MulF32 { layout, act } => reference::mul::mul_f32(
+            layout,
+            *act,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::MulI8 { layout, quant } => reference::mul::mul_i8(
+            layout,
+            quant,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::MulI32 { layout } => reference::mul::mul_i32(
+            layout,
+            cast(input(0)),
+            cast(input(1)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::Copy => output.copy_from_slice(input(0).unwrap_or(&[])),
+        Kernel::Shape { dims, int64 } => {
+            if *int64 {
+                bytemuck::cast_slice_mut::<u8, i64>(output).copy_from_slice(dims);
+            } else {
+                for (o, &d) in bytemuck::cast_slice_mut::<u8, i32>(output)
+                    .iter_mut()
+                    .zip(dims)
+                {
+                    *o = d as i32;
+                }
+            }
+        }
+        Kernel::StridedSlice {
+            in_shape,
+            axes,
+            element_bytes,
+        } => reference::strided_slice::strided_slice(
+            in_shape,
+            axes,
+            *element_bytes,
+            input(0).unwrap_or(&[]),
+            output,
+        ),
+        Kernel::Pack { outer, inner_bytes } => {
+            let ins: Vec<&[u8]> = inputs.iter().map(|x| x.unwrap_or(&[])).collect();
+            reference::pack::pack(*outer, *inner_bytes, &ins, output);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+//! An interpreter for f32 and int8 TFLite models, executing the owned IR of `tflite-writer`.
+//!
+//! [`Interpreter::new`] prepares a model once: it validates every tensor and operator, infers
+//! every shape statically, folds shape-only subgraphs (the `SHAPE → STRIDED_SLICE → PACK`
+//! chains TensorFlow's converter puts in front of `TRANSPOSE_CONV`), chooses the kernels and
+//! plans one arena in which activations share memory. [`Interpreter::invoke`] then runs the
+//! operators; [`Interpreter::invoke_with_observer`] also shows every intermediate tensor.
+//!
+//! The kernels in [`reference`] reproduce LiteRT's `BUILTIN_REF` kernels bit for bit for int8
+//! (see `shared/docs/tflite-int8.md` §2–5); the test suite checks this against LiteRT itself.
+//!
+//! Layout (after tract-linalg): [`frame`] holds the kernel parameter types and the kernel
+//! table (the selection point for future SIMD tiers), [`reference`] one file per operator.
+
+#![warn(missing_docs)]
+
+#[cfg(target_endian = "big")]
+compile_error!("tflite-runtime reads TFLite's little-endian buffers in place");
+
+pub mod error;
+mod exec;
+pub mod frame;
+mod interpreter;
+pub mod npy;
+pub mod padding;
+pub mod plan;
+mod prepare;
+pub mod quant;
+pub mod reference;
+pub mod tensor;
+
+pub use error::RuntimeError;
+pub use frame::KernelTier;
+pub use interpreter::{Interpreter, MemoryReport, Observation, Options};
+pub use tensor::{Element, TensorData, TensorInfo};

@@ -1,0 +1,284 @@
+//! A small `.npy` (NumPy array file, format versions 1–3) reader and writer for the dtypes the
+//! runtime exchanges: `<f4`, `|i1`, `|u1`, `<i4`, `<i8`, little-endian and C order only.
+
+use crate::error::RuntimeError;
+
+/// Array data of a `.npy` file.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NpyData {
+    /// `<f4`.
+    F32(Vec<f32>),
+    /// `|i1`.
+    I8(Vec<i8>),
+    /// `|u1` (also `|b1`).
+    U8(Vec<u8>),
+    /// `<i4`.
+    I32(Vec<i32>),
+    /// `<i8`.
+    I64(Vec<i64>),
+}
+
+impl NpyData {
+    fn descr(&self) -> &'static str {
+        match self {
+            NpyData::F32(_) => "<f4",
+            NpyData::I8(_) => "|i1",
+            NpyData::U8(_) => "|u1",
+            NpyData::I32(_) => "<i4",
+            NpyData::I64(_) => "<i8",
+        }
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        match self {
+            NpyData::F32(v) => v.len(),
+            NpyData::I8(v) => v.len(),
+            NpyData::U8(v) => v.len(),
+            NpyData::I32(v) => v.len(),
+            NpyData::I64(v) => v.len(),
+        }
+    }
+
+    /// True when there are no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// NumPy's name of the dtype (`float32`, `int8`, ...).
+    pub fn dtype_name(&self) -> &'static str {
+        match self {
+            NpyData::F32(_) => "float32",
+            NpyData::I8(_) => "int8",
+            NpyData::U8(_) => "uint8",
+            NpyData::I32(_) => "int32",
+            NpyData::I64(_) => "int64",
+        }
+    }
+}
+
+/// A parsed `.npy` array.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NpyArray {
+    /// Shape (empty for a scalar).
+    pub shape: Vec<usize>,
+    /// Data in C order.
+    pub data: NpyData,
+}
+
+fn bad(detail: impl Into<String>) -> RuntimeError {
+    RuntimeError::Npy {
+        detail: detail.into(),
+    }
+}
+
+/// Parses the bytes of a `.npy` file.
+pub fn read_npy(bytes: &[u8]) -> Result<NpyArray, RuntimeError> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err(bad("not a .npy file (missing the \\x93NUMPY magic)"));
+    }
+    let major = bytes[6];
+    let (header_len, start) = match major {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(bad("truncated header"));
+            }
+            (
+                u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+                12,
+            )
+        }
+        v => return Err(bad(format!("unsupported .npy format version {v}"))),
+    };
+    let header_end = start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| bad("truncated header"))?;
+    let header =
+        std::str::from_utf8(&bytes[start..header_end]).map_err(|_| bad("header is not text"))?;
+    let descr = dict_value(header, "descr").ok_or_else(|| bad("header has no 'descr'"))?;
+    let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
+    let fortran =
+        dict_value(header, "fortran_order").ok_or_else(|| bad("header has no 'fortran_order'"))?;
+    if fortran.trim() != "False" {
+        return Err(bad("Fortran-order arrays are not supported"));
+    }
+    let shape_text = dict_value(header, "shape").ok_or_else(|| bad("header has no 'shape'"))?;
+    let shape: Vec<usize> = shape_text
+        .trim()
+        .trim_start_matches('(')
+        .trim_end_matches(')')
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<usize>()
+                .map_err(|_| bad(format!("bad shape entry '{s}'")))
+        })
+        .collect::<Result<_, _>>()?;
+    let n: usize = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| bad("shape is too large"))?;
+    let body = &bytes[header_end..];
+    let elem = match descr {
+        "<f4" | "<i4" => 4,
+        "|i1" | "|u1" | "|b1" | "<i1" | "<u1" => 1,
+        "<i8" => 8,
+        other => {
+            return Err(bad(format!(
+                "dtype '{other}' is not supported (use float32, int8, uint8, int32 or int64, little-endian)"
+            )));
+        }
+    };
+    let need = n
+        .checked_mul(elem)
+        .ok_or_else(|| bad("shape is too large"))?;
+    if body.len() < need {
+        return Err(bad(format!(
+            "data is truncated: shape {shape:?} needs {need} bytes, the file has {}",
+            body.len()
+        )));
+    }
+    let body = &body[..need];
+    let data = match descr {
+        "<f4" => NpyData::F32(
+            body.chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        "<i4" => NpyData::I32(
+            body.chunks_exact(4)
+                .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
+        ),
+        "<i8" => NpyData::I64(
+            body.chunks_exact(8)
+                .map(|c| i64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+                .collect(),
+        ),
+        "|i1" | "<i1" => NpyData::I8(body.iter().map(|&b| b as i8).collect()),
+        _ => NpyData::U8(body.to_vec()),
+    };
+    Ok(NpyArray { shape, data })
+}
+
+/// The text after `'key':` in a header dict, up to the matching top-level comma.
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let pos = header
+        .find(&format!("'{key}'"))
+        .or_else(|| header.find(&format!("\"{key}\"")))?;
+    let rest = &header[pos + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?;
+    let mut depth = 0i32;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '(' | '[' => depth += 1,
+            ')' | ']' => depth -= 1,
+            ',' | '}' if depth == 0 => return Some(&rest[..i]),
+            _ => {}
+        }
+    }
+    Some(rest)
+}
+
+/// Serialises an array as a version-1 `.npy` file.
+pub fn write_npy(array: &NpyArray) -> Vec<u8> {
+    let shape = match array.shape.len() {
+        0 => "()".to_string(),
+        1 => format!("({},)", array.shape[0]),
+        _ => format!(
+            "({})",
+            array
+                .shape
+                .iter()
+                .map(|d| d.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let mut header = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape}, }}",
+        array.data.descr()
+    );
+    // Pad so that the data starts on a 64-byte boundary, header ending in '\n'.
+    let total = 10 + header.len() + 1;
+    header.push_str(&" ".repeat(total.div_ceil(64) * 64 - total));
+    header.push('\n');
+    let mut out = Vec::with_capacity(10 + header.len() + array.data.len() * 8);
+    out.extend_from_slice(b"\x93NUMPY\x01\x00");
+    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    match &array.data {
+        NpyData::F32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
+        NpyData::U8(v) => out.extend_from_slice(v),
+        NpyData::I32(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+        NpyData::I64(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_all_dtypes() {
+        let arrays = [
+            NpyArray {
+                shape: vec![2, 3],
+                data: NpyData::F32(vec![0.5, -1.0, 2.25, 3.0, 1e-7, -0.0]),
+            },
+            NpyArray {
+                shape: vec![4],
+                data: NpyData::I8(vec![-128, -1, 0, 127]),
+            },
+            NpyArray {
+                shape: vec![],
+                data: NpyData::I32(vec![42]),
+            },
+            NpyArray {
+                shape: vec![1, 2],
+                data: NpyData::I64(vec![i64::MIN, 7]),
+            },
+            NpyArray {
+                shape: vec![3, 1],
+                data: NpyData::U8(vec![0, 200, 255]),
+            },
+        ];
+        for a in arrays {
+            let bytes = write_npy(&a);
+            assert_eq!(
+                (10 + u16::from_le_bytes([bytes[8], bytes[9]]) as usize) % 64,
+                0
+            );
+            assert_eq!(read_npy(&bytes).unwrap(), a);
+        }
+    }
+
+    #[test]
+    fn rejects_bad_files() {
+        assert!(read_npy(b"hello").is_err());
+        let mut bytes = write_npy(&NpyArray {
+            shape: vec![8],
+            data: NpyData::F32(vec![0.0; 8]),
+        });
+        bytes.truncate(bytes.len() - 4);
+        let err = read_npy(&bytes).unwrap_err().to_string();
+        assert!(err.contains("truncated"), "{err}");
+        let text = String::from_utf8_lossy(&write_npy(&NpyArray {
+            shape: vec![1],
+            data: NpyData::F32(vec![0.0]),
+        }))
+        .replace("<f4", ">f8");
+        assert!(read_npy(text.as_bytes()).is_err());
+    }
+}
