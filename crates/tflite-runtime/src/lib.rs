@@ -27,6 +27,7 @@ pub mod plan;
 mod prepare;
 pub mod quant;
 pub mod reference;
+pub mod synth;
 pub mod tensor;
 
 pub use error::RuntimeError;
