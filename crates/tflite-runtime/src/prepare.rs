@@ -14,7 +14,9 @@ use crate::frame::{
 };
 use crate::padding::{leading_padding, out_size};
 use crate::plan::{ArenaPlan, Lifetime, plan_arena};
-use crate::quant::{activation_range_f32, activation_range_i8, quantize_multiplier};
+use crate::quant::{
+    QuantizedMultiplier, activation_range_f32, activation_range_i8, quantize_multiplier,
+};
 use crate::reference::logistic::logistic_lut_i8;
 use crate::reference::resize_nearest::nearest_source;
 use crate::tensor::{AlignedBytes, TensorInfo};
@@ -147,7 +149,7 @@ fn validate_tensors(model: &Model, sg: &Subgraph) -> Result<Vec<Slot>, RuntimeEr
         let n_elements = shape
             .iter()
             .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .filter(|&n| n <= (1usize << 40))
+            .filter(|&n| n <= i32::MAX as usize)
             .ok_or_else(|| err(format!("shape {:?} is too large", t.shape)))?;
         let elem = t.dtype.size_bytes().unwrap_or(0);
         let bytes = n_elements * elem;
@@ -209,10 +211,10 @@ fn validate_tensors(model: &Model, sg: &Subgraph) -> Result<Vec<Slot>, RuntimeEr
                     "quantization scale {s} is not a finite positive number"
                 )));
             }
-            if t.dtype == TensorType::Int8 {
-                if let Some(zp) = q.zero_point.iter().find(|z| !(-128..=127).contains(*z)) {
-                    return Err(err(format!("int8 zero point {zp} is outside [-128, 127]")));
-                }
+            if t.dtype == TensorType::Int8
+                && let Some(zp) = q.zero_point.iter().find(|z| !(-128..=127).contains(*z))
+            {
+                return Err(err(format!("int8 zero point {zp} is outside [-128, 127]")));
             }
         }
         slots.push(Slot {
@@ -641,14 +643,14 @@ impl Builder<'_> {
                         xs[0], ws[0]
                     )));
                 }
-                if let Some(b) = bias {
-                    if self.info(b).num_elements() != ws[0] {
-                        return Err(cx.invalid(format!(
-                            "bias has {} elements, expected {}",
-                            self.info(b).num_elements(),
-                            ws[0]
-                        )));
-                    }
+                if let Some(b) = bias
+                    && self.info(b).num_elements() != ws[0]
+                {
+                    return Err(cx.invalid(format!(
+                        "bias has {} elements, expected {}",
+                        self.info(b).num_elements(),
+                        ws[0]
+                    )));
                 }
                 if o.stride_h <= 0 || o.stride_w <= 0 {
                     return Err(cx.invalid("strides must be positive"));
@@ -894,7 +896,7 @@ impl Builder<'_> {
                         let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
                         // LiteRT: `double real_multiplier = input->scale / output->scale;`,
                         // a float division.
-                        let m = quantize_multiplier((s_in / s_out) as f64);
+                        let m = self.multiplier(cx, (s_in / s_out) as f64)?;
                         Ok((
                             Kernel::ReluI8(RequantParams {
                                 input_zero_point: zp_in,
@@ -923,7 +925,7 @@ impl Builder<'_> {
                     (TensorType::Int8, TensorType::Int8) => {
                         let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
                         let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
-                        let m = quantize_multiplier(s_in as f64 / s_out as f64);
+                        let m = self.multiplier(cx, s_in as f64 / s_out as f64)?;
                         Ok((
                             Kernel::Requantize(RequantParams {
                                 input_zero_point: zp_in,
@@ -1076,7 +1078,7 @@ impl Builder<'_> {
                             }
                         } else {
                             // LiteRT multiplies and divides the float scales in float.
-                            let m = quantize_multiplier((s1 * s2 / so) as f64);
+                            let m = self.multiplier(cx, (s1 * s2 / so) as f64)?;
                             Kernel::MulI8 {
                                 layout,
                                 quant: MulQuantParams {
@@ -1289,6 +1291,18 @@ impl Builder<'_> {
         }
     }
 
+    /// `QuantizeMultiplier`, refusing factors whose left shift would overflow the int32
+    /// arithmetic (LiteRT's behaviour there is undefined).
+    fn multiplier(&self, cx: &OpCx, real: f64) -> Result<QuantizedMultiplier, RuntimeError> {
+        let m = quantize_multiplier(real);
+        if m.shift > 30 {
+            return Err(cx.invalid(format!(
+                "rescale factor {real:e} is too large for int8 arithmetic (scales are inconsistent)"
+            )));
+        }
+        Ok(m)
+    }
+
     fn types(&self, tensors: &[usize]) -> Vec<TensorType> {
         tensors.iter().map(|&t| self.info(t).dtype).collect()
     }
@@ -1389,19 +1403,18 @@ impl Builder<'_> {
         if wq.zero_point.iter().any(|&z| z != 0) {
             return Err(cx.invalid("weights have a non-zero zero point"));
         }
-        if let Some(b) = bias {
-            if let Some(bq) = &self.info(b).quantization {
-                if bq.zero_point.iter().any(|&z| z != 0) {
-                    return Err(cx.invalid("bias has a non-zero zero point"));
-                }
-            }
+        if let Some(b) = bias
+            && let Some(bq) = &self.info(b).quantization
+            && bq.zero_point.iter().any(|&z| z != 0)
+        {
+            return Err(cx.invalid("bias has a non-zero zero point"));
         }
         let (act_min, act_max) = self.act_i8(cx, output, activation)?;
         let mut multipliers = Vec::with_capacity(out_c);
         let mut shifts = Vec::with_capacity(out_c);
         for c in 0..out_c {
             let s_w = wq.scale[if wq.scale.len() == 1 { 0 } else { c }];
-            let m = quantize_multiplier(s_in as f64 * s_w as f64 / s_out as f64);
+            let m = self.multiplier(cx, s_in as f64 * s_w as f64 / s_out as f64)?;
             multipliers.push(m.multiplier);
             shifts.push(m.shift);
         }
@@ -1433,7 +1446,7 @@ fn resolve_reshape(requested: &[i64], n_elements: usize) -> Option<Vec<usize>> {
     }
     let mut shape: Vec<usize> = requested.iter().map(|&d| d.max(0) as usize).collect();
     if let Some(i) = unknown {
-        if known == 0 || n_elements % known != 0 {
+        if known == 0 || !n_elements.is_multiple_of(known) {
             return None;
         }
         shape[i] = n_elements / known;

@@ -25,8 +25,13 @@ pub fn mul_i8(
     layout.for_each(|o, a, b| {
         let x1 = p.input1_offset + input1[a] as i32;
         let x2 = p.input2_offset + input2[b] as i32;
-        let v = p.output_offset
-            + multiply_by_quantized_multiplier(x1 * x2, p.output_multiplier, p.output_shift);
+        let v = p
+            .output_offset
+            .wrapping_add(multiply_by_quantized_multiplier(
+                x1 * x2,
+                p.output_multiplier,
+                p.output_shift,
+            ));
         output[o] = v.clamp(p.act_min, p.act_max) as i8;
     });
 }

@@ -18,7 +18,7 @@ pub fn requantize_i8(p: &RequantParams, input: &[i8], output: &mut [i8]) {
     for (x, y) in input.iter().zip(output.iter_mut()) {
         let v =
             multiply_by_quantized_multiplier(*x as i32 - p.input_zero_point, p.multiplier, p.shift)
-                + p.output_zero_point;
+                .wrapping_add(p.output_zero_point);
         *y = v.clamp(p.act_min, p.act_max) as i8;
     }
 }

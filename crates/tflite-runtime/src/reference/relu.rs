@@ -14,12 +14,13 @@ pub fn relu_f32(input: &[f32], output: &mut [f32]) {
 /// Int8 RELU with rescale.
 pub fn relu_i8(p: &RequantParams, input: &[i8], output: &mut [i8]) {
     for (x, y) in input.iter().zip(output.iter_mut()) {
-        let v = p.output_zero_point
-            + multiply_by_quantized_multiplier(
+        let v = p
+            .output_zero_point
+            .wrapping_add(multiply_by_quantized_multiplier(
                 *x as i32 - p.input_zero_point,
                 p.multiplier,
                 p.shift,
-            );
+            ));
         *y = v.clamp(p.act_min, p.act_max) as i8;
     }
 }

@@ -30,6 +30,7 @@ pub fn nearest_source(
 
 /// NHWC resize; `pixel_bytes` is `channels · element_size`. `src_y[oy]`/`src_x[ox]` come from
 /// [`nearest_source`].
+#[allow(clippy::too_many_arguments)]
 pub fn resize_nearest(
     batches: usize,
     in_h: usize,

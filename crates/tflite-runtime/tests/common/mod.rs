@@ -40,7 +40,7 @@ pub fn litert() -> Result<(), String> {
 }
 
 pub fn oracle_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/litert_oracle.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/litert_oracle.py")
 }
 
 pub const ACTIVATIONS: [Activation; 4] = [
@@ -804,5 +804,43 @@ pub fn all_cases() -> Vec<Case> {
     }
     cases.extend(logistic_cases(&mut rng));
     cases.extend(relu_quantize_dequantize_cases(&mut rng));
+    cases
+}
+
+/// One case of each kind with parameters drawn from `rng` (for the property test).
+pub fn all_cases_small(rng: &mut Rng) -> Vec<Case> {
+    let int8 = rng.range_i64(0, 1) == 1;
+    let padding = if rng.range_i64(0, 1) == 1 {
+        Padding::Same
+    } else {
+        Padding::Valid
+    };
+    let act = ACTIVATIONS[rng.range_i64(0, 3) as usize];
+    let hw = (rng.range_i64(3, 9) as usize, rng.range_i64(3, 9) as usize);
+    let stride = rng.range_i64(1, 2) as usize;
+    let k = rng.range_i64(1, 3) as usize;
+    let mut cases = vec![
+        conv_case(
+            rng,
+            int8,
+            hw,
+            2,
+            3,
+            (k, k),
+            (stride, stride),
+            (1, 1),
+            padding,
+            act,
+        ),
+        transpose_conv_case(rng, int8, hw, 2, 3, k, stride, padding, act, true, k == 2),
+        pool_case(rng, int8, k == 2, hw, k, stride, padding, act),
+        concat_case(rng, int8, 3, 2),
+        resize_case(rng, int8, hw, (hw.1, hw.0 + 1), k == 1, k == 2),
+        binary_case(rng, int8, k == 2, &[1, 2, 3, 2], &[2], act, false),
+        reshape_case(rng, int8, k == 3),
+        unet_case(rng, int8),
+    ];
+    cases.extend(logistic_cases(rng).into_iter().take(2));
+    cases.extend(relu_quantize_dequantize_cases(rng).into_iter().take(4));
     cases
 }

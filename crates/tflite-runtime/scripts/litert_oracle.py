@@ -1,4 +1,4 @@
-"""LiteRT oracle for tflite-runtime's tests and benches (run by Rust code; not a user tool).
+"""LiteRT oracle for tflite-runtime: its tests and `cargo xtask runtime-bench` run it.
 
     python3 litert_oracle.py run MANIFEST.json
         MANIFEST: [{"name", "model", "inputs": [npy...], "out_prefix"}]
