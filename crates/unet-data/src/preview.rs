@@ -1,0 +1,139 @@
+//! A PNG contact sheet of slices with their masks overlaid, because people check data by
+//! looking at it.
+
+use std::io::{self, BufWriter};
+use std::path::Path;
+
+use crate::{DataError, Slice};
+
+/// An 8-bit RGB image.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RgbImage {
+    /// Columns.
+    pub width: usize,
+    /// Rows.
+    pub height: usize,
+    /// `width * height * 3` bytes, row-major RGB.
+    pub pixels: Vec<u8>,
+}
+
+const GAP: usize = 4;
+const GAP_SHADE: u8 = 40;
+
+/// Lays `slices` out in a grid of `columns` tiles, each pair of tiles side by side: the plain
+/// image (left) and the image with the mask tinted red and outlined in yellow (right). Each
+/// image is windowed to its 1st–99th intensity percentile.
+pub fn render_grid(slices: &[Slice], columns: usize) -> RgbImage {
+    let columns = columns.max(1);
+    let tile_h = slices.iter().map(|s| s.height).max().unwrap_or(0);
+    let tile_w = slices.iter().map(|s| s.width).max().unwrap_or(0);
+    let rows = slices.len().div_ceil(columns);
+    let width = columns * (2 * tile_w + GAP) + GAP;
+    let height = rows * (tile_h + GAP) + GAP;
+    let mut pixels = vec![GAP_SHADE; width * height * 3];
+    for (i, slice) in slices.iter().enumerate() {
+        let top = GAP + (i / columns) * (tile_h + GAP);
+        let left = GAP + (i % columns) * (2 * tile_w + GAP);
+        draw_tile(&mut pixels, width, top, left, slice);
+    }
+    RgbImage {
+        width,
+        height,
+        pixels,
+    }
+}
+
+fn percentile(sorted: &[f32], q: f64) -> f32 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let pos = ((sorted.len() - 1) as f64 * q) as usize;
+    sorted[pos]
+}
+
+fn draw_tile(pixels: &mut [u8], stride: usize, top: usize, left: usize, slice: &Slice) {
+    let (h, w) = (slice.height, slice.width);
+    let mut sorted: Vec<f32> = slice
+        .image
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .collect();
+    sorted.sort_by(f32::total_cmp);
+    let low = percentile(&sorted, 0.01);
+    let high = percentile(&sorted, 0.99).max(low + 1e-6);
+    let is_tumour = |r: usize, c: usize| slice.mask[r * w + c] > 0.5;
+    for r in 0..h {
+        for c in 0..w {
+            let v = ((slice.image[r * w + c] - low) / (high - low)).clamp(0.0, 1.0);
+            let grey = (v * 255.0 + 0.5) as u8;
+            let plain = [grey, grey, grey];
+            let overlay = if is_tumour(r, c) {
+                let edge = r == 0
+                    || c == 0
+                    || r + 1 == h
+                    || c + 1 == w
+                    || !is_tumour(r - 1, c)
+                    || !is_tumour(r + 1, c)
+                    || !is_tumour(r, c - 1)
+                    || !is_tumour(r, c + 1);
+                if edge {
+                    [255, 230, 0]
+                } else {
+                    let g = f32::from(grey);
+                    [
+                        (0.45 * g + 0.55 * 255.0) as u8,
+                        (0.45 * g) as u8,
+                        (0.45 * g) as u8,
+                    ]
+                }
+            } else {
+                plain
+            };
+            let put = |pixels: &mut [u8], col: usize, rgb: [u8; 3]| {
+                let at = ((top + r) * stride + col) * 3;
+                pixels[at..at + 3].copy_from_slice(&rgb);
+            };
+            put(pixels, left + c, plain);
+            put(pixels, left + w + c, overlay);
+        }
+    }
+}
+
+/// Writes `image` as an 8-bit RGB PNG. The file appears atomically (temporary file + rename).
+pub fn write_png(path: &Path, image: &RgbImage) -> Result<(), DataError> {
+    let io_err = |source| DataError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io_err)?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let file = std::fs::File::create(&tmp)?;
+        let mut encoder = png::Encoder::new(
+            BufWriter::new(file),
+            image.width as u32,
+            image.height as u32,
+        );
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().map_err(io::Error::other)?;
+        writer
+            .write_image_data(&image.pixels)
+            .map_err(io::Error::other)?;
+        writer.finish().map_err(io::Error::other)?;
+        std::fs::rename(&tmp, path)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io_err)
+}

