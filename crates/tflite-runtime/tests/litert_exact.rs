@@ -224,13 +224,20 @@ fn bit_exact_with_litert_builtin_ref() {
 #[test]
 fn tensorflow_fixture_matches_litert() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures");
-    let mut found: Vec<_> = std::fs::read_dir(&fixtures)
-        .map(|it| {
-            it.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|e| e == "tflite"))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut found = Vec::new();
+    let mut dirs = vec![fixtures.clone()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "tflite") {
+                found.push(path);
+            }
+        }
+    }
     found.sort();
     if found.is_empty() {
         eprintln!(
