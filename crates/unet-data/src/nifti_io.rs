@@ -320,3 +320,8 @@ fn write_body<W: Write>(out: &mut W, header: &[u8], data: NiftiData<'_>) -> io::
     }
     Ok(())
 }
+
+/// A gzip decoder over `reader` (multi-member aware), as used for `.nii.gz` files.
+pub fn gzip_reader<R: Read>(reader: R) -> impl Read {
+    flate2::read::MultiGzDecoder::new(reader)
+}

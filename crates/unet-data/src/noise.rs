@@ -37,7 +37,7 @@ impl SliceSource for NoiseSource {
             self.seed,
             self.split.salt(),
             index as u64,
-            0x4e01_5e,
+            0x004e_015e,
         ]));
         let n = self.size * self.size;
         let image = (0..n).map(|_| rng.next_f32()).collect();

@@ -170,7 +170,7 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
     // Ventricles: a pair of tilted ellipses near the centre, absent on high/low slices.
     let has_ventricles = rng.chance(0.75);
     let ventricle_scale = rng.uniform(0.6, 1.3);
-    let ventricle_spread = rng.uniform(0.08, 0.14);
+    let ventricle_spread = rng.uniform(0.04, 0.08);
     let ventricle_shift = rng.uniform(-0.12, 0.02);
 
     // Smooth random fields: tissue texture (two octaves), gyral perturbation, bias field.
@@ -250,24 +250,27 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
             let inside_skull = 1.0 - ramp(rho, 0.95, w);
             let inside_csf = 1.0 - ramp(rho, 0.90, w);
             let inside_brain = 1.0 - ramp(rho, brain_edge, w);
-            let gyral = libm::sin(gyri_count * angle + gyri_phase + 2.5 * gyri_noise.at(px, py));
-            let cortex_depth = 0.70 + 0.05 * gyral;
+            let gyral = libm::sin(gyri_count * angle + gyri_phase + 4.0 * gyri_noise.at(px, py));
+            let cortex_depth = 0.72 + 0.04 * gyral + 0.03 * texture_coarse.at(py, px);
             let in_white = 1.0 - ramp(rho, cortex_depth, 3.0 * pixel);
             let texture = 1.0 + 0.10 * texture_coarse.at(px, py) + 0.05 * texture_fine.at(px, py);
             let mut brain = (white * in_white + grey * (1.0 - in_white)) * texture;
             // Sulci: thin dark CSF lines reaching in from the rim.
-            let sulcus = ramp(gyral, 0.93, 0.08) * ramp(rho, cortex_depth + 0.02, 4.0 * pixel);
+            let sulcus_depth = cortex_depth + 0.04 + 0.06 * (1.0 + gyri_noise.at(py, px));
+            let sulcus = 0.8 * ramp(gyral, 0.95, 0.06) * ramp(rho, sulcus_depth, 4.0 * pixel);
             brain = brain * (1.0 - sulcus) + csf * sulcus;
 
             if has_ventricles {
                 for side in [-1.0, 1.0] {
-                    let vu = u - side * ventricle_spread * ventricle_scale;
+                    // Crescents, closest in the middle and diverging at both horns: ")(".
                     let vv = v - ventricle_shift;
-                    let (sa, ca) = (libm::sin(side * 0.35), libm::cos(side * 0.35));
-                    let a = (vu * ca + vv * sa) / (0.055 * ventricle_scale);
-                    let b = (-vu * sa + vv * ca) / (0.22 * ventricle_scale);
+                    let bow = 1.4 * vv * vv + 0.1 * vv;
+                    let vu = u - side * (ventricle_spread * ventricle_scale + bow);
+                    let (sa, ca) = (libm::sin(side * 0.12), libm::cos(side * 0.12));
+                    let a = (vu * ca + vv * sa) / (0.045 * ventricle_scale);
+                    let b = (-vu * sa + vv * ca) / (0.24 * ventricle_scale);
                     let r = libm::sqrt(a * a + b * b);
-                    let inside = 1.0 - ramp(r, 1.0, 2.0 * pixel / (0.055 * ventricle_scale));
+                    let inside = 1.0 - ramp(r, 1.0, 2.0 * pixel / (0.045 * ventricle_scale));
                     brain = brain * (1.0 - inside) + csf * inside;
                 }
             }

@@ -1,0 +1,306 @@
+//! Every bad input gives a clear error naming the file and the problem, never a panic.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use unet_data::nifti_io::{NiftiData, write_nifti};
+use unet_data::{DataConfig, DataError, SourceKind, Split, open_source};
+
+fn config(dir: &Path) -> DataConfig {
+    DataConfig {
+        source: SourceKind::Decathlon,
+        size: SIZE,
+        seed: 7,
+        data_path: Some(dir.to_path_buf()),
+        ..DataConfig::default()
+    }
+}
+
+fn open_err(dir: &Path) -> DataError {
+    match open_source(&config(dir), Split::Train) {
+        Ok(_) => panic!("opening {} should fail", dir.display()),
+        Err(err) => err,
+    }
+}
+
+/// Reads every slice of every split and returns the first error.
+fn first_read_err(dir: &Path) -> DataError {
+    for split in Split::ALL {
+        let source = open_source(&config(dir), split).unwrap();
+        for i in 0..source.len() {
+            if let Err(err) = source.get(i) {
+                return err;
+            }
+        }
+    }
+    panic!("reading {} should fail", dir.display());
+}
+
+fn assert_mentions(err: &DataError, needles: &[&str]) {
+    let message = err.to_string();
+    for needle in needles {
+        assert!(
+            message.contains(needle),
+            "error {message:?} should mention {needle:?}"
+        );
+    }
+}
+
+#[test]
+fn missing_dataset_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = open_err(dir.path());
+    assert!(
+        matches!(err, DataError::MissingDatasetJson { .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["dataset.json", "not found"]);
+}
+
+#[test]
+fn decathlon_without_data_path() {
+    let cfg = DataConfig {
+        source: SourceKind::Decathlon,
+        ..DataConfig::default()
+    };
+    let err = open_source(&cfg, Split::Train).err().unwrap();
+    assert!(matches!(err, DataError::MissingDataPath), "{err:?}");
+}
+
+#[test]
+fn malformed_dataset_json() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("dataset.json"),
+        "{\"training\": [ {\"image\": 3 ",
+    )
+    .unwrap();
+    let err = open_err(dir.path());
+    assert!(
+        matches!(err, DataError::MalformedDatasetJson { .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["dataset.json", "malformed", "line"]);
+
+    // Valid JSON, but no `training[].label`.
+    std::fs::write(
+        dir.path().join("dataset.json"),
+        r#"{"training": [{"image": "a.nii"}]}"#,
+    )
+    .unwrap();
+    let err = open_err(dir.path());
+    assert!(
+        matches!(err, DataError::MalformedDatasetJson { .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["dataset.json", "label"]);
+
+    // No training volumes at all.
+    write_dataset_json(dir.path(), "");
+    let err = open_err(dir.path());
+    assert!(
+        matches!(err, DataError::NoTrainingVolumes { .. }),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["dataset.json", "no training volumes"]);
+}
+
+#[test]
+fn missing_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_dataset(dir.path(), 3, "nii.gz");
+    std::fs::remove_file(&pairs[1].1).unwrap();
+    let err = open_err(dir.path());
+    assert!(matches!(err, DataError::MissingVolume { .. }), "{err:?}");
+    assert_mentions(
+        &err,
+        &[
+            "labelsTr/BRATS_001.nii.gz",
+            "does not exist",
+            "dataset.json",
+        ],
+    );
+}
+
+#[test]
+fn three_d_image_where_four_d_expected() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_dataset(dir.path(), 3, "nii");
+    let data = image_data(0, [NX, NY, NZ], 1);
+    write_nifti(&pairs[2].0, &[NX, NY, NZ], NiftiData::F32(&data)).unwrap();
+    let err = open_err(dir.path());
+    assert!(
+        matches!(
+            err,
+            DataError::WrongRank {
+                expected: 4,
+                found: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(
+        &err,
+        &["imagesTr/BRATS_002.nii", "expected a 4-D image", "3-D"],
+    );
+}
+
+#[test]
+fn image_label_shape_mismatch() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_dataset(dir.path(), 3, "nii.gz");
+    let label = label_data([NX, NY - 1, NZ]);
+    write_nifti(&pairs[0].1, &[NX, NY - 1, NZ], NiftiData::U8(&label)).unwrap();
+    let err = open_err(dir.path());
+    assert!(matches!(err, DataError::ShapeMismatch { .. }), "{err:?}");
+    assert_mentions(
+        &err,
+        &[
+            "BRATS_000.nii.gz",
+            "shape mismatch",
+            "[52, 48, 5]",
+            "[52, 47, 5]",
+        ],
+    );
+}
+
+fn write_with_bad_voxel(value: f32) -> (tempfile::TempDir, DataError) {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_dataset(dir.path(), 3, "nii.gz");
+    let mut data = image_data(1, [NX, NY, NZ], CHANNELS);
+    let (x, y, z) = (3, 4, 2);
+    data[x + NX * (y + NY * z)] = value;
+    write_nifti(&pairs[1].0, &[NX, NY, NZ, CHANNELS], NiftiData::F32(&data)).unwrap();
+    let err = first_read_err(dir.path());
+    (dir, err)
+}
+
+#[test]
+fn nan_voxel() {
+    let (_dir, err) = write_with_bad_voxel(f32::NAN);
+    assert!(
+        matches!(
+            err,
+            DataError::NonFinite {
+                x: 3,
+                y: 4,
+                z: 2,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(
+        &err,
+        &[
+            "imagesTr/BRATS_001.nii.gz",
+            "non-finite voxel NaN",
+            "x=3, y=4, z=2",
+        ],
+    );
+}
+
+#[test]
+fn infinite_voxel() {
+    let (_dir, err) = write_with_bad_voxel(f32::NEG_INFINITY);
+    assert!(matches!(err, DataError::NonFinite { .. }), "{err:?}");
+    assert_mentions(
+        &err,
+        &["imagesTr/BRATS_001.nii.gz", "non-finite voxel -inf"],
+    );
+}
+
+#[test]
+fn size_not_a_multiple_of_16() {
+    for kind in SourceKind::ALL {
+        for size in [0, 100, 8] {
+            let cfg = DataConfig {
+                source: kind,
+                size,
+                ..DataConfig::default()
+            };
+            let err = open_source(&cfg, Split::Train).err().unwrap();
+            assert!(
+                matches!(err, DataError::BadSize { .. }),
+                "{kind} {size}: {err:?}"
+            );
+            assert_mentions(&err, &[&format!("size {size}"), "multiple of 16"]);
+        }
+    }
+}
+
+#[test]
+fn empty_split() {
+    // Two volumes: 7.5 % of 2 rounds to zero validation volumes.
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 2, "nii");
+    let err = open_source(&config(dir.path()), Split::Validation)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            DataError::EmptySplit {
+                split: Split::Validation,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(&err, &["validation split", "dataset.json", "empty"]);
+
+    // A generated source configured with zero slices.
+    let cfg = DataConfig {
+        slices_per_split: Some(0),
+        ..DataConfig::default()
+    };
+    let err = open_source(&cfg, Split::Test).err().unwrap();
+    assert!(
+        matches!(
+            err,
+            DataError::EmptySplit {
+                split: Split::Test,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn truncated_and_garbage_volumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let pairs = write_dataset(dir.path(), 3, "nii");
+    // Cut the image of volume 0 in the middle of channel 0: the header is fine, the data is not.
+    let bytes = std::fs::read(&pairs[0].0).unwrap();
+    std::fs::write(&pairs[0].0, &bytes[..352 + 1000]).unwrap();
+    let err = first_read_err(dir.path());
+    assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
+    assert_mentions(&err, &["imagesTr/BRATS_000.nii", "truncated"]);
+
+    // Not NIfTI at all.
+    std::fs::write(&pairs[0].0, b"definitely not a nifti header").unwrap();
+    let err = open_err(dir.path());
+    assert!(matches!(err, DataError::Nifti { .. }), "{err:?}");
+    assert_mentions(&err, &["imagesTr/BRATS_000.nii", "NIfTI"]);
+}
+
+#[test]
+fn index_past_the_end_is_an_error() {
+    let source = open_source(
+        &DataConfig {
+            slices_per_split: Some(3),
+            ..DataConfig::default()
+        },
+        Split::Train,
+    )
+    .unwrap();
+    let err = source.get(3).err().unwrap();
+    assert!(
+        matches!(err, DataError::IndexOutOfRange { index: 3, len: 3 }),
+        "{err:?}"
+    );
+}
