@@ -149,14 +149,19 @@ pub struct Tensor {
 }
 
 impl Tensor {
-    /// Number of elements (product of `shape`; 1 for a scalar). Negative dims count as 0.
+    /// Number of elements (product of `shape`; 1 for a scalar). Negative dims count as 0; a
+    /// product beyond `usize::MAX` saturates (only reachable with absurd shapes from bad files).
     pub fn num_elements(&self) -> usize {
-        self.shape.iter().map(|&d| d.max(0) as usize).product()
+        self.shape
+            .iter()
+            .fold(1usize, |acc, &d| acc.saturating_mul(d.max(0) as usize))
     }
 
-    /// Size of the tensor's data in bytes, when the element size is known.
+    /// Size of the tensor's data in bytes, when the element size is known (saturating).
     pub fn size_bytes(&self) -> Option<usize> {
-        self.dtype.size_bytes().map(|s| s * self.num_elements())
+        self.dtype
+            .size_bytes()
+            .map(|s| s.saturating_mul(self.num_elements()))
     }
 }
 

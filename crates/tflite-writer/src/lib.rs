@@ -36,3 +36,36 @@ pub use error::{Error, ReadError, WriteError};
 pub use ir::*;
 pub use read::{read_model, read_model_file};
 pub use write::{TOOL_NAME, finalize, write_model, write_model_file};
+
+/// The fuzzing property, shared by the cargo-fuzz target (`fuzz/`) and the corruption tests:
+/// reading arbitrary bytes returns a model or an error without panicking; a model that reads
+/// is summarised, and if it can be written, the written bytes read back to the model
+/// [`finalize`] gives. Panics only when that property is broken.
+#[doc(hidden)]
+pub fn fuzz_read_write(data: &[u8]) {
+    let Ok(model) = read_model(data) else {
+        return;
+    };
+    let _ = summary::summary(&model);
+    let Ok(bytes) = write_model(&model) else {
+        return;
+    };
+    let reread = match read_model(&bytes) {
+        Ok(reread) => reread,
+        Err(err) => panic!("a written model does not read back: {err}"),
+    };
+    let expected = finalize(&model).ok();
+    assert!(
+        expected.as_ref() == Some(&reread) || floats_differ_only_by_nan(expected.as_ref(), &reread),
+        "read(write(m)) != finalize(m)"
+    );
+}
+
+/// NaN != NaN: a fuzzed model with NaN in quantization min/max or SOFTMAX beta compares unequal
+/// to itself, so compare those models by their written bytes instead.
+fn floats_differ_only_by_nan(expected: Option<&Model>, reread: &Model) -> bool {
+    match (expected, write_model(reread)) {
+        (Some(expected), Ok(bytes)) => write_model(expected).is_ok_and(|first| first == bytes),
+        _ => false,
+    }
+}

@@ -166,9 +166,11 @@ fn subgraph_summary(model: &Model, subgraph: &Subgraph) -> SubgraphSummary {
             let shape_like = matches!(t.dtype, crate::TensorType::Int32 | crate::TensorType::Int64);
             !shape_like || t.quantization.as_ref().is_some_and(|q| !q.scale.is_empty())
         })
-        .map(|t| t.num_elements())
-        .sum();
-    let weight_bytes = tensors.iter().filter(|t| t.constant).map(|t| t.bytes).sum();
+        .fold(0usize, |acc, t| acc.saturating_add(t.num_elements()));
+    let weight_bytes = tensors
+        .iter()
+        .filter(|t| t.constant)
+        .fold(0usize, |acc, t| acc.saturating_add(t.bytes));
     let (peak_activation_bytes, peak_at_operator) = peak_live_bytes(subgraph, &tensors);
     SubgraphSummary {
         name: subgraph.name.clone(),
@@ -212,8 +214,7 @@ fn peak_live_bytes(subgraph: &Subgraph, tensors: &[TensorSummary]) -> (usize, Op
     for step in 0..n_ops {
         let live: usize = (0..n)
             .filter(|&t| !tensors[t].constant && first[t] <= step && step <= last[t])
-            .map(|t| tensors[t].bytes)
-            .sum();
+            .fold(0usize, |acc, t| acc.saturating_add(tensors[t].bytes));
         if live > best.0 {
             best = (live, Some(step));
         }

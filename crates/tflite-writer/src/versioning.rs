@@ -270,13 +270,7 @@ pub fn op_version(subgraph: &Subgraph, op: &Operator) -> i32 {
                 1
             }
         }
-        BuiltinOp::LEAKY_RELU => {
-            if in0 == Some(Int16) {
-                2
-            } else {
-                1
-            }
-        }
+        BuiltinOp::LEAKY_RELU => i32::from(in0 == Some(Int16)) + 1,
         BuiltinOp::GATHER => match in0 {
             Some(Int16) => 4,
             Some(Bool) => 3,
@@ -284,7 +278,7 @@ pub fn op_version(subgraph: &Subgraph, op: &Operator) -> i32 {
             _ => 1,
         },
         BuiltinOp::SPACE_TO_DEPTH | BuiltinOp::DEPTH_TO_SPACE | BuiltinOp::SUM => {
-            if in0 == Some(Int8) { 2 } else { 1 }
+            i32::from(in0 == Some(Int8)) + 1
         }
         BuiltinOp::TRANSPOSE => {
             if in0 == Some(Int16) {

@@ -270,8 +270,8 @@ fn serialize(model: &Model) -> Result<Vec<u8>, Error> {
     for subgraph in &model.subgraphs {
         for op in &subgraph.operators {
             let key = (op.op.0, op.custom_code.clone(), op.version);
-            if !code_index.contains_key(&key) {
-                code_index.insert(key, codes.len() as u32);
+            if let std::collections::btree_map::Entry::Vacant(slot) = code_index.entry(key) {
+                slot.insert(codes.len() as u32);
                 codes.push((op.op, op.custom_code.clone(), op.version));
             }
         }

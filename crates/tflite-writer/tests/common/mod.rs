@@ -144,7 +144,8 @@ pub fn int8_all_ops() -> Model {
     // TRANSPOSE_CONV 2x up: output_shape, weights (OHWI, per-channel dim 0), input, bias.
     let out_shape = b.add_const_i32("tconv/output_shape", &[4], &[1, 8, 8, 4], None);
     let (tw, tbias) = int8_weights(&mut b, &mut rng, "tconv", &[4, 2, 2, 4], 0.1, 0);
-    let t1 = b.add_activation("tconv", &[1, 8, 8, 4], TensorType::Int8, q(0.05, 1));
+    // PACK needs its inputs quantized like its output.
+    let t1 = b.add_activation("tconv", &[1, 8, 8, 4], TensorType::Int8, q(0.2, -5));
     b.add_op(
         BuiltinOp::TRANSPOSE_CONV,
         BuiltinOptions::TransposeConv(TransposeConvOptions::default()),
