@@ -3,6 +3,8 @@
 //! Each subcommand lives in its own module and only orchestrates the library crates; the work
 //! itself is done in `crates/`. Logs go through `tracing` (`-v`, `-vv` or `RUST_LOG`).
 
+mod data;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -20,6 +22,9 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     // Subcommands are added here, one variant per module, by the issue that makes them work.
+    /// Look at and summarise the slice sources (synthetic, noise, decathlon).
+    #[command(subcommand)]
+    Data(data::DataCommand),
 }
 
 /// The workspace root (the parent of `xtask/`).
@@ -49,5 +54,7 @@ fn init_tracing(verbose: u8) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match cli.command {}
+    match cli.command {
+        Command::Data(command) => data::run(command),
+    }
 }

@@ -1,0 +1,247 @@
+//! `cargo xtask data`: look at the slices a source produces (`preview`) and summarise them
+//! (`stats`).
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use unet_data::{DataConfig, SourceKind, Split, open_source};
+
+/// `cargo xtask data <command>`.
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Write a PNG grid of slices with their tumour masks overlaid (red fill, yellow outline).
+    Preview(PreviewArgs),
+    /// Print intensity statistics and the tumour-pixel fraction of a source.
+    Stats(StatsArgs),
+}
+
+/// A source on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceArg {
+    /// Seeded brain phantoms (built in, no files needed).
+    Synthetic,
+    /// Uniform random images and masks (the seed project's dummy data).
+    Noise,
+    /// Medical Segmentation Decathlon Task01_BrainTumour (needs --data-path).
+    Decathlon,
+}
+
+impl From<SourceArg> for SourceKind {
+    fn from(arg: SourceArg) -> Self {
+        match arg {
+            SourceArg::Synthetic => SourceKind::Synthetic,
+            SourceArg::Noise => SourceKind::Noise,
+            SourceArg::Decathlon => SourceKind::Decathlon,
+        }
+    }
+}
+
+/// A split on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitArg {
+    /// Training split.
+    Train,
+    /// Validation split.
+    Validation,
+    /// Test split.
+    Test,
+}
+
+impl From<SplitArg> for Split {
+    fn from(arg: SplitArg) -> Self {
+        match arg {
+            SplitArg::Train => Split::Train,
+            SplitArg::Validation => Split::Validation,
+            SplitArg::Test => Split::Test,
+        }
+    }
+}
+
+/// Options shared by the data subcommands.
+#[derive(Debug, Args)]
+pub struct SourceOptions {
+    /// Which data.
+    #[arg(long, value_enum, default_value_t = SourceArg::Synthetic)]
+    source: SourceArg,
+    /// The Task01_BrainTumour directory (holding dataset.json); decathlon only.
+    #[arg(long, value_name = "P")]
+    data_path: Option<PathBuf>,
+    /// Slice height and width; a multiple of 16.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Seed of phantoms, noise, split and augmentation.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    split: SplitArg,
+    /// Apply the training augmentation (flips, rot90, random crop offset).
+    #[arg(long)]
+    augment: bool,
+}
+
+impl SourceOptions {
+    fn config(&self) -> DataConfig {
+        DataConfig {
+            source: self.source.into(),
+            size: self.size,
+            seed: self.seed,
+            data_path: self.data_path.clone(),
+            augment: self.augment,
+            ..DataConfig::default()
+        }
+    }
+}
+
+/// `cargo xtask data preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    source: SourceOptions,
+    /// Output directory; the PNG is `<out>/preview_<source>.png`.
+    #[arg(long, value_name = "DIR", default_value = "artifacts/data")]
+    out: PathBuf,
+    /// Number of slices shown.
+    #[arg(long, default_value_t = 16)]
+    count: usize,
+    /// Slices per grid row (each shown plain and with its mask overlay).
+    #[arg(long, default_value_t = 4)]
+    columns: usize,
+    /// Index of the first slice; decathlon previews stride across the split to show many volumes.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+}
+
+/// `cargo xtask data stats`.
+#[derive(Debug, Args)]
+pub struct StatsArgs {
+    /// Sources to summarise; repeat the flag for several (default: synthetic and noise, plus
+    /// decathlon when --data-path is given).
+    #[arg(long, value_enum)]
+    source: Vec<SourceArg>,
+    /// The Task01_BrainTumour directory (holding dataset.json).
+    #[arg(long, value_name = "P")]
+    data_path: Option<PathBuf>,
+    /// Slice height and width; a multiple of 16.
+    #[arg(long, default_value_t = 128)]
+    size: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Which split.
+    #[arg(long, value_enum, default_value_t = SplitArg::Train)]
+    split: SplitArg,
+    /// At most this many slices per source (evenly strided for decathlon).
+    #[arg(long, default_value_t = 512)]
+    limit: usize,
+}
+
+/// Runs a `data` subcommand.
+pub fn run(command: DataCommand) -> anyhow::Result<()> {
+    match command {
+        DataCommand::Preview(args) => preview(args),
+        DataCommand::Stats(args) => stats(args),
+    }
+}
+
+fn preview(args: PreviewArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    let cfg = args.source.config();
+    let split: Split = args.source.split.into();
+    let source = open_source(&cfg, split)
+        .with_context(|| format!("cannot open the {} source", cfg.source))?;
+    let len = source.len();
+    anyhow::ensure!(
+        args.start < len,
+        "--start {} is past the end of the {} slices",
+        args.start,
+        len
+    );
+    let count = args.count.min(len - args.start);
+    // Synthetic and noise slices are independent draws: show consecutive ones. Decathlon slices
+    // run through volumes in order: stride so the sheet spans many volumes and depths.
+    let stride = match cfg.source {
+        SourceKind::Decathlon => ((len - args.start) / count).max(1),
+        _ => 1,
+    };
+    let mut slices = Vec::with_capacity(count);
+    for k in 0..count {
+        let index = args.start + k * stride;
+        slices.push(
+            source
+                .get(index)
+                .with_context(|| format!("cannot read slice {index}"))?,
+        );
+    }
+    let sheet = unet_data::preview::render_grid(&slices, args.columns);
+    let path = args.out.join(format!("preview_{}.png", cfg.source));
+    unet_data::preview::write_png(&path, &sheet)?;
+    let with_tumour = slices.iter().filter(|s| s.tumour_pixels() > 0).count();
+    println!(
+        "wrote {} ({}x{} px): {} slices of {} ({} with tumour), each shown plain and with its mask",
+        path.display(),
+        sheet.width,
+        sheet.height,
+        slices.len(),
+        source.describe(),
+        with_tumour
+    );
+    Ok(())
+}
+
+fn stats(args: StatsArgs) -> anyhow::Result<()> {
+    let mut sources: Vec<SourceKind> = args.source.iter().map(|&s| s.into()).collect();
+    if sources.is_empty() {
+        sources = vec![SourceKind::Synthetic, SourceKind::Noise];
+        if args.data_path.is_some() {
+            sources.push(SourceKind::Decathlon);
+        }
+    }
+    sources.dedup();
+    let split: Split = args.split.into();
+    println!(
+        "{:<10} {:>7} {:>9} {:>8} {:>9} {:>8} {:>10} {:>10} {:>11} {:>10}",
+        "source",
+        "slices",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "tumour px",
+        "no-tumour",
+        "tumour mean",
+        "bg mean"
+    );
+    for kind in sources {
+        let cfg = DataConfig {
+            source: kind,
+            size: args.size,
+            seed: args.seed,
+            data_path: args.data_path.clone(),
+            slices_per_split: match kind {
+                SourceKind::Decathlon => Some(args.limit),
+                _ => None,
+            },
+            ..DataConfig::default()
+        };
+        let source =
+            open_source(&cfg, split).with_context(|| format!("cannot open the {kind} source"))?;
+        let s = unet_data::stats::source_stats(source.as_ref(), Some(args.limit))
+            .with_context(|| format!("cannot read the {kind} source"))?;
+        println!(
+            "{:<10} {:>7} {:>9.4} {:>8.4} {:>9.3} {:>8.3} {:>9.3}% {:>9.1}% {:>11.3} {:>10.3}",
+            kind.name(),
+            s.slices,
+            s.mean,
+            s.std,
+            s.min,
+            s.max,
+            100.0 * s.tumour_pixel_fraction,
+            100.0 * s.tumour_free_slice_fraction,
+            s.tumour_mean,
+            s.background_mean
+        );
+    }
+    Ok(())
+}
