@@ -234,6 +234,18 @@ fn activation(code: fb::ActivationFunctionType) -> Result<Activation, String> {
     })
 }
 
+/// `quantized_bias_type` (int16 models) has no place in the IR, so only its default is accepted.
+fn no_bias_type(bias_type: fb::TensorType) -> Result<(), String> {
+    if bias_type.0 == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "quantized_bias_type {} (int16 models) is not supported",
+            bias_type.0
+        ))
+    }
+}
+
 fn convert_options(op: &fb::Operator<'_>) -> Result<BuiltinOptions, String> {
     use fb::BuiltinOptions as T;
     let kind = op.builtin_options_type();
@@ -244,6 +256,7 @@ fn convert_options(op: &fb::Operator<'_>) -> Result<BuiltinOptions, String> {
             let o = op
                 .builtin_options_as_conv_2_doptions()
                 .ok_or_else(missing)?;
+            no_bias_type(o.quantized_bias_type())?;
             BuiltinOptions::Conv2D(Conv2DOptions {
                 padding: padding(o.padding())?,
                 stride_w: o.stride_w(),
@@ -271,6 +284,7 @@ fn convert_options(op: &fb::Operator<'_>) -> Result<BuiltinOptions, String> {
             let o = op
                 .builtin_options_as_transpose_conv_options()
                 .ok_or_else(missing)?;
+            no_bias_type(o.quantized_bias_type())?;
             BuiltinOptions::TransposeConv(TransposeConvOptions {
                 padding: padding(o.padding())?,
                 stride_w: o.stride_w(),
@@ -351,6 +365,11 @@ fn convert_options(op: &fb::Operator<'_>) -> Result<BuiltinOptions, String> {
         }
         T::AddOptions => {
             let o = op.builtin_options_as_add_options().ok_or_else(missing)?;
+            if !o.pot_scale_int16() {
+                return Err(
+                    "AddOptions.pot_scale_int16 = false (int16 ADD) is not supported".into(),
+                );
+            }
             BuiltinOptions::Add(ElementwiseOptions {
                 fused_activation: activation(o.fused_activation_function())?,
             })
@@ -365,6 +384,7 @@ fn convert_options(op: &fb::Operator<'_>) -> Result<BuiltinOptions, String> {
             let o = op
                 .builtin_options_as_fully_connected_options()
                 .ok_or_else(missing)?;
+            no_bias_type(o.quantized_bias_type())?;
             if o.weights_format().0 != 0 {
                 return Err(format!(
                     "fully-connected weights format {} is not supported",
