@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# CI check of `cargo xtask bench --remote`: starts an sshd on 127.0.0.1 (non-default port, keys
+# generated here), runs the bench "on the board" through it with tiny synthetic models, and
+# checks that the report came back. Prints "skipped: <why>" and exits 0 when sshd or ssh are
+# not installed (CI installs them).
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+
+SSHD=$(command -v sshd || true)
+[ -z "$SSHD" ] && [ -x /usr/sbin/sshd ] && SSHD=/usr/sbin/sshd
+if [ -z "$SSHD" ] || ! command -v ssh >/dev/null || ! command -v scp >/dev/null; then
+  echo "skipped: sshd/ssh/scp not installed (apt-get install openssh-server openssh-client)"
+  exit 0
+fi
+
+WORK=$(mktemp -d)
+PORT=${UNET_BENCH_SSH_PORT:-2222}
+USER_NAME=$(id -un)
+cleanup() {
+  if [ -f "$WORK/sshd.pid" ]; then kill "$(cat "$WORK/sshd.pid")" 2>/dev/null || true; fi
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
+ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
+mkdir -p "$HOME/.ssh"
+chmod 700 "$HOME/.ssh"
+touch "$HOME/.ssh/authorized_keys"
+chmod 600 "$HOME/.ssh/authorized_keys"
+KEY_LINE=$(cat "$WORK/client_key.pub")
+echo "$KEY_LINE" >> "$HOME/.ssh/authorized_keys"
+mkdir -p /run/sshd 2>/dev/null || true
+
+cat > "$WORK/sshd_config" <<CONF
+ListenAddress 127.0.0.1
+Port $PORT
+HostKey $WORK/host_key
+PidFile $WORK/sshd.pid
+AuthorizedKeysFile $HOME/.ssh/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+CONF
+"$SSHD" -f "$WORK/sshd_config" -E "$WORK/sshd.log"
+for _ in $(seq 1 50); do [ -f "$WORK/sshd.pid" ] && break; sleep 0.1; done
+
+OUT="$WORK/report"
+HOST_TARGET=$(rustc -vV | sed -n 's/^host: //p')
+cargo xtask bench --remote "$USER_NAME@127.0.0.1" --ssh-port "$PORT" --ssh-identity "$WORK/client_key" \
+  --ssh-option "UserKnownHostsFile=$WORK/known_hosts" --remote-dir "$WORK/board" \
+  --target "$HOST_TARGET" --synth --synth-fms 4 --synth-size 32 --warmup 1 --runs 3 --slices 2 \
+  --backends rust-int8,rust-f32,litert:cpu,litert:npu --out "$OUT"
+
+python3 - "$OUT/report.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+rows = {r["backend"]: r for r in report["rows"]}
+assert rows["rust-int8"]["status"] == "measured", rows["rust-int8"]
+assert rows["rust-int8"]["stats"]["count"] == 3, rows["rust-int8"]["stats"]
+print("remote bench report OK:", ", ".join(f"{k}={v['status']}" for k, v in rows.items()))
+PY
+# Remove the key we authorised.
+grep -vxF "$KEY_LINE" "$HOME/.ssh/authorized_keys" > "$WORK/ak" || true
+cat "$WORK/ak" > "$HOME/.ssh/authorized_keys"

@@ -1,0 +1,162 @@
+//! `rust-int8` and `rust-f32`: our own `tflite-runtime`.
+
+use std::path::PathBuf;
+
+use tflite_runtime::{Interpreter, KernelTier, Options, TensorInfo};
+use tflite_writer::TensorType;
+
+use crate::backend::{Engine, LoadError, Output};
+use crate::error::BenchError;
+
+/// tflite-runtime on one model file.
+pub struct RustEngine {
+    model_path: PathBuf,
+    want: TensorType,
+    interpreter: Option<Interpreter>,
+    input: Option<TensorInfo>,
+    output: Option<TensorInfo>,
+    quantized: Vec<i8>,
+}
+
+impl RustEngine {
+    /// An engine for `model_path`, which must have `want` (Int8 or Float32) input and output.
+    pub fn new(model_path: PathBuf, want: TensorType) -> Self {
+        Self {
+            model_path,
+            want,
+            interpreter: None,
+            input: None,
+            output: None,
+            quantized: Vec::new(),
+        }
+    }
+
+    fn interpreter(&mut self) -> Result<&mut Interpreter, BenchError> {
+        self.interpreter
+            .as_mut()
+            .ok_or_else(|| BenchError::tool("tflite-runtime", "model not loaded"))
+    }
+}
+
+impl Engine for RustEngine {
+    fn device(&self) -> String {
+        let tier = self
+            .interpreter
+            .as_ref()
+            .map(Interpreter::kernel_tier)
+            .unwrap_or("best");
+        format!("cpu (tflite-runtime, {tier} kernels, 1 thread)")
+    }
+
+    fn load(&mut self) -> Result<(), LoadError> {
+        if !self.model_path.exists() {
+            return Err(LoadError::Unavailable(format!(
+                "{} does not exist",
+                self.model_path.display()
+            )));
+        }
+        let model = tflite_writer::read_model_file(&self.model_path).map_err(|source| {
+            BenchError::Model {
+                path: self.model_path.clone(),
+                source,
+            }
+        })?;
+        let interpreter = Interpreter::new(
+            &model,
+            Options {
+                kernels: KernelTier::Best,
+            },
+        )
+        .map_err(BenchError::from)?;
+        let input = interpreter.input_info(0).map_err(BenchError::from)?.clone();
+        let output = interpreter
+            .output_info(0)
+            .map_err(BenchError::from)?
+            .clone();
+        if input.dtype != self.want {
+            return Err(LoadError::Unavailable(format!(
+                "{} has a {:?} input, this backend runs {:?} models",
+                self.model_path.display(),
+                input.dtype,
+                self.want
+            )));
+        }
+        if input.dtype == TensorType::Int8
+            && (input.per_tensor_quant().is_none() || output.per_tensor_quant().is_none())
+        {
+            return Err(LoadError::Failed(BenchError::UnsupportedModel {
+                path: self.model_path.clone(),
+                problem: "int8 input/output without per-tensor quantisation".into(),
+            }));
+        }
+        self.quantized = vec![0; input.num_elements()];
+        self.input = Some(input);
+        self.output = Some(output);
+        self.interpreter = Some(interpreter);
+        Ok(())
+    }
+
+    fn set_input(&mut self, image: &[f32]) -> Result<(), BenchError> {
+        let input = self
+            .input
+            .clone()
+            .ok_or_else(|| BenchError::tool("tflite-runtime", "model not loaded"))?;
+        if image.len() != input.num_elements() {
+            return Err(BenchError::UnsupportedModel {
+                path: self.model_path.clone(),
+                problem: format!(
+                    "input holds {} values, the slice has {}",
+                    input.num_elements(),
+                    image.len()
+                ),
+            });
+        }
+        match input.per_tensor_quant() {
+            Some((scale, zero_point)) if input.dtype == TensorType::Int8 => {
+                let mut q = std::mem::take(&mut self.quantized);
+                tflite_runtime::reference::quantize::quantize_f32_i8(
+                    scale, zero_point, image, &mut q,
+                );
+                let r = self.interpreter()?.set_input(0, &q);
+                self.quantized = q;
+                r?;
+            }
+            _ => self.interpreter()?.set_input(0, image)?,
+        }
+        Ok(())
+    }
+
+    fn invoke(&mut self) -> Result<(), BenchError> {
+        Ok(self.interpreter()?.invoke()?)
+    }
+
+    fn output(&mut self) -> Result<Output, BenchError> {
+        let info = self
+            .output
+            .clone()
+            .ok_or_else(|| BenchError::tool("tflite-runtime", "model not loaded"))?;
+        let interpreter = self.interpreter()?;
+        Ok(match (info.dtype, info.per_tensor_quant()) {
+            (TensorType::Int8, Some((scale, zero_point))) => Output::Int8 {
+                values: interpreter.output::<i8>(0)?.to_vec(),
+                scale,
+                zero_point,
+            },
+            _ => Output::F32(interpreter.output::<f32>(0)?.to_vec()),
+        })
+    }
+
+    fn op_placement(&self) -> Option<String> {
+        self.interpreter.as_ref().map(|i| {
+            format!(
+                "{} ops on CPU ({} folded at load)",
+                i.num_executed_ops(),
+                i.num_folded_ops()
+            )
+        })
+    }
+
+    fn threads(&self) -> Option<usize> {
+        Some(1)
+    }
+}

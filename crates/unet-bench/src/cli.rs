@@ -1,0 +1,218 @@
+//! The command line shared by the standalone `unet-bench` binary and `cargo xtask bench`.
+
+use std::path::{Path, PathBuf};
+
+use crate::backend::Protocol;
+use crate::error::BenchError;
+use crate::inputs::InputSource;
+use crate::report::Report;
+use crate::suite::{DEFAULT_BACKENDS, SuiteConfig, parse_backends, run_suite};
+
+/// Which data the input slices come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DataArg {
+    /// Seeded synthetic held-out phantoms (no files needed).
+    Synthetic,
+    /// Medical Segmentation Decathlon Task01 test split (`--data-path`).
+    Decathlon,
+}
+
+/// Benchmark options (flags modelled on TFLite's `benchmark_model`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The int8 `.tflite` (any model with one `[1,H,W,1]` input, including TensorFlow's converter's).
+    #[arg(long, default_value = "artifacts/unet_int8.tflite")]
+    pub model: PathBuf,
+    /// The float `.tflite` for rust-f32 / litert-f32.
+    #[arg(long, default_value = "artifacts/unet_fp32.tflite")]
+    pub float_model: PathBuf,
+    /// The burn checkpoint for burn-f32.
+    #[arg(long, default_value = "artifacts/train/model.ckpt")]
+    pub checkpoint: PathBuf,
+    /// burn backend for burn-f32 (flex, or ndarray when built with it).
+    #[arg(long, default_value = "flex")]
+    pub burn_backend: String,
+    /// Comma-separated backends: rust-int8, rust-f32, burn-f32, litert:<cpu|gpu|npu>,
+    /// litert-f32:<...>, vela:<ethos-u config>, benchmark-model:<path>.
+    #[arg(long, default_value = DEFAULT_BACKENDS)]
+    pub backends: String,
+    /// Untimed warm-up runs after the first inference.
+    #[arg(long, default_value_t = 10)]
+    pub warmup: usize,
+    /// Timed runs.
+    #[arg(long, default_value_t = 100)]
+    pub runs: usize,
+    /// Time budget for the timed runs of each backend, in seconds.
+    #[arg(long)]
+    pub max_secs: Option<f64>,
+    /// CPU threads (LiteRT XNNPACK, benchmark_model; tflite-runtime is single-threaded).
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Number of fixed input slices (runs cycle through them).
+    #[arg(long, default_value_t = 8)]
+    pub slices: usize,
+    /// Input slices as .npy (float32 `[N,H,W]`, `[N,H,W,1]` or `[N,1,H,W]`).
+    #[arg(long)]
+    pub inputs: Option<PathBuf>,
+    /// Ground-truth masks for `--inputs` (same layout, 0/1).
+    #[arg(long, requires = "inputs")]
+    pub masks: Option<PathBuf>,
+    /// Slice source when `--inputs` is not given.
+    #[arg(long, value_enum, default_value_t = DataArg::Synthetic)]
+    pub data: DataArg,
+    /// Task01_BrainTumour directory for `--data decathlon`.
+    #[arg(long)]
+    pub data_path: Option<PathBuf>,
+    /// Seed of the synthetic slices and of the Decathlon split.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Path of `libLiteRt.so` (else `$LITERT_LIB`, else the pip ai-edge-litert package).
+    #[arg(long)]
+    pub litert_lib: Option<PathBuf>,
+    /// Directory of the vendor's LiteRT NPU dispatch libraries (`libLiteRtDispatch*.so`).
+    #[arg(long)]
+    pub litert_dispatch_dir: Option<PathBuf>,
+    /// The Vela executable.
+    #[arg(long, default_value = "vela")]
+    pub vela: PathBuf,
+    /// Extra Vela flag (repeatable), e.g. `--vela-arg=--system-config=Ethos_U55_High_End_Embedded`.
+    #[arg(long = "vela-arg", allow_hyphen_values = true)]
+    pub vela_args: Vec<String>,
+    /// Flag passed through to benchmark_model (repeatable), e.g.
+    /// `--benchmark-model-arg=--external_delegate_path=/usr/lib/libvx_delegate.so`.
+    #[arg(long = "benchmark-model-arg", allow_hyphen_values = true)]
+    pub benchmark_model_args: Vec<String>,
+    /// Backend whose median the speedups divide (falls back to rust-int8 if it did not run).
+    #[arg(long, default_value = "litert:cpu")]
+    pub baseline: String,
+    /// Output directory of report.json, report.md and latency.svg.
+    #[arg(long, default_value = "artifacts/bench")]
+    pub out: PathBuf,
+    /// Benchmark random-weight U-Nets made on the spot (OUT/synth/) instead of `--model`/
+    /// `--float-model`: for trying the harness before a model is trained.
+    #[arg(long)]
+    pub synth: bool,
+    /// First-level feature maps of the `--synth` U-Net.
+    #[arg(long, default_value_t = 16)]
+    pub synth_fms: usize,
+    /// Input size of the `--synth` U-Net.
+    #[arg(long, default_value_t = 128)]
+    pub synth_size: usize,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+/// Writes random-weight int8 and f32 U-Nets to `dir`; returns (int8, f32) paths.
+pub fn write_synth_models(
+    dir: &Path,
+    fms: usize,
+    size: usize,
+    seed: u64,
+) -> Result<(PathBuf, PathBuf), BenchError> {
+    use tflite_runtime::synth::{UNetSpec, unet};
+    if size == 0 || !size.is_multiple_of(16) || fms == 0 {
+        return Err(BenchError::BadSpec {
+            spec: format!("--synth-fms {fms} --synth-size {size}"),
+            problem: "size must be a positive multiple of 16 and fms positive".into(),
+        });
+    }
+    let int8 = dir.join("unet_synth_int8.tflite");
+    let f32 = dir.join("unet_synth_fp32.tflite");
+    for (path, is_int8) in [(&int8, true), (&f32, false)] {
+        let model = unet(UNetSpec {
+            fms,
+            size,
+            in_channels: 1,
+            int8: is_int8,
+            seed,
+        });
+        let bytes = tflite_writer::write_model(&model).map_err(|source| BenchError::Model {
+            path: path.clone(),
+            source,
+        })?;
+        crate::sys::write_atomic(path, &bytes)?;
+    }
+    Ok((int8, f32))
+}
+
+impl BenchArgs {
+    /// The suite configuration these flags describe (writing `--synth` models if asked).
+    pub fn to_config(&self, command: Vec<String>) -> Result<SuiteConfig, BenchError> {
+        let (model, float_model) = if self.synth {
+            write_synth_models(
+                &self.out.join("synth"),
+                self.synth_fms,
+                self.synth_size,
+                self.seed,
+            )?
+        } else {
+            (self.model.clone(), self.float_model.clone())
+        };
+        if !model.exists() {
+            return Err(BenchError::BadInput {
+                path: model,
+                problem:
+                    "no such model; run `cargo xtask quantize` first, pass --model, or use --synth"
+                        .into(),
+            });
+        }
+        let inputs = match (&self.inputs, self.data) {
+            (Some(images), _) => InputSource::Npy {
+                images: images.clone(),
+                masks: self.masks.clone(),
+            },
+            (None, DataArg::Decathlon) => InputSource::Decathlon {
+                path: self.data_path.clone().ok_or_else(|| BenchError::BadInput {
+                    path: PathBuf::from("--data-path"),
+                    problem: "--data decathlon needs --data-path <Task01_BrainTumour dir>".into(),
+                })?,
+                seed: self.seed,
+            },
+            (None, DataArg::Synthetic) => InputSource::Synthetic { seed: self.seed },
+        };
+        if self.runs == 0 {
+            return Err(BenchError::BadSpec {
+                spec: "--runs 0".into(),
+                problem: "at least one timed run is needed".into(),
+            });
+        }
+        Ok(SuiteConfig {
+            model,
+            float_model: Some(float_model),
+            checkpoint: if self.synth {
+                None
+            } else {
+                Some(self.checkpoint.clone())
+            },
+            burn_backend: self.burn_backend.clone(),
+            backends: parse_backends(&self.backends)?,
+            protocol: Protocol {
+                warmup: self.warmup,
+                runs: self.runs,
+                max_secs: self.max_secs,
+                threads: self.threads.max(1),
+                progress: !self.no_progress,
+            },
+            inputs,
+            slices: self.slices,
+            litert_lib: self.litert_lib.clone(),
+            litert_dispatch_dir: self.litert_dispatch_dir.clone(),
+            vela: self.vela.clone(),
+            vela_args: self.vela_args.clone(),
+            benchmark_model_args: self.benchmark_model_args.clone(),
+            baseline: self.baseline.clone(),
+            out_dir: self.out.clone(),
+            command,
+        })
+    }
+}
+
+/// Runs the suite described by `args`, writes the report files and returns the report with
+/// the paths written.
+pub fn run(args: &BenchArgs, command: Vec<String>) -> Result<(Report, Vec<PathBuf>), BenchError> {
+    let cfg = args.to_config(command)?;
+    let report = run_suite(&cfg)?;
+    let paths = report.write(&cfg.out_dir)?;
+    Ok((report, paths))
+}

@@ -1,0 +1,142 @@
+//! Facts about the machine and the process: CPU model and features, peak RSS, the git commit,
+//! and atomic file writes.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::error::BenchError;
+
+/// Resets the kernel's peak-RSS counter of this process (Linux: `5` into `/proc/self/clear_refs`),
+/// so that [`peak_rss_mib`] then measures one backend. Silently does nothing elsewhere.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// Peak resident set size of this process in MiB (`VmHWM`), where the OS reports it.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// What the report records about the machine.
+#[derive(Debug, Clone, Serialize)]
+pub struct MachineInfo {
+    /// CPU model name.
+    pub cpu_model: String,
+    /// `std::env::consts::ARCH`.
+    pub arch: String,
+    /// Logical CPUs available to this process.
+    pub logical_cpus: usize,
+    /// SIMD features that matter for int8 inference, as detected at run time.
+    pub features: Vec<String>,
+    /// `uname -r`-like kernel release, where readable.
+    pub kernel: Option<String>,
+}
+
+impl MachineInfo {
+    /// Detects the current machine.
+    pub fn detect() -> Self {
+        Self {
+            cpu_model: cpu_model(),
+            arch: std::env::consts::ARCH.to_string(),
+            logical_cpus: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            features: cpu_features(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_string()),
+        }
+    }
+}
+
+fn cpu_model() -> String {
+    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
+        return "unknown".into();
+    };
+    for key in ["model name", "Hardware", "Model", "CPU part"] {
+        if let Some(value) = info
+            .lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
+        {
+            return if key == "CPU part" {
+                format!("ARM CPU part {value}")
+            } else {
+                value
+            };
+        }
+    }
+    "unknown".into()
+}
+
+fn cpu_features() -> Vec<String> {
+    #[allow(unused_mut)]
+    let mut found: Vec<String> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_x86_feature_detected!($f) { found.push($f.to_string()); }
+            )*};
+        }
+        probe!(
+            "sse4.1",
+            "avx",
+            "avx2",
+            "fma",
+            "f16c",
+            "avx512f",
+            "avx512bw",
+            "avx512vl",
+            "avx512vnni",
+            "avxvnni"
+        );
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        macro_rules! probe {
+            ($($f:tt),*) => {$(
+                if std::arch::is_aarch64_feature_detected!($f) { found.push($f.to_string()); }
+            )*};
+        }
+        probe!("neon", "dotprod", "i8mm", "fp16", "sve", "sve2", "bf16");
+    }
+    found
+}
+
+/// The git commit of the working tree at `dir` (with `-dirty` when it has changes), if git is
+/// available.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename,
+/// so a reader never sees half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| BenchError::io(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        BenchError::io(path, e)
+    })
+}

@@ -1,0 +1,150 @@
+//! `litert:cpu` really runs here, and its int8 output is byte-identical to the Python LiteRT
+//! interpreter's on the same model and the same int8 inputs; `litert:npu` and `litert:gpu`
+//! report LiteRT's own status. Skipped (with the reason printed) only where ai-edge-litert is
+//! not installed; CI installs it.
+
+use std::path::Path;
+use std::process::Command;
+
+use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
+use unet_bench::backend::{Engine, LoadError, Output};
+use unet_bench::backends::litert::{Accelerator, LiteRtConfig, LiteRtEngine, find_library};
+use unet_bench::inputs::{BenchInputs, InputSource};
+
+const SIZE: usize = 32;
+
+fn python_litert_available() -> Result<(), String> {
+    let out = Command::new("python3")
+        .args(["-c", "import ai_edge_litert.interpreter, numpy"])
+        .output()
+        .map_err(|e| format!("python3 did not run: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "python3 -c 'import ai_edge_litert' failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+fn tiny_model(dir: &Path) -> std::path::PathBuf {
+    let (int8, _) = unet_bench::cli::write_synth_models(dir, 4, SIZE, 7).expect("synth models");
+    int8
+}
+
+fn engine(model: &Path, accelerator: Accelerator, threads: usize) -> LiteRtEngine {
+    LiteRtEngine::new(LiteRtConfig {
+        model: model.to_path_buf(),
+        accelerator,
+        threads,
+        library: None,
+        dispatch_dir: None,
+    })
+}
+
+#[test]
+fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
+    if let Err(why) = python_litert_available().and_then(|()| find_library(None).map(|_| ())) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model(dir.path());
+    let inputs =
+        BenchInputs::load(&InputSource::Synthetic { seed: 3 }, 4, SIZE, SIZE).expect("inputs");
+
+    for threads in [1, 2] {
+        let mut litert = engine(&model, Accelerator::Cpu, threads);
+        match litert.load() {
+            Ok(()) => {}
+            Err(LoadError::Unavailable(why)) => {
+                panic!("litert:cpu must run here, got skipped: {why}")
+            }
+            Err(LoadError::Failed(e)) => panic!("litert:cpu failed: {e}"),
+        }
+        // The int8 inputs exactly as the engine quantises them.
+        let interpreter_model = tflite_writer::read_model_file(&model).expect("model");
+        let graph = &interpreter_model.subgraphs[0];
+        let q = graph.tensors[graph.inputs[0] as usize]
+            .quantization
+            .clone()
+            .expect("quantised input");
+        let mut all_inputs: Vec<i8> = Vec::new();
+        let mut ours: Vec<i8> = Vec::new();
+        for image in &inputs.images {
+            let mut x = vec![0i8; image.len()];
+            tflite_runtime::reference::quantize::quantize_f32_i8(
+                q.scale[0],
+                q.zero_point[0] as i32,
+                image,
+                &mut x,
+            );
+            all_inputs.extend(&x);
+            litert.set_input(image).expect("set_input");
+            litert.invoke().expect("invoke");
+            match litert.output().expect("output") {
+                Output::Int8 { values, .. } => ours.extend(values),
+                Output::F32(_) => panic!("int8 model gave float output"),
+            }
+        }
+        let x_path = dir.path().join("x.npy");
+        let y_path = dir.path().join("y.npy");
+        let array = NpyArray {
+            shape: vec![inputs.len(), SIZE, SIZE, 1],
+            data: NpyData::I8(all_inputs),
+        };
+        std::fs::write(&x_path, write_npy(&array)).expect("write x.npy");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/litert_python_oracle.py");
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&model)
+            .arg(&x_path)
+            .arg(&y_path)
+            .arg(threads.to_string())
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "oracle failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let theirs = read_npy(&std::fs::read(&y_path).expect("y.npy")).expect("npy");
+        let NpyData::I8(theirs) = theirs.data else {
+            panic!("oracle output is not int8")
+        };
+        assert_eq!(theirs.len(), ours.len());
+        let differing = theirs.iter().zip(&ours).filter(|(a, b)| a != b).count();
+        assert_eq!(
+            differing,
+            0,
+            "{threads} thread(s): {differing} of {} bytes differ from the Python interpreter",
+            ours.len()
+        );
+        // A model whose output is constant would make the comparison vacuous.
+        assert!(ours.iter().any(|&v| v != ours[0]), "output is constant");
+    }
+}
+
+#[test]
+fn litert_npu_and_gpu_report_litert_status_without_cpu_fallback() {
+    if let Err(why) = find_library(None) {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model(dir.path());
+    for (accelerator, status) in [(Accelerator::Npu, "504"), (Accelerator::Gpu, "status 3")] {
+        let mut e = engine(&model, accelerator, 1);
+        match e.load() {
+            Err(LoadError::Unavailable(why)) => {
+                assert!(why.contains(status), "{}: {why}", accelerator.name());
+            }
+            Ok(()) => eprintln!(
+                "note: {} compiled on this machine (a real device is present)",
+                accelerator.name()
+            ),
+            Err(LoadError::Failed(err)) => panic!("{}: {err}", accelerator.name()),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! The whole suite on tiny random-weight U-Nets: every row is measured, estimated or skipped
+//! with a reason, and the three report files are written.
+
+use clap::Parser;
+use unet_bench::RowStatus;
+use unet_bench::cli::BenchArgs;
+
+#[derive(Parser)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+}
+
+fn args(out: &std::path::Path, extra: &[&str]) -> BenchArgs {
+    let mut argv = vec![
+        "unet-bench".to_string(),
+        "--synth".into(),
+        "--synth-fms".into(),
+        "4".into(),
+        "--synth-size".into(),
+        "32".into(),
+        "--warmup".into(),
+        "2".into(),
+        "--runs".into(),
+        "5".into(),
+        "--slices".into(),
+        "3".into(),
+        "--no-progress".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    argv.extend(extra.iter().map(|s| s.to_string()));
+    Cli::parse_from(argv).bench
+}
+
+fn vela_available() -> bool {
+    std::process::Command::new("vela")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn suite_on_tiny_models_writes_a_complete_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench");
+    let a = args(
+        &out,
+        &[
+            "--backends",
+            "rust-f32,rust-int8,burn-f32,litert:cpu,litert:npu,vela:ethos-u55-256,benchmark-model:/nonexistent/benchmark_model",
+        ],
+    );
+    let (report, paths) = unet_bench::cli::run(&a, vec!["test".into()]).expect("suite runs");
+    assert_eq!(paths.len(), 3);
+    for p in &paths {
+        assert!(p.is_file(), "{} missing", p.display());
+    }
+    // rust-int8 runs first: it is the reference.
+    assert_eq!(report.rows[0].backend, "rust-int8");
+    let row = |name: &str| {
+        report
+            .rows
+            .iter()
+            .find(|r| r.backend == name)
+            .unwrap_or_else(|| panic!("no row {name}"))
+    };
+
+    let int8 = row("rust-int8");
+    assert_eq!(int8.status, RowStatus::Measured);
+    let stats = int8.stats.as_ref().expect("stats");
+    assert_eq!(stats.count, 5);
+    assert!(
+        stats.min > 0.0 && stats.min <= stats.median.unwrap() && stats.median.unwrap() <= stats.max
+    );
+    assert_eq!(int8.agreement.as_ref().expect("self agreement").max_lsb, 0);
+    assert!(int8.dice.is_some(), "synthetic slices carry masks");
+
+    let f32 = row("rust-f32");
+    assert_eq!(f32.status, RowStatus::Measured);
+    let agreement = f32.agreement.as_ref().expect("agreement");
+    assert!(agreement.quantized_from_float);
+    assert_eq!(agreement.pixels, 3 * 32 * 32);
+
+    let burn = row("burn-f32");
+    assert_eq!(
+        burn.status,
+        RowStatus::Skipped,
+        "no checkpoint in --synth mode"
+    );
+    assert!(burn.reason.is_some());
+
+    let bm = row("benchmark-model:/nonexistent/benchmark_model");
+    assert_eq!(bm.status, RowStatus::Skipped);
+    assert!(bm.reason.as_deref().unwrap_or("").contains("not found"));
+
+    let cpu = row("litert:cpu");
+    let npu = row("litert:npu");
+    if unet_bench::backends::litert::find_library(None).is_ok() {
+        assert_eq!(cpu.status, RowStatus::Measured, "{:?}", cpu.reason);
+        // XNNPACK's int8 kernels may round differently from the reference kernels, but on a
+        // sigmoid output the difference stays within a few LSB.
+        assert!(cpu.agreement.as_ref().expect("agreement").max_lsb <= 8);
+        assert!(cpu.speedup_vs_baseline.is_some());
+        assert_eq!(report.baseline, "litert:cpu");
+        assert_eq!(npu.status, RowStatus::Skipped);
+        assert!(
+            npu.reason.as_deref().unwrap_or("").contains("504"),
+            "{:?}",
+            npu.reason
+        );
+    } else {
+        eprintln!("skipped: LiteRT rows not checked, libLiteRt.so not found");
+    }
+
+    let vela = row("vela:ethos-u55-256");
+    if vela_available() {
+        assert_eq!(vela.status, RowStatus::Estimated, "{:?}", vela.reason);
+        let est = &vela.details["estimate"];
+        assert!(est["inference_ms"].as_f64().expect("inference_ms") > 0.0);
+        assert!(est["cycles_total"].as_f64().expect("cycles") > 0.0);
+        assert!(est["npu_ops"].as_u64().expect("npu ops") > 0);
+    } else {
+        eprintln!("skipped: vela not installed (pip install ethos-u-vela)");
+        assert_eq!(vela.status, RowStatus::Skipped);
+    }
+
+    let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    for r in &report.rows {
+        assert!(
+            md.contains(&format!("| {} |", r.backend)),
+            "row {} missing from report.md",
+            r.backend
+        );
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).expect("json"))
+            .expect("valid json");
+    assert_eq!(
+        json["rows"].as_array().map(Vec::len),
+        Some(report.rows.len())
+    );
+    assert!(json["machine"]["cpu_model"].is_string());
+    let svg = std::fs::read_to_string(out.join("latency.svg")).expect("svg");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("rust-int8"));
+    // No temporary files left behind by the atomic writes.
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .expect("out dir")
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench");
+    // An .npy of the wrong slice size.
+    let x = dir.path().join("x.npy");
+    let array = tflite_runtime::npy::NpyArray {
+        shape: vec![2, 16, 16],
+        data: tflite_runtime::npy::NpyData::F32(vec![1.0; 512]),
+    };
+    std::fs::write(&x, tflite_runtime::npy::write_npy(&array)).expect("write");
+    let a = args(
+        &out,
+        &[
+            "--backends",
+            "rust-int8",
+            "--inputs",
+            x.to_str().expect("utf8"),
+        ],
+    );
+    let e = unet_bench::cli::run(&a, vec![]).expect_err("wrong shape");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("x.npy") && msg.contains("[2, 16, 16]"),
+        "{msg}"
+    );
+    assert!(
+        !out.join("report.json").exists(),
+        "no report after an error"
+    );
+
+    // A file that is not a model.
+    let bogus = dir.path().join("bogus.tflite");
+    std::fs::write(&bogus, b"not a model").expect("write");
+    let mut a = args(&out, &["--backends", "rust-int8"]);
+    a.synth = false;
+    a.model = bogus.clone();
+    let msg = unet_bench::cli::run(&a, vec![])
+        .expect_err("bogus model")
+        .to_string();
+    assert!(msg.contains("bogus.tflite"), "{msg}");
+
+    // A bad backend name.
+    let a = args(&out, &["--backends", "litert:tpu"]);
+    let msg = unet_bench::cli::run(&a, vec![])
+        .expect_err("bad backend")
+        .to_string();
+    assert!(msg.contains("litert:tpu"), "{msg}");
+}
