@@ -90,6 +90,15 @@ impl Rng {
         libm::sqrt(-2.0 * libm::log(u1)) * libm::cos(core::f64::consts::TAU * u2)
     }
 
+    /// Two independent standard normal samples from one Box–Muller draw (cos and sin branch).
+    pub fn normal_pair(&mut self) -> (f64, f64) {
+        let u1 = 1.0 - self.next_f64();
+        let u2 = self.next_f64();
+        let radius = libm::sqrt(-2.0 * libm::log(u1));
+        let (sin, cos) = libm::sincos(core::f64::consts::TAU * u2);
+        (radius * cos, radius * sin)
+    }
+
     /// Fisher–Yates shuffle.
     pub fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {

@@ -226,6 +226,7 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
         });
     }
 
+    let (ventricle_sin, ventricle_cos) = libm::sincos(0.12);
     let mut image = vec![0.0f32; size * size];
     let mut mask = vec![0.0f32; size * size];
     let pixel = 1.0 / semi_x.min(semi_y); // one pixel in ellipse units
@@ -237,12 +238,21 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
             let dy = py - centre_y;
             let u = (dx * cos_t + dy * sin_t) / semi_x;
             let v = (-dx * sin_t + dy * cos_t) / semi_y;
+            let rho_plain = libm::sqrt(u * u + v * v);
+            let bias = 1.0 + bias_x * (px / s - 0.5) * 2.0 + bias_y * (py / s - 0.5) * 2.0;
+            let (noise_real, noise_imaginary) = rng.normal_pair();
+            if rho_plain > 1.1 {
+                // Well outside the head (the outline wobbles by at most 4 %): background only.
+                let (re, im) = (noise_sigma * noise_real, noise_sigma * noise_imaginary);
+                image[row * size + col] = libm::sqrt(re * re + im * im) as f32;
+                continue;
+            }
             let angle = libm::atan2(v, u);
             let mut wobble = 1.0;
             for (k, &(amplitude, phase)) in outline_wobble.iter().enumerate() {
                 wobble += amplitude * libm::cos((k as f64 + 2.0) * angle + phase);
             }
-            let rho = libm::sqrt(u * u + v * v) / wobble;
+            let rho = rho_plain / wobble;
 
             // Radial layers, outside in: scalp, skull, CSF rim, cortex, white matter.
             let w = 1.5 * pixel;
@@ -260,13 +270,13 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
             let sulcus = 0.8 * ramp(gyral, 0.95, 0.06) * ramp(rho, sulcus_depth, 4.0 * pixel);
             brain = brain * (1.0 - sulcus) + csf * sulcus;
 
-            if has_ventricles {
+            if has_ventricles && u.abs() < 0.7 && (v - ventricle_shift).abs() < 0.45 {
                 for side in [-1.0, 1.0] {
                     // Crescents, closest in the middle and diverging at both horns: ")(".
                     let vv = v - ventricle_shift;
                     let bow = 1.4 * vv * vv + 0.1 * vv;
                     let vu = u - side * (ventricle_spread * ventricle_scale + bow);
-                    let (sa, ca) = (libm::sin(side * 0.12), libm::cos(side * 0.12));
+                    let (sa, ca) = (side * ventricle_sin, ventricle_cos);
                     let a = (vu * ca + vv * sa) / (0.045 * ventricle_scale);
                     let b = (-vu * sa + vv * ca) / (0.24 * ventricle_scale);
                     let r = libm::sqrt(a * a + b * b);
@@ -306,9 +316,8 @@ pub fn phantom(seed: u64, size: usize) -> Slice {
             }
 
             // Bias field, then Rician-like noise (magnitude of a noisy signal).
-            let bias = 1.0 + bias_x * (px / s - 0.5) * 2.0 + bias_y * (py / s - 0.5) * 2.0;
-            let noisy = value * bias + noise_sigma * rng.normal();
-            let imaginary = noise_sigma * rng.normal();
+            let noisy = value * bias + noise_sigma * noise_real;
+            let imaginary = noise_sigma * noise_imaginary;
             image[row * size + col] = libm::sqrt(noisy * noisy + imaginary * imaginary) as f32;
         }
     }
