@@ -1,0 +1,439 @@
+//! Post-training full-int8 quantisation of float TFLite U-Nets.
+//!
+//! [`quantize`] takes a float model in the owned IR of `tflite-writer` (exported from the burn
+//! U-Net, or read from a `.tflite` made by TensorFlow's converter) and a representative dataset,
+//! and returns an int8 model with int8 input and output, per-channel int8 weights and int32
+//! bias, plus a [`QuantReport`]. Its stages, one module each:
+//!
+//! 1. [`graph`]: checks the model and folds shape-only subgraphs away (TRANSPOSE_CONV output
+//!    shapes become constants; no SHAPE/STRIDED_SLICE/PACK survives).
+//! 2. [`calibrate`]: runs the float model through `tflite-runtime`, observing every tensor.
+//! 3. [`observer`]: `minmax`, `percentile`, `mse` ranges; `auto` picks by held-out Dice.
+//! 4. [`rewrite`]: parameters under the TFLite int8 constraints (shared scales for max-pool,
+//!    resize and concatenation, assigned to the producers so no requantise op is needed;
+//!    LOGISTIC at 1/256, −128; ReLU ranges from 0), weights and bias, and the int8 graph.
+//! 5. [`verify`]: per-tensor and output SQNR, Dice and mask agreement on held-out data.
+//! 6. [`report`]: JSON, Markdown and the terminal summary; [`vela`] and [`litert`] run the
+//!    external checks (Arm Vela, LiteRT `BUILTIN_REF`).
+//!
+//! [`dataset`] loads calibration and evaluation sets and flags noise-like or off-distribution
+//! calibration data — the mistake that collapsed the seed project's int8 Dice.
+
+#![warn(missing_docs)]
+
+pub mod calibrate;
+pub mod dataset;
+mod error;
+pub mod graph;
+pub mod litert;
+pub mod observer;
+pub mod report;
+pub mod rewrite;
+pub mod vela;
+pub mod verify;
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Instant;
+
+use tflite_runtime::{Interpreter, KernelTier, Options, TensorData};
+use tflite_writer::{Activation, BuiltinOp, Model};
+
+pub use dataset::{DataStats, EvalSet, ImageSet};
+pub use error::QuantError;
+pub use graph::{FloatGraph, prepare_float};
+pub use observer::{Method, Observer};
+pub use report::QuantReport;
+
+use crate::calibrate::parallel_chunks;
+use crate::graph::fused_activation;
+use crate::report::{CalibrationInfo, MethodScore, TensorReport};
+use crate::rewrite::{Int8Model, ParamPlan, assign_params, build_int8};
+use crate::verify::{Accuracy, evaluate};
+
+/// Default percentile of the `percentile` observer.
+pub const DEFAULT_PERCENTILE: f64 = 99.99;
+
+/// Options of [`quantize`].
+#[derive(Debug, Clone)]
+pub struct QuantConfig {
+    /// Observer, or `auto`.
+    pub method: Method,
+    /// Percentile for the `percentile` observer (e.g. 99.99).
+    pub percentile: f64,
+    /// Apply empirical bias correction from the calibration set.
+    pub bias_correction: bool,
+    /// Make calibration-data problems errors instead of warnings.
+    pub strict: bool,
+    /// Worker threads.
+    pub threads: usize,
+    /// Held-out set for `auto` (required with `auto`).
+    pub selection: Option<EvalSet>,
+    /// Held-out set for the final verification (per-tensor SQNR, Dice, agreement).
+    pub evaluation: Option<EvalSet>,
+    /// In-distribution statistics to compare the calibration data with (default: those of the
+    /// evaluation set, else of the selection set).
+    pub reference: Option<DataStats>,
+}
+
+impl Default for QuantConfig {
+    fn default() -> Self {
+        Self {
+            method: Method::Fixed(Observer::MinMax),
+            percentile: DEFAULT_PERCENTILE,
+            bias_correction: false,
+            strict: false,
+            threads: calibrate::default_threads(),
+            selection: None,
+            evaluation: None,
+            reference: None,
+        }
+    }
+}
+
+fn time<T>(timings: &mut BTreeMap<String, f64>, key: &str, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let out = f();
+    *timings.entry(key.to_string()).or_default() += start.elapsed().as_secs_f64();
+    out
+}
+
+/// Quantises `float_model` with the calibration images `calib` (see the crate docs).
+pub fn quantize(
+    float_model: &Model,
+    calib: &ImageSet,
+    config: &QuantConfig,
+) -> Result<(Model, QuantReport), QuantError> {
+    let mut report = QuantReport {
+        tool: format!("unet-quantizer {}", env!("CARGO_PKG_VERSION")),
+        method_requested: config.method.to_string(),
+        percentile: config.percentile,
+        bias_correction: config.bias_correction,
+        ..QuantReport::default()
+    };
+    if !(config.percentile > 50.0 && config.percentile <= 100.0) {
+        return Err(QuantError::BadData {
+            what: "calibration",
+            detail: format!("percentile {} is outside (50, 100]", config.percentile),
+        });
+    }
+    let mut timings = BTreeMap::new();
+    let graph = time(&mut timings, "prepare", || prepare_float(float_model))?;
+    report.removed_float_ops = graph.removed_ops;
+    let shape = format!("[1,{},{},{}]", graph.height, graph.width, graph.channels);
+    dataset::check_fits(calib, "calibration", graph.input_len(), &shape)?;
+    for set in [&config.selection, &config.evaluation]
+        .into_iter()
+        .flatten()
+    {
+        dataset::check_fits(&set.images, "evaluation", graph.input_len(), &shape)?;
+        if set.masks.len() != set.images.images.len()
+            || set.masks.iter().any(|m| m.len() != graph.input_len())
+        {
+            return Err(QuantError::BadData {
+                what: "evaluation",
+                detail: format!(
+                    "{}: masks do not match the images one to one",
+                    set.images.description
+                ),
+            });
+        }
+    }
+
+    // Is the calibration data what the model will see?
+    let calib_stats = dataset::data_stats(calib);
+    let reference = config.reference.or_else(|| {
+        config
+            .evaluation
+            .as_ref()
+            .or(config.selection.as_ref())
+            .map(|e| dataset::data_stats(&e.images))
+    });
+    let problems = dataset::check_calibration(&calib_stats, reference.as_ref());
+    if !problems.is_empty() {
+        if config.strict {
+            return Err(QuantError::CalibrationRejected(problems.join("; ")));
+        }
+        for p in &problems {
+            tracing::warn!("{p}");
+            report.warnings.push(p.clone());
+        }
+    }
+    report.calibration = Some(CalibrationInfo {
+        data: calib.description.clone(),
+        samples: calib.images.len(),
+        stats: calib_stats,
+        reference,
+        problems,
+    });
+
+    let stats = time(&mut timings, "calibrate", || {
+        calibrate::calibrate(&graph.model, &calib.images, config.threads)
+    })?;
+
+    let observers: Vec<Observer> = match config.method {
+        Method::Fixed(o) => vec![o],
+        Method::Auto => Observer::ALL.to_vec(),
+    };
+    if config.method == Method::Auto && config.selection.is_none() {
+        return Err(QuantError::BadData {
+            what: "evaluation",
+            detail: "--method auto needs a held-out selection set".into(),
+        });
+    }
+    let mut candidates: Vec<(Observer, ParamPlan, Int8Model, Option<Accuracy>)> = Vec::new();
+    for &observer in &observers {
+        let plan = time(&mut timings, "assign parameters", || {
+            assign_params(&graph, &stats, observer, config.percentile)
+        })?;
+        let description = format!("int8 U-Net (unet-quantizer, observer {observer})");
+        let mut int8 = time(&mut timings, "rewrite", || {
+            build_int8(&graph, &plan, &HashMap::new(), &description)
+        })?;
+        if config.bias_correction {
+            let deltas = time(&mut timings, "bias correction", || {
+                bias_correction(&graph, &int8, &calib.images, config.threads)
+            })?;
+            int8 = time(&mut timings, "rewrite", || {
+                build_int8(&graph, &plan, &deltas, &description)
+            })?;
+        }
+        let score = match (&config.selection, config.method) {
+            (Some(selection), Method::Auto) => Some(time(&mut timings, "select (auto)", || {
+                evaluate(
+                    &graph.model,
+                    &int8.model,
+                    &int8.activations,
+                    selection,
+                    false,
+                    config.threads,
+                )
+            })?),
+            _ => None,
+        };
+        candidates.push((observer, plan, int8, score));
+    }
+    // Keep the best Dice; ties (e.g. an untrained model) go to the better output SQNR.
+    let best = candidates
+        .iter()
+        .enumerate()
+        .max_by(|(_, a), (_, b)| {
+            let key = |c: &Option<Accuracy>| {
+                c.as_ref().map_or((0.0, 0.0), |a| {
+                    (a.dice_int8, a.output_sqnr_db.unwrap_or(1e9))
+                })
+            };
+            let (ka, kb) = (key(&a.3), key(&b.3));
+            ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
+        })
+        .map_or(0, |(i, _)| i);
+    for (i, (observer, _, _, score)) in candidates.iter().enumerate() {
+        if let Some(accuracy) = score {
+            report.selection.push(MethodScore {
+                observer: observer.to_string(),
+                accuracy: accuracy.clone(),
+                chosen: i == best,
+            });
+        }
+    }
+    let (observer, plan, int8, _) = candidates.swap_remove(best);
+    report.method = observer.to_string();
+    report.warnings.extend(plan.warnings.iter().cloned());
+    for w in &plan.warnings {
+        tracing::warn!("{w}");
+    }
+
+    let accuracy = match &config.evaluation {
+        Some(eval) => Some(time(&mut timings, "verify", || {
+            evaluate(
+                &graph.model,
+                &int8.model,
+                &int8.activations,
+                eval,
+                true,
+                config.threads,
+            )
+        })?),
+        None => None,
+    };
+    let bytes = time(&mut timings, "write (serialise)", || {
+        tflite_writer::write_model(&int8.model)
+    })?;
+    report.int8_model_bytes = bytes.len();
+    fill_tensor_rows(&mut report, &graph, &stats, &plan, &int8, accuracy.as_ref());
+    report.accuracy = accuracy;
+    report.parameters = tflite_runtime::synth::parameter_count(&int8.model);
+    for op in &int8.model.subgraphs[0].operators {
+        *report.int8_ops.entry(op.op.name()).or_default() += 1;
+    }
+    report.timings_s = timings;
+    Ok((int8.model, report))
+}
+
+fn fill_tensor_rows(
+    report: &mut QuantReport,
+    graph: &FloatGraph,
+    stats: &calibrate::CalibrationStats,
+    plan: &ParamPlan,
+    int8: &Int8Model,
+    accuracy: Option<&Accuracy>,
+) {
+    let sg = &graph.model.subgraphs[0];
+    let mut producer: HashMap<usize, String> = HashMap::new();
+    for op in &sg.operators {
+        producer.insert(op.outputs[0] as usize, op.op.name());
+    }
+    let sqnr: HashMap<&str, Option<f64>> = accuracy
+        .map(|a| {
+            a.per_tensor
+                .iter()
+                .map(|t| (t.name.as_str(), t.sqnr_db))
+                .collect()
+        })
+        .unwrap_or_default();
+    for &(f, _) in &int8.activations {
+        let t = &sg.tensors[f];
+        let p = plan.params[&f];
+        let s = stats.tensors.get(&f);
+        report.tensors.push(TensorReport {
+            name: t.name.clone(),
+            op: producer.get(&f).cloned().unwrap_or_else(|| "INPUT".into()),
+            shape: t.shape.clone(),
+            observed_min: s.map_or(0.0, |s| s.min),
+            observed_max: s.map_or(0.0, |s| s.max),
+            range: plan.ranges.get(&f).copied().unwrap_or((0.0, 0.0)),
+            scale: p.scale,
+            zero_point: p.zero_point,
+            covered: (
+                p.scale * (-128 - p.zero_point) as f32,
+                p.scale * (127 - p.zero_point) as f32,
+            ),
+            group: p.group,
+            sqnr_db: sqnr.get(t.name.as_str()).copied().flatten(),
+        });
+    }
+}
+
+/// Empirical bias correction: the mean per-channel error `f32 − dequant(int8)` of every
+/// convolution's output over (up to 32) calibration slices, measured where neither side is
+/// clipped, becomes a float bias offset. All layers are corrected from one run, so a layer's
+/// correction does not yet see the corrections upstream of it.
+fn bias_correction(
+    graph: &FloatGraph,
+    int8: &Int8Model,
+    images: &[Vec<f32>],
+    threads: usize,
+) -> Result<HashMap<usize, Vec<f32>>, QuantError> {
+    let sg = &graph.model.subgraphs[0];
+    // Float output tensor → (op index, channels, ReLU).
+    let mut convs: HashMap<usize, (usize, usize, bool)> = HashMap::new();
+    for (op_index, op) in sg.operators.iter().enumerate() {
+        if matches!(op.op, BuiltinOp::CONV_2D | BuiltinOp::TRANSPOSE_CONV) {
+            let out = op.outputs[0] as usize;
+            let channels = sg.tensors[out].shape.last().copied().unwrap_or(1).max(1) as usize;
+            let relu = matches!(
+                fused_activation(&op.options),
+                Activation::Relu | Activation::Relu6
+            );
+            convs.insert(out, (op_index, channels, relu));
+        }
+    }
+    let int8_to_float: HashMap<usize, usize> =
+        int8.activations.iter().map(|&(f, q)| (q, f)).collect();
+    let int8_proto = Interpreter::new(
+        &int8.model,
+        Options {
+            kernels: KernelTier::Best,
+        },
+    )
+    .map_err(QuantError::runtime("int8 model"))?;
+    let input_q = int8_proto
+        .input_info(0)
+        .ok()
+        .and_then(|i| i.per_tensor_quant())
+        .unwrap_or((1.0, 0));
+    let subset = &images[..images.len().min(32)];
+    type Sums = HashMap<usize, (Vec<f64>, Vec<u64>)>;
+    let parts: Vec<Sums> = parallel_chunks(
+        &graph.model,
+        "bias correction",
+        subset,
+        threads,
+        |float_rt, part| {
+            let mut int8_rt = int8_proto.clone();
+            let mut sums: Sums = HashMap::new();
+            let mut float_values: HashMap<usize, Vec<f32>> = HashMap::new();
+            for image in part {
+                float_rt
+                    .set_input(0, image)
+                    .map_err(QuantError::runtime("bias correction"))?;
+                float_values.clear();
+                float_rt
+                    .invoke_with_observer(&mut |obs| {
+                        if let (TensorData::F32(v), true) =
+                            (obs.data, convs.contains_key(&obs.tensor.index))
+                        {
+                            float_values.insert(obs.tensor.index, v.to_vec());
+                        }
+                    })
+                    .map_err(QuantError::runtime("bias correction"))?;
+                let q_in = verify::quantize_input(image, input_q.0, input_q.1);
+                int8_rt
+                    .set_input(0, &q_in)
+                    .map_err(QuantError::runtime("bias correction"))?;
+                int8_rt
+                    .invoke_with_observer(&mut |obs| {
+                        let (TensorData::I8(q), Some((scale, zp))) =
+                            (obs.data, obs.tensor.per_tensor_quant())
+                        else {
+                            return;
+                        };
+                        let Some(f_idx) = int8_to_float.get(&obs.tensor.index) else {
+                            return;
+                        };
+                        let (Some(&(_, channels, relu)), Some(f)) =
+                            (convs.get(f_idx), float_values.get(f_idx))
+                        else {
+                            return;
+                        };
+                        let entry = sums
+                            .entry(*f_idx)
+                            .or_insert_with(|| (vec![0.0; channels], vec![0; channels]));
+                        for (i, (&fv, &qv)) in f.iter().zip(q).enumerate() {
+                            if qv == -128 || qv == 127 || (relu && fv <= 0.0) {
+                                continue;
+                            }
+                            let c = i % channels;
+                            entry.0[c] += f64::from(fv - scale * (i32::from(qv) - zp) as f32);
+                            entry.1[c] += 1;
+                        }
+                    })
+                    .map_err(QuantError::runtime("bias correction"))?;
+            }
+            Ok(sums)
+        },
+    )?;
+    let mut total: Sums = HashMap::new();
+    for part in parts {
+        for (k, (s, n)) in part {
+            let e = total
+                .entry(k)
+                .or_insert_with(|| (vec![0.0; s.len()], vec![0; s.len()]));
+            for c in 0..s.len() {
+                e.0[c] += s[c];
+                e.1[c] += n[c];
+            }
+        }
+    }
+    let mut deltas = HashMap::new();
+    for (f_idx, (s, n)) in total {
+        if let Some(&(op_index, _, _)) = convs.get(&f_idx) {
+            let delta: Vec<f32> = s
+                .iter()
+                .zip(&n)
+                .map(|(&s, &n)| if n > 0 { (s / n as f64) as f32 } else { 0.0 })
+                .collect();
+            deltas.insert(op_index, delta);
+        }
+    }
+    Ok(deltas)
+}

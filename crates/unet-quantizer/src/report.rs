@@ -1,0 +1,367 @@
+//! The quantisation report: `quant_report.json`, `quant_report.md` and the terminal summary.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::dataset::DataStats;
+use crate::error::QuantError;
+use crate::verify::Accuracy;
+
+/// One activation tensor of the int8 model.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorReport {
+    /// Tensor name.
+    pub name: String,
+    /// Producing operator (`INPUT` for the model input).
+    pub op: String,
+    /// Shape.
+    pub shape: Vec<i32>,
+    /// Smallest calibration value.
+    pub observed_min: f32,
+    /// Largest calibration value.
+    pub observed_max: f32,
+    /// The observer's range for this tensor (before sharing).
+    pub range: (f32, f32),
+    /// Int8 scale.
+    pub scale: f32,
+    /// Int8 zero point.
+    pub zero_point: i32,
+    /// The float range the int8 grid covers: `scale·(−128 − zp) … scale·(127 − zp)`.
+    pub covered: (f32, f32),
+    /// Sharing group id (equal ids = identical parameters).
+    pub group: usize,
+    /// SQNR on the held-out set, in dB (`null` = identical, or not evaluated).
+    pub sqnr_db: Option<f64>,
+}
+
+/// How one observer scored in `auto` selection.
+#[derive(Debug, Clone, Serialize)]
+pub struct MethodScore {
+    /// Observer name.
+    pub observer: String,
+    /// Accuracy on the selection set.
+    pub accuracy: Accuracy,
+    /// Whether this observer's model was kept.
+    pub chosen: bool,
+}
+
+/// Calibration data summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct CalibrationInfo {
+    /// Where the slices came from.
+    pub data: String,
+    /// Number of slices.
+    pub samples: usize,
+    /// Their statistics.
+    pub stats: DataStats,
+    /// In-distribution statistics they were compared with.
+    pub reference: Option<DataStats>,
+    /// Problems found (noise-like, off-distribution).
+    pub problems: Vec<String>,
+}
+
+/// Vela's verdict for one accelerator.
+#[derive(Debug, Clone, Serialize)]
+pub struct VelaResult {
+    /// Accelerator configuration (`ethos-u55-256`, …).
+    pub accelerator: String,
+    /// Operators Vela placed on the NPU.
+    pub npu_ops: usize,
+    /// Operators left on the CPU.
+    pub cpu_ops: usize,
+    /// Estimated inference time in milliseconds.
+    pub inference_ms: Option<f64>,
+    /// Command that produced it.
+    pub command: String,
+}
+
+/// Everything `quantize` did and measured.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct QuantReport {
+    /// Tool name and version.
+    pub tool: String,
+    /// The command line (filled by the caller).
+    pub command_line: Vec<String>,
+    /// Git commit of the sources (filled by the caller).
+    pub git_commit: Option<String>,
+    /// Seed of the data (filled by the caller).
+    pub seed: Option<u64>,
+    /// Requested method (`minmax`, `percentile`, `mse`, `auto`).
+    pub method_requested: String,
+    /// Observer whose model was kept.
+    pub method: String,
+    /// Percentile of the percentile observer.
+    pub percentile: f64,
+    /// Whether empirical bias correction was applied.
+    pub bias_correction: bool,
+    /// Calibration data.
+    pub calibration: Option<CalibrationInfo>,
+    /// Per-observer scores (`auto`).
+    pub selection: Vec<MethodScore>,
+    /// Accuracy on the held-out evaluation set.
+    pub accuracy: Option<Accuracy>,
+    /// Every activation tensor.
+    pub tensors: Vec<TensorReport>,
+    /// Operators per type in the int8 model.
+    pub int8_ops: BTreeMap<String, usize>,
+    /// Operators removed from the float model (shape folding, dead code).
+    pub removed_float_ops: usize,
+    /// Weights and biases.
+    pub parameters: usize,
+    /// Size of the written int8 model in bytes.
+    pub int8_model_bytes: usize,
+    /// Size of the float model in bytes (filled by the caller).
+    pub fp32_model_bytes: Option<usize>,
+    /// Warnings (calibration data, range collapse, …).
+    pub warnings: Vec<String>,
+    /// Seconds per phase.
+    pub timings_s: BTreeMap<String, f64>,
+    /// LiteRT BUILTIN_REF vs our runtime on the int8 model (filled by the caller).
+    pub litert_bit_exact: Option<String>,
+    /// Vela compilation results (filled by the caller).
+    pub vela: Vec<VelaResult>,
+}
+
+fn db(v: Option<f64>) -> String {
+    v.map_or("exact".into(), |v| format!("{v:.2} dB"))
+}
+
+impl QuantReport {
+    /// The `n` tensors with the lowest SQNR.
+    pub fn worst_tensors(&self, n: usize) -> Vec<&TensorReport> {
+        let mut rows: Vec<&TensorReport> = self
+            .tensors
+            .iter()
+            .filter(|t| t.sqnr_db.is_some())
+            .collect();
+        rows.sort_by(|a, b| {
+            a.sqnr_db
+                .partial_cmp(&b.sqnr_db)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        rows.truncate(n);
+        rows
+    }
+
+    /// A short summary for the terminal (accuracy, five worst layers, warnings).
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "method: {} (requested {})",
+            self.method, self.method_requested
+        );
+        if let Some(c) = &self.calibration {
+            let _ = writeln!(s, "calibration: {} slices of {}", c.samples, c.data);
+        }
+        for m in &self.selection {
+            let _ = writeln!(
+                s,
+                "  {:<10} Dice int8 {:.4} (fp32 {:.4}), output SQNR {}, agreement {:.3} %{}",
+                m.observer,
+                m.accuracy.dice_int8,
+                m.accuracy.dice_fp32,
+                db(m.accuracy.output_sqnr_db),
+                100.0 * m.accuracy.mask_agreement,
+                if m.chosen { "  <- kept" } else { "" }
+            );
+        }
+        if let Some(a) = &self.accuracy {
+            let _ = writeln!(
+                s,
+                "held-out ({} slices): output SQNR {}, Dice fp32 {:.4}, int8 {:.4} (Δ {:+.4}), mask agreement {:.3} %",
+                a.samples,
+                db(a.output_sqnr_db),
+                a.dice_fp32,
+                a.dice_int8,
+                a.dice_delta(),
+                100.0 * a.mask_agreement
+            );
+            let worst = self.worst_tensors(5);
+            if !worst.is_empty() {
+                let _ = writeln!(s, "five worst layers (SQNR):");
+                for t in worst {
+                    let _ = writeln!(s, "  {:<28} {:<16} {}", t.name, t.op, db(t.sqnr_db));
+                }
+            }
+        }
+        let _ = writeln!(
+            s,
+            "int8 model: {} bytes, {} parameters",
+            self.int8_model_bytes, self.parameters
+        );
+        for w in &self.warnings {
+            let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+
+    /// The Markdown report.
+    pub fn to_markdown(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "# Quantisation report\n");
+        let _ = writeln!(s, "- tool: {}", self.tool);
+        let _ = writeln!(s, "- command: `{}`", self.command_line.join(" "));
+        if let Some(c) = &self.git_commit {
+            let _ = writeln!(s, "- commit: {c}");
+        }
+        if let Some(seed) = self.seed {
+            let _ = writeln!(s, "- seed: {seed}");
+        }
+        let _ = writeln!(
+            s,
+            "- method: **{}** (requested {}; percentile {}; bias correction {})",
+            self.method, self.method_requested, self.percentile, self.bias_correction
+        );
+        if let Some(c) = &self.calibration {
+            let _ = writeln!(
+                s,
+                "- calibration: {} slices of {} (mean {:.3}, std {:.3}, neighbour correlation {:.3})",
+                c.samples, c.data, c.stats.mean, c.stats.std, c.stats.neighbour_correlation
+            );
+            for p in &c.problems {
+                let _ = writeln!(s, "  - **calibration problem:** {p}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "- int8 model: {} bytes; float model: {}; {} parameters; {} float ops removed by folding",
+            self.int8_model_bytes,
+            self.fp32_model_bytes
+                .map_or("-".into(), |b| format!("{b} bytes")),
+            self.parameters,
+            self.removed_float_ops
+        );
+        let ops: Vec<String> = self
+            .int8_ops
+            .iter()
+            .map(|(k, v)| format!("{k}×{v}"))
+            .collect();
+        let _ = writeln!(s, "- int8 ops: {}", ops.join(", "));
+        if let Some(l) = &self.litert_bit_exact {
+            let _ = writeln!(s, "- LiteRT BUILTIN_REF vs tflite-runtime: {l}");
+        }
+        if let Some(a) = &self.accuracy {
+            let _ = writeln!(s, "\n## Accuracy on held-out data\n");
+            let _ = writeln!(s, "{} slices of {}\n", a.samples, a.data);
+            let _ = writeln!(s, "| metric | value |\n|---|---|");
+            let _ = writeln!(
+                s,
+                "| output SQNR (int8 vs fp32) | {} |",
+                db(a.output_sqnr_db)
+            );
+            let _ = writeln!(s, "| Dice fp32 vs ground truth | {:.4} |", a.dice_fp32);
+            let _ = writeln!(s, "| Dice int8 vs ground truth | {:.4} |", a.dice_int8);
+            let _ = writeln!(s, "| Dice int8 − fp32 | {:+.4} |", a.dice_delta());
+            let _ = writeln!(
+                s,
+                "| mask agreement int8 vs fp32 | {:.3} % |",
+                100.0 * a.mask_agreement
+            );
+        }
+        if !self.selection.is_empty() {
+            let _ = writeln!(s, "\n## Observer selection\n");
+            let _ = writeln!(
+                s,
+                "| observer | Dice int8 | Dice fp32 | output SQNR | agreement | kept |\n|---|---|---|---|---|---|"
+            );
+            for m in &self.selection {
+                let _ = writeln!(
+                    s,
+                    "| {} | {:.4} | {:.4} | {} | {:.3} % | {} |",
+                    m.observer,
+                    m.accuracy.dice_int8,
+                    m.accuracy.dice_fp32,
+                    db(m.accuracy.output_sqnr_db),
+                    100.0 * m.accuracy.mask_agreement,
+                    if m.chosen { "yes" } else { "" }
+                );
+            }
+        }
+        if !self.vela.is_empty() {
+            let _ = writeln!(s, "\n## Arm Vela (estimates)\n");
+            let _ = writeln!(
+                s,
+                "| accelerator | NPU ops | CPU ops | est. inference |\n|---|---|---|---|"
+            );
+            for v in &self.vela {
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {} | {} |",
+                    v.accelerator,
+                    v.npu_ops,
+                    v.cpu_ops,
+                    v.inference_ms.map_or("-".into(), |m| format!("{m:.3} ms"))
+                );
+            }
+        }
+        let _ = writeln!(s, "\n## Tensors\n");
+        let _ = writeln!(
+            s,
+            "| tensor | op | shape | observed | observer range | scale | zp | group | SQNR |\n|---|---|---|---|---|---|---|---|---|"
+        );
+        for t in &self.tensors {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:?} | [{:.4}, {:.4}] | [{:.4}, {:.4}] | {:.6} | {} | {} | {} |",
+                t.name,
+                t.op,
+                t.shape,
+                t.observed_min,
+                t.observed_max,
+                t.range.0,
+                t.range.1,
+                t.scale,
+                t.zero_point,
+                t.group,
+                db(t.sqnr_db)
+            );
+        }
+        if !self.timings_s.is_empty() {
+            let _ = writeln!(s, "\n## Timings\n");
+            for (k, v) in &self.timings_s {
+                let _ = writeln!(s, "- {k}: {v:.3} s");
+            }
+        }
+        if !self.warnings.is_empty() {
+            let _ = writeln!(s, "\n## Warnings\n");
+            for w in &self.warnings {
+                let _ = writeln!(s, "- {w}");
+            }
+        }
+        s
+    }
+
+    /// Writes `quant_report.json` and `quant_report.md` into `dir` (each via a temporary file and
+    /// a rename, so that no half-written report is ever left behind).
+    pub fn write(&self, dir: &Path) -> Result<(), QuantError> {
+        let json = serde_json::to_string_pretty(self)?;
+        write_atomic(&dir.join("quant_report.json"), json.as_bytes())?;
+        write_atomic(&dir.join("quant_report.md"), self.to_markdown().as_bytes())
+    }
+}
+
+/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QuantError> {
+    let io = |source| QuantError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let name = path
+        .file_name()
+        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        io(e)
+    })
+}

@@ -1,0 +1,302 @@
+//! Verification on held-out data: the float and the int8 model run side by side on our runtime;
+//! per-tensor SQNR (int8 dequantised vs f32), output SQNR, Dice of both against the ground truth
+//! and the agreement of their masks.
+
+use std::collections::HashMap;
+
+use serde::Serialize;
+use tflite_runtime::{Interpreter, KernelTier, Options, TensorData};
+use tflite_writer::Model;
+
+use crate::calibrate::parallel_chunks;
+use crate::dataset::EvalSet;
+use crate::error::QuantError;
+
+/// Dice smoothing term, as in training (`unet_train::loss::SMOOTH`).
+pub const DICE_SMOOTH: f64 = 1e-4;
+
+/// Quantises a float input like TFLite's reference QUANTIZE: `round(x / s) + zp` (f32 division,
+/// ties away from zero), clamped to int8.
+pub fn quantize_input(values: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
+    values
+        .iter()
+        .map(|&x| {
+            ((x / scale).round() as i32)
+                .saturating_add(zero_point)
+                .clamp(-128, 127) as i8
+        })
+        .collect()
+}
+
+/// Dice of one slice, IntelAI's `dice_coef` on rounded predictions (as the training metric).
+pub fn dice(probs: &[f32], target: &[f32]) -> f64 {
+    let (mut inter, mut union) = (0.0f64, 0.0f64);
+    for (&p, &t) in probs.iter().zip(target) {
+        let r = f64::from(p).round_ties_even();
+        inter += r * f64::from(t);
+        union += r + f64::from(t);
+    }
+    (2.0 * inter + DICE_SMOOTH) / (union + DICE_SMOOTH)
+}
+
+/// 10·log10(signal / noise) in dB; `None` when the noise is exactly 0 (infinite SQNR).
+pub fn sqnr_db(signal: f64, noise: f64) -> Option<f64> {
+    if noise <= 0.0 {
+        None
+    } else {
+        Some(10.0 * (signal.max(1e-300) / noise).log10())
+    }
+}
+
+/// SQNR of one tensor.
+#[derive(Debug, Clone, Serialize)]
+pub struct TensorSqnr {
+    /// Tensor name.
+    pub name: String,
+    /// The producing operator (`INPUT` for the model input).
+    pub op: String,
+    /// SQNR in dB (`null` = identical).
+    pub sqnr_db: Option<f64>,
+}
+
+/// Accuracy of an int8 model against its float original and the ground truth.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accuracy {
+    /// Slices evaluated.
+    pub samples: usize,
+    /// Where they came from.
+    pub data: String,
+    /// SQNR of the dequantised int8 output vs the float output, in dB.
+    pub output_sqnr_db: Option<f64>,
+    /// Mean Dice of the float model vs the ground truth.
+    pub dice_fp32: f64,
+    /// Mean Dice of the int8 model vs the ground truth.
+    pub dice_int8: f64,
+    /// Fraction of pixels where the int8 and float masks (threshold 0.5) agree.
+    pub mask_agreement: f64,
+    /// Per activation tensor, in execution order (empty when not requested).
+    pub per_tensor: Vec<TensorSqnr>,
+}
+
+impl Accuracy {
+    /// `dice_int8 − dice_fp32`.
+    pub fn dice_delta(&self) -> f64 {
+        self.dice_int8 - self.dice_fp32
+    }
+}
+
+#[derive(Default)]
+struct Partial {
+    signal: HashMap<usize, f64>,
+    noise: HashMap<usize, f64>,
+    out_signal: f64,
+    out_noise: f64,
+    dice_fp32: f64,
+    dice_int8: f64,
+    agree: u64,
+    pixels: u64,
+    samples: usize,
+}
+
+/// Runs both models over `eval` and measures the accuracy. `activations` pairs float and int8
+/// tensor indices (model input first); with `per_tensor` every pair gets an SQNR.
+pub fn evaluate(
+    float: &Model,
+    int8: &Model,
+    activations: &[(usize, usize)],
+    eval: &EvalSet,
+    per_tensor: bool,
+    threads: usize,
+) -> Result<Accuracy, QuantError> {
+    let options = Options {
+        kernels: KernelTier::Best,
+    };
+    let int8_proto = Interpreter::new(int8, options).map_err(QuantError::runtime("int8 model"))?;
+    let input_q = int8_proto
+        .input_info(0)
+        .ok()
+        .and_then(|i| i.per_tensor_quant())
+        .ok_or_else(|| {
+            QuantError::UnsupportedModel(
+                "the int8 model input has no per-tensor quantisation".into(),
+            )
+        })?;
+    let output_q = int8_proto
+        .output_info(0)
+        .ok()
+        .and_then(|i| i.per_tensor_quant())
+        .ok_or_else(|| {
+            QuantError::UnsupportedModel(
+                "the int8 model output has no per-tensor quantisation".into(),
+            )
+        })?;
+    let int8_to_float: HashMap<usize, usize> = activations.iter().map(|&(f, q)| (q, f)).collect();
+    let items: Vec<(&Vec<f32>, &Vec<f32>)> = eval.images.images.iter().zip(&eval.masks).collect();
+    let float_input = float.subgraphs[0].inputs[0] as usize;
+    let parts = parallel_chunks(
+        float,
+        "evaluation (float model)",
+        &items,
+        threads,
+        |float_rt, part| {
+            let mut int8_rt = int8_proto.clone();
+            let mut acc = Partial::default();
+            let mut float_values: HashMap<usize, Vec<f32>> = HashMap::new();
+            for (image, mask) in part {
+                float_rt
+                    .set_input(0, image)
+                    .map_err(QuantError::runtime("evaluation input"))?;
+                float_values.clear();
+                if per_tensor {
+                    float_rt
+                        .invoke_with_observer(&mut |obs| {
+                            if let TensorData::F32(v) = obs.data {
+                                float_values.insert(obs.tensor.index, v.to_vec());
+                            }
+                        })
+                        .map_err(QuantError::runtime("float evaluation run"))?;
+                } else {
+                    float_rt
+                        .invoke()
+                        .map_err(QuantError::runtime("float evaluation run"))?;
+                }
+                let float_out: Vec<f32> = float_rt
+                    .output::<f32>(0)
+                    .map_err(QuantError::runtime("float output"))?
+                    .to_vec();
+                let q_in = quantize_input(image, input_q.0, input_q.1);
+                if per_tensor {
+                    let (mut s, mut n) = (0.0f64, 0.0f64);
+                    for (&x, &q) in image.iter().zip(&q_in) {
+                        let d = input_q.0 * (i32::from(q) - input_q.1) as f32;
+                        s += f64::from(x) * f64::from(x);
+                        n += f64::from(x - d) * f64::from(x - d);
+                    }
+                    *acc.signal.entry(float_input).or_default() += s;
+                    *acc.noise.entry(float_input).or_default() += n;
+                }
+                int8_rt
+                    .set_input(0, &q_in)
+                    .map_err(QuantError::runtime("int8 input"))?;
+                if per_tensor {
+                    let signal = &mut acc.signal;
+                    let noise = &mut acc.noise;
+                    int8_rt
+                        .invoke_with_observer(&mut |obs| {
+                            let (TensorData::I8(q), Some((scale, zp))) =
+                                (obs.data, obs.tensor.per_tensor_quant())
+                            else {
+                                return;
+                            };
+                            let Some(&f_idx) = int8_to_float.get(&obs.tensor.index) else {
+                                return;
+                            };
+                            let Some(f) = float_values.get(&f_idx) else {
+                                return;
+                            };
+                            let (mut s, mut n) = (0.0f64, 0.0f64);
+                            for (&fv, &qv) in f.iter().zip(q) {
+                                let d = scale * (i32::from(qv) - zp) as f32;
+                                s += f64::from(fv) * f64::from(fv);
+                                n += f64::from(fv - d) * f64::from(fv - d);
+                            }
+                            *signal.entry(f_idx).or_default() += s;
+                            *noise.entry(f_idx).or_default() += n;
+                        })
+                        .map_err(QuantError::runtime("int8 evaluation run"))?;
+                } else {
+                    int8_rt
+                        .invoke()
+                        .map_err(QuantError::runtime("int8 evaluation run"))?;
+                }
+                let q_out = int8_rt
+                    .output::<i8>(0)
+                    .map_err(QuantError::runtime("int8 output"))?;
+                let deq: Vec<f32> = q_out
+                    .iter()
+                    .map(|&q| output_q.0 * (i32::from(q) - output_q.1) as f32)
+                    .collect();
+                for (&f, &d) in float_out.iter().zip(&deq) {
+                    acc.out_signal += f64::from(f) * f64::from(f);
+                    acc.out_noise += f64::from(f - d) * f64::from(f - d);
+                    if f.round_ties_even() == d.round_ties_even() {
+                        acc.agree += 1;
+                    }
+                }
+                acc.pixels += float_out.len() as u64;
+                acc.dice_fp32 += dice(&float_out, mask);
+                acc.dice_int8 += dice(&deq, mask);
+                acc.samples += 1;
+            }
+            Ok(acc)
+        },
+    )?;
+    let mut total = Partial::default();
+    for p in parts {
+        for (k, v) in p.signal {
+            *total.signal.entry(k).or_default() += v;
+        }
+        for (k, v) in p.noise {
+            *total.noise.entry(k).or_default() += v;
+        }
+        total.out_signal += p.out_signal;
+        total.out_noise += p.out_noise;
+        total.dice_fp32 += p.dice_fp32;
+        total.dice_int8 += p.dice_int8;
+        total.agree += p.agree;
+        total.pixels += p.pixels;
+        total.samples += p.samples;
+    }
+    let sg = &float.subgraphs[0];
+    let mut producer: HashMap<usize, String> = HashMap::new();
+    for op in &sg.operators {
+        producer.insert(op.outputs[0] as usize, op.op.name());
+    }
+    let per_tensor_rows = if per_tensor {
+        activations
+            .iter()
+            .map(|&(f, _)| TensorSqnr {
+                name: sg.tensors[f].name.clone(),
+                op: producer.get(&f).cloned().unwrap_or_else(|| "INPUT".into()),
+                sqnr_db: sqnr_db(
+                    total.signal.get(&f).copied().unwrap_or(0.0),
+                    total.noise.get(&f).copied().unwrap_or(0.0),
+                ),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let n = total.samples.max(1) as f64;
+    Ok(Accuracy {
+        samples: total.samples,
+        data: eval.images.description.clone(),
+        output_sqnr_db: sqnr_db(total.out_signal, total.out_noise),
+        dice_fp32: total.dice_fp32 / n,
+        dice_int8: total.dice_int8 / n,
+        mask_agreement: total.agree as f64 / total.pixels.max(1) as f64,
+        per_tensor: per_tensor_rows,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantize_input_rounds_half_away_from_zero() {
+        assert_eq!(
+            quantize_input(&[0.25, -0.25, 100.0], 0.5, 3),
+            vec![4, 2, 127]
+        );
+    }
+
+    #[test]
+    fn dice_of_identical_masks_is_one_and_disjoint_is_zero() {
+        let m = [1.0, 0.0, 1.0, 0.0];
+        assert!((dice(&m, &m) - 1.0).abs() < 1e-9);
+        assert!(dice(&[0.0, 1.0, 0.0, 1.0], &m) < 1e-4);
+        assert_eq!(sqnr_db(1.0, 0.0), None);
+        assert!((sqnr_db(100.0, 1.0).unwrap() - 20.0).abs() < 1e-12);
+    }
+}

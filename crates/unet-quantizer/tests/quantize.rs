@@ -1,0 +1,465 @@
+//! End-to-end tests of the quantizer on tiny random-weight U-Nets (`tflite_runtime::synth`).
+
+use tflite_runtime::synth::{UNetSpec, unet};
+use tflite_writer::{
+    BuiltinOp, BuiltinOptions, Model, Operator, PackOptions, StridedSliceOptions, Tensor,
+    TensorType, read_model, write_model,
+};
+use unet_data::{DataConfig, SourceKind, Split};
+use unet_quantizer::dataset::{EvalSet, ImageSet, from_source};
+use unet_quantizer::{Method, Observer, QuantConfig, QuantError, quantize};
+
+const SIZE: usize = 32;
+
+fn float_unet(fms: usize) -> Model {
+    unet(UNetSpec {
+        fms,
+        size: SIZE,
+        in_channels: 1,
+        int8: false,
+        seed: 7,
+    })
+}
+
+fn data(source: SourceKind, split: Split, n: usize) -> EvalSet {
+    let cfg = DataConfig {
+        source,
+        size: SIZE,
+        seed: 42,
+        slices_per_split: Some(64),
+        ..DataConfig::default()
+    };
+    from_source(&cfg, split, n).expect("tiny data source")
+}
+
+fn config(method: Method) -> QuantConfig {
+    QuantConfig {
+        method,
+        threads: 2,
+        evaluation: Some(data(SourceKind::Synthetic, Split::Test, 6)),
+        selection: Some(data(SourceKind::Synthetic, Split::Validation, 4)),
+        ..QuantConfig::default()
+    }
+}
+
+fn quant_of(model: &Model, t: i32) -> (f32, i64) {
+    let q = model.subgraphs[0].tensors[t as usize]
+        .quantization
+        .as_ref()
+        .expect("quantised tensor");
+    (q.scale[0], q.zero_point[0])
+}
+
+/// Checks every TFLite int8 constraint the brief lists on a produced model.
+fn check_int8_constraints(model: &Model) {
+    let sg = &model.subgraphs[0];
+    let input = &sg.tensors[sg.inputs[0] as usize];
+    let output = &sg.tensors[sg.outputs[0] as usize];
+    assert_eq!(input.dtype, TensorType::Int8);
+    assert_eq!(output.dtype, TensorType::Int8);
+    assert_eq!(input.shape, vec![1, SIZE as i32, SIZE as i32, 1]);
+    assert_eq!(output.shape, vec![1, SIZE as i32, SIZE as i32, 1]);
+    for op in &sg.operators {
+        assert!(
+            !matches!(
+                op.op,
+                BuiltinOp::SHAPE
+                    | BuiltinOp::STRIDED_SLICE
+                    | BuiltinOp::PACK
+                    | BuiltinOp::QUANTIZE
+                    | BuiltinOp::DEQUANTIZE
+            ),
+            "unexpected {}",
+            op.op.name()
+        );
+        match op.op {
+            BuiltinOp::CONCATENATION => {
+                let out = quant_of(model, op.outputs[0]);
+                for &i in &op.inputs {
+                    assert_eq!(quant_of(model, i), out, "concat operand params differ");
+                }
+            }
+            BuiltinOp::MAX_POOL_2D => assert_eq!(
+                quant_of(model, op.inputs[0]),
+                quant_of(model, op.outputs[0])
+            ),
+            BuiltinOp::LOGISTIC => assert_eq!(quant_of(model, op.outputs[0]), (1.0 / 256.0, -128)),
+            BuiltinOp::CONV_2D | BuiltinOp::TRANSPOSE_CONV => {
+                let (x, w, b) = if op.op == BuiltinOp::CONV_2D {
+                    (op.inputs[0], op.inputs[1], op.inputs[2])
+                } else {
+                    let shape = &sg.tensors[op.inputs[0] as usize];
+                    assert!(
+                        model.tensor_data(0, op.inputs[0] as usize).is_some(),
+                        "output shape is constant"
+                    );
+                    assert_eq!(shape.dtype, TensorType::Int32);
+                    (op.inputs[2], op.inputs[1], op.inputs[3])
+                };
+                let wt = &sg.tensors[w as usize];
+                assert_eq!(wt.dtype, TensorType::Int8);
+                let wq = wt.quantization.as_ref().expect("weight quant");
+                assert_eq!(wq.quantized_dimension, 0);
+                assert_eq!(wq.scale.len(), wt.shape[0] as usize);
+                assert!(wq.zero_point.iter().all(|&z| z == 0));
+                let data = model.tensor_data(0, w as usize).expect("weights");
+                assert!(
+                    data.iter().all(|&v| v as i8 >= -127),
+                    "weights within [-127, 127]"
+                );
+                let bt = &sg.tensors[b as usize];
+                assert_eq!(bt.dtype, TensorType::Int32);
+                let bq = bt.quantization.as_ref().expect("bias quant");
+                let s_in = quant_of(model, x).0;
+                for (bs, ws) in bq.scale.iter().zip(&wq.scale) {
+                    let expected = (f64::from(s_in) * f64::from(*ws)) as f32;
+                    assert_eq!(*bs, expected, "bias scale = s_in·s_w");
+                }
+                // Fused ReLU outputs start at 0: zero point -128.
+                let relu = match &op.options {
+                    BuiltinOptions::Conv2D(o) => {
+                        o.fused_activation == tflite_writer::Activation::Relu
+                    }
+                    _ => false,
+                };
+                if relu {
+                    let out = quant_of(model, op.outputs[0]);
+                    // A ReLU output either starts at 0, or shares a concat's range.
+                    assert!(
+                        out.1 == -128
+                            || sg.operators.iter().any(|o| o.op == BuiltinOp::CONCATENATION
+                                && (o.outputs[0] == op.outputs[0]
+                                    || o.inputs.contains(&op.outputs[0]))
+                                || o.op == BuiltinOp::MAX_POOL_2D && o.inputs[0] == op.outputs[0])
+                    );
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn synthetic_calibration_gives_a_constrained_accurate_model_without_warnings() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 16).images;
+    let (int8, report) =
+        quantize(&float, &calib, &config(Method::Fixed(Observer::MinMax))).expect("quantize");
+    check_int8_constraints(&int8);
+    // The written model reads back identically.
+    let bytes = write_model(&int8).expect("write");
+    let back = read_model(&bytes).expect("read");
+    check_int8_constraints(&back);
+    assert!(
+        !report
+            .warnings
+            .iter()
+            .any(|w| w.contains("calibration data")),
+        "{:?}",
+        report.warnings
+    );
+    let acc = report.accuracy.as_ref().expect("accuracy");
+    assert_eq!(acc.samples, 6);
+    let sqnr = acc.output_sqnr_db.unwrap_or(f64::INFINITY);
+    assert!(sqnr >= 22.0, "output SQNR {sqnr}");
+    assert!(
+        acc.mask_agreement >= 0.99,
+        "agreement {}",
+        acc.mask_agreement
+    );
+    assert_eq!(report.tensors.len(), int8.subgraphs[0].operators.len() + 1);
+    assert!(report.tensors.iter().all(|t| t.scale > 0.0));
+    assert_eq!(report.worst_tensors(5).len(), 5);
+    let md = report.to_markdown();
+    assert!(md.contains("output SQNR"));
+    assert!(report.summary().contains("five worst layers"));
+}
+
+#[test]
+fn noise_calibration_warns_and_strict_rejects_it() {
+    let float = float_unet(4);
+    let noise = data(SourceKind::Noise, Split::Train, 16).images;
+    let (_, report) =
+        quantize(&float, &noise, &config(Method::Fixed(Observer::MinMax))).expect("quantize");
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("looks like noise"))
+        .unwrap_or_else(|| panic!("no noise warning in {:?}", report.warnings));
+    assert!(
+        warning.contains("Dice"),
+        "the warning says what it does to accuracy: {warning}"
+    );
+    let strict = QuantConfig {
+        strict: true,
+        ..config(Method::Fixed(Observer::MinMax))
+    };
+    match quantize(&float, &noise, &strict) {
+        Err(QuantError::CalibrationRejected(msg)) => assert!(msg.contains("noise")),
+        other => panic!(
+            "expected a rejection, got {:?}",
+            other.map(|(_, r)| r.warnings)
+        ),
+    }
+}
+
+#[test]
+fn auto_tries_every_observer_and_keeps_one() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 8).images;
+    let (int8, report) = quantize(&float, &calib, &config(Method::Auto)).expect("quantize");
+    check_int8_constraints(&int8);
+    assert_eq!(report.selection.len(), 3);
+    assert_eq!(report.selection.iter().filter(|s| s.chosen).count(), 1);
+    let chosen = report.selection.iter().find(|s| s.chosen).expect("chosen");
+    assert_eq!(chosen.observer, report.method);
+    let best = report
+        .selection
+        .iter()
+        .map(|s| s.accuracy.dice_int8)
+        .fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(chosen.accuracy.dice_int8, best);
+}
+
+#[test]
+fn percentile_mse_and_bias_correction_produce_valid_models() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 8).images;
+    let (plain, _) = quantize(&float, &calib, &config(Method::Fixed(Observer::Mse))).expect("mse");
+    check_int8_constraints(&plain);
+    let corrected_cfg = QuantConfig {
+        bias_correction: true,
+        ..config(Method::Fixed(Observer::Mse))
+    };
+    let (corrected, report) = quantize(&float, &calib, &corrected_cfg).expect("bias correction");
+    check_int8_constraints(&corrected);
+    assert!(report.bias_correction);
+    // Some int32 bias must have moved.
+    let biases = |m: &Model| -> Vec<u8> {
+        m.subgraphs[0]
+            .tensors
+            .iter()
+            .enumerate()
+            .filter(|(_, t)| t.dtype == TensorType::Int32 && t.quantization.is_some())
+            .flat_map(|(i, _)| m.tensor_data(0, i).unwrap_or(&[]).to_vec())
+            .collect()
+    };
+    assert_ne!(biases(&plain), biases(&corrected));
+    let (p, _) = quantize(
+        &float,
+        &calib,
+        &QuantConfig {
+            percentile: 99.9,
+            ..config(Method::Fixed(Observer::Percentile))
+        },
+    )
+    .expect("percentile");
+    check_int8_constraints(&p);
+}
+
+/// Replaces every TRANSPOSE_CONV's constant output shape by TensorFlow's SHAPE → STRIDED_SLICE →
+/// PACK computation on its input.
+fn with_tf_shape_ops(model: &Model) -> Model {
+    let mut m = model.clone();
+    let sg = &mut m.subgraphs[0];
+    let mut ops: Vec<Operator> = Vec::new();
+    let old_ops = std::mem::take(&mut sg.operators);
+    let add_const = |sg: &mut tflite_writer::Subgraph,
+                     buffers: &mut Vec<tflite_writer::Buffer>,
+                     name: &str,
+                     shape: Vec<i32>,
+                     v: &[i32]| {
+        buffers.push(tflite_writer::Buffer {
+            data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        });
+        sg.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            shape_signature: None,
+            dtype: TensorType::Int32,
+            buffer: (buffers.len() - 1) as u32,
+            quantization: None,
+            is_variable: false,
+        });
+        (sg.tensors.len() - 1) as i32
+    };
+    let act = |sg: &mut tflite_writer::Subgraph, name: &str, shape: Vec<i32>| {
+        sg.tensors.push(Tensor {
+            name: name.into(),
+            shape,
+            shape_signature: None,
+            dtype: TensorType::Int32,
+            buffer: 0,
+            quantization: None,
+            is_variable: false,
+        });
+        (sg.tensors.len() - 1) as i32
+    };
+    let op = |code, options, inputs: Vec<i32>, outputs: Vec<i32>| Operator {
+        op: code,
+        custom_code: None,
+        version: 0,
+        inputs,
+        outputs,
+        options,
+    };
+    for (k, o) in old_ops.into_iter().enumerate() {
+        if o.op == BuiltinOp::TRANSPOSE_CONV {
+            let out_shape = sg.tensors[o.outputs[0] as usize].shape.clone();
+            let s = act(sg, &format!("shape_{k}"), vec![4]);
+            ops.push(op(
+                BuiltinOp::SHAPE,
+                BuiltinOptions::Untyped { options_type: 55 },
+                vec![o.inputs[2]],
+                vec![s],
+            ));
+            let begin = add_const(sg, &mut m.buffers, &format!("begin_{k}"), vec![1], &[0]);
+            let end = add_const(sg, &mut m.buffers, &format!("end_{k}"), vec![1], &[1]);
+            let strides = add_const(sg, &mut m.buffers, &format!("strides_{k}"), vec![1], &[1]);
+            let batch = act(sg, &format!("batch_{k}"), vec![]);
+            ops.push(op(
+                BuiltinOp::STRIDED_SLICE,
+                BuiltinOptions::StridedSlice(StridedSliceOptions {
+                    shrink_axis_mask: 1,
+                    ..Default::default()
+                }),
+                vec![s, begin, end, strides],
+                vec![batch],
+            ));
+            let h = add_const(
+                sg,
+                &mut m.buffers,
+                &format!("h_{k}"),
+                vec![],
+                &[out_shape[1]],
+            );
+            let w = add_const(
+                sg,
+                &mut m.buffers,
+                &format!("w_{k}"),
+                vec![],
+                &[out_shape[2]],
+            );
+            let c = add_const(
+                sg,
+                &mut m.buffers,
+                &format!("c_{k}"),
+                vec![],
+                &[out_shape[3]],
+            );
+            let packed = act(sg, &format!("packed_{k}"), vec![4]);
+            ops.push(op(
+                BuiltinOp::PACK,
+                BuiltinOptions::Pack(PackOptions {
+                    values_count: 4,
+                    axis: 0,
+                }),
+                vec![batch, h, w, c],
+                vec![packed],
+            ));
+            let mut o = o;
+            o.inputs[0] = packed;
+            ops.push(o);
+        } else {
+            ops.push(o);
+        }
+    }
+    m.subgraphs[0].operators = ops;
+    m
+}
+
+#[test]
+fn tensorflow_style_shape_computations_are_folded_away() {
+    let float = with_tf_shape_ops(&float_unet(4));
+    // Through the file format, like a converter's output.
+    let float = read_model(&write_model(&float).expect("write float")).expect("read float");
+    assert!(
+        float.subgraphs[0]
+            .operators
+            .iter()
+            .any(|o| o.op == BuiltinOp::PACK)
+    );
+    let calib = data(SourceKind::Synthetic, Split::Train, 4).images;
+    let (int8, report) =
+        quantize(&float, &calib, &config(Method::Fixed(Observer::MinMax))).expect("quantize");
+    check_int8_constraints(&int8);
+    assert_eq!(
+        report.removed_float_ops, 12,
+        "4 × (SHAPE, STRIDED_SLICE, PACK)"
+    );
+}
+
+#[test]
+fn unquantisable_op_is_named() {
+    let mut float = float_unet(4);
+    let sg = &mut float.subgraphs[0];
+    let last = sg.operators.len() - 1;
+    sg.operators[last].op = BuiltinOp::SOFTMAX;
+    sg.operators[last].options = BuiltinOptions::Softmax(Default::default());
+    let calib = data(SourceKind::Synthetic, Split::Train, 2).images;
+    match quantize(&float, &calib, &QuantConfig::default()) {
+        Err(e @ QuantError::Unquantisable { .. }) => {
+            let msg = e.to_string();
+            assert!(msg.contains("SOFTMAX"), "{msg}");
+        }
+        other => panic!("expected Unquantisable, got {:?}", other.map(|_| ())),
+    }
+}
+
+#[test]
+fn wrong_size_and_empty_calibration_data_are_rejected() {
+    let float = float_unet(4);
+    let wrong = ImageSet {
+        description: "64x64 slices".into(),
+        height: 64,
+        width: 64,
+        images: vec![vec![0.0; 64 * 64]],
+    };
+    let err = quantize(&float, &wrong, &QuantConfig::default())
+        .err()
+        .expect("wrong size");
+    assert!(err.to_string().contains("needs 1024"), "{err}");
+    let empty = ImageSet {
+        images: vec![],
+        ..wrong
+    };
+    assert!(matches!(
+        quantize(&float, &empty, &QuantConfig::default()),
+        Err(QuantError::BadData { .. })
+    ));
+    let cfg = DataConfig {
+        size: SIZE,
+        ..DataConfig::default()
+    };
+    let err = from_source(&cfg, Split::Train, 0).err().expect("0 samples");
+    assert!(err.to_string().contains("0 samples"), "{err}");
+}
+
+#[test]
+fn a_constant_tensor_gives_a_range_collapse_warning_and_a_working_model() {
+    // Zero the weights and biases of the first convolution: its output is constant 0.
+    let mut float = float_unet(4);
+    let sg = &float.subgraphs[0];
+    let first = &sg.operators[0];
+    let (w, b) = (first.inputs[1] as usize, first.inputs[2] as usize);
+    for t in [w, b] {
+        let buffer = sg.tensors[t].buffer as usize;
+        let n = float.buffers[buffer].data.len();
+        float.buffers[buffer].data = vec![0; n];
+    }
+    let calib = data(SourceKind::Synthetic, Split::Train, 4).images;
+    let (int8, report) =
+        quantize(&float, &calib, &config(Method::Fixed(Observer::MinMax))).expect("quantize");
+    check_int8_constraints(&int8);
+    assert!(
+        report.warnings.iter().any(|w| w.contains("range collapse")),
+        "{:?}",
+        report.warnings
+    );
+    assert!(
+        report
+            .tensors
+            .iter()
+            .all(|t| t.scale.is_finite() && t.scale > 0.0)
+    );
+}
