@@ -100,7 +100,7 @@ impl Report {
                 ms(p90),
                 ms(p99),
                 r.speedup_vs_baseline
-                    .map(|s| format!("{s:.2}×"))
+                    .map(|s| format!("{s:.2}×{}", if est { " (est.)" } else { "" }))
                     .unwrap_or_else(|| "–".into()),
                 cell(&agreement),
                 r.dice

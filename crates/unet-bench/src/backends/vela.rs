@@ -212,6 +212,8 @@ impl VelaBackend {
                 format!("exited with {}: {}", out.status, tail.join(" | ")),
             ));
         }
+        let log = out_dir.join("vela_stdout.txt");
+        std::fs::write(&log, &stdout).map_err(|e| BenchError::io(&log, e))?;
         let stem = self
             .model
             .file_stem()
