@@ -245,3 +245,49 @@ fn stats(args: StatsArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn preview_args(size: usize, out: PathBuf) -> PreviewArgs {
+        PreviewArgs {
+            source: SourceOptions {
+                source: SourceArg::Synthetic,
+                data_path: None,
+                size,
+                seed: 1,
+                split: SplitArg::Train,
+                augment: false,
+            },
+            out,
+            count: 4,
+            columns: 2,
+            start: 0,
+        }
+    }
+
+    #[test]
+    fn preview_writes_a_png_grid() {
+        let out = std::env::temp_dir().join(format!("xtask-data-preview-{}", std::process::id()));
+        preview(preview_args(32, out.clone())).unwrap();
+        let bytes = std::fs::read(out.join("preview_synthetic.png")).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+        let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+        // 2 columns of (plain + overlay) 32-pixel tiles, 2 rows, 4-pixel gaps.
+        assert_eq!((width, height), (2 * (2 * 32 + 4) + 4, 2 * (32 + 4) + 4));
+    }
+
+    #[test]
+    fn preview_rejects_a_bad_size_without_writing() {
+        let out = std::env::temp_dir().join(format!("xtask-data-bad-{}", std::process::id()));
+        let err = preview(preview_args(40, out.clone())).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("size 40 is not a positive multiple of 16"),
+            "{err:#}"
+        );
+        assert!(!out.exists(), "nothing may be written on bad input");
+    }
+}
