@@ -1,0 +1,389 @@
+//! Export of a trained [`UNet`] to the float TFLite IR of `tflite-writer`.
+//!
+//! The graph is what TensorFlow's converter makes of IntelAI's Keras model, with static shapes:
+//! - input `[1, size, size, 1]` and output `[1, size, size, 1]`, NHWC, float32, batch 1;
+//! - `CONV_2D` with SAME padding and the ReLU fused, weights OHWI (burn's `[O, I, kh, kw]`
+//!   transposed), bias `[O]`;
+//! - `MAX_POOL_2D` 2×2/2 VALID;
+//! - upsampling: `TRANSPOSE_CONV` 2×2/2 SAME with a constant int32 output-shape tensor, weights
+//!   OHWI (burn's `[I, O, kh, kw]` transposed) and bias as the fourth input; or
+//!   `RESIZE_NEAREST_NEIGHBOR` with a constant size tensor (no align-corners, no half-pixel
+//!   centres);
+//! - `CONCATENATION` on the channel axis, `[upsampled, skip]` as in the Keras model;
+//! - the 1×1 `CONV_2D` head without activation, then `LOGISTIC`;
+//! - one signature, `serving_default`, input `input`, output `output`.
+//!
+//! No shape-computation ops: every shape is a constant, so the int8 model can run on an NPU.
+
+use burn::tensor::Tensor;
+use tflite_writer::{
+    Activation, Buffer, BuiltinOp, BuiltinOptions, ConcatenationOptions, Conv2DOptions, Model,
+    Operator, Padding, Pool2DOptions, ResizeOptions, SignatureDef, Subgraph, Tensor as TfTensor,
+    TensorMap, TensorType, TransposeConvOptions,
+};
+
+use crate::model::{Conv1x1, Conv3x3, UNet, UpConv};
+
+/// Name of the exported input tensor and signature input.
+pub const INPUT_NAME: &str = "input";
+/// Name of the exported output tensor and signature output.
+pub const OUTPUT_NAME: &str = "output";
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    // `iter` converts from whatever float dtype the backend stores, so this cannot fail.
+    t.into_data().iter::<f32>().collect()
+}
+
+/// `[O, I, kh, kw]` → `[O, kh, kw, I]`.
+fn oihw_to_ohwi(w: &[f32], [o, i, kh, kw]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for oc in 0..o {
+        for ic in 0..i {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((oc * kh + y) * kw + x) * i + ic] = w[((oc * i + ic) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+/// burn's transposed-conv `[I, O, kh, kw]` → TFLite TRANSPOSE_CONV `[O, kh, kw, I]`.
+fn iohw_to_ohwi(w: &[f32], [i, o, kh, kw]: [usize; 4]) -> Vec<f32> {
+    let mut out = vec![0.0; w.len()];
+    for ic in 0..i {
+        for oc in 0..o {
+            for y in 0..kh {
+                for x in 0..kw {
+                    out[((oc * kh + y) * kw + x) * i + ic] = w[((ic * o + oc) * kh + y) * kw + x];
+                }
+            }
+        }
+    }
+    out
+}
+
+fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn i32_bytes(values: &[i32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Builds the subgraph tensor by tensor.
+struct GraphBuilder {
+    tensors: Vec<TfTensor>,
+    buffers: Vec<Buffer>,
+    operators: Vec<Operator>,
+}
+
+impl GraphBuilder {
+    fn new() -> Self {
+        // Buffer 0 is the empty sentinel that tensors without data point at.
+        Self {
+            tensors: Vec::new(),
+            buffers: vec![Buffer::default()],
+            operators: Vec::new(),
+        }
+    }
+
+    fn tensor(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        dtype: TensorType,
+        data: Option<Vec<u8>>,
+    ) -> i32 {
+        let buffer = match data {
+            Some(data) => {
+                self.buffers.push(Buffer { data });
+                (self.buffers.len() - 1) as u32
+            }
+            None => 0,
+        };
+        self.tensors.push(TfTensor {
+            name: name.to_string(),
+            shape: shape.iter().map(|&d| d as i32).collect(),
+            shape_signature: None,
+            dtype,
+            buffer,
+            quantization: None,
+            is_variable: false,
+        });
+        (self.tensors.len() - 1) as i32
+    }
+
+    fn activation(&mut self, name: &str, shape: &[usize]) -> i32 {
+        self.tensor(name, shape, TensorType::Float32, None)
+    }
+
+    fn op(&mut self, op: BuiltinOp, inputs: Vec<i32>, outputs: Vec<i32>, options: BuiltinOptions) {
+        self.operators.push(Operator {
+            op,
+            custom_code: None,
+            version: 0,
+            inputs,
+            outputs,
+            options,
+        });
+    }
+
+    fn shape(&self, tensor: i32) -> Vec<usize> {
+        self.tensors[tensor as usize]
+            .shape
+            .iter()
+            .map(|&d| d as usize)
+            .collect()
+    }
+
+    fn conv(
+        &mut self,
+        name: &str,
+        x: i32,
+        weight: Vec<f32>,
+        dims: [usize; 4],
+        bias: Vec<f32>,
+        act: Activation,
+    ) -> i32 {
+        let [o, i, kh, kw] = dims;
+        let w = self.tensor(
+            &format!("{name}/kernel"),
+            &[o, kh, kw, i],
+            TensorType::Float32,
+            Some(f32_bytes(&oihw_to_ohwi(&weight, dims))),
+        );
+        let b = self.tensor(
+            &format!("{name}/bias"),
+            &[o],
+            TensorType::Float32,
+            Some(f32_bytes(&bias)),
+        );
+        let in_shape = self.shape(x);
+        let y = self.activation(name, &[1, in_shape[1], in_shape[2], o]);
+        let options = Conv2DOptions {
+            padding: Padding::Same,
+            stride_w: 1,
+            stride_h: 1,
+            fused_activation: act,
+            dilation_w: 1,
+            dilation_h: 1,
+        };
+        self.op(
+            BuiltinOp::CONV_2D,
+            vec![x, w, b],
+            vec![y],
+            BuiltinOptions::Conv2D(options),
+        );
+        y
+    }
+
+    fn conv3x3(&mut self, name: &str, x: i32, conv: &Conv3x3) -> i32 {
+        let dims = conv.weight.dims();
+        let (w, b) = (values(conv.weight.val()), values(conv.bias.val()));
+        self.conv(name, x, w, dims, b, Activation::Relu)
+    }
+
+    fn conv1x1(&mut self, name: &str, x: i32, conv: &Conv1x1) -> i32 {
+        let dims = conv.weight.dims();
+        let (w, b) = (values(conv.weight.val()), values(conv.bias.val()));
+        self.conv(name, x, w, dims, b, Activation::None)
+    }
+
+    fn pool(&mut self, name: &str, x: i32) -> i32 {
+        let s = self.shape(x);
+        let y = self.activation(name, &[1, s[1] / 2, s[2] / 2, s[3]]);
+        let options = Pool2DOptions {
+            padding: Padding::Valid,
+            stride_w: 2,
+            stride_h: 2,
+            filter_width: 2,
+            filter_height: 2,
+            fused_activation: Activation::None,
+        };
+        self.op(
+            BuiltinOp::MAX_POOL_2D,
+            vec![x],
+            vec![y],
+            BuiltinOptions::Pool2D(options),
+        );
+        y
+    }
+
+    fn up(&mut self, name: &str, x: i32, conv: &Option<UpConv>) -> i32 {
+        let s = self.shape(x);
+        let (h, w) = (2 * s[1], 2 * s[2]);
+        match conv {
+            Some(conv) => {
+                let dims = conv.weight.dims();
+                let [i, o, kh, kw] = dims;
+                let weight = iohw_to_ohwi(&values(conv.weight.val()), dims);
+                let output_shape = [1, h as i32, w as i32, o as i32];
+                let shape_t = self.tensor(
+                    &format!("{name}/output_shape"),
+                    &[4],
+                    TensorType::Int32,
+                    Some(i32_bytes(&output_shape)),
+                );
+                let w_t = self.tensor(
+                    &format!("{name}/kernel"),
+                    &[o, kh, kw, i],
+                    TensorType::Float32,
+                    Some(f32_bytes(&weight)),
+                );
+                let b_t = self.tensor(
+                    &format!("{name}/bias"),
+                    &[o],
+                    TensorType::Float32,
+                    Some(f32_bytes(&values(conv.bias.val()))),
+                );
+                let y = self.activation(name, &[1, h, w, o]);
+                let options = TransposeConvOptions {
+                    padding: Padding::Same,
+                    stride_w: 2,
+                    stride_h: 2,
+                    fused_activation: Activation::None,
+                };
+                self.op(
+                    BuiltinOp::TRANSPOSE_CONV,
+                    vec![shape_t, w_t, x, b_t],
+                    vec![y],
+                    BuiltinOptions::TransposeConv(options),
+                );
+                y
+            }
+            None => {
+                let size_t = self.tensor(
+                    &format!("{name}/size"),
+                    &[2],
+                    TensorType::Int32,
+                    Some(i32_bytes(&[h as i32, w as i32])),
+                );
+                let y = self.activation(name, &[1, h, w, s[3]]);
+                let options = ResizeOptions {
+                    align_corners: false,
+                    half_pixel_centers: false,
+                };
+                self.op(
+                    BuiltinOp::RESIZE_NEAREST_NEIGHBOR,
+                    vec![x, size_t],
+                    vec![y],
+                    BuiltinOptions::ResizeNearestNeighbor(options),
+                );
+                y
+            }
+        }
+    }
+
+    fn concat(&mut self, name: &str, a: i32, b: i32) -> i32 {
+        let (sa, sb) = (self.shape(a), self.shape(b));
+        let y = self.activation(name, &[1, sa[1], sa[2], sa[3] + sb[3]]);
+        let options = ConcatenationOptions {
+            axis: 3,
+            fused_activation: Activation::None,
+        };
+        self.op(
+            BuiltinOp::CONCATENATION,
+            vec![a, b],
+            vec![y],
+            BuiltinOptions::Concatenation(options),
+        );
+        y
+    }
+}
+
+/// Exports `model` as a float32 TFLite model (NHWC, batch 1, static `size × size` input).
+pub fn export_float(model: &UNet) -> Model {
+    let size = model.size;
+    let mut g = GraphBuilder::new();
+    let input = g.activation(INPUT_NAME, &[1, size, size, 1]);
+
+    let a = g.conv3x3("encodeAa", input, &model.encode_a0);
+    let encode_a = g.conv3x3("encodeAb", a, &model.encode_a1);
+    let pool_a = g.pool("poolA", encode_a);
+    let b = g.conv3x3("encodeBa", pool_a, &model.encode_b0);
+    let encode_b = g.conv3x3("encodeBb", b, &model.encode_b1);
+    let pool_b = g.pool("poolB", encode_b);
+    let c = g.conv3x3("encodeCa", pool_b, &model.encode_c0);
+    let encode_c = g.conv3x3("encodeCb", c, &model.encode_c1);
+    let pool_c = g.pool("poolC", encode_c);
+    let d = g.conv3x3("encodeDa", pool_c, &model.encode_d0);
+    let encode_d = g.conv3x3("encodeDb", d, &model.encode_d1);
+    let pool_d = g.pool("poolD", encode_d);
+    let e = g.conv3x3("encodeEa", pool_d, &model.encode_e0);
+    let encode_e = g.conv3x3("encodeEb", e, &model.encode_e1);
+
+    let up_e = g.up("upE", encode_e, &model.transconv_e);
+    let concat_d = g.concat("concatD", up_e, encode_d);
+    let dc = g.conv3x3("decodeCa", concat_d, &model.decode_c0);
+    let decode_c = g.conv3x3("decodeCb", dc, &model.decode_c1);
+    let up_c = g.up("upC", decode_c, &model.transconv_c);
+    let concat_c = g.concat("concatC", up_c, encode_c);
+    let db = g.conv3x3("decodeBa", concat_c, &model.decode_b0);
+    let decode_b = g.conv3x3("decodeBb", db, &model.decode_b1);
+    let up_b = g.up("upB", decode_b, &model.transconv_b);
+    let concat_b = g.concat("concatB", up_b, encode_b);
+    let da = g.conv3x3("decodeAa", concat_b, &model.decode_a0);
+    let decode_a = g.conv3x3("decodeAb", da, &model.decode_a1);
+    let up_a = g.up("upA", decode_a, &model.transconv_a);
+    let concat_a = g.concat("concatA", up_a, encode_a);
+    let o = g.conv3x3("convOuta", concat_a, &model.conv_out0);
+    let conv_out = g.conv3x3("convOutb", o, &model.conv_out1);
+    let logits = g.conv1x1("PredictionMask/logits", conv_out, &model.prediction);
+    let output = g.activation(OUTPUT_NAME, &[1, size, size, 1]);
+    g.op(
+        BuiltinOp::LOGISTIC,
+        vec![logits],
+        vec![output],
+        BuiltinOptions::None,
+    );
+
+    let subgraph = Subgraph {
+        name: "main".to_string(),
+        tensors: g.tensors,
+        inputs: vec![input],
+        outputs: vec![output],
+        operators: g.operators,
+    };
+    Model {
+        description: format!(
+            "unet-train {} export_float (IntelAI 2D U-Net)",
+            env!("CARGO_PKG_VERSION")
+        ),
+        subgraphs: vec![subgraph],
+        buffers: g.buffers,
+        metadata: Vec::new(),
+        signature_defs: vec![SignatureDef {
+            signature_key: "serving_default".to_string(),
+            inputs: vec![TensorMap {
+                name: INPUT_NAME.to_string(),
+                tensor_index: input as u32,
+            }],
+            outputs: vec![TensorMap {
+                name: OUTPUT_NAME.to_string(),
+                tensor_index: output as u32,
+            }],
+            subgraph_index: 0,
+        }],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weight_layouts_transpose_as_tflite_expects() {
+        // [O=2, I=3, 1, 2]
+        let w: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        let ohwi = oihw_to_ohwi(&w, [2, 3, 1, 2]);
+        // out[o][0][x][i] = w[o][i][0][x]
+        assert_eq!(ohwi[0..6], [0.0, 2.0, 4.0, 1.0, 3.0, 5.0]);
+        // transposed conv [I=3, O=2, 1, 2] → [O, 1, 2, I]
+        let t = iohw_to_ohwi(&w, [3, 2, 1, 2]);
+        // out[o=0][0][x=0][i] = w[i][0][0][0] = i*4
+        assert_eq!(t[0..3], [0.0, 4.0, 8.0]);
+        assert_eq!(t[6..9], [2.0, 6.0, 10.0]);
+    }
+}

@@ -1,0 +1,495 @@
+//! IntelAI's 2D U-Net (`2D/model.py` of IntelAI/unet) in burn.
+//!
+//! Five levels A–E with two 3×3 "same" ReLU convolutions each, 2×2 max pooling on the way down,
+//! 2×2/2 transposed convolutions (or nearest ×2 upsampling) on the way up, skip concatenation
+//! `[up, encoder]` in that channel order, two more convolutions per decoder level, and a 1×1
+//! sigmoid head. Spatial dropout (whole channels) follows the first convolution of levels C and
+//! D during training. Tensors are NCHW here; [`crate::export`] turns them into NHWC.
+//!
+//! Initialisation follows Keras as IntelAI configures it: He-uniform for the 3×3 convolutions
+//! (`kernel_initializer="he_uniform"`), Glorot-uniform (the Keras default) for the transposed
+//! convolutions and the 1×1 head, and zero biases everywhere.
+
+use burn::module::{Module, Param};
+use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use crate::TrainError;
+use crate::rng::SplitMix64;
+
+/// How the decoder doubles the spatial size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Upsampling {
+    /// `Conv2DTranspose(kernel 2×2, stride 2, padding same)` with learned weights (IntelAI's
+    /// `use_upsampling=False`, the default here).
+    #[default]
+    TransposedConv,
+    /// `UpSampling2D(2×2)`: nearest-neighbour repetition, no weights.
+    Nearest,
+}
+
+/// Architecture of the U-Net.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UNetConfig {
+    /// Feature maps of the first level; level k has `fms · 2^k` (IntelAI: 16 or 32).
+    pub fms: usize,
+    /// Input height and width (square, a multiple of 16).
+    pub size: usize,
+    /// Decoder upsampling.
+    pub upsampling: Upsampling,
+    /// Spatial dropout rate after the first convolution of levels C and D (0 disables it).
+    pub dropout: f64,
+}
+
+impl Default for UNetConfig {
+    fn default() -> Self {
+        Self {
+            fms: 16,
+            size: 128,
+            upsampling: Upsampling::TransposedConv,
+            dropout: 0.2,
+        }
+    }
+}
+
+impl UNetConfig {
+    /// Checks the configuration: `fms ≥ 1`, `size` a positive multiple of 16, dropout in [0, 1).
+    pub fn validate(&self) -> Result<(), TrainError> {
+        if self.fms == 0 {
+            return Err(TrainError::InvalidConfig("fms must be at least 1".into()));
+        }
+        if self.size == 0 || !self.size.is_multiple_of(16) {
+            return Err(TrainError::InvalidConfig(format!(
+                "size {} is not a positive multiple of 16 (the U-Net pools four times)",
+                self.size
+            )));
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(TrainError::InvalidConfig(format!(
+                "dropout {} is outside [0, 1)",
+                self.dropout
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the model with weights drawn from `seed` on `device`.
+    pub fn init(&self, device: &Device, seed: u64) -> Result<UNet, TrainError> {
+        self.validate()?;
+        let mut rng = SplitMix64::stream(seed, 0x1A17);
+        let f = self.fms;
+        let mut conv = |c_in: usize, c_out: usize| Conv3x3::init(c_in, c_out, &mut rng, device);
+        let encode_a = [conv(1, f), conv(f, f)];
+        let encode_b = [conv(f, 2 * f), conv(2 * f, 2 * f)];
+        let encode_c = [conv(2 * f, 4 * f), conv(4 * f, 4 * f)];
+        let encode_d = [conv(4 * f, 8 * f), conv(8 * f, 8 * f)];
+        let encode_e = [conv(8 * f, 16 * f), conv(16 * f, 16 * f)];
+        // Channels coming up from the level below: transposed convs halve them, nearest keeps them.
+        let up_channels = |below: usize, target: usize| match self.upsampling {
+            Upsampling::TransposedConv => target,
+            Upsampling::Nearest => below,
+        };
+        let decode_c = [
+            conv(up_channels(16 * f, 8 * f) + 8 * f, 8 * f),
+            conv(8 * f, 8 * f),
+        ];
+        let decode_b = [
+            conv(up_channels(8 * f, 4 * f) + 4 * f, 4 * f),
+            conv(4 * f, 4 * f),
+        ];
+        let decode_a = [
+            conv(up_channels(4 * f, 2 * f) + 2 * f, 2 * f),
+            conv(2 * f, 2 * f),
+        ];
+        let conv_out = [conv(up_channels(2 * f, f) + f, f), conv(f, f)];
+        let (transconv_e, transconv_c, transconv_b, transconv_a) = match self.upsampling {
+            Upsampling::TransposedConv => (
+                Some(UpConv::init(16 * f, 8 * f, &mut rng, device)),
+                Some(UpConv::init(8 * f, 4 * f, &mut rng, device)),
+                Some(UpConv::init(4 * f, 2 * f, &mut rng, device)),
+                Some(UpConv::init(2 * f, f, &mut rng, device)),
+            ),
+            Upsampling::Nearest => (None, None, None, None),
+        };
+        let prediction = Conv1x1::init(f, 1, &mut rng, device);
+        let [encode_a0, encode_a1] = encode_a;
+        let [encode_b0, encode_b1] = encode_b;
+        let [encode_c0, encode_c1] = encode_c;
+        let [encode_d0, encode_d1] = encode_d;
+        let [encode_e0, encode_e1] = encode_e;
+        let [decode_c0, decode_c1] = decode_c;
+        let [decode_b0, decode_b1] = decode_b;
+        let [decode_a0, decode_a1] = decode_a;
+        let [conv_out0, conv_out1] = conv_out;
+        Ok(UNet {
+            encode_a0,
+            encode_a1,
+            encode_b0,
+            encode_b1,
+            encode_c0,
+            encode_c1,
+            encode_d0,
+            encode_d1,
+            encode_e0,
+            encode_e1,
+            transconv_e,
+            decode_c0,
+            decode_c1,
+            transconv_c,
+            decode_b0,
+            decode_b1,
+            transconv_b,
+            decode_a0,
+            decode_a1,
+            transconv_a,
+            conv_out0,
+            conv_out1,
+            prediction,
+            dropout: self.dropout,
+            size: self.size,
+        })
+    }
+}
+
+fn param_from(values: Vec<f32>, shape: [usize; 4], device: &Device) -> Param<Tensor<4>> {
+    Param::from_tensor(Tensor::from_data(TensorData::new(values, shape), device))
+}
+
+fn zero_bias(n: usize, device: &Device) -> Param<Tensor<1>> {
+    Param::from_tensor(Tensor::zeros([n], device))
+}
+
+/// A 3×3 "same" convolution followed by ReLU. Weight `[out, in, 3, 3]`, bias `[out]`.
+#[derive(Module, Debug)]
+pub struct Conv3x3 {
+    /// Kernel, `[out, in, 3, 3]`.
+    pub weight: Param<Tensor<4>>,
+    /// Bias, `[out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Conv3x3 {
+    fn init(c_in: usize, c_out: usize, rng: &mut SplitMix64, device: &Device) -> Self {
+        // He-uniform: limit = sqrt(6 / fan_in), fan_in = c_in · 3 · 3.
+        let limit = (6.0 / (c_in * 9) as f32).sqrt();
+        let values = (0..c_out * c_in * 9).map(|_| rng.uniform(limit)).collect();
+        Self {
+            weight: param_from(values, [c_out, c_in, 3, 3], device),
+            bias: zero_bias(c_out, device),
+        }
+    }
+
+    /// Convolution + ReLU.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
+        relu(conv2d(x, self.weight.val(), Some(self.bias.val()), options))
+    }
+}
+
+/// A 2×2 stride-2 transposed convolution. Weight `[in, out, 2, 2]` (burn's layout), bias `[out]`.
+#[derive(Module, Debug)]
+pub struct UpConv {
+    /// Kernel, `[in, out, 2, 2]`.
+    pub weight: Param<Tensor<4>>,
+    /// Bias, `[out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl UpConv {
+    fn init(c_in: usize, c_out: usize, rng: &mut SplitMix64, device: &Device) -> Self {
+        // Keras Conv2DTranspose's default glorot_uniform: its kernel is (2, 2, out, in), so
+        // fan_in = 4 · out and fan_out = 4 · in.
+        let limit = (6.0 / (4 * (c_in + c_out)) as f32).sqrt();
+        let values = (0..c_in * c_out * 4).map(|_| rng.uniform(limit)).collect();
+        Self {
+            weight: param_from(values, [c_in, c_out, 2, 2], device),
+            bias: zero_bias(c_out, device),
+        }
+    }
+
+    /// Doubles height and width.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
+        conv_transpose2d(x, self.weight.val(), Some(self.bias.val()), options)
+    }
+}
+
+/// The 1×1 convolution of the head (logits; the sigmoid is applied by the caller).
+#[derive(Module, Debug)]
+pub struct Conv1x1 {
+    /// Kernel, `[out, in, 1, 1]`.
+    pub weight: Param<Tensor<4>>,
+    /// Bias, `[out]`.
+    pub bias: Param<Tensor<1>>,
+}
+
+impl Conv1x1 {
+    fn init(c_in: usize, c_out: usize, rng: &mut SplitMix64, device: &Device) -> Self {
+        let limit = (6.0 / (c_in + c_out) as f32).sqrt();
+        let values = (0..c_out * c_in).map(|_| rng.uniform(limit)).collect();
+        Self {
+            weight: param_from(values, [c_out, c_in, 1, 1], device),
+            bias: zero_bias(c_out, device),
+        }
+    }
+
+    /// The 1×1 convolution (no activation).
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        conv2d(x, self.weight.val(), Some(self.bias.val()), options)
+    }
+}
+
+/// The U-Net. Field names follow IntelAI's layer names (`encodeAa` → `encode_a0`, …).
+#[derive(Module, Debug)]
+pub struct UNet {
+    /// encodeAa.
+    pub encode_a0: Conv3x3,
+    /// encodeAb.
+    pub encode_a1: Conv3x3,
+    /// encodeBa.
+    pub encode_b0: Conv3x3,
+    /// encodeBb.
+    pub encode_b1: Conv3x3,
+    /// encodeCa (spatial dropout follows it in training).
+    pub encode_c0: Conv3x3,
+    /// encodeCb.
+    pub encode_c1: Conv3x3,
+    /// encodeDa (spatial dropout follows it in training).
+    pub encode_d0: Conv3x3,
+    /// encodeDb.
+    pub encode_d1: Conv3x3,
+    /// encodeEa.
+    pub encode_e0: Conv3x3,
+    /// encodeEb.
+    pub encode_e1: Conv3x3,
+    /// transconvE (absent with nearest upsampling).
+    pub transconv_e: Option<UpConv>,
+    /// decodeCa.
+    pub decode_c0: Conv3x3,
+    /// decodeCb.
+    pub decode_c1: Conv3x3,
+    /// transconvC.
+    pub transconv_c: Option<UpConv>,
+    /// decodeBa.
+    pub decode_b0: Conv3x3,
+    /// decodeBb.
+    pub decode_b1: Conv3x3,
+    /// transconvB.
+    pub transconv_b: Option<UpConv>,
+    /// decodeAa.
+    pub decode_a0: Conv3x3,
+    /// decodeAb.
+    pub decode_a1: Conv3x3,
+    /// transconvA.
+    pub transconv_a: Option<UpConv>,
+    /// convOuta.
+    pub conv_out0: Conv3x3,
+    /// convOutb.
+    pub conv_out1: Conv3x3,
+    /// PredictionMask (1×1, sigmoid applied in [`UNet::forward`]).
+    pub prediction: Conv1x1,
+    /// Spatial dropout rate.
+    pub dropout: f64,
+    /// Input height and width it was configured for (the export's static shape).
+    pub size: usize,
+}
+
+/// Nearest-neighbour ×2 upsampling: every pixel becomes a 2×2 block (Keras `UpSampling2D`,
+/// TFLite `RESIZE_NEAREST_NEIGHBOR` without align-corners or half-pixel centres).
+pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, h, w] = x.dims();
+    x.reshape([b, c, h, 1, w, 1])
+        .expand([b, c, h, 2, w, 2])
+        .reshape([b, c, 2 * h, 2 * w])
+}
+
+fn pool(x: Tensor<4>) -> Tensor<4> {
+    max_pool2d(x, MaxPoolOptions::new([2, 2]))
+}
+
+/// Zeroes whole channels with probability `p` and scales the rest by `1 / (1 − p)`
+/// (Keras `SpatialDropout2D`). The mask comes from `rng`, so it is reproducible.
+pub fn spatial_dropout(x: Tensor<4>, p: f64, rng: &mut SplitMix64) -> Tensor<4> {
+    if p <= 0.0 {
+        return x;
+    }
+    let [b, c, _, _] = x.dims();
+    let keep = (1.0 / (1.0 - p)) as f32;
+    let mask: Vec<f32> = (0..b * c)
+        .map(|_| {
+            if (rng.next_f32() as f64) < p {
+                0.0
+            } else {
+                keep
+            }
+        })
+        .collect();
+    let mask = Tensor::<4>::from_data(TensorData::new(mask, [b, c, 1, 1]), &x.device());
+    x * mask
+}
+
+impl UNet {
+    /// Logits `[B, 1, H, W]` for images `[B, 1, H, W]`. With `dropout_rng`, spatial dropout is
+    /// applied (training); without, the pass is deterministic (inference).
+    pub fn forward_logits(
+        &self,
+        x: Tensor<4>,
+        mut dropout_rng: Option<&mut SplitMix64>,
+    ) -> Tensor<4> {
+        let p = self.dropout;
+        let mut drop = |t: Tensor<4>| match dropout_rng.as_deref_mut() {
+            Some(rng) => spatial_dropout(t, p, rng),
+            None => t,
+        };
+        let encode_a = self.encode_a1.forward(self.encode_a0.forward(x));
+        let encode_b = self
+            .encode_b1
+            .forward(self.encode_b0.forward(pool(encode_a.clone())));
+        let c0 = drop(self.encode_c0.forward(pool(encode_b.clone())));
+        let encode_c = self.encode_c1.forward(c0);
+        let d0 = drop(self.encode_d0.forward(pool(encode_c.clone())));
+        let encode_d = self.encode_d1.forward(d0);
+        let encode_e = self
+            .encode_e1
+            .forward(self.encode_e0.forward(pool(encode_d.clone())));
+
+        let up = |t: Tensor<4>, conv: &Option<UpConv>| match conv {
+            Some(conv) => conv.forward(t),
+            None => upsample_nearest2x(t),
+        };
+        let concat_d = Tensor::cat(vec![up(encode_e, &self.transconv_e), encode_d], 1);
+        let decode_c = self.decode_c1.forward(self.decode_c0.forward(concat_d));
+        let concat_c = Tensor::cat(vec![up(decode_c, &self.transconv_c), encode_c], 1);
+        let decode_b = self.decode_b1.forward(self.decode_b0.forward(concat_c));
+        let concat_b = Tensor::cat(vec![up(decode_b, &self.transconv_b), encode_b], 1);
+        let decode_a = self.decode_a1.forward(self.decode_a0.forward(concat_b));
+        let concat_a = Tensor::cat(vec![up(decode_a, &self.transconv_a), encode_a], 1);
+        let conv_out = self.conv_out1.forward(self.conv_out0.forward(concat_a));
+        self.prediction.forward(conv_out)
+    }
+
+    /// Probabilities `[B, 1, H, W]` (sigmoid of the logits), inference mode.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        sigmoid(self.forward_logits(x, None))
+    }
+
+    /// The upsampling this model was built with.
+    pub fn upsampling(&self) -> Upsampling {
+        if self.transconv_e.is_some() {
+            Upsampling::TransposedConv
+        } else {
+            Upsampling::Nearest
+        }
+    }
+
+    /// Feature maps of the first level.
+    pub fn fms(&self) -> usize {
+        self.encode_a0.weight.dims()[0]
+    }
+
+    /// The configuration this model corresponds to.
+    pub fn config(&self) -> UNetConfig {
+        UNetConfig {
+            fms: self.fms(),
+            size: self.size,
+            upsampling: self.upsampling(),
+            dropout: self.dropout,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_model_has_intelai_parameter_count() {
+        let device = Device::flex();
+        let model = UNetConfig::default()
+            .init(&device, 0)
+            .expect("default config is valid");
+        assert_eq!(model.num_params(), 1_940_817);
+    }
+
+    #[test]
+    fn nearest_variant_has_no_transposed_convs_and_keeps_shape() {
+        let device = Device::flex();
+        let cfg = UNetConfig {
+            fms: 2,
+            size: 32,
+            upsampling: Upsampling::Nearest,
+            dropout: 0.2,
+        };
+        let model = cfg.init(&device, 1).expect("valid config");
+        assert_eq!(model.upsampling(), Upsampling::Nearest);
+        let y = model.forward(Tensor::zeros([2, 1, 32, 32], &device));
+        assert_eq!(y.dims(), [2, 1, 32, 32]);
+    }
+
+    #[test]
+    fn invalid_configs_are_rejected() {
+        let bad_size = UNetConfig {
+            size: 40,
+            ..UNetConfig::default()
+        };
+        assert!(matches!(
+            bad_size.validate(),
+            Err(TrainError::InvalidConfig(_))
+        ));
+        let bad_fms = UNetConfig {
+            fms: 0,
+            ..UNetConfig::default()
+        };
+        assert!(bad_fms.validate().is_err());
+        let bad_dropout = UNetConfig {
+            dropout: 1.0,
+            ..UNetConfig::default()
+        };
+        assert!(bad_dropout.validate().is_err());
+    }
+
+    #[test]
+    fn init_is_deterministic_from_seed_and_biases_start_at_zero() {
+        let device = Device::flex();
+        let cfg = UNetConfig {
+            fms: 2,
+            size: 16,
+            ..UNetConfig::default()
+        };
+        let a = cfg.init(&device, 5).expect("valid");
+        let b = cfg.init(&device, 5).expect("valid");
+        let c = cfg.init(&device, 6).expect("valid");
+        let wa: Vec<f32> = a.decode_b0.weight.val().into_data().iter::<f32>().collect();
+        let wb: Vec<f32> = b.decode_b0.weight.val().into_data().iter::<f32>().collect();
+        let wc: Vec<f32> = c.decode_b0.weight.val().into_data().iter::<f32>().collect();
+        assert_eq!(wa, wb);
+        assert_ne!(wa, wc);
+        let bias: Vec<f32> = a.encode_a0.bias.val().into_data().iter::<f32>().collect();
+        assert!(bias.iter().all(|&v| v == 0.0));
+        // He-uniform bound for decodeBa: fan_in = (2·fms + 2·fms) · 9.
+        let limit = (6.0f32 / (8.0 * 9.0)).sqrt();
+        assert!(wa.iter().all(|v| v.abs() <= limit));
+        assert!(wa.iter().any(|v| v.abs() > 0.5 * limit));
+    }
+
+    #[test]
+    fn nearest_upsampling_repeats_pixels() {
+        let device = Device::flex();
+        let x = Tensor::<4>::from_data(
+            TensorData::new(vec![1.0f32, 2.0, 3.0, 4.0], [1, 1, 2, 2]),
+            &device,
+        );
+        let y: Vec<f32> = upsample_nearest2x(x).into_data().iter::<f32>().collect();
+        assert_eq!(
+            y,
+            vec![
+                1., 1., 2., 2., 1., 1., 2., 2., 3., 3., 4., 4., 3., 3., 4., 4.
+            ]
+        );
+    }
+}
