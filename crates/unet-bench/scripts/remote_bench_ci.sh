@@ -63,6 +63,27 @@ assert rows["rust-int8"]["status"] == "measured", rows["rust-int8"]
 assert rows["rust-int8"]["stats"]["count"] == 3, rows["rust-int8"]["stats"]
 print("remote bench report OK:", ", ".join(f"{k}={v['status']}" for k, v in rows.items()))
 PY
+# The real cross-built aarch64 binary through the same sshd, run under qemu-user (the board
+# stand-in); skipped when the cross toolchain or qemu is missing.
+if rustup target list --installed 2>/dev/null | grep -qx aarch64-unknown-linux-gnu \
+  && command -v aarch64-linux-gnu-gcc >/dev/null && command -v qemu-aarch64 >/dev/null; then
+  cargo xtask bench --remote "$USER_NAME@127.0.0.1" --ssh-port "$PORT" --ssh-identity "$WORK/client_key" \
+    --ssh-option "UserKnownHostsFile=$WORK/known_hosts" --remote-dir "$WORK/board-aarch64" \
+    --target aarch64-unknown-linux-gnu --remote-wrapper "qemu-aarch64 -L /usr/aarch64-linux-gnu" \
+    --synth --synth-fms 4 --synth-size 32 --warmup 1 --runs 3 --slices 2 \
+    --backends rust-int8,rust-f32 --out "$OUT-aarch64"
+  python3 - "$OUT-aarch64/report.json" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+assert report["machine"]["arch"] == "aarch64", report["machine"]
+rows = {r["backend"]: r for r in report["rows"]}
+assert rows["rust-int8"]["status"] == "measured", rows["rust-int8"]
+print("remote aarch64 (qemu) bench report OK:", report["machine"]["arch"], rows["rust-int8"]["stats"]["median"], "ms")
+PY
+else
+  echo "skipped: aarch64 remote run (needs rustup target aarch64-unknown-linux-gnu, aarch64-linux-gnu-gcc and qemu-aarch64)"
+fi
+
 # Remove the key we authorised.
 grep -vxF "$KEY_LINE" "$HOME/.ssh/authorized_keys" > "$WORK/ak" || true
 cat "$WORK/ak" > "$HOME/.ssh/authorized_keys"
