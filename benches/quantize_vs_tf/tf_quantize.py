@@ -1,6 +1,7 @@
 """TensorFlow's converter on IntelAI's 2D U-Net, for `benches/quantize_vs_tf/run.sh`.
 
-    python3 tf_quantize.py --calib CALIB.npy --out DIR [--size 128] [--fms 16] [--seed 7]
+    python3 tf_quantize.py --out DIR --float-only          # just DIR/tf_fp32.tflite
+    python3 tf_quantize.py --calib CALIB.npy --out DIR [--size 128] [--fms 16]
 
 Builds the U-Net in Keras (fms=16, 1x128x128, Conv2DTranspose upsampling: 1,940,817
 parameters, seeded random weights), writes its float model (DIR/tf_fp32.tflite, which
@@ -59,20 +60,24 @@ def op_counts(path):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--calib", required=True)
+    parser.add_argument("--calib")
+    parser.add_argument("--float-only", action="store_true")
     parser.add_argument("--out", required=True)
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--fms", type=int, default=16)
     args = parser.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    calib = np.load(args.calib).astype(np.float32)
-    calib = calib.reshape(calib.shape[0], args.size, args.size, 1)
-
     model = unet(args.size, args.fms)
     float_bytes = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     fp32_path = os.path.join(args.out, "tf_fp32.tflite")
     with open(fp32_path, "wb") as f:
         f.write(float_bytes)
+    if args.float_only:
+        return
+    if not args.calib:
+        parser.error("--calib is required unless --float-only")
+    calib = np.load(args.calib).astype(np.float32)
+    calib = calib.reshape(calib.shape[0], args.size, args.size, 1)
 
     def representative():
         for x in calib:

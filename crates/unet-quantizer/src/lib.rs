@@ -180,6 +180,12 @@ pub fn quantize(
             detail: "--method auto needs a held-out selection set".into(),
         });
     }
+    let selection_reference = match (&config.selection, config.method) {
+        (Some(selection), Method::Auto) => Some(time(&mut timings, "select (auto)", || {
+            verify::float_outputs(&graph.model, selection, config.threads)
+        })?),
+        _ => None,
+    };
     let mut candidates: Vec<(Observer, ParamPlan, Int8Model, Option<Accuracy>)> = Vec::new();
     for &observer in &observers {
         let plan = time(&mut timings, "assign parameters", || {
@@ -205,6 +211,7 @@ pub fn quantize(
                     &int8.activations,
                     selection,
                     false,
+                    selection_reference.as_deref(),
                     config.threads,
                 )
             })?),
@@ -250,6 +257,7 @@ pub fn quantize(
                 &int8.activations,
                 eval,
                 true,
+                None,
                 config.threads,
             )
         })?),

@@ -98,14 +98,45 @@ struct Partial {
     samples: usize,
 }
 
+/// The float model's outputs on `eval`, to reuse across several int8 candidates.
+pub fn float_outputs(
+    float: &Model,
+    eval: &EvalSet,
+    threads: usize,
+) -> Result<Vec<Vec<f32>>, QuantError> {
+    let parts = parallel_chunks(
+        float,
+        "float reference outputs",
+        &eval.images.images,
+        threads,
+        |rt, part| {
+            let mut outs = Vec::with_capacity(part.len());
+            for image in part {
+                rt.set_input(0, image)
+                    .map_err(QuantError::runtime("float input"))?;
+                rt.invoke().map_err(QuantError::runtime("float run"))?;
+                outs.push(
+                    rt.output::<f32>(0)
+                        .map_err(QuantError::runtime("float output"))?
+                        .to_vec(),
+                );
+            }
+            Ok(outs)
+        },
+    )?;
+    Ok(parts.concat())
+}
+
 /// Runs both models over `eval` and measures the accuracy. `activations` pairs float and int8
-/// tensor indices (model input first); with `per_tensor` every pair gets an SQNR.
+/// tensor indices (model input first); with `per_tensor` every pair gets an SQNR. Without
+/// `per_tensor`, `float_cache` (from [`float_outputs`]) spares the float runs.
 pub fn evaluate(
     float: &Model,
     int8: &Model,
     activations: &[(usize, usize)],
     eval: &EvalSet,
     per_tensor: bool,
+    float_cache: Option<&[Vec<f32>]>,
     threads: usize,
 ) -> Result<Accuracy, QuantError> {
     let options = Options {
@@ -131,7 +162,20 @@ pub fn evaluate(
             )
         })?;
     let int8_to_float: HashMap<usize, usize> = activations.iter().map(|&(f, q)| (q, f)).collect();
-    let items: Vec<(&Vec<f32>, &Vec<f32>)> = eval.images.images.iter().zip(&eval.masks).collect();
+    let cache: Vec<Option<&Vec<f32>>> = match float_cache {
+        Some(c) if !per_tensor && c.len() == eval.images.images.len() => {
+            c.iter().map(Some).collect()
+        }
+        _ => vec![None; eval.images.images.len()],
+    };
+    let items: Vec<(&Vec<f32>, &Vec<f32>, Option<&Vec<f32>>)> = eval
+        .images
+        .images
+        .iter()
+        .zip(&eval.masks)
+        .zip(cache)
+        .map(|((i, m), c)| (i, m, c))
+        .collect();
     let float_input = float.subgraphs[0].inputs[0] as usize;
     let parts = parallel_chunks(
         float,
@@ -142,28 +186,33 @@ pub fn evaluate(
             let mut int8_rt = int8_proto.clone();
             let mut acc = Partial::default();
             let mut float_values: HashMap<usize, Vec<f32>> = HashMap::new();
-            for (image, mask) in part {
-                float_rt
-                    .set_input(0, image)
-                    .map_err(QuantError::runtime("evaluation input"))?;
+            for (image, mask, cached) in part {
                 float_values.clear();
-                if per_tensor {
-                    float_rt
-                        .invoke_with_observer(&mut |obs| {
-                            if let TensorData::F32(v) = obs.data {
-                                float_values.insert(obs.tensor.index, v.to_vec());
-                            }
-                        })
-                        .map_err(QuantError::runtime("float evaluation run"))?;
-                } else {
-                    float_rt
-                        .invoke()
-                        .map_err(QuantError::runtime("float evaluation run"))?;
-                }
-                let float_out: Vec<f32> = float_rt
-                    .output::<f32>(0)
-                    .map_err(QuantError::runtime("float output"))?
-                    .to_vec();
+                let float_out: Vec<f32> = match cached {
+                    Some(cached) => cached.to_vec(),
+                    None => {
+                        float_rt
+                            .set_input(0, image)
+                            .map_err(QuantError::runtime("evaluation input"))?;
+                        if per_tensor {
+                            float_rt
+                                .invoke_with_observer(&mut |obs| {
+                                    if let TensorData::F32(v) = obs.data {
+                                        float_values.insert(obs.tensor.index, v.to_vec());
+                                    }
+                                })
+                                .map_err(QuantError::runtime("float evaluation run"))?;
+                        } else {
+                            float_rt
+                                .invoke()
+                                .map_err(QuantError::runtime("float evaluation run"))?;
+                        }
+                        float_rt
+                            .output::<f32>(0)
+                            .map_err(QuantError::runtime("float output"))?
+                            .to_vec()
+                    }
+                };
                 let q_in = quantize_input(image, input_q.0, input_q.1);
                 if per_tensor {
                     let (mut s, mut n) = (0.0f64, 0.0f64);
