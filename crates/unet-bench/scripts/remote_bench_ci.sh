@@ -45,6 +45,10 @@ PermitRootLogin prohibit-password
 StrictModes no
 UsePAM no
 CONF
+# scp (OpenSSH >= 9) speaks SFTP: give the test sshd its sftp server.
+for SFTP in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server; do
+  if [ -x "$SFTP" ]; then echo "Subsystem sftp $SFTP" >> "$WORK/sshd_config"; break; fi
+done
 "$SSHD" -f "$WORK/sshd_config" -E "$WORK/sshd.log"
 for _ in $(seq 1 50); do [ -f "$WORK/sshd.pid" ] && break; sleep 0.1; done
 
