@@ -128,6 +128,10 @@ pub fn cross_build(target: &str) -> anyhow::Result<Option<PathBuf>> {
         "--target",
         target,
     ]);
+    // The binary reports this commit even where the source tree is absent (on the board).
+    if let Some(commit) = unet_bench::sys::git_commit(&project_root()) {
+        cmd.env("UNET_BENCH_COMMIT", commit);
+    }
     if target != host {
         if !installed_targets().iter().any(|t| t == target) {
             println!("skipped: Rust target {target} is not installed (rustup target add {target})");

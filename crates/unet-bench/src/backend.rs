@@ -392,3 +392,22 @@ pub fn score_outputs(result: &mut BackendResult, outputs: &[Output], ctx: &Suite
         result.agreement = acc.finish(from_float);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn int8_conversion_keeps_raw_values_and_quantises_floats() {
+        let raw = Output::Int8 {
+            values: vec![-128, 0, 127],
+            scale: 1.0 / 256.0,
+            zero_point: -128,
+        };
+        assert_eq!(raw.to_int8(1.0 / 256.0, -128), (vec![-128, 0, 127], false));
+        assert_eq!(raw.probabilities(), vec![0.0, 0.5, 255.0 / 256.0]);
+        // 0.5 / (1/256) - 128 = 0; 1.0 saturates at 127; 0.0 -> -128.
+        let float = Output::F32(vec![0.0, 0.5, 1.0]);
+        assert_eq!(float.to_int8(1.0 / 256.0, -128), (vec![-128, 0, 127], true));
+    }
+}

@@ -420,3 +420,37 @@ fn one_line(row: &BackendResult) -> String {
         _ => format!("{:>24}  {:?}", row.backend, row.status),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backend_specs_parse_and_print() {
+        let specs = parse_backends(DEFAULT_BACKENDS).expect("defaults parse");
+        assert_eq!(specs.len(), 9);
+        for spec in &specs {
+            assert_eq!(
+                &spec.to_string().parse::<BackendSpec>().expect("round trip"),
+                spec
+            );
+        }
+        assert_eq!(
+            "litert-f32:GPU".parse::<BackendSpec>().expect("parses"),
+            BackendSpec::LiteRt {
+                accelerator: Accelerator::Gpu,
+                float: true
+            }
+        );
+        for bad in [
+            "litert:tpu",
+            "vela:",
+            "benchmark-model",
+            "rust-int4",
+            "rust-int8:cpu",
+        ] {
+            let e = bad.parse::<BackendSpec>().expect_err(bad);
+            assert!(e.to_string().contains(bad), "{e}");
+        }
+    }
+}
