@@ -17,7 +17,7 @@ pub struct PipelineArgs {
     #[arg(long, default_value = "artifacts")]
     pub out: PathBuf,
     /// Training time budget in minutes.
-    #[arg(long, default_value_t = 6.0)]
+    #[arg(long, default_value_t = 5.0)]
     pub train_minutes: f64,
     /// Maximum training epochs.
     #[arg(long, default_value_t = 40)]
@@ -25,6 +25,12 @@ pub struct PipelineArgs {
     /// Seed of data and weights.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Quantize: calibration slices.
+    #[arg(long, default_value_t = 32)]
+    pub calib_samples: usize,
+    /// Quantize: held-out slices for verification and observer selection.
+    #[arg(long, default_value_t = 8)]
+    pub eval_samples: usize,
     /// Bench: timed runs per backend.
     #[arg(long, default_value_t = 30)]
     pub runs: usize,
@@ -160,6 +166,10 @@ fn quantize_step(args: &PipelineArgs, checkpoint: &std::path::Path) -> anyhow::R
         args.out.display().to_string(),
         "--seed".into(),
         args.seed.to_string(),
+        "--calib-samples".into(),
+        args.calib_samples.to_string(),
+        "--eval-samples".into(),
+        args.eval_samples.to_string(),
     ];
     let quantize_args: crate::quantize::QuantizeArgs = parse_args("quantize", &argv)?;
     crate::quantize::run(&quantize_args).context("quantize step")
