@@ -4,8 +4,17 @@
 use unet_train::bench::{BenchConfig, bench_steps};
 
 fn main() -> Result<(), unet_train::TrainError> {
-    let steps = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(5);
-    let report = bench_steps(&BenchConfig { steps, ..BenchConfig::default() })?;
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    let steps = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let report = bench_steps(&BenchConfig {
+        steps,
+        ..BenchConfig::default()
+    })?;
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).unwrap_or_default()
+    );
     Ok(())
 }

@@ -4,7 +4,9 @@
 use unet_train::{ProgressMode, TrainConfig, train};
 
 fn main() -> Result<(), unet_train::TrainError> {
-    let out_dir = std::env::args().nth(1).unwrap_or_else(|| "artifacts/train".to_string());
+    let out_dir = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "artifacts/train".to_string());
     let cfg = TrainConfig {
         out_dir: out_dir.into(),
         progress: ProgressMode::Lines,
@@ -12,7 +14,11 @@ fn main() -> Result<(), unet_train::TrainError> {
         ..TrainConfig::default()
     };
     let trained = train(&cfg)?;
-    let best = trained.history.epochs.iter().find(|e| e.epoch == trained.best_epoch);
+    let best = trained
+        .history
+        .epochs
+        .iter()
+        .find(|e| e.epoch == trained.best_epoch);
     if let Some(best) = best {
         println!(
             "best epoch {}: val loss {:.4}, val Dice {:.3}, soft Dice {:.3}, after {:.0} s of training",

@@ -284,10 +284,6 @@ fn model_size(_model: &UNet, source: &dyn SliceSource) -> Result<usize, TrainErr
     Ok(first.height)
 }
 
-fn json_string(value: &str) -> serde_json::Value {
-    serde_json::Value::String(value.to_string())
-}
-
 /// The `config.json` document of a run.
 fn config_json(cfg: &TrainConfig, train_len: usize, val_len: usize) -> serde_json::Value {
     let data = &cfg.data;
@@ -322,7 +318,7 @@ fn config_json(cfg: &TrainConfig, train_len: usize, val_len: usize) -> serde_jso
             "resume": cfg.resume.as_ref().map(|p| p.display().to_string()),
         },
         "seed": cfg.seed,
-        "command_line": cfg.command_line.iter().map(|s| json_string(s)).collect::<Vec<_>>(),
+        "command_line": cfg.command_line,
         "git_commit": cfg.git_commit,
         "tool": format!("unet-train {}", env!("CARGO_PKG_VERSION")),
     })
