@@ -50,15 +50,15 @@ pub enum QuantError {
     Runtime {
         /// Which model or step.
         context: String,
-        /// The cause.
-        source: tflite_runtime::RuntimeError,
+        /// The cause (boxed: runtime errors are large).
+        source: Box<tflite_runtime::RuntimeError>,
     },
     /// The writer refused the produced model.
     #[error("writing the model: {0}")]
-    Writer(#[from] tflite_writer::Error),
+    Writer(Box<tflite_writer::Error>),
     /// A slice source failed.
     #[error("data source: {0}")]
-    Data(#[from] unet_data::DataError),
+    Data(Box<unet_data::DataError>),
     /// An external tool (Vela, LiteRT via python3) failed or is missing.
     #[error("{tool}: {detail}")]
     Tool {
@@ -77,6 +77,21 @@ impl QuantError {
         context: impl Into<String>,
     ) -> impl FnOnce(tflite_runtime::RuntimeError) -> Self {
         let context = context.into();
-        move |source| QuantError::Runtime { context, source }
+        move |source| QuantError::Runtime {
+            context,
+            source: Box::new(source),
+        }
+    }
+}
+
+impl From<tflite_writer::Error> for QuantError {
+    fn from(e: tflite_writer::Error) -> Self {
+        QuantError::Writer(Box::new(e))
+    }
+}
+
+impl From<unet_data::DataError> for QuantError {
+    fn from(e: unet_data::DataError) -> Self {
+        QuantError::Data(Box::new(e))
     }
 }

@@ -90,6 +90,9 @@ impl Default for QuantConfig {
     }
 }
 
+/// One observer's model: its parameters, the int8 graph, and its selection score.
+type Candidate = (Observer, ParamPlan, Int8Model, Option<Accuracy>);
+
 fn time<T>(timings: &mut BTreeMap<String, f64>, key: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
     let out = f();
@@ -110,7 +113,7 @@ pub fn quantize(
         bias_correction: config.bias_correction,
         ..QuantReport::default()
     };
-    if !(config.percentile > 50.0 && config.percentile <= 100.0) {
+    if config.percentile.is_nan() || config.percentile <= 50.0 || config.percentile > 100.0 {
         return Err(QuantError::BadData {
             what: "calibration",
             detail: format!("percentile {} is outside (50, 100]", config.percentile),
@@ -186,7 +189,7 @@ pub fn quantize(
         })?),
         _ => None,
     };
-    let mut candidates: Vec<(Observer, ParamPlan, Int8Model, Option<Accuracy>)> = Vec::new();
+    let mut candidates: Vec<Candidate> = Vec::new();
     for &observer in &observers {
         let plan = time(&mut timings, "assign parameters", || {
             assign_params(&graph, &stats, observer, config.percentile)

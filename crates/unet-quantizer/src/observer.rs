@@ -85,7 +85,7 @@ pub fn qparams(lo: f32, hi: f32) -> Option<(f32, i32)> {
     let lo = f64::from(lo.min(0.0));
     let hi = f64::from(hi.max(0.0));
     let width = hi - lo;
-    if !(width > 0.0) || !width.is_finite() {
+    if width.is_nan() || width <= 0.0 || !width.is_finite() {
         return None;
     }
     let scale = (width / 255.0) as f32;

@@ -85,6 +85,9 @@ impl Accuracy {
     }
 }
 
+/// An image, its mask, and the float output when already known.
+type EvalItem<'a> = (&'a Vec<f32>, &'a Vec<f32>, Option<&'a Vec<f32>>);
+
 #[derive(Default)]
 struct Partial {
     signal: HashMap<usize, f64>,
@@ -168,7 +171,7 @@ pub fn evaluate(
         }
         _ => vec![None; eval.images.images.len()],
     };
-    let items: Vec<(&Vec<f32>, &Vec<f32>, Option<&Vec<f32>>)> = eval
+    let items: Vec<EvalItem<'_>> = eval
         .images
         .images
         .iter()

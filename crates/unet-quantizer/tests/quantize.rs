@@ -446,9 +446,7 @@ fn wrong_size_and_empty_calibration_data_are_rejected() {
         width: 64,
         images: vec![vec![0.0; 64 * 64]],
     };
-    let err = quantize(&float, &wrong, &QuantConfig::default())
-        .err()
-        .expect("wrong size");
+    let err = quantize(&float, &wrong, &QuantConfig::default()).expect_err("wrong size");
     assert!(err.to_string().contains("needs 1024"), "{err}");
     let empty = ImageSet {
         images: vec![],
@@ -462,7 +460,7 @@ fn wrong_size_and_empty_calibration_data_are_rejected() {
         size: SIZE,
         ..DataConfig::default()
     };
-    let err = from_source(&cfg, Split::Train, 0).err().expect("0 samples");
+    let err = from_source(&cfg, Split::Train, 0).expect_err("0 samples");
     assert!(err.to_string().contains("0 samples"), "{err}");
 }
 
