@@ -1,0 +1,291 @@
+//! `cargo xtask infer MODEL --input slice.npy|slice.png [--output out.npy] [--png overlay.png]`:
+//! runs one input through `tflite-runtime` and writes the result.
+//!
+//! - An `.npy` whose dtype matches the model input passes through unchanged.
+//! - A float32 `.npy`, or a PNG (grayscale or RGB, z-scored like the training slices), is
+//!   quantised with the input's scale and zero point (LiteRT's QUANTIZE arithmetic).
+//! - `--output` writes the raw output tensor in the model's dtype; `--png` writes the input with
+//!   the thresholded mask overlaid in red.
+
+use anyhow::{Context, bail, ensure};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
+use tflite_runtime::{Interpreter, Options, TensorData, TensorInfo};
+use tflite_writer::TensorType;
+
+/// Arguments of `cargo xtask infer`.
+#[derive(Debug, clap::Args)]
+pub struct InferArgs {
+    /// The `.tflite` model (f32 or int8, one input).
+    pub model: PathBuf,
+    /// Input slice: `.npy` (model dtype passes through, float32 is quantised) or `.png`.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Write the raw output tensor, in the model's dtype, to this `.npy`.
+    #[arg(long)]
+    pub output: Option<PathBuf>,
+    /// Write the input image with the thresholded mask overlaid to this `.png`.
+    #[arg(long)]
+    pub png: Option<PathBuf>,
+    /// Threshold on the dequantised output for the mask.
+    #[arg(long, default_value_t = 0.5)]
+    pub threshold: f32,
+}
+
+/// The model input, ready to set, and its real values for display.
+struct PreparedInput {
+    data: NpyData,
+    display: Vec<f32>,
+}
+
+fn load_input(path: &Path, info: &TensorInfo) -> anyhow::Result<PreparedInput> {
+    let n = info.num_elements();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let values = match ext.as_deref() {
+        Some("npy") => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let array = read_npy(&bytes).with_context(|| format!("{}", path.display()))?;
+            ensure!(
+                array.data.len() == n,
+                "{}: has {} elements (shape {:?}), the model input {:?} needs {n}",
+                path.display(),
+                array.data.len(),
+                array.shape,
+                info.shape
+            );
+            match (array.data, info.dtype) {
+                (NpyData::I8(v), TensorType::Int8) => {
+                    let (scale, zp) = info.per_tensor_quant().unwrap_or((1.0, 0));
+                    let display = v.iter().map(|&q| scale * (q as i32 - zp) as f32).collect();
+                    return Ok(PreparedInput {
+                        data: NpyData::I8(v),
+                        display,
+                    });
+                }
+                (NpyData::F32(v), _) => v,
+                (other, dtype) => bail!(
+                    "{}: dtype {} cannot feed a {} model input (use {} or float32)",
+                    path.display(),
+                    other.dtype_name(),
+                    dtype.name(),
+                    if dtype == TensorType::Int8 {
+                        "int8"
+                    } else {
+                        "float32"
+                    }
+                ),
+            }
+        }
+        Some("png") => read_png_zscored(path, info)?,
+        _ => bail!(
+            "{}: unknown input format (expected .npy or .png)",
+            path.display()
+        ),
+    };
+    match info.dtype {
+        TensorType::Float32 => Ok(PreparedInput {
+            display: values.clone(),
+            data: NpyData::F32(values),
+        }),
+        TensorType::Int8 => {
+            let (scale, zero_point) = info.per_tensor_quant().with_context(|| {
+                format!(
+                    "the model's int8 input '{}' has no per-tensor quantization",
+                    info.name
+                )
+            })?;
+            let mut q = vec![0i8; values.len()];
+            tflite_runtime::reference::quantize::quantize_f32_i8(
+                scale, zero_point, &values, &mut q,
+            );
+            Ok(PreparedInput {
+                data: NpyData::I8(q),
+                display: values,
+            })
+        }
+        other => bail!("model input type {} is not supported", other.name()),
+    }
+}
+
+/// Reads an 8- or 16-bit grayscale/RGB PNG of the model's H×W and z-scores its intensities.
+fn read_png_zscored(path: &Path, info: &TensorInfo) -> anyhow::Result<Vec<f32>> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
+    decoder.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+    let mut reader = decoder
+        .read_info()
+        .with_context(|| format!("{}: not a readable PNG", path.display()))?;
+    let mut buf = vec![0u8; reader.output_buffer_size()];
+    let frame = reader
+        .next_frame(&mut buf)
+        .with_context(|| format!("{}: cannot decode the PNG", path.display()))?;
+    let (w, h) = (frame.width as usize, frame.height as usize);
+    let (mh, mw) = match info.shape.as_slice() {
+        [1, h, w, 1] | [h, w] | [1, h, w] => (*h, *w),
+        other => bail!("a PNG can only feed a [1, H, W, 1] input, the model's is {other:?}"),
+    };
+    ensure!(
+        (h, w) == (mh, mw),
+        "{}: image is {w}×{h}, the model expects {mw}×{mh}",
+        path.display()
+    );
+    let channels = match frame.color_type {
+        png::ColorType::Grayscale => 1,
+        png::ColorType::GrayscaleAlpha => 2,
+        png::ColorType::Rgb => 3,
+        png::ColorType::Rgba => 4,
+        other => bail!("{}: unsupported PNG colour type {other:?}", path.display()),
+    };
+    let bytes = &buf[..frame.buffer_size()];
+    let mut values: Vec<f32> = bytes
+        .chunks_exact(channels)
+        .map(|px| {
+            if channels >= 3 {
+                (px[0] as f32 + px[1] as f32 + px[2] as f32) / 3.0
+            } else {
+                px[0] as f32
+            }
+        })
+        .collect();
+    unet_data::z_score(&mut values);
+    Ok(values)
+}
+
+/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .with_context(|| format!("{}: not a file path", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+fn overlay_png(display: &[f32], mask: &[bool], h: usize, w: usize) -> anyhow::Result<Vec<u8>> {
+    let (lo, hi) = display
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let mut rgb = Vec::with_capacity(h * w * 3);
+    for (v, &m) in display.iter().zip(mask) {
+        let g = ((v - lo) / span * 255.0).clamp(0.0, 255.0);
+        if m {
+            rgb.extend_from_slice(&[(0.5 * g + 127.5) as u8, (0.5 * g) as u8, (0.5 * g) as u8]);
+        } else {
+            rgb.extend_from_slice(&[g as u8; 3]);
+        }
+    }
+    let mut out = Vec::new();
+    {
+        let mut encoder = png::Encoder::new(&mut out, w as u32, h as u32);
+        encoder.set_color(png::ColorType::Rgb);
+        encoder.set_depth(png::BitDepth::Eight);
+        let mut writer = encoder.write_header().context("encoding the overlay PNG")?;
+        writer
+            .write_image_data(&rgb)
+            .context("encoding the overlay PNG")?;
+    }
+    Ok(out)
+}
+
+/// Runs `cargo xtask infer`.
+pub fn run(args: &InferArgs) -> anyhow::Result<()> {
+    let model = tflite_writer::read_model_file(&args.model)
+        .with_context(|| format!("reading model {}", args.model.display()))?;
+    let mut interp = Interpreter::new(&model, Options::default()).with_context(|| {
+        format!(
+            "{}: the runtime cannot run this model",
+            args.model.display()
+        )
+    })?;
+    ensure!(
+        interp.num_inputs() == 1 && interp.num_outputs() >= 1,
+        "{}: expected one input and at least one output, found {} and {}",
+        args.model.display(),
+        interp.num_inputs(),
+        interp.num_outputs()
+    );
+    let in_info = interp.input_info(0)?.clone();
+    let input = load_input(&args.input, &in_info)?;
+    match &input.data {
+        NpyData::I8(v) => interp.set_input(0, v)?,
+        NpyData::F32(v) => interp.set_input(0, v)?,
+        _ => bail!("unreachable input type"),
+    }
+    let start = Instant::now();
+    interp.invoke()?;
+    let elapsed = start.elapsed();
+    let out_info = interp.output_info(0)?.clone();
+    let out = interp.output_data(0)?;
+    let real: Vec<f32> = out.to_f32_vec(match out {
+        TensorData::F32(_) => None,
+        _ => out_info.per_tensor_quant(),
+    });
+    let mask: Vec<bool> = real.iter().map(|&v| v > args.threshold).collect();
+    let n_mask = mask.iter().filter(|&&m| m).count();
+    println!(
+        "{}: input {} {:?} {} → output '{}' {:?} {} in {:.1} ms (kernels: {}, arena {} KiB)",
+        args.model.display(),
+        args.input.display(),
+        in_info.shape,
+        in_info.dtype.name(),
+        out_info.name,
+        out_info.shape,
+        out_info.dtype.name(),
+        elapsed.as_secs_f64() * 1e3,
+        interp.kernel_tier(),
+        interp.memory().arena_bytes / 1024
+    );
+    println!(
+        "mask (output > {}): {n_mask} of {} pixels ({:.2}%)",
+        args.threshold,
+        mask.len(),
+        100.0 * n_mask as f64 / mask.len().max(1) as f64
+    );
+    if let Some(path) = &args.output {
+        let data = match out {
+            TensorData::F32(v) => NpyData::F32(v.to_vec()),
+            TensorData::I8(v) => NpyData::I8(v.to_vec()),
+            TensorData::U8(v) => NpyData::U8(v.to_vec()),
+            TensorData::I32(v) => NpyData::I32(v.to_vec()),
+            TensorData::I64(v) => NpyData::I64(v.to_vec()),
+        };
+        let array = NpyArray {
+            shape: out_info.shape.clone(),
+            data,
+        };
+        write_atomic(path, &write_npy(&array))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(path) = &args.png {
+        let (h, w) = match out_info.shape.as_slice() {
+            [1, h, w, 1] => (*h, *w),
+            other => bail!("--png needs a [1, H, W, 1] output, the model's is {other:?}"),
+        };
+        ensure!(
+            h * w == input.display.len(),
+            "--png: the output is {h}×{w} but the input has {} pixels",
+            input.display.len()
+        );
+        write_atomic(path, &overlay_png(&input.display, &mask, h, w)?)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}
