@@ -2,6 +2,7 @@
 //! quantization and size totals.
 
 use anyhow::Context;
+use std::io::Write;
 use std::path::PathBuf;
 
 /// Arguments of `cargo xtask inspect`.
@@ -18,12 +19,19 @@ pub struct InspectArgs {
 pub fn run(args: &InspectArgs) -> anyhow::Result<()> {
     let model = tflite_writer::read_model_file(&args.model)?;
     let summary = tflite_writer::summary::summary(&model);
-    if args.json {
-        let text =
+    let text = if args.json {
+        let mut text =
             serde_json::to_string_pretty(&summary).context("cannot serialise the summary")?;
-        println!("{text}");
+        text.push('\n');
+        text
     } else {
-        print!("{}", summary.to_text());
+        summary.to_text()
+    };
+    // A closed pipe (`| head`) ends the output quietly instead of panicking in `print!`.
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(err).context("cannot write to stdout")
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
