@@ -3,7 +3,15 @@
 //! Each subcommand lives in its own module and only orchestrates the library crates; the work
 //! itself is done in `crates/`. Logs go through `tracing` (`-v`, `-vv` or `RUST_LOG`).
 
+mod bench;
+mod codegen;
 mod data;
+mod infer;
+mod inspect;
+mod pipeline;
+mod quantize;
+mod runtime_bench;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -25,6 +33,23 @@ enum Command {
     /// Look at and summarise the slice sources (synthetic, noise, decathlon).
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Regenerate the TFLite flatbuffers bindings from the schema (flatc 25.12.19).
+    Codegen(codegen::CodegenArgs),
+    /// Print a TFLite model: operators, tensors, quantization and size totals.
+    Inspect(inspect::InspectArgs),
+    /// Train the U-Net (artifacts/train/), or measure training speed with --bench-steps.
+    Train(train::TrainArgs),
+    /// Run one slice (.npy or .png) through a .tflite model with tflite-runtime.
+    Infer(infer::InferArgs),
+    /// Time tflite-runtime beside LiteRT (BUILTIN_REF, XNNPACK) on random-weight U-Nets.
+    RuntimeBench(runtime_bench::RuntimeBenchArgs),
+    /// Benchmark the U-Net on every backend (ours, burn, LiteRT cpu/gpu/npu, benchmark_model,
+    /// Vela estimates); cross-build for the board (--target --build-only) or run there (--remote).
+    Bench(Box<bench::BenchArgs>),
+    /// Quantise the trained U-Net (or a float .tflite) to full int8: calibrate, verify, report.
+    Quantize(Box<quantize::QuantizeArgs>),
+    /// Train → quantize → bench on synthetic data, then list the artifacts and the table.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 /// The workspace root (the parent of `xtask/`).
@@ -55,6 +80,14 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match cli.command {
+        Command::Codegen(args) => codegen::run(&args),
         Command::Data(command) => data::run(command),
+        Command::Inspect(args) => inspect::run(&args),
+        Command::Train(args) => train::run(&args),
+        Command::Infer(args) => infer::run(&args),
+        Command::RuntimeBench(args) => runtime_bench::run(&args),
+        Command::Bench(args) => bench::run(&args),
+        Command::Pipeline(args) => pipeline::run(&args),
+        Command::Quantize(args) => quantize::run(&args),
     }
 }
