@@ -131,7 +131,7 @@ fn git_commit() -> String {
 /// Runs `cargo xtask runtime-bench`.
 pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
-        args.size >= 16 && args.size % 16 == 0,
+        args.size >= 16 && args.size.is_multiple_of(16),
         "--size {} must be a positive multiple of 16",
         args.size
     );
