@@ -10,7 +10,8 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::Command;
 
-use common::{Case, litert, oracle_script};
+use common::{Case, oracle_script};
+use litert_oracle::litert;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
 use tflite_runtime::{Interpreter, Options, TensorData};
 

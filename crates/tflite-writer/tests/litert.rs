@@ -16,25 +16,7 @@ fn probe_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/litert_probe.py")
 }
 
-/// `Ok(())` when LiteRT can be imported; otherwise the reason, or a panic when it is required.
-fn litert() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import ai_edge_litert.interpreter, numpy"])
-        .output();
-    let reason = match out {
-        Ok(out) if out.status.success() => return Ok(()),
-        Ok(out) => format!(
-            "python3 -c 'import ai_edge_litert.interpreter, numpy' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(err) => format!("cannot run python3: {err}"),
-    };
-    if std::env::var_os("REQUIRE_LITERT").is_some() {
-        panic!("REQUIRE_LITERT is set but LiteRT is unavailable: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-    Err(reason)
-}
+use litert_oracle::litert;
 
 fn probe(args: &[&Path], command: &str) -> Value {
     let out = Command::new("python3")

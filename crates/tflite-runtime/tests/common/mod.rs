@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use tflite_runtime::npy::{NpyArray, NpyData};
 use tflite_runtime::padding::out_size;
@@ -16,27 +15,6 @@ pub struct Case {
     pub name: String,
     pub model: Model,
     pub inputs: Vec<NpyArray>,
-}
-
-/// `Ok(())` when `python3` can import LiteRT; otherwise prints why the caller skips (or panics
-/// when `REQUIRE_LITERT` is set, as `.ci/run` does).
-pub fn litert() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import ai_edge_litert.interpreter, numpy"])
-        .output();
-    let reason = match out {
-        Ok(out) if out.status.success() => return Ok(()),
-        Ok(out) => format!(
-            "python3 -c 'import ai_edge_litert.interpreter, numpy' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(err) => format!("cannot run python3: {err}"),
-    };
-    if std::env::var_os("REQUIRE_LITERT").is_some() {
-        panic!("REQUIRE_LITERT is set but LiteRT is unavailable: {reason}");
-    }
-    eprintln!("skipped: {reason}");
-    Err(reason)
 }
 
 pub fn oracle_script() -> PathBuf {
