@@ -9,10 +9,22 @@ use crate::prepare::{Loc, Prepared, prepare};
 use crate::tensor::{AlignedBytes, Element, TensorData, TensorInfo};
 
 /// Interpreter options.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy)]
 pub struct Options {
     /// Kernel tier (the reference kernels by default).
     pub kernels: KernelTier,
+    /// Worker threads the heavy kernels may use (default 1, the comparison setting; 0 is read
+    /// as 1).
+    pub threads: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            kernels: KernelTier::default(),
+            threads: 1,
+        }
+    }
 }
 
 /// What an observer sees after each operator: the operator and the tensor it wrote.
@@ -59,6 +71,7 @@ pub struct Interpreter {
     arena: AlignedBytes,
     scratch: Vec<i32>,
     table: KernelTable,
+    threads: usize,
     input_set: Vec<bool>,
 }
 
@@ -77,6 +90,7 @@ impl Interpreter {
             arena,
             scratch,
             table,
+            threads: options.threads.max(1),
             input_set,
         })
     }
@@ -144,6 +158,11 @@ impl Interpreter {
     /// Name of the kernel tier in use.
     pub fn kernel_tier(&self) -> &'static str {
         self.table.tier_name
+    }
+
+    /// Worker threads the heavy kernels may use (at least 1).
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// Sets input `i` from a typed slice, which must have exactly the input's element count and

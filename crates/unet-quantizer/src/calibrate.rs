@@ -198,6 +198,7 @@ where
 {
     let options = Options {
         kernels: KernelTier::Best,
+        ..Options::default()
     };
     let proto = Interpreter::new(model, options).map_err(QuantError::runtime(context))?;
     let threads = threads.max(1).min(items.len().max(1));

@@ -354,6 +354,7 @@ fn bias_correction(
         &int8.model,
         Options {
             kernels: KernelTier::Best,
+            ..Options::default()
         },
     )
     .map_err(QuantError::runtime("int8 model"))?;

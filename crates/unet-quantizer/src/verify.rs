@@ -144,6 +144,7 @@ pub fn evaluate(
 ) -> Result<Accuracy, QuantError> {
     let options = Options {
         kernels: KernelTier::Best,
+        ..Options::default()
     };
     let int8_proto = Interpreter::new(int8, options).map_err(QuantError::runtime("int8 model"))?;
     let input_q = int8_proto

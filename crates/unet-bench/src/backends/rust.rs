@@ -65,6 +65,7 @@ impl Engine for RustEngine {
             &model,
             Options {
                 kernels: KernelTier::Best,
+                ..Options::default()
             },
         )
         .map_err(BenchError::from)?;
