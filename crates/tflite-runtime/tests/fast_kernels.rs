@@ -142,7 +142,11 @@ fn paths() -> Vec<Int8Path> {
 fn conv2d_every_path_matches_reference() {
     let paths = paths();
     let mut rng = Rng::new(0xC0117);
-    let cases = if cfg!(target_arch = "x86_64") { 300 } else { 120 };
+    let cases = if cfg!(target_arch = "x86_64") {
+        300
+    } else {
+        120
+    };
     for case in 0..cases {
         let g = conv_case(&mut rng);
         let q = quant(&mut rng, g.out_c);
@@ -180,10 +184,17 @@ fn transpose_conv_every_path_matches_reference() {
     let paths = paths();
     let mut rng = Rng::new(0x7C0);
     let mut fast_cases = 0;
-    let cases = if cfg!(target_arch = "x86_64") { 200 } else { 80 };
+    let cases = if cfg!(target_arch = "x86_64") {
+        200
+    } else {
+        80
+    };
     for case in 0..cases {
         // Kernel == stride (the tiled fast case) most of the time, general cases otherwise.
-        let (k, stride) = pick(&mut rng, &[(2, 2), (2, 2), (1, 1), (3, 3), (3, 2), (2, 1), (3, 1)]);
+        let (k, stride) = pick(
+            &mut rng,
+            &[(2, 2), (2, 2), (1, 1), (3, 3), (3, 2), (2, 1), (3, 1)],
+        );
         let same = rng.range_i64(0, 1) == 0;
         let in_h = rng.range_i64(1, 7) as usize;
         let in_w = rng.range_i64(1, 7) as usize;
@@ -235,10 +246,9 @@ fn transpose_conv_every_path_matches_reference() {
         for &path in &paths {
             for threads in [1, 3] {
                 let mut got = vec![0i8; n_out];
-                let fast_ran = fast::transpose_conv_i8(
-                    path, threads, &g, &q, &input, &filter, bias, &mut got,
-                )
-                .expect("available path");
+                let fast_ran =
+                    fast::transpose_conv_i8(path, threads, &g, &q, &input, &filter, bias, &mut got)
+                        .expect("available path");
                 let tiled = k == stride && g.pad_top == 0 && g.pad_left == 0;
                 assert_eq!(fast_ran, tiled, "case {case}: fast path coverage {g:?}");
                 fast_cases += usize::from(fast_ran);

@@ -41,6 +41,9 @@ enum RowMap {
         stride_h: usize,
         stride_w: usize,
     },
+    /// CONV_2D with few input channels: rows are output pixels, A holds each pixel's whole
+    /// receptive field (`k_h·k_w·in_c` values, padded to a multiple of 4), i.e. im2col.
+    Im2col { out_c: usize },
     /// TRANSPOSE_CONV with `kernel == stride`: rows are input pixels, A is the input
     /// `[pixels][cp]`, each row writes a disjoint `k_h × k_w` output block.
     Transposed {
@@ -83,23 +86,23 @@ pub struct Int8Gemm {
     /// Per padded column: the reference shift (positive = left).
     pub(crate) shift: Vec<i32>,
     /// Per padded column: `max(shift, 0)`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) lshift: Vec<i32>,
     /// Per padded column: `max(−shift, 0)`.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) rshift: Vec<i32>,
     /// True when every column's parameters are in the range the SIMD requantisation
     /// reproduces exactly (left shift ≤ 31, right shift ≤ 31, multiplier ≠ i32::MIN);
     /// otherwise the scalar reference arithmetic is used.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) vector_requant: bool,
     pub(crate) out_zp: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
     input_zp: i32,
+    geom: ConvGeometry,
     in_c: usize,
     cp: usize,
-    pad_top: usize,
-    pad_left: usize,
-    in_h: usize,
-    in_w: usize,
     map: RowMap,
     rows: usize,
     a_bytes: usize,
@@ -137,6 +140,31 @@ impl Int8Gemm {
         let hp = (g.pad_top + g.in_h).max(need_h);
         let wp = (g.pad_left + g.in_w).max(need_w);
         let (operand, _) = Self::layout(path);
+        let khw = g.k_h * g.k_w;
+        let columns: Vec<(usize, usize)> = (0..g.out_c).map(|oc| (oc, oc)).collect();
+        let rows = g.batches * g.out_h * g.out_w;
+        if g.in_c < 4 && khw > 1 {
+            // im2col: one reduction of k_h·k_w·in_c per pixel instead of k_h·k_w padded ones.
+            let kc = khw * g.in_c;
+            let cp = kc.div_ceil(4) * 4;
+            let weight = |n: usize, _t: usize, k: usize| filter[n * kc + k];
+            return Self::build(
+                path,
+                g,
+                q,
+                bias,
+                RowMap::Im2col { out_c: g.out_c },
+                vec![0],
+                cp,
+                kc,
+                &columns,
+                g.out_c,
+                |n| n,
+                weight,
+                rows * cp * operand.bytes(),
+                rows,
+            );
+        }
         let cp = g.in_c.div_ceil(4) * 4;
         let pixel = cp * operand.bytes();
         let mut taps = Vec::with_capacity(g.k_h * g.k_w);
@@ -155,9 +183,7 @@ impl Int8Gemm {
             stride_h: g.stride_h,
             stride_w: g.stride_w,
         };
-        let khw = g.k_h * g.k_w;
         let weight = |n: usize, t: usize, c: usize| filter[(n * khw + t) * g.in_c + c];
-        let columns: Vec<(usize, usize)> = (0..g.out_c).map(|oc| (oc, oc)).collect();
         Self::build(
             path,
             g,
@@ -166,12 +192,13 @@ impl Int8Gemm {
             map,
             taps,
             cp,
+            g.in_c,
             &columns,
             g.out_c,
             |n| n,
             weight,
             g.batches * hp * wp * pixel,
-            g.batches * g.out_h * g.out_w,
+            rows,
         )
     }
 
@@ -232,6 +259,7 @@ impl Int8Gemm {
             map,
             vec![0],
             cp,
+            g.in_c,
             &columns,
             khw * ocp,
             dest,
@@ -241,7 +269,7 @@ impl Int8Gemm {
         )
     }
 
-    /// Common packing. `columns` lists `(column, output channel)` of every real column,
+    /// Common packing. `kc` is the reduction length per tap (`cp` padded), `columns` lists `(column, output channel)` of every real column,
     /// `n_cols` the column count before block padding, `dest(n)` the output offset of a
     /// block's first column, `weight(n, tap, c)` the filter.
     #[allow(clippy::too_many_arguments)]
@@ -253,6 +281,7 @@ impl Int8Gemm {
         map: RowMap,
         taps: Vec<usize>,
         cp: usize,
+        kc: usize,
         columns: &[(usize, usize)],
         n_cols: usize,
         dest: impl Fn(usize) -> usize,
@@ -291,7 +320,7 @@ impl Int8Gemm {
             let (j, lane) = (n / lanes, n % lanes);
             let mut sum_w = 0i32;
             for t in 0..taps.len() {
-                for c in 0..g.in_c {
+                for c in 0..kc {
                     let wv = weight(n, t, c);
                     sum_w = sum_w.wrapping_add(wv as i32);
                     let (s, e) = (c / group, c % group);
@@ -319,7 +348,11 @@ impl Int8Gemm {
         let mut col_valid = Vec::with_capacity(n_blocks);
         for j in 0..n_blocks {
             col_dest.push(dest(j * lanes));
-            col_valid.push((0..lanes).take_while(|l| real[j * lanes + l].is_some()).count());
+            col_valid.push(
+                (0..lanes)
+                    .take_while(|l| real[j * lanes + l].is_some())
+                    .count(),
+            );
         }
         let gemm = Self {
             path,
@@ -342,12 +375,9 @@ impl Int8Gemm {
             act_min: q.act_min,
             act_max: q.act_max,
             input_zp: zp,
+            geom: *g,
             in_c: g.in_c,
             cp,
-            pad_top: g.pad_top,
-            pad_left: g.pad_left,
-            in_h: g.in_h,
-            in_w: g.in_w,
             map,
             rows,
             a_bytes,
@@ -369,12 +399,10 @@ impl Int8Gemm {
             .map(|j| self.col_dest[j] + self.col_valid[j])
             .max()
             .unwrap_or(0);
-        let out_end = (0..self.rows)
-            .map(|r| self.row(r).1)
-            .max()
-            .unwrap_or(0)
-            + max_dest;
-        a_end <= self.a_bytes && out_end <= self.out_len && self.w.len() >= self.n_blocks * self.blk_bytes
+        let out_end = (0..self.rows).map(|r| self.row(r).1).max().unwrap_or(0) + max_dest;
+        a_end <= self.a_bytes
+            && out_end <= self.out_len
+            && self.w.len() >= self.n_blocks * self.blk_bytes
     }
 
     /// Bytes of operand buffer one invoke needs.
@@ -411,6 +439,7 @@ impl Int8Gemm {
                     r * out_c,
                 )
             }
+            RowMap::Im2col { out_c } => (r * pixel, r * out_c),
             RowMap::Transposed {
                 in_h,
                 in_w,
@@ -436,45 +465,141 @@ impl Int8Gemm {
     fn fill_operand(&self, input: &[i8], a: &mut [u8]) {
         let zp = self.input_zp;
         let a = &mut a[..self.a_bytes];
-        let (hp, wp, batches) = match self.map {
-            RowMap::Conv {
-                batches, hp, wp, ..
-            } => (hp, wp, batches),
-            RowMap::Transposed { .. } => (self.in_h, self.in_w, self.rows / (self.in_h * self.in_w).max(1)),
-        };
-        let (pad_top, pad_left) = match self.map {
-            RowMap::Conv { .. } => (self.pad_top, self.pad_left),
-            RowMap::Transposed { .. } => (0, 0),
-        };
-        let cp = self.cp;
-        let in_c = self.in_c;
         match self.operand {
             Operand::CenteredI16 => {
                 let a: &mut [[u8; 2]] = bytemuck::cast_slice_mut(a);
-                a.fill([0, 0]);
+                self.fill_with(input, a, |x| (x as i16 - zp as i16).to_le_bytes(), [0, 0]);
+            }
+            Operand::RawI8 => self.fill_with(input, a, |x| x as u8, zp as i8 as u8),
+            Operand::ShiftedU8 => {
+                self.fill_with(input, a, |x| x as u8 ^ 0x80, (zp as i8 as u8) ^ 0x80)
+            }
+        }
+    }
+
+    fn fill_with<E: Copy>(&self, input: &[i8], a: &mut [E], f: impl Fn(i8) -> E, pad: E) {
+        let g = &self.geom;
+        let (cp, in_c) = (self.cp, self.in_c);
+        let convert = |src: &[i8], dst: &mut [E]| {
+            for (d, &x) in dst.iter_mut().zip(src) {
+                *d = f(x);
+            }
+        };
+        match self.map {
+            RowMap::Conv {
+                batches, hp, wp, ..
+            } => {
+                a.fill(pad);
                 for b in 0..batches {
-                    for y in 0..self.in_h {
-                        let src_row = &input[(b * self.in_h + y) * self.in_w * in_c..][..self.in_w * in_c];
-                        let dst_row = &mut a[((b * hp + y + pad_top) * wp + pad_left) * cp..][..self.in_w * cp];
-                        for (src, dst) in src_row.chunks_exact(in_c).zip(dst_row.chunks_exact_mut(cp)) {
-                            for (s, d) in src.iter().zip(dst.iter_mut()) {
-                                *d = ((*s as i16) - zp as i16).to_le_bytes();
+                    for y in 0..g.in_h {
+                        let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
+                        let at = ((b * hp + y + g.pad_top) * wp + g.pad_left) * cp;
+                        let dst = &mut a[at..][..g.in_w * cp];
+                        for (s, d) in src.chunks_exact(in_c).zip(dst.chunks_exact_mut(cp)) {
+                            convert(s, d);
+                        }
+                    }
+                }
+            }
+            RowMap::Transposed { .. } => {
+                a.fill(pad);
+                for (s, d) in input.chunks_exact(in_c).zip(a.chunks_exact_mut(cp)) {
+                    convert(s, d);
+                }
+            }
+            RowMap::Im2col { .. } => {
+                a.fill(pad);
+                let mut r = 0;
+                for b in 0..g.batches {
+                    for oy in 0..g.out_h {
+                        for ox in 0..g.out_w {
+                            let row = &mut a[r * cp..(r + 1) * cp];
+                            r += 1;
+                            for ky in 0..g.k_h {
+                                let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
+                                    - g.pad_top as isize;
+                                if iy < 0 || iy >= g.in_h as isize {
+                                    continue;
+                                }
+                                for kx in 0..g.k_w {
+                                    let ix = (ox * g.stride_w + kx * g.dilation_w) as isize
+                                        - g.pad_left as isize;
+                                    if ix < 0 || ix >= g.in_w as isize {
+                                        continue;
+                                    }
+                                    let src = &input[((b * g.in_h + iy as usize) * g.in_w
+                                        + ix as usize)
+                                        * in_c..][..in_c];
+                                    convert(src, &mut row[(ky * g.k_w + kx) * in_c..][..in_c]);
+                                }
                             }
                         }
                     }
                 }
             }
-            Operand::RawI8 | Operand::ShiftedU8 => {
-                let flip = if self.operand == Operand::ShiftedU8 { 0x80u8 } else { 0 };
-                a.fill((zp as i8 as u8) ^ flip);
-                for b in 0..batches {
-                    for y in 0..self.in_h {
-                        let src_row = &input[(b * self.in_h + y) * self.in_w * in_c..][..self.in_w * in_c];
-                        let dst_row = &mut a[((b * hp + y + pad_top) * wp + pad_left) * cp..][..self.in_w * cp];
-                        for (src, dst) in src_row.chunks_exact(in_c).zip(dst_row.chunks_exact_mut(cp)) {
-                            for (s, d) in src.iter().zip(dst.iter_mut()) {
-                                *d = (*s as u8) ^ flip;
-                            }
+        }
+    }
+
+    /// Appends the `(A offset, output offset)` of rows `start..end` (divisions only for the
+    /// first row).
+    fn rows_into(&self, start: usize, end: usize, rows: &mut Vec<(usize, usize)>) {
+        if start >= end {
+            return;
+        }
+        let pixel = self.cp * self.operand.bytes();
+        match self.map {
+            RowMap::Conv {
+                out_h,
+                out_w,
+                out_c,
+                hp,
+                wp,
+                stride_h,
+                stride_w,
+                ..
+            } => {
+                let (mut ox, rest) = (start % out_w, start / out_w);
+                let (mut oy, mut b) = (rest % out_h, rest / out_h);
+                for r in start..end {
+                    rows.push((
+                        ((b * hp + oy * stride_h) * wp + ox * stride_w) * pixel,
+                        r * out_c,
+                    ));
+                    ox += 1;
+                    if ox == out_w {
+                        ox = 0;
+                        oy += 1;
+                        if oy == out_h {
+                            oy = 0;
+                            b += 1;
+                        }
+                    }
+                }
+            }
+            RowMap::Im2col { out_c } => rows.extend((start..end).map(|r| (r * pixel, r * out_c))),
+            RowMap::Transposed {
+                in_h,
+                in_w,
+                out_h,
+                out_w,
+                out_c,
+                stride_h,
+                stride_w,
+            } => {
+                let (mut ix, rest) = (start % in_w, start / in_w);
+                let (mut iy, mut b) = (rest % in_h, rest / in_h);
+                for r in start..end {
+                    rows.push((
+                        r * pixel,
+                        ((b * out_h + iy * stride_h) * out_w + ix * stride_w) * out_c,
+                    ));
+                    ix += 1;
+                    if ix == in_w {
+                        ix = 0;
+                        iy += 1;
+                        if iy == in_h {
+                            iy = 0;
+                            b += 1;
                         }
                     }
                 }
@@ -488,15 +613,23 @@ impl Int8Gemm {
     pub(crate) fn requant_scalar(&self, acc: i32, col: usize) -> i8 {
         let x = acc.wrapping_add(self.bias[col]);
         let v = multiply_by_quantized_multiplier(x, self.mult[col], self.shift[col]);
-        v.wrapping_add(self.out_zp).clamp(self.act_min, self.act_max) as i8
+        v.wrapping_add(self.out_zp)
+            .clamp(self.act_min, self.act_max) as i8
     }
 
     /// Runs the op: `input` is the int8 input, `workspace` at least
     /// [`Self::workspace_bytes`] bytes, `output` the int8 output.
     pub fn run(&self, input: &[i8], workspace: &mut [u8], output: &mut [i8], threads: usize) {
         assert_eq!(input.len(), self.in_len, "fast int8 kernel: input length");
-        assert_eq!(output.len(), self.out_len, "fast int8 kernel: output length");
-        assert!(workspace.len() >= self.a_bytes, "fast int8 kernel: workspace");
+        assert_eq!(
+            output.len(),
+            self.out_len,
+            "fast int8 kernel: output length"
+        );
+        assert!(
+            workspace.len() >= self.a_bytes,
+            "fast int8 kernel: workspace"
+        );
         self.fill_operand(input, workspace);
         let a: &[u8] = &workspace[..self.a_bytes];
         let out = OutPtr(output.as_mut_ptr());
@@ -527,7 +660,7 @@ impl Int8Gemm {
         while start < hi {
             let end = (start + CHUNK).min(hi);
             rows.clear();
-            rows.extend((start..end).map(|r| self.row(r)));
+            self.rows_into(start, end, &mut rows);
             // SAFETY: `check_bounds` verified in `build` that every row's operand reads and
             // output writes stay inside `a` (`a_bytes`) and the output (`out_len`), and
             // `run` checked both lengths. Rows of different threads write disjoint outputs.

@@ -260,7 +260,14 @@ unsafe fn kernel_vnni<const MR: usize, const NB: usize>(
                     let hi = _mm512_extracti64x4_epi64::<1>(acc[m][j]);
                     let dst = out.add(oo[m] + dest);
                     finish8(g, lo, &p0, col, dst, n.min(8));
-                    finish8(g, hi, &p1, col + 8, dst.wrapping_add(8), n.saturating_sub(8));
+                    finish8(
+                        g,
+                        hi,
+                        &p1,
+                        col + 8,
+                        dst.wrapping_add(8),
+                        n.saturating_sub(8),
+                    );
                 }
             }
         }
