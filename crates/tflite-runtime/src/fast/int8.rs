@@ -808,3 +808,151 @@ fn check_available(path: Int8Path) -> Result<(), crate::RuntimeError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The packed layout of every path (including those this CPU cannot run, such as AVX-512
+    //! VNNI on an AVX2 machine) executed by a scalar model of the path's instruction, so that
+    //! the packing, operand encoding, zero-point correction and output mapping of each path are
+    //! checked against the reference everywhere.
+    use super::*;
+    use crate::quant::quantize_multiplier;
+    use crate::synth::Rng;
+
+    /// Scalar model of one 4-byte step of the path's dot instruction.
+    fn dot4(operand: Operand, a: [u8; 4], w: &[u8]) -> i32 {
+        match operand {
+            // vpdpbusd: unsigned activations × signed weights.
+            Operand::ShiftedU8 => (0..4).map(|e| a[e] as i32 * w[e] as i8 as i32).sum(),
+            // sdot / smull: signed × signed.
+            Operand::RawI8 => (0..4).map(|e| a[e] as i8 as i32 * w[e] as i8 as i32).sum(),
+            // vpmaddwd: two i16 × i16 pairs.
+            Operand::CenteredI16 => (0..2)
+                .map(|e| {
+                    i16::from_le_bytes([a[2 * e], a[2 * e + 1]]) as i32
+                        * i16::from_le_bytes([w[2 * e], w[2 * e + 1]]) as i32
+                })
+                .sum(),
+        }
+    }
+
+    fn run_emulated(g: &Int8Gemm, input: &[i8], output: &mut [i8]) {
+        let mut a = vec![0u8; g.workspace_bytes()];
+        g.fill_operand(input, &mut a);
+        let mut rows = Vec::new();
+        g.rows_into(0, g.rows, &mut rows);
+        for &(ao, oo) in &rows {
+            for j in 0..g.n_blocks {
+                for l in 0..g.col_valid[j] {
+                    let mut acc = 0i32;
+                    for (ti, &t) in g.taps.iter().enumerate() {
+                        for s in 0..g.steps {
+                            let at = ao + t + 4 * s;
+                            let av = [a[at], a[at + 1], a[at + 2], a[at + 3]];
+                            let w = j * g.blk_bytes + ((ti * g.steps + s) * g.lanes + l) * 4;
+                            acc = acc.wrapping_add(dot4(g.operand, av, &g.w[w..w + 4]));
+                        }
+                    }
+                    output[oo + g.col_dest[j] + l] = g.requant_scalar(acc, j * g.lanes + l);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_layout_matches_reference_in_emulation() {
+        let mut rng = Rng::new(42);
+        for case in 0..150 {
+            let k = [1, 3, 3, 2][case % 4];
+            let stride = 1 + case % 2;
+            let transposed = case % 3 == 0;
+            let (in_h, in_w) = (rng.range_i64(1, 6) as usize, rng.range_i64(1, 6) as usize);
+            let in_c = [1, 3, 4, 9, 16, 17][rng.range_i64(0, 5) as usize];
+            let out_c = [1, 5, 8, 16, 17, 33][rng.range_i64(0, 5) as usize];
+            let g = if transposed {
+                ConvGeometry {
+                    batches: 2,
+                    in_h,
+                    in_w,
+                    in_c,
+                    out_h: in_h * k,
+                    out_w: in_w * k,
+                    out_c,
+                    k_h: k,
+                    k_w: k,
+                    stride_h: k,
+                    stride_w: k,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    pad_top: 0,
+                    pad_left: 0,
+                }
+            } else {
+                // SAME padding.
+                let out = |n: usize| n.div_ceil(stride);
+                let pad = |n: usize| ((out(n) - 1) * stride + k).saturating_sub(n) / 2;
+                ConvGeometry {
+                    batches: 2,
+                    in_h,
+                    in_w,
+                    in_c,
+                    out_h: out(in_h),
+                    out_w: out(in_w),
+                    out_c,
+                    k_h: k,
+                    k_w: k,
+                    stride_h: stride,
+                    stride_w: stride,
+                    dilation_h: 1,
+                    dilation_w: 1,
+                    pad_top: pad(in_h),
+                    pad_left: pad(in_w),
+                }
+            };
+            let q = ConvQuantParams {
+                input_zero_point: rng.range_i64(-128, 127) as i32,
+                output_zero_point: rng.range_i64(-20, 20) as i32,
+                multipliers: (0..out_c)
+                    .map(|_| {
+                        quantize_multiplier(2f64.powf(rng.range_f32(-16.0, -4.0) as f64)).multiplier
+                    })
+                    .collect(),
+                shifts: (0..out_c).map(|_| rng.range_i64(-14, -4) as i32).collect(),
+                act_min: -128,
+                act_max: 127,
+            };
+            let input = rng.i8s(g.batches * in_h * in_w * in_c, -128, 127);
+            let filter = rng.i8s(out_c * k * k * in_c, -128, 127);
+            let bias: Vec<i32> = (0..out_c)
+                .map(|_| rng.range_i64(-9999, 9999) as i32)
+                .collect();
+            let n_out = g.batches * g.out_h * g.out_w * out_c;
+            let mut expected = vec![0i8; n_out];
+            if transposed {
+                let mut scratch = vec![0i32; n_out];
+                reference::transpose_conv::transpose_conv_i8(
+                    &g,
+                    &q,
+                    &input,
+                    &filter,
+                    Some(&bias),
+                    &mut scratch,
+                    &mut expected,
+                );
+            } else {
+                reference::conv::conv2d_i8(&g, &q, &input, &filter, Some(&bias), &mut expected);
+            }
+            for path in Int8Path::ALL {
+                let gemm = if transposed {
+                    Int8Gemm::transposed(path, &g, &q, &filter, Some(&bias))
+                } else {
+                    Int8Gemm::conv(path, &g, &q, &filter, Some(&bias))
+                }
+                .expect("covered case");
+                let mut got = vec![0i8; n_out];
+                run_emulated(&gemm, &input, &mut got);
+                assert_eq!(got, expected, "case {case} {} {g:?}", path.name());
+            }
+        }
+    }
+}
