@@ -509,28 +509,42 @@ impl Int8Gemm {
             }
             RowMap::Im2col { .. } => {
                 a.fill(pad);
-                let mut r = 0;
-                for b in 0..g.batches {
-                    for oy in 0..g.out_h {
-                        for ox in 0..g.out_w {
-                            let row = &mut a[r * cp..(r + 1) * cp];
-                            r += 1;
-                            for ky in 0..g.k_h {
+                // Tap by tap, output row by output row, over the columns whose tap lands
+                // inside the image (no per-element bounds test).
+                let sw = g.stride_w as isize;
+                for ky in 0..g.k_h {
+                    for kx in 0..g.k_w {
+                        let off = (ky * g.k_w + kx) * in_c;
+                        let shift = (kx * g.dilation_w) as isize - g.pad_left as isize;
+                        // ox with 0 ≤ ox·sw + shift < in_w.
+                        let lo = if shift >= 0 {
+                            0
+                        } else {
+                            ((-shift) + sw - 1) / sw
+                        };
+                        let hi =
+                            ((g.in_w as isize - shift + sw - 1) / sw).clamp(0, g.out_w as isize);
+                        let (lo, hi) = (lo.min(hi) as usize, hi as usize);
+                        for b in 0..g.batches {
+                            for oy in 0..g.out_h {
                                 let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
                                     - g.pad_top as isize;
                                 if iy < 0 || iy >= g.in_h as isize {
                                     continue;
                                 }
-                                for kx in 0..g.k_w {
-                                    let ix = (ox * g.stride_w + kx * g.dilation_w) as isize
-                                        - g.pad_left as isize;
-                                    if ix < 0 || ix >= g.in_w as isize {
-                                        continue;
-                                    }
-                                    let src = &input[((b * g.in_h + iy as usize) * g.in_w
-                                        + ix as usize)
-                                        * in_c..][..in_c];
-                                    convert(src, &mut row[(ky * g.k_w + kx) * in_c..][..in_c]);
+                                let src_row = &input[(b * g.in_h + iy as usize) * g.in_w * in_c..]
+                                    [..g.in_w * in_c];
+                                let row0 = (b * g.out_h + oy) * g.out_w;
+                                if lo == hi {
+                                    continue;
+                                }
+                                let first = (lo as isize * sw + shift) as usize * in_c;
+                                let dst = &mut a[(row0 + lo) * cp..(row0 + hi) * cp];
+                                for (d, src) in dst
+                                    .chunks_exact_mut(cp)
+                                    .zip(src_row[first..].chunks(in_c * g.stride_w))
+                                {
+                                    convert(&src[..in_c], &mut d[off..off + in_c]);
                                 }
                             }
                         }

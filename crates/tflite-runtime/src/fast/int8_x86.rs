@@ -15,14 +15,27 @@ use super::int8::{Int8Gemm, for_blocks};
 struct Requant8 {
     bias: __m256i,
     mult: __m256i,
+    mult_odd: __m256i,
     lshift: __m256i,
     rshift: __m256i,
+    /// `2^rshift − 1`.
+    mask: __m256i,
+    /// `mask >> 1`.
+    half: __m256i,
     zp: __m256i,
     lo: __m256i,
     hi: __m256i,
 }
 
 impl Requant8 {
+    #[target_feature(enable = "avx2")]
+    fn with_masks(mut self) -> Self {
+        let one = _mm256_set1_epi32(1);
+        self.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, self.rshift), one);
+        self.half = _mm256_srai_epi32::<1>(self.mask);
+        self
+    }
+
     /// Loads the parameters of padded columns `col..col + 8`.
     ///
     /// # Safety
@@ -36,34 +49,18 @@ impl Requant8 {
             Self {
                 bias: _mm256_loadu_si256(b.as_ptr().cast()),
                 mult: _mm256_loadu_si256(m.as_ptr().cast()),
+                mult_odd: _mm256_srli_epi64::<32>(_mm256_loadu_si256(m.as_ptr().cast())),
                 lshift: _mm256_loadu_si256(l.as_ptr().cast()),
                 rshift: _mm256_loadu_si256(r.as_ptr().cast()),
+                mask: _mm256_setzero_si256(),
+                half: _mm256_setzero_si256(),
                 zp: _mm256_set1_epi32(g.out_zp),
                 lo: _mm256_set1_epi32(g.act_min),
                 hi: _mm256_set1_epi32(g.act_max),
             }
         }
+        .with_masks()
     }
-}
-
-/// `(p + nudge) / 2^31` (truncating) of 64-bit products, the result in each lane's low half:
-/// gemmlowp's `SaturatingRoundingDoublingHighMul` after the product.
-#[target_feature(enable = "avx2")]
-#[inline]
-fn srdhm_round64(p: __m256i) -> __m256i {
-    let zero = _mm256_setzero_si256();
-    let neg = _mm256_cmpgt_epi64(zero, p);
-    let nudge = _mm256_blendv_epi8(
-        _mm256_set1_epi64x(1 << 30),
-        _mm256_set1_epi64x(1 - (1 << 30)),
-        neg,
-    );
-    let q = _mm256_add_epi64(p, nudge);
-    // Truncating division: negative quotients add 2^31 − 1 before the shift. The logical
-    // shift is exact for the low 32 bits, which is all that is kept.
-    let qneg = _mm256_cmpgt_epi64(zero, q);
-    let q = _mm256_add_epi64(q, _mm256_and_si256(qneg, _mm256_set1_epi64x((1 << 31) - 1)));
-    _mm256_srli_epi64(q, 31)
 }
 
 /// Exact `clamp(MultiplyByQuantizedMultiplier(acc + bias) + zp)` of 8 lanes, packed to i8 in
@@ -72,18 +69,24 @@ fn srdhm_round64(p: __m256i) -> __m256i {
 #[inline]
 fn requant8(acc: __m256i, p: &Requant8) -> __m128i {
     let zero = _mm256_setzero_si256();
-    let one = _mm256_set1_epi32(1);
     let x = _mm256_sllv_epi32(_mm256_add_epi32(acc, p.bias), p.lshift);
-    let even = srdhm_round64(_mm256_mul_epi32(x, p.mult));
-    let odd = srdhm_round64(_mm256_mul_epi32(
-        _mm256_srli_epi64(x, 32),
-        _mm256_srli_epi64(p.mult, 32),
-    ));
-    let r = _mm256_blend_epi32::<0b1010_1010>(even, _mm256_slli_epi64(odd, 32));
+    // SaturatingRoundingDoublingHighMul: gemmlowp's `(p + nudge) / 2^31` with truncating
+    // division equals `floor((p + 2^30) / 2^31)` for both signs of p (for p < 0 the
+    // truncation adds 2^31 − 1 to p + 1 − 2^30). The i32::MIN² case is excluded by
+    // `vector_requant`. Bits 31..62 of the 64-bit sum are the result.
+    let round = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_add_epi64(_mm256_mul_epi32(x, p.mult), round);
+    let odd = _mm256_add_epi64(
+        _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), p.mult_odd),
+        round,
+    );
+    let r = _mm256_blend_epi32::<0b1010_1010>(
+        _mm256_srli_epi64::<31>(even),
+        _mm256_slli_epi64::<1>(odd),
+    );
     // RoundingDivideByPOT, ties away from zero.
-    let mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, p.rshift), one);
-    let rem = _mm256_and_si256(r, mask);
-    let thr = _mm256_sub_epi32(_mm256_srai_epi32::<1>(mask), _mm256_cmpgt_epi32(zero, r));
+    let rem = _mm256_and_si256(r, p.mask);
+    let thr = _mm256_sub_epi32(p.half, _mm256_cmpgt_epi32(zero, r));
     let v = _mm256_sub_epi32(_mm256_srav_epi32(r, p.rshift), _mm256_cmpgt_epi32(rem, thr));
     let v = _mm256_add_epi32(v, p.zp);
     let v = _mm256_min_epi32(_mm256_max_epi32(v, p.lo), p.hi);
@@ -105,8 +108,10 @@ unsafe fn store8(dst: *mut i8, v: __m128i, n: usize) {
         let mut tmp = [0i8; 16];
         // SAFETY: `tmp` has 16 bytes.
         unsafe { _mm_storeu_si128(tmp.as_mut_ptr().cast(), v) };
-        // SAFETY: `n` writable bytes (caller).
-        unsafe { std::ptr::copy_nonoverlapping(tmp.as_ptr(), dst, n) };
+        for (l, &b) in tmp.iter().enumerate().take(n) {
+            // SAFETY: `l < n` writable bytes (caller).
+            unsafe { *dst.add(l) = b };
+        }
     }
 }
 
@@ -180,6 +185,7 @@ unsafe fn kernel_avx2<const MR: usize, const NB: usize>(
             let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
             for m in 0..MR {
                 if m < valid {
+                    // Out of line, by value: keeps `acc` in registers during the reduction.
                     finish8(g, acc[m][j], &p, col, out.add(oo[m] + dest), n);
                 }
             }
