@@ -8,11 +8,13 @@
 //! needs no LiteRT.
 
 use tflite_runtime::fast::{self, Int8Path};
+use tflite_runtime::frame::PoolGeometry;
 use tflite_runtime::frame::{ConvGeometry, ConvQuantParams};
 use tflite_runtime::quant::quantize_multiplier;
 use tflite_runtime::reference;
 use tflite_runtime::synth::{Rng, UNetSpec, unet};
 use tflite_runtime::{Interpreter, KernelTier, Options, RuntimeError};
+use tflite_writer::BuiltinOp;
 
 fn pick<T: Copy>(rng: &mut Rng, items: &[T]) -> T {
     items[rng.range_i64(0, items.len() as i64 - 1) as usize]
@@ -354,6 +356,19 @@ fn unet_int8_every_path_matches_reference() {
             interp.kernel_tier(),
         )
     };
+    // Every CONV_2D, TRANSPOSE_CONV (2×2 stride 2) and MAX_POOL_2D runs a fast kernel.
+    let covered = model.subgraphs[0]
+        .operators
+        .iter()
+        .filter(|op| {
+            [
+                BuiltinOp::CONV_2D,
+                BuiltinOp::TRANSPOSE_CONV,
+                BuiltinOp::MAX_POOL_2D,
+            ]
+            .contains(&op.op)
+        })
+        .count();
     let (expected, fast_ops, _) = run(KernelTier::Reference, 1);
     assert_eq!(fast_ops, 0);
     // A mask with some structure, so equality is not trivially all-saturated.
@@ -370,7 +385,7 @@ fn unet_int8_every_path_matches_reference() {
         for threads in [1, 3] {
             let (got, fast_ops, name) = run(tier, threads);
             assert_eq!(name, path.name());
-            assert!(fast_ops >= 19, "{}: only {fast_ops} fast ops", path.name());
+            assert_eq!(fast_ops, covered, "{}: fast ops", path.name());
             let diffs = got.iter().zip(&expected).filter(|(a, b)| a != b).count();
             assert_eq!(
                 diffs,
@@ -380,5 +395,44 @@ fn unet_int8_every_path_matches_reference() {
                 expected.len()
             );
         }
+    }
+}
+
+#[test]
+fn max_pool_matches_reference() {
+    let mut rng = Rng::new(0x9001);
+    for case in 0..300 {
+        let (filter_h, filter_w) = (rng.range_i64(1, 3) as usize, rng.range_i64(1, 3) as usize);
+        let (stride_h, stride_w) = (rng.range_i64(1, 3) as usize, rng.range_i64(1, 3) as usize);
+        let same = rng.range_i64(0, 1) == 0;
+        let in_h = rng.range_i64(filter_h as i64, 9) as usize;
+        let in_w = rng.range_i64(filter_w as i64, 9) as usize;
+        let (out_h, pad_top) = window(same, in_h, filter_h, stride_h, 1);
+        let (out_w, pad_left) = window(same, in_w, filter_w, stride_w, 1);
+        let g = PoolGeometry {
+            batches: rng.range_i64(1, 2) as usize,
+            in_h,
+            in_w,
+            channels: pick(&mut rng, &[1, 3, 16, 17, 64]),
+            out_h,
+            out_w,
+            filter_h,
+            filter_w,
+            stride_h,
+            stride_w,
+            pad_top,
+            pad_left,
+        };
+        let zp = rng.range_i64(-128, 127) as i32;
+        let act = pick(
+            &mut rng,
+            &[(-128, 127), (zp, 127), (zp, (zp + 30).min(127))],
+        );
+        let input = rng.i8s(g.batches * in_h * in_w * g.channels, -128, 127);
+        let n = g.batches * out_h * out_w * g.channels;
+        let (mut expected, mut got) = (vec![0i8; n], vec![1i8; n]);
+        reference::pool::max_pool_i8(&g, act, &input, &mut expected);
+        fast::max_pool_i8(&g, act, &input, &mut got);
+        assert_eq!(got, expected, "case {case}: {g:?} {act:?}");
     }
 }

@@ -17,11 +17,13 @@
 mod int8;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
+mod int8_pool;
 mod int8_portable;
 #[cfg(target_arch = "x86_64")]
 mod int8_x86;
 
 pub use int8::{FastI8Op, Int8Gemm, conv2d_i8, transpose_conv_i8};
+pub use int8_pool::max_pool_i8;
 
 use crate::error::RuntimeError;
 use crate::frame::KernelTier;
@@ -189,9 +191,9 @@ impl FastOps {
                             bytemuck::cast_slice(f),
                             Some(bytemuck::cast_slice(b)),
                         )
-                        .map(|gemm| FastI8Op {
+                        .map(|gemm| FastI8Op::Gemm {
                             input_index: 0,
-                            gemm,
+                            gemm: Box::new(gemm),
                         }),
                         _ => None,
                     }
@@ -211,13 +213,17 @@ impl FastOps {
                             bytemuck::cast_slice(f),
                             b.map(bytemuck::cast_slice),
                         )
-                        .map(|gemm| FastI8Op {
+                        .map(|gemm| FastI8Op::Gemm {
                             input_index: 2,
-                            gemm,
+                            gemm: Box::new(gemm),
                         }),
                         _ => None,
                     }
                 }
+                Kernel::MaxPoolI8 { geometry, act } => Some(FastI8Op::MaxPool {
+                    geometry: *geometry,
+                    act: *act,
+                }),
                 _ => None,
             };
             ops.push(fast);
@@ -225,7 +231,10 @@ impl FastOps {
         let bytes = ops
             .iter()
             .flatten()
-            .map(|f| f.gemm.workspace_bytes())
+            .map(|f| match f {
+                FastI8Op::Gemm { gemm, .. } => gemm.workspace_bytes(),
+                FastI8Op::MaxPool { .. } => 0,
+            })
             .max()
             .unwrap_or(0);
         Self {
@@ -246,13 +255,26 @@ impl FastOps {
         let Some(Some(op)) = self.ops.get(j) else {
             return false;
         };
-        let input = inputs.get(op.input_index).copied().flatten().unwrap_or(&[]);
-        op.gemm.run(
-            bytemuck::cast_slice(input),
-            &mut self.workspace,
-            bytemuck::cast_slice_mut(output),
-            threads,
-        );
+        match op {
+            FastI8Op::Gemm { input_index, gemm } => {
+                let input = inputs.get(*input_index).copied().flatten().unwrap_or(&[]);
+                gemm.run(
+                    bytemuck::cast_slice(input),
+                    &mut self.workspace,
+                    bytemuck::cast_slice_mut(output),
+                    threads,
+                );
+            }
+            FastI8Op::MaxPool { geometry, act } => {
+                let input = inputs.first().copied().flatten().unwrap_or(&[]);
+                max_pool_i8(
+                    geometry,
+                    *act,
+                    bytemuck::cast_slice(input),
+                    bytemuck::cast_slice_mut(output),
+                );
+            }
+        }
         true
     }
 }
