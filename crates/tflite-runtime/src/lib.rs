@@ -10,7 +10,10 @@
 //! (see `shared/docs/tflite-int8.md` §2–5); the test suite checks this against LiteRT itself.
 //!
 //! Layout (after tract-linalg): [`frame`] holds the kernel parameter types and the kernel
-//! table (the selection point for future SIMD tiers), [`reference`] one file per operator.
+//! table (the selection point for future SIMD tiers), [`reference`] one file per operator,
+//! [`fast`] the packed int8 CONV_2D / TRANSPOSE_CONV / MAX_POOL_2D kernels (AVX-512 VNNI, AVX2,
+//! NEON with and without dot product, portable), bit-identical to [`reference`] and chosen with
+//! `KernelTier::Best` (or forced, see [`fast::Int8Path`]).
 
 #![warn(missing_docs)]
 

@@ -179,14 +179,47 @@ unsafe fn kernel_avx2<const MR: usize, const NB: usize>(
                 wp = wp.add(32);
             }
         }
-        for j in 0..NB {
-            let col = (jb + j) * 8;
-            let p = Requant8::load(g, col);
-            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
-            for m in 0..MR {
-                if m < valid {
-                    // Out of line, by value: keeps `acc` in registers during the reduction.
-                    finish8(g, acc[m][j], &p, col, out.add(oo[m] + dest), n);
+        // Spill the tile once (by value: `acc` itself never has its address taken, so it
+        // stays in registers during the reduction), then requantise row by row.
+        let mut tile = [[[0i32; 8]; NB]; MR];
+        for m in 0..MR {
+            for j in 0..NB {
+                _mm256_storeu_si256(tile[m][j].as_mut_ptr().cast(), acc[m][j]);
+            }
+        }
+        epilogue_avx2(g, &tile, jb, out, oo, valid);
+    }
+}
+
+/// Requantises and stores an AVX2 tile of accumulators (`tile[m][j]`: row `m`, block
+/// `jb + j`) for the first `valid` rows.
+///
+/// # Safety
+/// AVX2; the `Int8Gemm::tile` contract for `out` and `oo`; `jb + NB ≤ n_blocks`.
+#[target_feature(enable = "avx2")]
+unsafe fn epilogue_avx2<const MR: usize, const NB: usize>(
+    g: &Int8Gemm,
+    tile: &[[[i32; 8]; NB]; MR],
+    jb: usize,
+    out: *mut i8,
+    oo: &[usize; MR],
+    valid: usize,
+) {
+    for j in 0..NB {
+        let col = (jb + j) * 8;
+        // SAFETY: `col + 8` is within the padded columns (`jb + j < n_blocks`).
+        let p = unsafe { Requant8::load(g, col) };
+        let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
+        for m in 0..valid.min(MR) {
+            // SAFETY: `tile[m][j]` holds 8 i32; `oo[m] + dest + n ≤ out_len` (checked in
+            // `Int8Gemm::build`).
+            unsafe {
+                let acc = _mm256_loadu_si256(tile[m][j].as_ptr().cast());
+                let dst = out.add(oo[m] + dest);
+                if g.vector_requant {
+                    store8(dst, requant8(acc, &p), n);
+                } else {
+                    finish8(g, acc, &p, col, dst, n);
                 }
             }
         }

@@ -278,3 +278,25 @@ impl FastOps {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_names_round_trip_and_portable_is_always_there() {
+        for p in Int8Path::ALL {
+            assert_eq!(Int8Path::parse(p.name()), Some(p));
+            assert_eq!(Int8Path::parse(&p.name().to_uppercase()), Some(p));
+        }
+        assert_eq!(Int8Path::parse("sse9"), None);
+        assert!(Int8Path::Portable.is_available());
+        assert!(Int8Path::best().is_available());
+        assert_eq!(Int8Path::available().last(), Some(&Int8Path::Portable));
+        assert_eq!(Int8Path::for_tier(KernelTier::Reference).ok(), Some(None));
+        assert_eq!(
+            Int8Path::for_tier(KernelTier::Portable).ok(),
+            Some(Some(Int8Path::Portable))
+        );
+    }
+}
