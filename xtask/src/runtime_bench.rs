@@ -2,6 +2,11 @@
 //! and f32), beside LiteRT's reference kernels (`BUILTIN_REF`) and LiteRT's default path
 //! (XNNPACK, 1 thread), all measured in the same run on the same machine and models.
 //!
+//! Ours runs with the best kernels (`KernelTier::Best`: the fast int8 path chosen from the CPU's
+//! features); `--with-reference` also times our reference kernels. For int8 it prints our
+//! median and LiteRT XNNPACK's, their ratio, our GOPS (2·MACs counted from the model's conv
+//! geometry) and its fraction of `--peak-gops`, and a per-op-type profile of ours.
+//!
 //! Writes `OUT/unet_random_int8.tflite`, `OUT/unet_random_f32.tflite`, a synthetic slice
 //! `OUT/slice.npy` (for `cargo xtask infer`), and `OUT/runtime_bench.{json,md}`.
 
@@ -11,8 +16,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
+use tflite_runtime::profile::{conv_macs, profile_op_types};
 use tflite_runtime::synth::{UNetSpec, parameter_count, unet};
-use tflite_runtime::{Interpreter, Options};
+use tflite_runtime::{Interpreter, KernelTier, Options};
 
 use crate::infer::write_atomic;
 
@@ -40,6 +46,13 @@ pub struct RuntimeBenchArgs {
     /// Skip LiteRT (when `python3 -c 'import ai_edge_litert'` is not available).
     #[arg(long)]
     pub no_litert: bool,
+    /// Also time our reference kernels (slow: about a second per int8 run).
+    #[arg(long)]
+    pub with_reference: bool,
+    /// The int8 peak the GOPS figure is compared with (default: the issue's AVX-512 VNNI figure
+    /// for the Sapphire Rapids machine, ≈590 GOPS; pass this CPU's own peak where known).
+    #[arg(long, default_value_t = 590.0)]
+    pub peak_gops: f64,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -59,10 +72,17 @@ fn time_ours(
     model_path: &Path,
     slice: &[f32],
     args: &RuntimeBenchArgs,
+    kernels: KernelTier,
 ) -> anyhow::Result<serde_json::Value> {
     let model = tflite_writer::read_model_file(model_path)?;
     let t0 = Instant::now();
-    let mut interp = Interpreter::new(&model, Options::default())?;
+    let mut interp = Interpreter::new(
+        &model,
+        Options {
+            kernels,
+            threads: 1,
+        },
+    )?;
     let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
     let info = interp.input_info(0)?.clone();
     match info.per_tensor_quant() {
@@ -83,7 +103,16 @@ fn time_ours(
         times.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let memory = interp.memory();
+    let macs = conv_macs(&model);
+    let median_ms = median(times.clone());
+    let profile: Vec<serde_json::Value> = profile_op_types(&mut interp, args.runs.min(10))?
+        .into_iter()
+        .map(|t| json!({"op": t.op, "count": t.count, "median_ms": t.median_ms}))
+        .collect();
     Ok(json!({
+        "conv_macs": macs,
+        "gops": 2.0 * macs as f64 / median_ms / 1e6,
+        "profile": profile,
         "median_ms": median(times.clone()),
         "min_ms": times.iter().cloned().fold(f64::INFINITY, f64::min),
         "runs": args.runs,
@@ -146,6 +175,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         }),
     )?;
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
     let mut report = Vec::new();
     for int8 in [true, false] {
         let model = unet(UNetSpec {
@@ -160,7 +190,13 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         let bytes = tflite_writer::write_model(&model)?;
         write_atomic(&path, &bytes)?;
         tracing::info!(model = %path.display(), params = parameter_count(&model), "timing tflite-runtime");
-        let ours = time_ours(&path, &slice.image, args)?;
+        let ours = time_ours(&path, &slice.image, args, KernelTier::Best)?;
+        let ours_reference = if args.with_reference {
+            tracing::info!(model = %path.display(), "timing tflite-runtime reference kernels");
+            time_ours(&path, &slice.image, args, KernelTier::Reference)?
+        } else {
+            serde_json::Value::Null
+        };
         let litert = if args.no_litert {
             serde_json::Value::Null
         } else {
@@ -172,31 +208,64 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
                 .as_f64()
                 .map_or("—".to_string(), |x| format!("{x:.1}"))
         };
+        let ratio = match (
+            ours["median_ms"].as_f64(),
+            litert["xnnpack_1thread"]["median_ms"].as_f64(),
+        ) {
+            (Some(a), Some(b)) if b > 0.0 => Some(a / b),
+            _ => None,
+        };
+        let gops = ours["gops"].as_f64().unwrap_or(f64::NAN);
         rows.push(format!(
-            "| {kind} | {} | {} | {} | {} |",
+            "| {kind} | {} ({}) | {} | {} | {} | {} | {:.1} | {:.1}% | {} |",
             ms(&ours),
+            ours["kernels"].as_str().unwrap_or("?"),
+            ms(&ours_reference),
             ms(&litert["builtin_ref"]),
             ms(&litert["xnnpack_1thread"]),
+            ratio.map_or("—".to_string(), |r| format!("{r:.2}×")),
+            gops,
+            100.0 * gops / args.peak_gops,
             ours["arena_bytes"]
         ));
+        let mut lines = Vec::new();
+        for p in ours["profile"].as_array().into_iter().flatten() {
+            lines.push(format!(
+                "| {kind} | {} | {} | {:.3} |",
+                p["op"].as_str().unwrap_or("?"),
+                p["count"],
+                p["median_ms"].as_f64().unwrap_or(f64::NAN)
+            ));
+        }
+        profiles.push(lines.join("\n"));
         report.push(json!({
             "model": kind,
             "path": path,
             "parameters": parameter_count(&model),
-            "tflite_runtime_reference": ours,
+            "tflite_runtime": ours,
+            "tflite_runtime_reference": ours_reference,
             "litert": litert,
+            "ratio_ours_to_xnnpack": ratio,
+            "peak_gops": args.peak_gops,
         }));
     }
     let command: Vec<String> = std::env::args().collect();
     let header = format!(
-        "U-Net fms={} {}×{}, random weights (seed {}), {} timed runs after {} warm-up, one thread; median ms.",
-        args.fms, args.size, args.size, args.seed, args.runs, args.warmup
+        "U-Net fms={} {}×{}, random weights (seed {}), {} timed runs after {} warm-up, one thread; median ms. \
+         GOPS = 2·(conv + transposed-conv MACs, from the model's shapes) / our median; % of peak against --peak-gops {}.",
+        args.fms, args.size, args.size, args.seed, args.runs, args.warmup, args.peak_gops
     );
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into());
     let md = format!(
         "# tflite-runtime end-to-end latency\n\n{header}\n\n\
-         | model | tflite-runtime (reference kernels) | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | arena peak bytes |\n\
-         |---|---|---|---|---|\n{}\n\ncommand: `{}`, commit {}\n",
+         | model | tflite-runtime best (int8 path; f32 uses the reference kernels) | tflite-runtime reference | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | ours / XNNPACK | our GOPS | % of peak | arena peak bytes |\n\
+         |---|---|---|---|---|---|---|---|---|\n{}\n\n\
+         Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
+         load average at the end: {load}; command: `{}`, commit {}\n",
         rows.join("\n"),
+        profiles.join("\n"),
         command.join(" "),
         git_commit()
     );
@@ -208,6 +277,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         "seed": args.seed,
         "runs": args.runs,
         "warmup": args.warmup,
+        "load_average": load,
         "results": report,
     });
     write_atomic(
