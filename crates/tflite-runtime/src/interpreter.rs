@@ -252,6 +252,7 @@ impl Interpreter {
             arena,
             scratch,
             table,
+            threads,
             ..
         } = self;
         let arena = arena.as_bytes_mut();
@@ -286,7 +287,7 @@ impl Interpreter {
                     }
                 });
             }
-            execute(&op.kernel, table, &inputs, output, scratch);
+            execute(&op.kernel, table, *threads, &inputs, output, scratch);
             if let Some(observer) = observer.as_deref_mut() {
                 observer(&Observation {
                     op_index: op.index,

@@ -19,6 +19,7 @@ compile_error!("tflite-runtime reads TFLite's little-endian buffers in place");
 
 pub mod error;
 mod exec;
+pub mod fast;
 pub mod frame;
 mod interpreter;
 pub mod npy;

@@ -22,8 +22,9 @@ pub enum KernelTier {
     /// The reference kernels, bit-exact with LiteRT `BUILTIN_REF`.
     #[default]
     Reference,
-    /// The best kernels this CPU supports (today: the reference kernels; faster tiers plug in
-    /// here and must stay bit-exact with the reference for int8).
+    /// The best kernels this CPU supports (f32 convolutions: packed-weight GEMM kernels of
+    /// `fast::f32_conv`; faster int8 tiers plug in here and must stay bit-exact with the
+    /// reference).
     Best,
 }
 
@@ -40,6 +41,9 @@ pub struct KernelTable {
     pub transpose_conv_f32: ConvF32Fn,
     /// TRANSPOSE_CONV int8.
     pub transpose_conv_i8: TransposeConvI8Fn,
+    /// Pack f32 CONV_2D / TRANSPOSE_CONV weights for the GEMM kernels of `fast::f32_conv`
+    /// (instead of the `*_f32` slots above) when the weights are constant.
+    pub pack_f32: bool,
 }
 
 impl KernelTable {
@@ -51,6 +55,7 @@ impl KernelTable {
             conv2d_i8: reference::conv::conv2d_i8,
             transpose_conv_f32: reference::transpose_conv::transpose_conv_f32,
             transpose_conv_i8: reference::transpose_conv::transpose_conv_i8,
+            pack_f32: false,
         }
     }
 
@@ -62,8 +67,11 @@ impl KernelTable {
         match tier {
             KernelTier::Reference => Self::reference(),
             KernelTier::Best if forced_reference => Self::reference(),
-            // No faster tier is implemented yet: the best available is the reference.
-            KernelTier::Best => Self::reference(),
+            KernelTier::Best => Self {
+                tier_name: "best",
+                pack_f32: true,
+                ..Self::reference()
+            },
         }
     }
 }
