@@ -445,9 +445,10 @@ fn reference_tier_and_env_pin_keep_reference_kernels() {
         .map(|v| v.eq_ignore_ascii_case("reference"))
         .unwrap_or(false);
     assert_eq!(
+        best.kernel_tier() == "reference",
+        pinned,
+        "tier {} with TFLITE_RUNTIME_KERNELS={:?}",
         best.kernel_tier(),
-        if pinned { "reference" } else { "best" },
-        "TFLITE_RUNTIME_KERNELS={:?}",
         std::env::var("TFLITE_RUNTIME_KERNELS").ok()
     );
 }
