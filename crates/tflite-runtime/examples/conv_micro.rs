@@ -52,7 +52,14 @@ fn main() {
             best = best.min(t.elapsed().as_secs_f64() * 1e3);
         }
         let t = Instant::now();
-        conv2d_f32(&g, (0.0, f32::INFINITY), &input, &filter, Some(&bias), &mut out);
+        conv2d_f32(
+            &g,
+            (0.0, f32::INFINITY),
+            &input,
+            &filter,
+            Some(&bias),
+            &mut out,
+        );
         let reference = t.elapsed().as_secs_f64() * 1e3;
         let gflop = 2.0 * (hw * hw * 9 * in_c * out_c) as f64 / 1e9;
         println!(

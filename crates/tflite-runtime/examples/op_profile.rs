@@ -44,10 +44,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let ms = (now - last).as_secs_f64() * 1e3;
             last = now;
             if per_op.len() <= i {
-                per_op.push((
-                    format!("{:?} {:?}", obs.op, obs.tensor.shape),
-                    Vec::new(),
-                ));
+                per_op.push((format!("{:?} {:?}", obs.op, obs.tensor.shape), Vec::new()));
             }
             per_op[i].1.push(ms);
             if let tflite_runtime::TensorData::F32(v) = obs.data {

@@ -188,6 +188,14 @@ pub(crate) fn execute(
             bytemuck::cast_slice_mut(output),
             threads,
         ),
+        Kernel::MaxPoolF32 { geometry, act } if table.fast_f32 => {
+            crate::fast::f32_pool::max_pool_f32(
+                geometry,
+                *act,
+                cast(input(0)),
+                bytemuck::cast_slice_mut(output),
+            )
+        }
         Kernel::MaxPoolF32 { geometry, act } => reference::pool::max_pool_f32(
             geometry,
             *act,

@@ -452,3 +452,58 @@ fn reference_tier_and_env_pin_keep_reference_kernels() {
         std::env::var("TFLITE_RUNTIME_KERNELS").ok()
     );
 }
+
+#[test]
+fn max_pool_is_bit_identical_to_reference() {
+    use tflite_runtime::fast::f32_pool::max_pool_f32;
+    use tflite_runtime::frame::PoolGeometry;
+    use tflite_runtime::reference::pool::max_pool_f32 as reference_max_pool;
+    let mut rng = Rng::new(16);
+    let mut done = 0;
+    while done < 40 {
+        let (h, w) = (rng.range_i64(1, 12) as usize, rng.range_i64(1, 12) as usize);
+        let filter = rng.range_i64(1, 3) as usize;
+        let stride = rng.range_i64(1, 3) as usize;
+        let padding = if rng.unit() < 0.5 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        let oh = out_size(padding, h as i64, filter as i64, stride as i64, 1);
+        let ow = out_size(padding, w as i64, filter as i64, stride as i64, 1);
+        if oh <= 0 || ow <= 0 {
+            continue;
+        }
+        let pad = |input: usize, out: i64| match padding {
+            Padding::Same => leading_padding(stride as i64, 1, input as i64, filter as i64, out),
+            Padding::Valid => 0,
+        } as usize;
+        let g = PoolGeometry {
+            batches: rng.range_i64(1, 2) as usize,
+            in_h: h,
+            in_w: w,
+            channels: rng.range_i64(1, 19) as usize,
+            out_h: oh as usize,
+            out_w: ow as usize,
+            filter_h: filter,
+            filter_w: filter,
+            stride_h: stride,
+            stride_w: stride,
+            pad_top: pad(h, oh),
+            pad_left: pad(w, ow),
+        };
+        let mut input = rng.f32s(g.batches * h * w * g.channels, -3.0, 3.0);
+        // A NaN and an infinity keep the comparison semantics honest.
+        input[0] = f32::NAN;
+        let last = input.len() - 1;
+        input[last] = f32::INFINITY;
+        let act = ACTS[done % 3];
+        let n = g.batches * g.out_h * g.out_w * g.channels;
+        let (mut want, mut got) = (vec![0.0f32; n], vec![1.0f32; n]);
+        reference_max_pool(&g, act, &input, &mut want);
+        max_pool_f32(&g, act, &input, &mut got);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want), "{g:?} act {act:?}");
+        done += 1;
+    }
+}

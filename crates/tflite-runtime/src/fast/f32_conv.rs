@@ -496,7 +496,7 @@ pub(crate) fn conv2d_kernel(
     filter: Option<&[u8]>,
 ) -> Kernel {
     match filter {
-        Some(bytes) if table.pack_f32 => {
+        Some(bytes) if table.fast_f32 => {
             let filter = bytemuck::try_cast_slice(bytes).ok();
             match filter.and_then(|f| PackedConv2dF32::new(&geometry, act, f)) {
                 Some(packed) => Kernel::ConvF32Packed(Arc::new(packed)),
@@ -515,7 +515,7 @@ pub(crate) fn transpose_conv_kernel(
     filter: Option<&[u8]>,
 ) -> Kernel {
     match filter {
-        Some(bytes) if table.pack_f32 => {
+        Some(bytes) if table.fast_f32 => {
             let filter = bytemuck::try_cast_slice(bytes).ok();
             match filter.and_then(|f| PackedTransposeConvF32::new(&geometry, act, f)) {
                 Some(packed) => Kernel::TransposeConvF32Packed(Arc::new(packed)),

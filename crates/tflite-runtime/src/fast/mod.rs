@@ -4,3 +4,4 @@
 //! kernel is tested against its reference kernel.
 
 pub mod f32_conv;
+pub mod f32_pool;

@@ -41,9 +41,10 @@ pub struct KernelTable {
     pub transpose_conv_f32: ConvF32Fn,
     /// TRANSPOSE_CONV int8.
     pub transpose_conv_i8: TransposeConvI8Fn,
-    /// Pack f32 CONV_2D / TRANSPOSE_CONV weights for the GEMM kernels of `fast::f32_conv`
-    /// (instead of the `*_f32` slots above) when the weights are constant.
-    pub pack_f32: bool,
+    /// Use the fast f32 kernels: CONV_2D / TRANSPOSE_CONV with constant weights packed for the
+    /// GEMM kernels of `fast::f32_conv` (instead of the `*_f32` slots above), and
+    /// `fast::f32_pool` for MAX_POOL_2D.
+    pub fast_f32: bool,
 }
 
 impl KernelTable {
@@ -55,7 +56,7 @@ impl KernelTable {
             conv2d_i8: reference::conv::conv2d_i8,
             transpose_conv_f32: reference::transpose_conv::transpose_conv_f32,
             transpose_conv_i8: reference::transpose_conv::transpose_conv_i8,
-            pack_f32: false,
+            fast_f32: false,
         }
     }
 
@@ -69,7 +70,7 @@ impl KernelTable {
             KernelTier::Best if forced_reference => Self::reference(),
             KernelTier::Best => Self {
                 tier_name: "best",
-                pack_f32: true,
+                fast_f32: true,
                 ..Self::reference()
             },
         }
