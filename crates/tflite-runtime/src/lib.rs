@@ -26,6 +26,7 @@ pub mod npy;
 pub mod padding;
 pub mod plan;
 mod prepare;
+pub mod profile;
 pub mod quant;
 pub mod reference;
 pub mod synth;

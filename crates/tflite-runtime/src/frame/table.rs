@@ -26,6 +26,16 @@ pub enum KernelTier {
     /// `fast::f32_conv`; faster int8 tiers plug in here and must stay bit-exact with the
     /// reference).
     Best,
+    /// The fast int8 kernels forced to the portable Rust microkernel.
+    Portable,
+    /// The fast int8 kernels forced to AVX2 (x86-64).
+    Avx2,
+    /// The fast int8 kernels forced to AVX-512 VNNI (x86-64).
+    Avx512Vnni,
+    /// The fast int8 kernels forced to NEON without dot product (aarch64).
+    Neon,
+    /// The fast int8 kernels forced to NEON with dot product (aarch64).
+    NeonDotprod,
 }
 
 /// Function pointers to the kernels the interpreter calls for its heavy ops.
@@ -73,6 +83,9 @@ impl KernelTable {
                 fast_f32: true,
                 ..Self::reference()
             },
+            // Forced int8 paths (see `fast::Int8Path::for_tier`); the other kernels are the
+            // reference ones.
+            _ => Self::reference(),
         }
     }
 }
