@@ -12,13 +12,13 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::conv3x3::conv3x3;
+use crate::conv3x3::{conv3x3, upconv2x2};
 use crate::rng::SplitMix64;
 
 /// How the decoder doubles the spatial size.
@@ -212,10 +212,9 @@ impl UpConv {
         }
     }
 
-    /// Doubles height and width.
+    /// Doubles height and width ([`crate::conv3x3::upconv2x2`]).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
-        conv_transpose2d(x, self.weight.val(), Some(self.bias.val()), options)
+        upconv2x2(x, self.weight.val(), self.bias.val())
     }
 }
 
@@ -513,8 +512,9 @@ mod tests {
             .fold(0.0, f32::max)
     }
 
-    /// The shifted-GEMM convolution (with its handwritten backward) against burn's `conv2d`:
-    /// inference output, loss and every 3×3 weight and bias gradient.
+    /// The shifted-GEMM convolutions (with their handwritten backward) against burn's
+    /// `conv2d`/`conv_transpose2d`: inference output, loss and every convolution's weight and
+    /// bias gradient.
     #[test]
     fn shifted_gemm_convolution_matches_burn_conv2d() {
         use crate::LossKind;
@@ -553,6 +553,19 @@ mod tests {
                 for layer in conv3x3_layers(&model) {
                     let dw = layer.weight.val().grad(&grads).expect("weight gradient");
                     let db = layer.bias.val().grad(&grads).expect("bias gradient");
+                    grad_values.push((values(dw), values(db)));
+                }
+                for up in [
+                    &model.transconv_e,
+                    &model.transconv_c,
+                    &model.transconv_b,
+                    &model.transconv_a,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let dw = up.weight.val().grad(&grads).expect("weight gradient");
+                    let db = up.bias.val().grad(&grads).expect("bias gradient");
                     grad_values.push((values(dw), values(db)));
                 }
                 (inference, values(loss), grad_values)
