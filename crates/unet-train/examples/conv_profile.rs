@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
-use unet_train::conv3x3::{ConvImpl, conv3x3, set_conv_impl};
+use unet_train::conv3x3::{ConvImpl, conv3x3, set_conv_impl, upconv2x2};
 
 fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
@@ -76,10 +76,14 @@ fn other_ops(reps: usize, device: &Device, batch: usize) {
         );
         let w = Tensor::<4>::random([c, c / 2, 2, 2], Distribution::Uniform(-0.1, 0.1), device);
         let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
-        let (f, b) = time_op(reps, &x, &[w], &|x, p| {
+        let (f, b) = time_op(reps, &x, std::slice::from_ref(&w), &|x, p| {
             conv_transpose2d(x, p[0].clone(), None, options.clone())
         });
-        println!("upconv   {c:3}x{size:3}        | {f:7.1} {b:7.1}");
+        let bias = Tensor::<1>::zeros([c / 2], device);
+        let (f2, b2) = time_op(reps, &x, &[w], &|x, p| {
+            upconv2x2(x, p[0].clone(), bias.clone())
+        });
+        println!("upconv   {c:3}x{size:3}        | {f:7.1} {b:7.1} | upconv2x2 {f2:7.1} {b2:7.1}");
     }
 }
 

@@ -277,7 +277,10 @@ mod tests {
         let mut rng = SplitMix64::stream(5, 9);
         let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(1.0)).collect() };
         let dot = |a: &[f32], b: &[f32]| -> f64 {
-            a.iter().zip(b).map(|(a, b)| (*a as f64) * (*b as f64)).sum()
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
         };
         for (batch, c_in, c_out, h, w) in [(1, 3, 2, 3, 5), (6, 4, 3, 4, 2)] {
             let s = Nchw {
@@ -304,7 +307,10 @@ mod tests {
             let v = random(x.len());
             let dx = upconv2x2_input_grad(&g, s, &weight, c_out);
             let (lhs, rhs) = (dot(&dx, &v), dot(&g, &naive(&v, s, &weight, c_out)));
-            assert!((lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()), "{lhs} vs {rhs}");
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()),
+                "{lhs} vs {rhs}"
+            );
             let dw = upconv2x2_weight_grad(&x, s, &g, c_out);
             for k in 0..weight.len() {
                 let mut e = vec![0.0; weight.len()];
