@@ -1,25 +1,91 @@
 //! tflite-runtime end to end: the int8 and f32 random-weight U-Net (fms=16, 128×128, IntelAI's
-//! topology) through `Interpreter::invoke` with the reference kernels, one thread.
+//! topology) through `Interpreter::invoke`, one thread.
 //!
-//! `cargo bench -p benches --bench runtime`. The LiteRT numbers to put beside these come from
-//! `cargo xtask runtime-bench`, which times all three backends in one run.
+//! `cargo bench -p benches --bench runtime` measures, in one run on the same machine:
+//! - `runtime_unet_fms16_128/int8-vs-litert`: the int8 U-Net with our best kernels
+//!   (`KernelTier::Best`, fast int8 path chosen from the CPU's features) and with LiteRT's
+//!   default CPU path (XNNPACK, 1 thread, through `unet-bench`'s dlopen C-API backend), side by
+//!   side; LiteRT is skipped with a message when `libLiteRt.so` cannot be found;
+//! - `runtime_unet_fms16_128/{int8,f32}`: the reference kernels (`KernelTier::Reference`).
+//!
+//! `cargo xtask runtime-bench` prints the same comparison with the ratio, GOPS and a per-op
+//! profile.
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tflite_runtime::synth::{Rng, UNetSpec, unet};
-use tflite_runtime::{Interpreter, Options};
+use tflite_runtime::{Interpreter, KernelTier, Options};
+use unet_bench::Engine;
+use unet_bench::backends::litert::{Accelerator, LiteRtConfig, LiteRtEngine};
 
-fn bench_unet(c: &mut Criterion) {
+fn spec(int8: bool) -> UNetSpec {
+    UNetSpec {
+        fms: 16,
+        size: 128,
+        in_channels: 1,
+        int8,
+        seed: 1,
+    }
+}
+
+/// Our best kernels against LiteRT XNNPACK on the int8 U-Net, one thread each.
+fn bench_int8_vs_litert(c: &mut Criterion) {
+    let model = unet(spec(true));
+    let image = Rng::new(2).f32s(128 * 128, -2.0, 2.0);
+    let mut group = c.benchmark_group("runtime_unet_fms16_128/int8-vs-litert");
+    group.sample_size(30);
+
+    let mut ours = Interpreter::new(
+        &model,
+        Options {
+            kernels: KernelTier::Best,
+            threads: 1,
+        },
+    )
+    .expect("prepare U-Net");
+    let info = ours.input_info(0).expect("input").clone();
+    let (scale, zp) = info.per_tensor_quant().expect("int8 input quantisation");
+    let mut q = vec![0i8; image.len()];
+    tflite_runtime::reference::quantize::quantize_f32_i8(scale, zp, &image, &mut q);
+    ours.set_input(0, &q).expect("set input");
+    eprintln!("tflite-runtime kernels: {}", ours.kernel_tier());
+    group.bench_function(format!("tflite-runtime-{}", ours.kernel_tier()), |b| {
+        b.iter(|| {
+            ours.invoke().expect("invoke");
+            black_box(ours.output::<i8>(0).expect("output")[0])
+        })
+    });
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("unet_random_int8.tflite");
+    tflite_writer::write_model_file(&model, &path).expect("write model");
+    let mut litert = LiteRtEngine::new(LiteRtConfig {
+        model: path,
+        accelerator: Accelerator::Cpu,
+        threads: 1,
+        library: None,
+        dispatch_dir: None,
+    });
+    match litert.load() {
+        Ok(()) => {
+            litert.set_input(&image).expect("LiteRT input");
+            group.bench_function("litert-xnnpack-1thread", |b| {
+                b.iter(|| {
+                    litert.invoke().expect("LiteRT invoke");
+                })
+            });
+        }
+        Err(e) => eprintln!("skipped: LiteRT XNNPACK row: {e:?}"),
+    }
+    group.finish();
+}
+
+/// The reference kernels (int8 and f32).
+fn bench_reference(c: &mut Criterion) {
     let mut group = c.benchmark_group("runtime_unet_fms16_128");
     group.sample_size(10);
     for int8 in [true, false] {
-        let model = unet(UNetSpec {
-            fms: 16,
-            size: 128,
-            in_channels: 1,
-            int8,
-            seed: 1,
-        });
+        let model = unet(spec(int8));
         let mut interp = Interpreter::new(&model, Options::default()).expect("prepare U-Net");
         let mut rng = Rng::new(2);
         if int8 {
@@ -49,5 +115,5 @@ fn bench_unet(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_unet);
+criterion_group!(benches, bench_int8_vs_litert, bench_reference);
 criterion_main!(benches);

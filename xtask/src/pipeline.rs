@@ -16,7 +16,8 @@ pub struct PipelineArgs {
     /// Artifact root (train/, unet_fp32.tflite, unet_int8.tflite, bench/).
     #[arg(long, default_value = "artifacts")]
     pub out: PathBuf,
-    /// Training time budget in minutes.
+    /// Training time budget in minutes: 5 here (`cargo xtask train` allows 8), so that train,
+    /// quantize and bench fit in about 15 minutes on a 2-core machine.
     #[arg(long, default_value_t = 5.0)]
     pub train_minutes: f64,
     /// Maximum training epochs.

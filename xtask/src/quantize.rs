@@ -66,7 +66,8 @@ pub struct QuantizeArgs {
     /// Number of held-out slices for verification (and for `auto` selection, from the validation split).
     #[arg(long, default_value_t = 32)]
     pub eval_samples: usize,
-    /// Observer: minmax, percentile, mse, or auto (the best held-out Dice of the three).
+    /// Observer: minmax, percentile, mse, or auto (the best held-out Dice of the three; within
+    /// 0.005 of the best, the best output SQNR against fp32).
     #[arg(long, default_value = "auto")]
     pub method: String,
     /// Percentile of the percentile observer.

@@ -154,4 +154,13 @@ pub enum RuntimeError {
         /// What is wrong.
         detail: String,
     },
+    /// A kernel path was forced (by `Options::kernels` or `TFLITE_RUNTIME_KERNELS`) that this
+    /// build or CPU cannot run, or the variable names no path.
+    #[error("kernel path {requested} is not available on this CPU/build (available: {available})")]
+    KernelUnavailable {
+        /// What was asked for.
+        requested: String,
+        /// The paths that are available here.
+        available: String,
+    },
 }

@@ -4,6 +4,7 @@ use tflite_writer::{BuiltinOp, Model};
 
 use crate::error::RuntimeError;
 use crate::exec::execute;
+use crate::fast::{FastOps, Int8Path};
 use crate::frame::{KernelTable, KernelTier};
 use crate::prepare::{Loc, Prepared, prepare};
 use crate::tensor::{AlignedBytes, Element, TensorData, TensorInfo};
@@ -73,6 +74,8 @@ pub struct Interpreter {
     table: KernelTable,
     threads: usize,
     input_set: Vec<bool>,
+    /// Packed fast int8 kernels (empty with the reference tier).
+    fast: FastOps,
 }
 
 impl Interpreter {
@@ -80,8 +83,13 @@ impl Interpreter {
     /// kernels and plans the arena. Every unsupported operator or type, and every inconsistent
     /// tensor, is reported here, never in `invoke`.
     pub fn new(model: &Model, options: Options) -> Result<Self, RuntimeError> {
-        let table = KernelTable::for_tier(options.kernels);
+        let int8_path = Int8Path::for_tier(options.kernels)?;
+        let mut table = KernelTable::for_tier(options.kernels);
+        if let Some(path) = int8_path {
+            table.tier_name = path.name();
+        }
         let prepared = prepare(model, &table)?;
+        let fast = FastOps::plan(&prepared, int8_path);
         let arena = AlignedBytes::zeroed(prepared.plan.peak_bytes);
         let scratch = vec![0i32; prepared.scratch_i32];
         let input_set = vec![false; prepared.inputs.len()];
@@ -92,6 +100,7 @@ impl Interpreter {
             table,
             threads: options.threads.max(1),
             input_set,
+            fast,
         })
     }
 
@@ -158,6 +167,16 @@ impl Interpreter {
     /// Name of the kernel tier in use.
     pub fn kernel_tier(&self) -> &'static str {
         self.table.tier_name
+    }
+
+    /// The fast int8 path in use (`None` with the reference kernels).
+    pub fn int8_path(&self) -> Option<Int8Path> {
+        self.fast.path
+    }
+
+    /// Number of executed operators that run a fast int8 kernel.
+    pub fn num_fast_ops(&self) -> usize {
+        self.fast.ops.iter().flatten().count()
     }
 
     /// Worker threads the heavy kernels may use (at least 1).
@@ -252,10 +271,12 @@ impl Interpreter {
             arena,
             scratch,
             table,
+            threads,
+            fast,
             ..
         } = self;
         let arena = arena.as_bytes_mut();
-        for op in &prepared.ops {
+        for (j, op) in prepared.ops.iter().enumerate() {
             let out_slot = &prepared.slots[op.output];
             let Loc::Arena(out_offset) = out_slot.loc else {
                 continue; // unreachable by construction: executed outputs are planned
@@ -286,7 +307,9 @@ impl Interpreter {
                     }
                 });
             }
-            execute(&op.kernel, table, &inputs, output, scratch);
+            if !fast.run(j, &inputs, output, *threads) {
+                execute(&op.kernel, table, &inputs, output, scratch);
+            }
             if let Some(observer) = observer.as_deref_mut() {
                 observer(&Observation {
                     op_index: op.index,

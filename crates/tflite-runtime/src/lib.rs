@@ -19,12 +19,14 @@ compile_error!("tflite-runtime reads TFLite's little-endian buffers in place");
 
 pub mod error;
 mod exec;
+pub mod fast;
 pub mod frame;
 mod interpreter;
 pub mod npy;
 pub mod padding;
 pub mod plan;
 mod prepare;
+pub mod profile;
 pub mod quant;
 pub mod reference;
 pub mod synth;

@@ -24,12 +24,9 @@ trap cleanup EXIT
 
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/host_key"
 ssh-keygen -q -t ed25519 -N '' -f "$WORK/client_key"
-mkdir -p "$HOME/.ssh"
-chmod 700 "$HOME/.ssh"
-touch "$HOME/.ssh/authorized_keys"
-chmod 600 "$HOME/.ssh/authorized_keys"
-KEY_LINE=$(cat "$WORK/client_key.pub")
-echo "$KEY_LINE" >> "$HOME/.ssh/authorized_keys"
+# The test key is authorised only for this sshd (its own AuthorizedKeysFile): ~/.ssh is not touched.
+cp "$WORK/client_key.pub" "$WORK/authorized_keys"
+chmod 600 "$WORK/authorized_keys"
 mkdir -p /run/sshd 2>/dev/null || true
 
 cat > "$WORK/sshd_config" <<CONF
@@ -37,7 +34,7 @@ ListenAddress 127.0.0.1
 Port $PORT
 HostKey $WORK/host_key
 PidFile $WORK/sshd.pid
-AuthorizedKeysFile $HOME/.ssh/authorized_keys
+AuthorizedKeysFile $WORK/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 PubkeyAuthentication yes
@@ -49,8 +46,21 @@ CONF
 for SFTP in /usr/lib/openssh/sftp-server /usr/libexec/openssh/sftp-server /usr/lib/ssh/sftp-server; do
   if [ -x "$SFTP" ]; then echo "Subsystem sftp $SFTP" >> "$WORK/sshd_config"; break; fi
 done
-"$SSHD" -f "$WORK/sshd_config" -E "$WORK/sshd.log"
+if ! "$SSHD" -f "$WORK/sshd_config" -E "$WORK/sshd.log"; then
+  echo "skipped: sshd could not start on 127.0.0.1:$PORT: $(tail -n 3 "$WORK/sshd.log" 2>/dev/null | tr '\n' ' ')"
+  exit 0
+fi
 for _ in $(seq 1 50); do [ -f "$WORK/sshd.pid" ] && break; sleep 0.1; done
+if [ ! -f "$WORK/sshd.pid" ]; then
+  echo "skipped: sshd did not come up on 127.0.0.1:$PORT: $(tail -n 3 "$WORK/sshd.log" 2>/dev/null | tr '\n' ' ')"
+  exit 0
+fi
+# A key-authenticated login must work before the bench is blamed for anything.
+if ! ssh -p "$PORT" -i "$WORK/client_key" -o BatchMode=yes -o StrictHostKeyChecking=accept-new \
+  -o "UserKnownHostsFile=$WORK/known_hosts" "$USER_NAME@127.0.0.1" true 2>"$WORK/ssh.err"; then
+  echo "skipped: ssh to the test sshd failed: $(tr '\n' ' ' < "$WORK/ssh.err") $(tail -n 3 "$WORK/sshd.log" 2>/dev/null | tr '\n' ' ')"
+  exit 0
+fi
 
 OUT="$WORK/report"
 HOST_TARGET=$(rustc -vV | sed -n 's/^host: //p')
@@ -88,6 +98,3 @@ else
   echo "skipped: aarch64 remote run (needs rustup target aarch64-unknown-linux-gnu, aarch64-linux-gnu-gcc and qemu-aarch64)"
 fi
 
-# Remove the key we authorised.
-grep -vxF "$KEY_LINE" "$HOME/.ssh/authorized_keys" > "$WORK/ak" || true
-cat "$WORK/ak" > "$HOME/.ssh/authorized_keys"

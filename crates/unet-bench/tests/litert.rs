@@ -50,9 +50,20 @@ fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
-    let model = tiny_model(dir.path());
+    // `UNET_BENCH_LITERT_MODEL=artifacts/unet_int8.tflite` runs the same check on a real model
+    // (one `[1,H,W,1]` int8 input); by default a tiny random-weight U-Net made here.
+    let (model, size) = match std::env::var_os("UNET_BENCH_LITERT_MODEL") {
+        Some(path) => {
+            let path = std::path::PathBuf::from(path);
+            let m = tflite_writer::read_model_file(&path).expect("UNET_BENCH_LITERT_MODEL");
+            let g = &m.subgraphs[0];
+            let shape = &g.tensors[g.inputs[0] as usize].shape;
+            (path, shape[1] as usize)
+        }
+        None => (tiny_model(dir.path()), SIZE),
+    };
     let inputs =
-        BenchInputs::load(&InputSource::Synthetic { seed: 3 }, 4, SIZE, SIZE).expect("inputs");
+        BenchInputs::load(&InputSource::Synthetic { seed: 3 }, 4, size, size).expect("inputs");
 
     for threads in [1, 2] {
         let mut litert = engine(&model, Accelerator::Cpu, threads);
@@ -91,7 +102,7 @@ fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
         let x_path = dir.path().join("x.npy");
         let y_path = dir.path().join("y.npy");
         let array = NpyArray {
-            shape: vec![inputs.len(), SIZE, SIZE, 1],
+            shape: vec![inputs.len(), size, size, 1],
             data: NpyData::I8(all_inputs),
         };
         std::fs::write(&x_path, write_npy(&array)).expect("write x.npy");

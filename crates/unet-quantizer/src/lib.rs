@@ -53,6 +53,10 @@ use crate::verify::{Accuracy, evaluate};
 /// Default percentile of the `percentile` observer.
 pub const DEFAULT_PERCENTILE: f64 = 99.99;
 
+/// `--method auto`: candidates whose held-out Dice is within this of the best count as tied, and
+/// the tie goes to the best output SQNR against fp32 (the fidelity goal is |ΔDice| ≤ 0.005).
+pub const AUTO_DICE_TIE: f64 = 0.005;
+
 /// Options of [`quantize`].
 #[derive(Debug, Clone)]
 pub struct QuantConfig {
@@ -222,18 +226,27 @@ pub fn quantize(
         };
         candidates.push((observer, plan, int8, score));
     }
-    // Keep the best Dice; ties (e.g. an untrained model) go to the better output SQNR.
+    // Keep the best Dice. Dice values within AUTO_DICE_TIE of the best are ties (on a few dozen
+    // held-out slices such a difference is noise, and an observer that clips can even "beat"
+    // fp32 by luck); ties go to the better output SQNR, i.e. to the model closest to fp32.
+    let key = |c: &Option<Accuracy>| {
+        c.as_ref().map_or((0.0, 0.0), |a| {
+            (a.dice_int8, a.output_sqnr_db.unwrap_or(1e9))
+        })
+    };
+    let best_dice = candidates
+        .iter()
+        .map(|c| key(&c.3).0)
+        .fold(f64::NEG_INFINITY, f64::max);
     let best = candidates
         .iter()
         .enumerate()
+        .filter(|(_, c)| key(&c.3).0 >= best_dice - AUTO_DICE_TIE)
         .max_by(|(_, a), (_, b)| {
-            let key = |c: &Option<Accuracy>| {
-                c.as_ref().map_or((0.0, 0.0), |a| {
-                    (a.dice_int8, a.output_sqnr_db.unwrap_or(1e9))
-                })
-            };
-            let (ka, kb) = (key(&a.3), key(&b.3));
-            ka.partial_cmp(&kb).unwrap_or(std::cmp::Ordering::Equal)
+            key(&a.3)
+                .1
+                .partial_cmp(&key(&b.3).1)
+                .unwrap_or(std::cmp::Ordering::Equal)
         })
         .map_or(0, |(i, _)| i);
     for (i, (observer, _, _, score)) in candidates.iter().enumerate() {

@@ -25,6 +25,16 @@ pub enum KernelTier {
     /// The best kernels this CPU supports (today: the reference kernels; faster tiers plug in
     /// here and must stay bit-exact with the reference for int8).
     Best,
+    /// The fast int8 kernels forced to the portable Rust microkernel.
+    Portable,
+    /// The fast int8 kernels forced to AVX2 (x86-64).
+    Avx2,
+    /// The fast int8 kernels forced to AVX-512 VNNI (x86-64).
+    Avx512Vnni,
+    /// The fast int8 kernels forced to NEON without dot product (aarch64).
+    Neon,
+    /// The fast int8 kernels forced to NEON with dot product (aarch64).
+    NeonDotprod,
 }
 
 /// Function pointers to the kernels the interpreter calls for its heavy ops.
@@ -64,6 +74,9 @@ impl KernelTable {
             KernelTier::Best if forced_reference => Self::reference(),
             // No faster tier is implemented yet: the best available is the reference.
             KernelTier::Best => Self::reference(),
+            // Forced int8 paths (see `fast::Int8Path::for_tier`); the other kernels are the
+            // reference ones.
+            _ => Self::reference(),
         }
     }
 }

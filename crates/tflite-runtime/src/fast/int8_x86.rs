@@ -1,0 +1,312 @@
+//! x86-64 int8 microkernels: AVX2 (`vpmaddwd` on i16 operands, exact) and AVX-512 VNNI
+//! (`vpdpbusd` on `x + 128` × weights), with an exact AVX2 requantisation.
+//!
+//! No closures carry intrinsics here: closures do not inherit `#[target_feature]`, so the
+//! loops are written out inside the feature-enabled functions.
+
+#![allow(clippy::needless_range_loop)]
+
+use std::arch::x86_64::*;
+
+use super::int8::{Int8Gemm, for_blocks};
+
+/// Per-column requantisation constants of one 8-column group.
+#[derive(Clone, Copy)]
+struct Requant8 {
+    bias: __m256i,
+    mult: __m256i,
+    mult_odd: __m256i,
+    lshift: __m256i,
+    rshift: __m256i,
+    /// `2^rshift − 1`.
+    mask: __m256i,
+    /// `mask >> 1`.
+    half: __m256i,
+    zp: __m256i,
+    lo: __m256i,
+    hi: __m256i,
+}
+
+impl Requant8 {
+    #[target_feature(enable = "avx2")]
+    fn with_masks(mut self) -> Self {
+        let one = _mm256_set1_epi32(1);
+        self.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, self.rshift), one);
+        self.half = _mm256_srai_epi32::<1>(self.mask);
+        self
+    }
+
+    /// Loads the parameters of padded columns `col..col + 8`.
+    ///
+    /// # Safety
+    /// AVX2 must be available and `col + 8` within the padded column arrays.
+    #[target_feature(enable = "avx2")]
+    unsafe fn load(g: &Int8Gemm, col: usize) -> Self {
+        let (b, m) = (&g.bias[col..col + 8], &g.mult[col..col + 8]);
+        let (l, r) = (&g.lshift[col..col + 8], &g.rshift[col..col + 8]);
+        // SAFETY: each slice has exactly 8 i32 (32 bytes), read unaligned.
+        unsafe {
+            Self {
+                bias: _mm256_loadu_si256(b.as_ptr().cast()),
+                mult: _mm256_loadu_si256(m.as_ptr().cast()),
+                mult_odd: _mm256_srli_epi64::<32>(_mm256_loadu_si256(m.as_ptr().cast())),
+                lshift: _mm256_loadu_si256(l.as_ptr().cast()),
+                rshift: _mm256_loadu_si256(r.as_ptr().cast()),
+                mask: _mm256_setzero_si256(),
+                half: _mm256_setzero_si256(),
+                zp: _mm256_set1_epi32(g.out_zp),
+                lo: _mm256_set1_epi32(g.act_min),
+                hi: _mm256_set1_epi32(g.act_max),
+            }
+        }
+        .with_masks()
+    }
+}
+
+/// Exact `clamp(MultiplyByQuantizedMultiplier(acc + bias) + zp)` of 8 lanes, packed to i8 in
+/// the low 8 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn requant8(acc: __m256i, p: &Requant8) -> __m128i {
+    let zero = _mm256_setzero_si256();
+    let x = _mm256_sllv_epi32(_mm256_add_epi32(acc, p.bias), p.lshift);
+    // SaturatingRoundingDoublingHighMul: gemmlowp's `(p + nudge) / 2^31` with truncating
+    // division equals `floor((p + 2^30) / 2^31)` for both signs of p (for p < 0 the
+    // truncation adds 2^31 − 1 to p + 1 − 2^30). The i32::MIN² case is excluded by
+    // `vector_requant`. Bits 31..62 of the 64-bit sum are the result.
+    let round = _mm256_set1_epi64x(1 << 30);
+    let even = _mm256_add_epi64(_mm256_mul_epi32(x, p.mult), round);
+    let odd = _mm256_add_epi64(
+        _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), p.mult_odd),
+        round,
+    );
+    let r = _mm256_blend_epi32::<0b1010_1010>(
+        _mm256_srli_epi64::<31>(even),
+        _mm256_slli_epi64::<1>(odd),
+    );
+    // RoundingDivideByPOT, ties away from zero.
+    let rem = _mm256_and_si256(r, p.mask);
+    let thr = _mm256_sub_epi32(p.half, _mm256_cmpgt_epi32(zero, r));
+    let v = _mm256_sub_epi32(_mm256_srav_epi32(r, p.rshift), _mm256_cmpgt_epi32(rem, thr));
+    let v = _mm256_add_epi32(v, p.zp);
+    let v = _mm256_min_epi32(_mm256_max_epi32(v, p.lo), p.hi);
+    let w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
+    _mm_packs_epi16(w, w)
+}
+
+/// Stores the low `n` (≤ 8) bytes of `v` at `dst`.
+///
+/// # Safety
+/// `dst..dst + n` must be writable.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn store8(dst: *mut i8, v: __m128i, n: usize) {
+    if n == 8 {
+        // SAFETY: 8 writable bytes (caller).
+        unsafe { _mm_storel_epi64(dst.cast(), v) };
+    } else {
+        let mut tmp = [0i8; 16];
+        // SAFETY: `tmp` has 16 bytes.
+        unsafe { _mm_storeu_si128(tmp.as_mut_ptr().cast(), v) };
+        for (l, &b) in tmp.iter().enumerate().take(n) {
+            // SAFETY: `l < n` writable bytes (caller).
+            unsafe { *dst.add(l) = b };
+        }
+    }
+}
+
+/// Requantises and stores 8 accumulators of padded column `col` for one row.
+///
+/// # Safety
+/// AVX2; `dst..dst + n` writable; `col + 8` within the padded columns.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn finish8(g: &Int8Gemm, acc: __m256i, p: &Requant8, col: usize, dst: *mut i8, n: usize) {
+    if n == 0 {
+        return;
+    }
+    if g.vector_requant {
+        // SAFETY: forwarded from the caller.
+        unsafe { store8(dst, requant8(acc, p), n) };
+    } else {
+        let mut tmp = [0i32; 8];
+        // SAFETY: `tmp` holds 8 i32.
+        unsafe { _mm256_storeu_si256(tmp.as_mut_ptr().cast(), acc) };
+        for l in 0..n {
+            // SAFETY: `l < n` writable bytes (caller).
+            unsafe { *dst.add(l) = g.requant_scalar(tmp[l], col + l) };
+        }
+    }
+}
+
+/// AVX2 microkernel: `MR` rows × `NB` blocks of 8 columns.
+///
+/// # Safety
+/// AVX2; the `Int8Gemm::tile` contract for `a`, `ao`, `out`, `oo`; `jb + NB ≤ n_blocks`.
+#[target_feature(enable = "avx2")]
+unsafe fn kernel_avx2<const MR: usize, const NB: usize>(
+    g: &Int8Gemm,
+    a: *const u8,
+    ao: &[usize; MR],
+    jb: usize,
+    out: *mut i8,
+    oo: &[usize; MR],
+    valid: usize,
+) {
+    let mut acc = [[_mm256_setzero_si256(); NB]; MR];
+    let blk = g.blk_bytes;
+    // SAFETY (whole body): the packed weights hold `n_blocks · blk_bytes` bytes, read in
+    // `blk_bytes` per block; operand reads are `ao[m] + tap + 4·s + 4 ≤ a_bytes` and output
+    // writes `oo[m] + col_dest + col_valid ≤ out_len`, all checked in `Int8Gemm::build`.
+    unsafe {
+        let mut wp = g.w.as_ptr().add(jb * blk);
+        for &t in g.taps.iter() {
+            let mut rp = [a; MR];
+            for m in 0..MR {
+                rp[m] = a.add(ao[m] + t);
+            }
+            for s in 0..g.steps {
+                let mut wv = [_mm256_setzero_si256(); NB];
+                for j in 0..NB {
+                    wv[j] = _mm256_loadu_si256(wp.add(j * blk).cast());
+                }
+                for m in 0..MR {
+                    let av = _mm256_set1_epi32(rp[m].add(4 * s).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[m][j] = _mm256_add_epi32(acc[m][j], _mm256_madd_epi16(av, wv[j]));
+                    }
+                }
+                wp = wp.add(32);
+            }
+        }
+        for j in 0..NB {
+            let col = (jb + j) * 8;
+            let p = Requant8::load(g, col);
+            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
+            for m in 0..MR {
+                if m < valid {
+                    // Out of line, by value: keeps `acc` in registers during the reduction.
+                    finish8(g, acc[m][j], &p, col, out.add(oo[m] + dest), n);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one chunk of rows over every column block with the AVX2 kernels.
+///
+/// # Safety
+/// AVX2 must be available; the `Int8Gemm::tile` contract.
+#[target_feature(enable = "avx2")]
+pub(super) unsafe fn tile_avx2(g: &Int8Gemm, a: *const u8, rows: &[(usize, usize)], out: *mut i8) {
+    let mut jb = 0;
+    while jb < g.n_blocks {
+        if g.n_blocks - jb >= 2 {
+            for_blocks::<6>(rows, |ao, oo, v| {
+                // SAFETY: forwarded contract; AVX2 checked by the caller.
+                unsafe { kernel_avx2::<6, 2>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 2;
+        } else {
+            for_blocks::<12>(rows, |ao, oo, v| {
+                // SAFETY: as above.
+                unsafe { kernel_avx2::<12, 1>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 1;
+        }
+    }
+}
+
+/// AVX-512 VNNI microkernel: `MR` rows × `NB` blocks of 16 columns.
+///
+/// # Safety
+/// AVX-512F, AVX-512 VNNI and AVX2; the `Int8Gemm::tile` contract; `jb + NB ≤ n_blocks`.
+#[target_feature(enable = "avx512f,avx512vnni,avx2")]
+unsafe fn kernel_vnni<const MR: usize, const NB: usize>(
+    g: &Int8Gemm,
+    a: *const u8,
+    ao: &[usize; MR],
+    jb: usize,
+    out: *mut i8,
+    oo: &[usize; MR],
+    valid: usize,
+) {
+    let mut acc = [[_mm512_setzero_si512(); NB]; MR];
+    let blk = g.blk_bytes;
+    // SAFETY (whole body): as in `kernel_avx2`, with 64 bytes of weights per step.
+    unsafe {
+        let mut wp = g.w.as_ptr().add(jb * blk);
+        for &t in g.taps.iter() {
+            let mut rp = [a; MR];
+            for m in 0..MR {
+                rp[m] = a.add(ao[m] + t);
+            }
+            for s in 0..g.steps {
+                let mut wv = [_mm512_setzero_si512(); NB];
+                for j in 0..NB {
+                    wv[j] = _mm512_loadu_si512(wp.add(j * blk).cast());
+                }
+                for m in 0..MR {
+                    let av = _mm512_set1_epi32(rp[m].add(4 * s).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[m][j] = _mm512_dpbusd_epi32(acc[m][j], av, wv[j]);
+                    }
+                }
+                wp = wp.add(64);
+            }
+        }
+        for j in 0..NB {
+            let col = (jb + j) * 16;
+            let p0 = Requant8::load(g, col);
+            let p1 = Requant8::load(g, col + 8);
+            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
+            for m in 0..MR {
+                if m < valid {
+                    let lo = _mm512_castsi512_si256(acc[m][j]);
+                    let hi = _mm512_extracti64x4_epi64::<1>(acc[m][j]);
+                    let dst = out.add(oo[m] + dest);
+                    finish8(g, lo, &p0, col, dst, n.min(8));
+                    finish8(
+                        g,
+                        hi,
+                        &p1,
+                        col + 8,
+                        dst.wrapping_add(8),
+                        n.saturating_sub(8),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Runs one chunk of rows over every column block with the VNNI kernels.
+///
+/// # Safety
+/// AVX-512F, AVX-512 VNNI and AVX2 must be available; the `Int8Gemm::tile` contract.
+#[target_feature(enable = "avx512f,avx512vnni,avx2")]
+pub(super) unsafe fn tile_vnni(g: &Int8Gemm, a: *const u8, rows: &[(usize, usize)], out: *mut i8) {
+    let mut jb = 0;
+    while jb < g.n_blocks {
+        let left = g.n_blocks - jb;
+        if left >= 4 {
+            for_blocks::<6>(rows, |ao, oo, v| {
+                // SAFETY: forwarded contract; the features were checked by the caller.
+                unsafe { kernel_vnni::<6, 4>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 4;
+        } else if left >= 2 {
+            for_blocks::<12>(rows, |ao, oo, v| {
+                // SAFETY: as above.
+                unsafe { kernel_vnni::<12, 2>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 2;
+        } else {
+            for_blocks::<16>(rows, |ao, oo, v| {
+                // SAFETY: as above.
+                unsafe { kernel_vnni::<16, 1>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 1;
+        }
+    }
+}

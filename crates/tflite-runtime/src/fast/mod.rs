@@ -1,0 +1,280 @@
+//! Fast int8 kernels: CONV_2D and TRANSPOSE_CONV as a register-blocked implicit GEMM, with one
+//! microkernel per instruction set (AVX-512 VNNI, AVX2, NEON with and without the dot-product
+//! extension, and portable Rust), all bit-identical to the reference kernels.
+//!
+//! How it works (see `shared/docs/simd-notes.md`):
+//! - `Interpreter::new` packs each int8 convolution's constant weights once ([`Int8Gemm`]):
+//!   columns (output channels, or `tap × output channel` for a transposed convolution) in
+//!   blocks of the path's vector width, 4 bytes of reduction per step, plus per-column `Σw`.
+//! - At invoke time the input is copied once into a padded, channel-padded buffer in the form
+//!   the path multiplies (`x + 128` as u8 for VNNI, `x − zp` as i16 for AVX2, `x` as i8 for NEON
+//!   and portable). Padded taps hold the value that stands for `x = zp`, so they add exactly
+//!   zero, like the taps the reference skips. The `zp·Σw` correction is folded into the bias.
+//! - Every output pixel is one GEMM row; its accumulators are requantised with the reference's
+//!   double-rounding `MultiplyByQuantizedMultiplier` (vectorised exactly on x86).
+//! - `threads > 1` splits the output pixels (rows) across scoped threads.
+
+mod int8;
+#[cfg(target_arch = "aarch64")]
+mod int8_neon;
+mod int8_pool;
+mod int8_portable;
+#[cfg(target_arch = "x86_64")]
+mod int8_x86;
+
+pub use int8::{FastI8Op, Int8Gemm, conv2d_i8, transpose_conv_i8};
+pub use int8_pool::max_pool_i8;
+
+use crate::error::RuntimeError;
+use crate::frame::KernelTier;
+
+/// An int8 kernel path (instruction set of the GEMM microkernel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Int8Path {
+    /// Plain Rust, any CPU.
+    Portable,
+    /// x86-64 AVX2: i16 operands and `vpmaddwd` (exact; no `vpmaddubsw` saturation).
+    Avx2,
+    /// x86-64 AVX-512 VNNI: `vpdpbusd` on `x + 128` (u8) × weights (i8).
+    Avx512Vnni,
+    /// aarch64 NEON without the dot-product extension: `smull` + `sadalp`.
+    Neon,
+    /// aarch64 NEON with the dot-product extension: `sdot`.
+    NeonDotprod,
+}
+
+impl Int8Path {
+    /// Every path, fastest first.
+    pub const ALL: [Int8Path; 5] = [
+        Int8Path::Avx512Vnni,
+        Int8Path::Avx2,
+        Int8Path::NeonDotprod,
+        Int8Path::Neon,
+        Int8Path::Portable,
+    ];
+
+    /// The name used by `TFLITE_RUNTIME_KERNELS` and `Interpreter::kernel_tier`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Int8Path::Portable => "portable",
+            Int8Path::Avx2 => "avx2",
+            Int8Path::Avx512Vnni => "avx512vnni",
+            Int8Path::Neon => "neon",
+            Int8Path::NeonDotprod => "neon-dotprod",
+        }
+    }
+
+    /// Parses a path name (case-insensitive).
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// Whether this build and this CPU can run the path.
+    pub fn is_available(self) -> bool {
+        match self {
+            Int8Path::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::Avx512Vnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "aarch64")]
+            Int8Path::Neon => std::arch::is_aarch64_feature_detected!("neon"),
+            #[cfg(target_arch = "aarch64")]
+            Int8Path::NeonDotprod => {
+                std::arch::is_aarch64_feature_detected!("neon")
+                    && std::arch::is_aarch64_feature_detected!("dotprod")
+            }
+            #[allow(unreachable_patterns)]
+            _ => false,
+        }
+    }
+
+    /// Every path available here, fastest first (always ends with `Portable`).
+    pub fn available() -> Vec<Int8Path> {
+        Self::ALL.into_iter().filter(|p| p.is_available()).collect()
+    }
+
+    /// The fastest available path.
+    pub fn best() -> Int8Path {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.is_available())
+            .unwrap_or(Int8Path::Portable)
+    }
+
+    /// The path a kernel tier asks for; `Ok(None)` means the reference kernels.
+    ///
+    /// `KernelTier::Best` honours `TFLITE_RUNTIME_KERNELS` (`reference`, `best`, or a path name);
+    /// a forced path this CPU cannot run is an error, never a silent fallback.
+    pub fn for_tier(tier: KernelTier) -> Result<Option<Int8Path>, RuntimeError> {
+        let requested = match tier {
+            KernelTier::Reference => return Ok(None),
+            KernelTier::Best => match std::env::var("TFLITE_RUNTIME_KERNELS") {
+                Ok(v) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("best") => {
+                    return Ok(Some(Self::best()));
+                }
+                Ok(v) if v.trim().eq_ignore_ascii_case("reference") => return Ok(None),
+                Ok(v) => Self::parse(&v).ok_or_else(|| RuntimeError::KernelUnavailable {
+                    requested: format!("TFLITE_RUNTIME_KERNELS={v}"),
+                    available: Self::available_names(),
+                })?,
+                Err(_) => return Ok(Some(Self::best())),
+            },
+            KernelTier::Portable => Int8Path::Portable,
+            KernelTier::Avx2 => Int8Path::Avx2,
+            KernelTier::Avx512Vnni => Int8Path::Avx512Vnni,
+            KernelTier::Neon => Int8Path::Neon,
+            KernelTier::NeonDotprod => Int8Path::NeonDotprod,
+        };
+        if requested.is_available() {
+            Ok(Some(requested))
+        } else {
+            Err(RuntimeError::KernelUnavailable {
+                requested: requested.name().to_string(),
+                available: Self::available_names(),
+            })
+        }
+    }
+
+    fn available_names() -> String {
+        let mut names: Vec<&str> = vec!["reference", "best"];
+        names.extend(Self::available().into_iter().map(Int8Path::name));
+        names.join(", ")
+    }
+}
+
+/// The fast int8 operators of a prepared model, parallel to its executed operators, and the
+/// operand workspace they share.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FastOps {
+    /// The int8 path in use (`None`: reference kernels only).
+    pub path: Option<Int8Path>,
+    /// `ops[j]` replaces executed operator `j` when set.
+    pub ops: Vec<Option<FastI8Op>>,
+    /// Operand buffer, as large as the largest op needs.
+    pub workspace: Vec<u8>,
+}
+
+impl FastOps {
+    /// Packs every int8 CONV_2D and TRANSPOSE_CONV with constant weights (and bias) that the
+    /// fast kernels cover; the others keep their reference kernel.
+    pub(crate) fn plan(prepared: &crate::prepare::Prepared, path: Option<Int8Path>) -> Self {
+        use crate::exec::Kernel;
+        use crate::prepare::Loc;
+        let Some(path) = path else {
+            return Self::default();
+        };
+        let const_bytes = |t: Option<usize>| -> Option<&[u8]> {
+            match prepared.slots.get(t?)?.loc {
+                Loc::Const(c) => Some(prepared.consts[c].as_bytes()),
+                _ => None,
+            }
+        };
+        let mut ops = Vec::with_capacity(prepared.ops.len());
+        for op in &prepared.ops {
+            let input = |k: usize| op.inputs.get(k).copied().flatten();
+            let fast = match &op.kernel {
+                Kernel::ConvI8 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    let bias = input(2).map(|b| const_bytes(Some(b)));
+                    match (filter, bias) {
+                        (Some(f), Some(Some(b))) => Int8Gemm::conv(
+                            path,
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            Some(bytemuck::cast_slice(b)),
+                        )
+                        .map(|gemm| FastI8Op::Gemm {
+                            input_index: 0,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::TransposeConvI8 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    // Some(None): no bias; None: a bias that is not constant.
+                    let bias = match input(3) {
+                        None => Some(None),
+                        Some(b) => const_bytes(Some(b)).map(Some),
+                    };
+                    match (filter, bias) {
+                        (Some(f), Some(b)) => Int8Gemm::transposed(
+                            path,
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            b.map(bytemuck::cast_slice),
+                        )
+                        .map(|gemm| FastI8Op::Gemm {
+                            input_index: 2,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::MaxPoolI8 { geometry, act } => Some(FastI8Op::MaxPool {
+                    geometry: *geometry,
+                    act: *act,
+                }),
+                _ => None,
+            };
+            ops.push(fast);
+        }
+        let bytes = ops
+            .iter()
+            .flatten()
+            .map(|f| match f {
+                FastI8Op::Gemm { gemm, .. } => gemm.workspace_bytes(),
+                FastI8Op::MaxPool { .. } => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        Self {
+            path: Some(path),
+            ops,
+            workspace: vec![0u8; bytes],
+        }
+    }
+
+    /// Runs executed operator `j` if it has a fast kernel; returns false otherwise.
+    pub(crate) fn run(
+        &mut self,
+        j: usize,
+        inputs: &[Option<&[u8]>],
+        output: &mut [u8],
+        threads: usize,
+    ) -> bool {
+        let Some(Some(op)) = self.ops.get(j) else {
+            return false;
+        };
+        match op {
+            FastI8Op::Gemm { input_index, gemm } => {
+                let input = inputs.get(*input_index).copied().flatten().unwrap_or(&[]);
+                gemm.run(
+                    bytemuck::cast_slice(input),
+                    &mut self.workspace,
+                    bytemuck::cast_slice_mut(output),
+                    threads,
+                );
+            }
+            FastI8Op::MaxPool { geometry, act } => {
+                let input = inputs.first().copied().flatten().unwrap_or(&[]);
+                max_pool_i8(
+                    geometry,
+                    *act,
+                    bytemuck::cast_slice(input),
+                    bytemuck::cast_slice_mut(output),
+                );
+            }
+        }
+        true
+    }
+}
