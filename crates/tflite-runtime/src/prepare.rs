@@ -967,6 +967,11 @@ impl Builder<'_> {
                 };
                 let (x, size_t) = (req(0)?, req(1)?);
                 let xs = self.rank4(cx, x, "input")?;
+                if xs[1] == 0 || xs[2] == 0 {
+                    return Err(
+                        cx.invalid(format!("input shape {xs:?} has no pixels to resize from"))
+                    );
+                }
                 let size = self.const_ints(size_t).ok_or_else(|| {
                     cx.unsupported("size (input 1) is not a constant int32 tensor")
                 })?;
