@@ -6,6 +6,8 @@
 //!   (`KernelTier::Best`, fast int8 path chosen from the CPU's features) and with LiteRT's
 //!   default CPU path (XNNPACK, 1 thread, through `unet-bench`'s dlopen C-API backend), side by
 //!   side; LiteRT is skipped with a message when `libLiteRt.so` cannot be found;
+//! - `runtime_unet_f32_fms16_128`: the f32 U-Net with our best kernels (packed-weight GEMM
+//!   convolutions, `fast::f32_conv`) beside LiteRT XNNPACK f32 (1 thread), same run;
 //! - `runtime_unet_fms16_128/{int8,f32}`: the reference kernels (`KernelTier::Reference`).
 //!
 //! `cargo xtask runtime-bench` prints the same comparison with the ratio, GOPS and a per-op
@@ -115,5 +117,62 @@ fn bench_reference(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_int8_vs_litert, bench_reference);
+/// f32 U-Net (fms=16, 128×128): our fast tier (packed-weight GEMM convolutions), one thread,
+/// beside LiteRT's default CPU path (XNNPACK, one thread, through
+/// unet-bench's dlopen backend) in the same run on the same model file.
+fn bench_unet_f32_fast(c: &mut Criterion) {
+    let model = unet(UNetSpec {
+        fms: 16,
+        size: 128,
+        in_channels: 1,
+        int8: false,
+        seed: 1,
+    });
+    let image = Rng::new(2).f32s(128 * 128, -2.0, 2.0);
+    let mut group = c.benchmark_group("runtime_unet_f32_fms16_128");
+    group.sample_size(20);
+    // (The f32 reference tier is timed in `bench_reference`.)
+    let mut interp = Interpreter::new(
+        &model,
+        Options {
+            kernels: KernelTier::Best,
+            threads: 1,
+        },
+    )
+    .expect("prepare U-Net");
+    interp.set_input(0, &image).expect("set input");
+    group.bench_function("tflite_runtime_best_1thread", |b| {
+        b.iter(|| {
+            interp.invoke().expect("invoke");
+            black_box(interp.output_data(0).expect("output").len())
+        })
+    });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("unet_random_f32.tflite");
+    tflite_writer::write_model_file(&model, &path).expect("write model");
+    let mut litert = LiteRtEngine::new(LiteRtConfig {
+        model: path,
+        accelerator: Accelerator::Cpu,
+        threads: 1,
+        library: None,
+        dispatch_dir: None,
+    });
+    match litert.load() {
+        Ok(()) => {
+            litert.set_input(&image).expect("LiteRT input");
+            group.bench_function("litert_xnnpack_1thread", |b| {
+                b.iter(|| litert.invoke().expect("LiteRT invoke"))
+            });
+        }
+        Err(e) => eprintln!("skipped litert_xnnpack_1thread: LiteRT unavailable: {e:?}"),
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_int8_vs_litert,
+    bench_unet_f32_fast,
+    bench_reference
+);
 criterion_main!(benches);

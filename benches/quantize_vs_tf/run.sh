@@ -22,7 +22,8 @@ start=$(date +%s.%N)
 "$XTASK" quantize --model "$OUT/tf_fp32.tflite" --out "$OUT/ours" --save-calib "$OUT/calib.npy"
 end=$(date +%s.%N)
 ours=$(python3 -c "print(round($end - $start, 3))")
-tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py --calib "$OUT/calib.npy" --out "$OUT")
+# TensorFlow prints its own lines to stdout during conversion; the JSON is the last line.
+tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py --calib "$OUT/calib.npy" --out "$OUT" | tail -n 1)
 echo "$tf_json"
 python3 - "$ours" "$tf_json" "$OUT" <<'PY'
 import json, os, sys

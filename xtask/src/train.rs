@@ -9,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use unet_data::{DataConfig, SourceKind};
-use unet_train::bench::{BenchConfig, bench_steps};
+use unet_train::bench::{BenchConfig, BenchReport, bench_steps};
+use unet_train::conv3x3::ConvImpl;
 use unet_train::{BackendKind, LossKind, ProgressMode, TrainConfig, UNetConfig, Upsampling};
 
 use crate::project_root;
@@ -145,6 +146,10 @@ pub struct TrainArgs {
     /// Untimed warm-up steps for --bench-steps.
     #[arg(long, default_value_t = 2)]
     bench_warmup: usize,
+    /// With --bench-steps on Flex: also time the previous formulation of the 3×3 convolutions
+    /// (burn's `conv2d` and its generic backward), in the same run.
+    #[arg(long)]
+    bench_conv2d: bool,
 }
 
 fn backend(arg: BackendArg) -> BackendKind {
@@ -303,6 +308,20 @@ fn keras_bench(args: &TrainArgs, steps: usize) -> Result<KerasReport, String> {
         .map_err(|e| format!("unexpected output from {}: {e}", script.display()))
 }
 
+fn print_burn(burn: &BenchReport) {
+    println!(
+        "burn {} ({} 3x3 convs): {:.3} s/step median ({:.3} mean): forward+loss {:.3} s, backward {:.3} s, adam {:.3} s; inference batch 1 {:.1} ms",
+        burn.backend,
+        burn.conv,
+        burn.median_step_seconds,
+        burn.mean_step_seconds,
+        burn.mean_forward_seconds,
+        burn.mean_backward_seconds,
+        burn.mean_optimizer_seconds,
+        burn.inference_batch1_seconds * 1e3
+    );
+}
+
 fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     let cfg = BenchConfig {
         model: model_config(args),
@@ -311,6 +330,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         warmup_steps: args.bench_warmup,
         steps,
         seed: args.seed,
+        conv: ConvImpl::ShiftedGemm,
     };
     eprintln!(
         "burn {}: {} timed steps after {} warm-up, batch {}, {}x{}, fms {}",
@@ -323,16 +343,23 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         cfg.model.fms
     );
     let burn = bench_steps(&cfg).context("burn benchmark failed")?;
-    println!(
-        "burn {}: {:.3} s/step median ({:.3} mean): forward+loss {:.3} s, backward {:.3} s, adam {:.3} s; inference batch 1 {:.1} ms",
-        burn.backend,
-        burn.median_step_seconds,
-        burn.mean_step_seconds,
-        burn.mean_forward_seconds,
-        burn.mean_backward_seconds,
-        burn.mean_optimizer_seconds,
-        burn.inference_batch1_seconds * 1e3
-    );
+    print_burn(&burn);
+    let burn_conv2d = if args.bench_conv2d && cfg.backend == BackendKind::Flex {
+        let old = bench_steps(&BenchConfig {
+            conv: ConvImpl::BurnConv2d,
+            ..cfg.clone()
+        })
+        .context("burn benchmark (conv2d formulation) failed")?;
+        print_burn(&old);
+        println!(
+            "ratio conv2d/shifted-gemm formulation: training {:.2}x, inference {:.2}x",
+            old.median_step_seconds / burn.median_step_seconds,
+            old.inference_batch1_seconds / burn.inference_batch1_seconds
+        );
+        Some(old)
+    } else {
+        None
+    };
     let keras = match keras_bench(args, steps) {
         Ok(report) => {
             println!(
@@ -360,6 +387,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     let path = args.out.join("bench.json");
     let doc = serde_json::json!({
         "burn": burn,
+        "burn_conv2d": burn_conv2d,
         "keras": keras,
         "command_line": std::env::args().collect::<Vec<_>>(),
         "git_commit": git_commit(),

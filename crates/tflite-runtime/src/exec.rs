@@ -1,10 +1,12 @@
 //! The prepared form of each operator and its dispatch to the kernels.
 
+use crate::fast::f32_conv::{PackedConv2dF32, PackedTransposeConvF32};
 use crate::frame::{
     AddQuantParams, BroadcastLayout, ConvGeometry, ConvQuantParams, KernelTable, MulQuantParams,
     PoolGeometry, RequantParams,
 };
 use crate::reference;
+use std::sync::Arc;
 
 /// A validated operator with every parameter its kernel needs.
 #[derive(Debug, Clone)]
@@ -25,6 +27,10 @@ pub(crate) enum Kernel {
         geometry: ConvGeometry,
         quant: ConvQuantParams,
     },
+    /// CONV_2D f32 with weights packed for the GEMM kernels (`fast::f32_conv`).
+    ConvF32Packed(Arc<PackedConv2dF32>),
+    /// TRANSPOSE_CONV f32 with weights packed for the GEMM kernels.
+    TransposeConvF32Packed(Arc<PackedTransposeConvF32>),
     MaxPoolF32 {
         geometry: PoolGeometry,
         act: (f32, f32),
@@ -130,6 +136,7 @@ fn cast_opt<T: bytemuck::Pod>(bytes: Option<&[u8]>) -> Option<&[T]> {
 pub(crate) fn execute(
     kernel: &Kernel,
     table: &KernelTable,
+    threads: usize,
     inputs: &[Option<&[u8]>],
     output: &mut [u8],
     scratch: &mut [i32],
@@ -169,6 +176,26 @@ pub(crate) fn execute(
             scratch,
             bytemuck::cast_slice_mut(output),
         ),
+        Kernel::ConvF32Packed(packed) => packed.run(
+            cast(input(0)),
+            cast_opt(input(2)),
+            bytemuck::cast_slice_mut(output),
+            threads,
+        ),
+        Kernel::TransposeConvF32Packed(packed) => packed.run(
+            cast(input(2)),
+            cast_opt(input(3)),
+            bytemuck::cast_slice_mut(output),
+            threads,
+        ),
+        Kernel::MaxPoolF32 { geometry, act } if table.fast_f32 => {
+            crate::fast::f32_pool::max_pool_f32(
+                geometry,
+                *act,
+                cast(input(0)),
+                bytemuck::cast_slice_mut(output),
+            )
+        }
         Kernel::MaxPoolF32 { geometry, act } => reference::pool::max_pool_f32(
             geometry,
             *act,

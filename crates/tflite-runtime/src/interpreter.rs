@@ -308,7 +308,7 @@ impl Interpreter {
                 });
             }
             if !fast.run(j, &inputs, output, *threads) {
-                execute(&op.kernel, table, &inputs, output, scratch);
+                execute(&op.kernel, table, *threads, &inputs, output, scratch);
             }
             if let Some(observer) = observer.as_deref_mut() {
                 observer(&Observation {

@@ -378,7 +378,7 @@ impl Builder<'_> {
                     self.slots[output].info.dtype.name()
                 )));
             }
-            let (kernel, shape) = self.prepare_op(&cx, op, &op_inputs, output)?;
+            let (kernel, shape) = self.prepare_op(&cx, op, &op_inputs, output, table)?;
             let declared = &self.slots[output].info.shape;
             if *declared != shape {
                 return Err(RuntimeError::ShapeMismatch {
@@ -407,7 +407,7 @@ impl Builder<'_> {
                         .iter()
                         .map(|t| t.and_then(|t| self.const_bytes(t)))
                         .collect();
-                    execute(&kernel, table, &ins, out.as_bytes_mut(), &mut scratch);
+                    execute(&kernel, table, 1, &ins, out.as_bytes_mut(), &mut scratch);
                 }
                 self.consts.push(out);
                 self.slots[output].loc = Loc::Const(self.consts.len() - 1);
@@ -494,6 +494,7 @@ impl Builder<'_> {
         op: &Operator,
         inputs: &[Option<usize>],
         output: usize,
+        table: &KernelTable,
     ) -> Result<(Kernel, Vec<usize>), RuntimeError> {
         let n_in = |lo: usize, hi: usize| -> Result<(), RuntimeError> {
             if inputs.len() < lo || inputs.len() > hi {
@@ -593,10 +594,12 @@ impl Builder<'_> {
                         TensorType::Float32,
                         TensorType::Float32,
                         TensorType::Float32,
-                    ] => Kernel::ConvF32 {
+                    ] => crate::fast::f32_conv::conv2d_kernel(
+                        table,
                         geometry,
-                        act: self.act_f32(cx, o.fused_activation)?,
-                    },
+                        self.act_f32(cx, o.fused_activation)?,
+                        self.const_bytes(w),
+                    ),
                     [
                         TensorType::Int8,
                         TensorType::Int8,
@@ -700,10 +703,12 @@ impl Builder<'_> {
                     (TensorType::Float32, TensorType::Float32, TensorType::Float32)
                         if bias_ok(TensorType::Float32) =>
                     {
-                        Kernel::TransposeConvF32 {
+                        crate::fast::f32_conv::transpose_conv_kernel(
+                            table,
                             geometry,
-                            act: self.act_f32(cx, o.fused_activation)?,
-                        }
+                            self.act_f32(cx, o.fused_activation)?,
+                            self.const_bytes(w),
+                        )
                     }
                     (TensorType::Int8, TensorType::Int8, TensorType::Int8)
                         if bias_ok(TensorType::Int32) =>
@@ -962,6 +967,11 @@ impl Builder<'_> {
                 };
                 let (x, size_t) = (req(0)?, req(1)?);
                 let xs = self.rank4(cx, x, "input")?;
+                if xs[1] == 0 || xs[2] == 0 {
+                    return Err(
+                        cx.invalid(format!("input shape {xs:?} has no pixels to resize from"))
+                    );
+                }
                 let size = self.const_ints(size_t).ok_or_else(|| {
                     cx.unsupported("size (input 1) is not a constant int32 tensor")
                 })?;

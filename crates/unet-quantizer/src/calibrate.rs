@@ -161,6 +161,8 @@ pub struct CalibrationStats {
     pub samples: usize,
     /// Tensors that held a NaN or an infinity (the float model overflowed on the data).
     pub non_finite: Vec<usize>,
+    /// Time spent in the observers (min/max and histograms), summed over the worker threads.
+    pub observer_thread_s: f64,
 }
 
 impl CalibrationStats {
@@ -169,6 +171,7 @@ impl CalibrationStats {
             self.tensors.entry(t).or_default().merge(&s);
         }
         self.samples += other.samples;
+        self.observer_thread_s += other.observer_thread_s;
         for t in other.non_finite {
             if !self.non_finite.contains(&t) {
                 self.non_finite.push(t);
@@ -248,8 +251,10 @@ pub fn calibrate(
                 stats.tensors.entry(input_tensor).or_default().add(image);
                 let mut non_finite = Vec::new();
                 let tensors = &mut stats.tensors;
+                let mut observing = std::time::Duration::ZERO;
                 interpreter
                     .invoke_with_observer(&mut |obs| {
+                        let start = std::time::Instant::now();
                         if let TensorData::F32(values) = obs.data {
                             if values.iter().any(|v| !v.is_finite()) {
                                 non_finite.push(obs.tensor.index);
@@ -260,8 +265,10 @@ pub fn calibrate(
                                 tensors.entry(obs.tensor.index).or_default().add(values);
                             }
                         }
+                        observing += start.elapsed();
                     })
                     .map_err(QuantError::runtime("calibration run"))?;
+                stats.observer_thread_s += observing.as_secs_f64();
                 for t in non_finite {
                     if !stats.non_finite.contains(&t) {
                         stats.non_finite.push(t);

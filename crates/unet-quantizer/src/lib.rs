@@ -176,6 +176,10 @@ pub fn quantize(
     let stats = time(&mut timings, "calibrate", || {
         calibrate::calibrate(&graph.model, &calib.images, config.threads)
     })?;
+    timings.insert(
+        "calibrate: of which observers (thread-seconds)".into(),
+        stats.observer_thread_s,
+    );
 
     let observers: Vec<Observer> = match config.method {
         Method::Fixed(o) => vec![o],
@@ -188,9 +192,11 @@ pub fn quantize(
         });
     }
     let selection_reference = match (&config.selection, config.method) {
-        (Some(selection), Method::Auto) => Some(time(&mut timings, "select (auto)", || {
-            verify::float_outputs(&graph.model, selection, config.threads)
-        })?),
+        (Some(selection), Method::Auto) => {
+            Some(time(&mut timings, "select (auto): float outputs", || {
+                verify::float_outputs(&graph.model, selection, config.threads)
+            })?)
+        }
         _ => None,
     };
     let mut candidates: Vec<Candidate> = Vec::new();
@@ -211,17 +217,21 @@ pub fn quantize(
             })?;
         }
         let score = match (&config.selection, config.method) {
-            (Some(selection), Method::Auto) => Some(time(&mut timings, "select (auto)", || {
-                evaluate(
-                    &graph.model,
-                    &int8.model,
-                    &int8.activations,
-                    selection,
-                    false,
-                    selection_reference.as_deref(),
-                    config.threads,
-                )
-            })?),
+            (Some(selection), Method::Auto) => Some(time(
+                &mut timings,
+                "select (auto): int8 candidates",
+                || {
+                    evaluate(
+                        &graph.model,
+                        &int8.model,
+                        &int8.activations,
+                        selection,
+                        false,
+                        selection_reference.as_deref(),
+                        config.threads,
+                    )
+                },
+            )?),
             _ => None,
         };
         candidates.push((observer, plan, int8, score));

@@ -193,8 +193,34 @@ impl QuantReport {
             "int8 model: {} bytes, {} parameters",
             self.int8_model_bytes, self.parameters
         );
+        if !self.timings_s.is_empty() {
+            let _ = writeln!(s, "{}", self.timing_table());
+        }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
+        }
+        s
+    }
+
+    /// The per-stage wall times (`timings_s`) as an aligned table, longest stage first; totals
+    /// (keys starting with `total`) last.
+    pub fn timing_table(&self) -> String {
+        let mut rows: Vec<(&String, &f64)> = self.timings_s.iter().collect();
+        rows.sort_by(|a, b| {
+            let total = |k: &str| k.starts_with("total");
+            total(a.0)
+                .cmp(&total(b.0))
+                .then(b.1.total_cmp(a.1))
+                .then(a.0.cmp(b.0))
+        });
+        let width = rows
+            .iter()
+            .map(|(k, _)| k.chars().count())
+            .max()
+            .unwrap_or(0);
+        let mut s = String::from("stage timings (wall, s):");
+        for (k, v) in rows {
+            let _ = write!(s, "\n  {k:<width$}  {v:8.3}");
         }
         s
     }

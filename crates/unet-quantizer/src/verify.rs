@@ -191,7 +191,11 @@ pub fn evaluate(
             let mut acc = Partial::default();
             let mut float_values: HashMap<usize, Vec<f32>> = HashMap::new();
             for (image, mask, cached) in part {
-                float_values.clear();
+                // Keep the buffers (no fresh allocation per tensor and slice): an emptied
+                // entry contributes nothing to the sums below.
+                for v in float_values.values_mut() {
+                    v.clear();
+                }
                 let float_out: Vec<f32> = match cached {
                     Some(cached) => cached.to_vec(),
                     None => {
@@ -202,7 +206,9 @@ pub fn evaluate(
                             float_rt
                                 .invoke_with_observer(&mut |obs| {
                                     if let TensorData::F32(v) = obs.data {
-                                        float_values.insert(obs.tensor.index, v.to_vec());
+                                        let kept =
+                                            float_values.entry(obs.tensor.index).or_default();
+                                        kept.extend_from_slice(v);
                                     }
                                 })
                                 .map_err(QuantError::runtime("float evaluation run"))?;

@@ -1,5 +1,6 @@
 //! Seconds per training step (batch 8, 128×128, fms 16) on Flex, without the xtask:
-//! `cargo run --release -p unet-train --example bench_step -- [steps]`.
+//! `cargo run --release -p unet-train --example bench_step -- [steps]`
+//! (`UNET_TRAIN_CONV=burn` times burn's `conv2d` formulation instead of the shifted GEMMs).
 
 use unet_train::bench::{BenchConfig, bench_steps};
 
@@ -10,6 +11,7 @@ fn main() -> Result<(), unet_train::TrainError> {
         .unwrap_or(5);
     let report = bench_steps(&BenchConfig {
         steps,
+        conv: unet_train::conv3x3::conv_impl(),
         ..BenchConfig::default()
     })?;
     println!(

@@ -7,6 +7,7 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
+use crate::conv3x3::{ConvImpl, conv_impl, set_conv_impl};
 use crate::rng::SplitMix64;
 use crate::{BackendKind, LossKind, TrainError, UNetConfig};
 
@@ -25,6 +26,9 @@ pub struct BenchConfig {
     pub steps: usize,
     /// Seed of weights and inputs.
     pub seed: u64,
+    /// The 3×3 convolution's implementation on Flex (the shifted GEMMs by default; burn's
+    /// `conv2d` to measure the previous formulation).
+    pub conv: ConvImpl,
 }
 
 impl Default for BenchConfig {
@@ -36,6 +40,7 @@ impl Default for BenchConfig {
             warmup_steps: 2,
             steps: 10,
             seed: 42,
+            conv: ConvImpl::ShiftedGemm,
         }
     }
 }
@@ -45,6 +50,9 @@ impl Default for BenchConfig {
 pub struct BenchReport {
     /// Backend name.
     pub backend: String,
+    /// The 3×3 convolution: `shifted_gemm` or `burn_conv2d` on Flex (other backends always
+    /// use burn's `conv2d`).
+    pub conv: String,
     /// Batch size.
     pub batch_size: usize,
     /// Input size.
@@ -77,6 +85,14 @@ fn median(values: &[f64]) -> f64 {
 
 /// Runs the benchmark.
 pub fn bench_steps(cfg: &BenchConfig) -> Result<BenchReport, TrainError> {
+    let previous = conv_impl();
+    set_conv_impl(cfg.conv);
+    let report = bench_steps_with_current_conv(cfg);
+    set_conv_impl(previous);
+    report
+}
+
+fn bench_steps_with_current_conv(cfg: &BenchConfig) -> Result<BenchReport, TrainError> {
     cfg.model.validate()?;
     if cfg.steps == 0 || cfg.batch_size == 0 {
         return Err(TrainError::InvalidConfig(
@@ -142,6 +158,12 @@ pub fn bench_steps(cfg: &BenchConfig) -> Result<BenchReport, TrainError> {
     let count = steps.len() as f64;
     Ok(BenchReport {
         backend: cfg.backend.name().to_string(),
+        conv: if crate::conv3x3::uses_shifted_gemm(&base) {
+            "shifted_gemm"
+        } else {
+            "burn_conv2d"
+        }
+        .to_string(),
         batch_size: cfg.batch_size,
         size,
         fms: cfg.model.fms,

@@ -14,6 +14,7 @@
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
+pub mod conv3x3;
 mod curves;
 mod error;
 pub mod export;

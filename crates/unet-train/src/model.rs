@@ -12,12 +12,13 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::{relu, sigmoid};
-use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
+use burn::tensor::module::{conv2d, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
+use crate::conv3x3::{conv3x3, upconv2x2};
 use crate::rng::SplitMix64;
 
 /// How the decoder doubles the spatial size.
@@ -183,10 +184,10 @@ impl Conv3x3 {
         }
     }
 
-    /// Convolution + ReLU.
+    /// Convolution + ReLU ([`crate::conv3x3::conv3x3`]: shifted GEMMs with a handwritten
+    /// backward on Flex, burn's `conv2d` elsewhere).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], 1);
-        relu(conv2d(x, self.weight.val(), Some(self.bias.val()), options))
+        relu(conv3x3(x, self.weight.val(), self.bias.val()))
     }
 }
 
@@ -211,10 +212,9 @@ impl UpConv {
         }
     }
 
-    /// Doubles height and width.
+    /// Doubles height and width ([`crate::conv3x3::upconv2x2`]).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1);
-        conv_transpose2d(x, self.weight.val(), Some(self.bias.val()), options)
+        upconv2x2(x, self.weight.val(), self.bias.val())
     }
 }
 
@@ -475,6 +475,125 @@ mod tests {
         let limit = (6.0f32 / (8.0 * 9.0)).sqrt();
         assert!(wa.iter().all(|v| v.abs() <= limit));
         assert!(wa.iter().any(|v| v.abs() > 0.5 * limit));
+    }
+
+    fn conv3x3_layers(m: &UNet) -> Vec<&Conv3x3> {
+        vec![
+            &m.encode_a0,
+            &m.encode_a1,
+            &m.encode_b0,
+            &m.encode_b1,
+            &m.encode_c0,
+            &m.encode_c1,
+            &m.encode_d0,
+            &m.encode_d1,
+            &m.encode_e0,
+            &m.encode_e1,
+            &m.decode_c0,
+            &m.decode_c1,
+            &m.decode_b0,
+            &m.decode_b1,
+            &m.decode_a0,
+            &m.decode_a1,
+            &m.conv_out0,
+            &m.conv_out1,
+        ]
+    }
+
+    fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+        t.into_data().iter::<f32>().collect()
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max)
+    }
+
+    /// The shifted-GEMM convolutions (with their handwritten backward) against burn's
+    /// `conv2d`/`conv_transpose2d`: inference output, loss and every convolution's weight and
+    /// bias gradient.
+    #[test]
+    fn shifted_gemm_convolution_matches_burn_conv2d() {
+        use crate::LossKind;
+        use crate::conv3x3::{ConvImpl, set_conv_impl};
+        let base = Device::flex();
+        let device = base.clone().autodiff();
+        let mut rng = SplitMix64::stream(11, 2);
+        let shape = [2, 1, 32, 32];
+        let image: Vec<f32> = (0..2 * 32 * 32).map(|_| rng.uniform(1.0)).collect();
+        let mask: Vec<f32> = (0..2 * 32 * 32)
+            .map(|k| {
+                if (k / 32) % 32 < 12 && k % 32 > 10 {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
+        for upsampling in [Upsampling::TransposedConv, Upsampling::Nearest] {
+            let cfg = UNetConfig {
+                fms: 4,
+                size: 32,
+                upsampling,
+                dropout: 0.2,
+            };
+            let model = cfg.init(&device, 7).expect("valid config");
+            let run = |choice: ConvImpl| {
+                set_conv_impl(choice);
+                let x = Tensor::<4>::from_data(TensorData::new(image.clone(), shape), &base);
+                let inference = values(model.valid().forward(x));
+                let x = Tensor::<4>::from_data(TensorData::new(image.clone(), shape), &device);
+                let t = Tensor::<4>::from_data(TensorData::new(mask.clone(), shape), &device);
+                let loss = LossKind::Dice.compute(model.forward_logits(x, None), t);
+                let grads = loss.backward();
+                let mut grad_values = Vec::new();
+                for layer in conv3x3_layers(&model) {
+                    let dw = layer.weight.val().grad(&grads).expect("weight gradient");
+                    let db = layer.bias.val().grad(&grads).expect("bias gradient");
+                    grad_values.push((values(dw), values(db)));
+                }
+                for up in [
+                    &model.transconv_e,
+                    &model.transconv_c,
+                    &model.transconv_b,
+                    &model.transconv_a,
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    let dw = up.weight.val().grad(&grads).expect("weight gradient");
+                    let db = up.bias.val().grad(&grads).expect("bias gradient");
+                    grad_values.push((values(dw), values(db)));
+                }
+                (inference, values(loss), grad_values)
+            };
+            let (ours_out, ours_loss, ours_grads) = run(ConvImpl::ShiftedGemm);
+            let (burn_out, burn_loss, burn_grads) = run(ConvImpl::BurnConv2d);
+            set_conv_impl(ConvImpl::ShiftedGemm);
+            assert!(
+                max_abs_diff(&ours_out, &burn_out) <= 1e-4,
+                "{upsampling:?} forward"
+            );
+            assert!(
+                max_abs_diff(&ours_loss, &burn_loss) <= 1e-5,
+                "{upsampling:?} loss"
+            );
+            for (i, ((dw, db), (bw, bb))) in ours_grads.iter().zip(&burn_grads).enumerate() {
+                let scale = 1.0 + bw.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    max_abs_diff(dw, bw) <= 1e-4 * scale,
+                    "{upsampling:?} layer {i} weight gradient"
+                );
+                assert!(
+                    max_abs_diff(db, bb) <= 1e-4 * scale,
+                    "{upsampling:?} layer {i} bias gradient"
+                );
+                assert!(bw.iter().any(|v| *v != 0.0), "layer {i} has a gradient");
+            }
+        }
     }
 
     #[test]

@@ -1,3 +1,10 @@
+//! Fast kernels, selected by `KernelTier::Best` (unless `TFLITE_RUNTIME_KERNELS=reference`),
+//! each tested against its reference kernel:
+//! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV on the `gemm` crate with
+//!   weights packed once in `Interpreter::new` (within float rounding of the reference), and a
+//!   bit-identical MAX_POOL_2D;
+//! - int8 (below).
+//!
 //! Fast int8 kernels: CONV_2D and TRANSPOSE_CONV as a register-blocked implicit GEMM, with one
 //! microkernel per instruction set (AVX-512 VNNI, AVX2, NEON with and without the dot-product
 //! extension, and portable Rust), all bit-identical to the reference kernels.
@@ -14,6 +21,8 @@
 //!   double-rounding `MultiplyByQuantizedMultiplier` (vectorised exactly on x86).
 //! - `threads > 1` splits the output pixels (rows) across scoped threads.
 
+pub mod f32_conv;
+pub mod f32_pool;
 mod int8;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;

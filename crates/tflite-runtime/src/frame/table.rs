@@ -22,8 +22,9 @@ pub enum KernelTier {
     /// The reference kernels, bit-exact with LiteRT `BUILTIN_REF`.
     #[default]
     Reference,
-    /// The best kernels this CPU supports (today: the reference kernels; faster tiers plug in
-    /// here and must stay bit-exact with the reference for int8).
+    /// The best kernels this CPU supports (f32 convolutions: packed-weight GEMM kernels of
+    /// `fast::f32_conv`; faster int8 tiers plug in here and must stay bit-exact with the
+    /// reference).
     Best,
     /// The fast int8 kernels forced to the portable Rust microkernel.
     Portable,
@@ -50,6 +51,10 @@ pub struct KernelTable {
     pub transpose_conv_f32: ConvF32Fn,
     /// TRANSPOSE_CONV int8.
     pub transpose_conv_i8: TransposeConvI8Fn,
+    /// Use the fast f32 kernels: CONV_2D / TRANSPOSE_CONV with constant weights packed for the
+    /// GEMM kernels of `fast::f32_conv` (instead of the `*_f32` slots above), and
+    /// `fast::f32_pool` for MAX_POOL_2D.
+    pub fast_f32: bool,
 }
 
 impl KernelTable {
@@ -61,6 +66,7 @@ impl KernelTable {
             conv2d_i8: reference::conv::conv2d_i8,
             transpose_conv_f32: reference::transpose_conv::transpose_conv_f32,
             transpose_conv_i8: reference::transpose_conv::transpose_conv_i8,
+            fast_f32: false,
         }
     }
 
@@ -72,8 +78,11 @@ impl KernelTable {
         match tier {
             KernelTier::Reference => Self::reference(),
             KernelTier::Best if forced_reference => Self::reference(),
-            // No faster tier is implemented yet: the best available is the reference.
-            KernelTier::Best => Self::reference(),
+            KernelTier::Best => Self {
+                tier_name: "best",
+                fast_f32: true,
+                ..Self::reference()
+            },
             // Forced int8 paths (see `fast::Int8Path::for_tier`); the other kernels are the
             // reference ones.
             _ => Self::reference(),

@@ -1,0 +1,70 @@
+//! Times single fast f32 convolutions (3×3 SAME, stride 1) of the U-Net's shapes:
+//! `cargo run --release -p tflite-runtime --example conv_micro`.
+use std::time::Instant;
+use tflite_runtime::fast::f32_conv::PackedConv2dF32;
+use tflite_runtime::frame::ConvGeometry;
+use tflite_runtime::reference::conv::conv2d_f32;
+use tflite_runtime::synth::Rng;
+
+fn main() {
+    let mut rng = Rng::new(1);
+    for &(hw, in_c, out_c) in &[
+        (128, 16, 16),
+        (128, 32, 16),
+        (64, 16, 32),
+        (64, 32, 32),
+        (64, 64, 32),
+        (32, 32, 64),
+        (32, 64, 64),
+        (16, 64, 128),
+        (16, 128, 128),
+        (16, 256, 128),
+        (8, 128, 256),
+        (8, 256, 256),
+    ] {
+        let g = ConvGeometry {
+            batches: 1,
+            in_h: hw,
+            in_w: hw,
+            in_c,
+            out_h: hw,
+            out_w: hw,
+            out_c,
+            k_h: 3,
+            k_w: 3,
+            stride_h: 1,
+            stride_w: 1,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 1,
+            pad_left: 1,
+        };
+        let input = rng.f32s(hw * hw * in_c, -1.0, 1.0);
+        let filter = rng.f32s(9 * in_c * out_c, -0.1, 0.1);
+        let bias = rng.f32s(out_c, -0.1, 0.1);
+        let packed = PackedConv2dF32::new(&g, (0.0, f32::INFINITY), &filter).unwrap();
+        let mut out = vec![0.0; hw * hw * out_c];
+        let reps = 20;
+        let mut best = f64::INFINITY;
+        for _ in 0..reps {
+            let t = Instant::now();
+            packed.run(&input, Some(&bias), &mut out, 1);
+            best = best.min(t.elapsed().as_secs_f64() * 1e3);
+        }
+        let t = Instant::now();
+        conv2d_f32(
+            &g,
+            (0.0, f32::INFINITY),
+            &input,
+            &filter,
+            Some(&bias),
+            &mut out,
+        );
+        let reference = t.elapsed().as_secs_f64() * 1e3;
+        let gflop = 2.0 * (hw * hw * 9 * in_c * out_c) as f64 / 1e9;
+        println!(
+            "{hw:4}x{hw:<4} {in_c:4}->{out_c:<4} fast {best:7.3} ms ({:6.1} GFLOP/s)  reference {reference:8.2} ms",
+            gflop / best * 1e3
+        );
+    }
+}

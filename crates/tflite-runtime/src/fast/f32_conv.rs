@@ -1,0 +1,527 @@
+//! Fast f32 CONV_2D and TRANSPOSE_CONV on the `gemm` crate (runtime-dispatched AVX2/AVX-512/
+//! NEON microkernels), with the weights packed once, when the interpreter is prepared.
+//!
+//! Convolution paths (chosen from the geometry when the weights are packed):
+//! - **pointwise** (1×1, stride 1, no padding): one GEMM `[pixels × in_c] · [in_c × out_c]`
+//!   straight into the output;
+//! - **shifted** (any kernel, stride 1, dilation 1; the U-Net's 3×3 SAME convolutions): the
+//!   input is copied once into a zero-bordered buffer of width `Wp = out_w + k_w − 1`. In that
+//!   layout the `k_w` taps of one kernel row are `k_w·in_c` *contiguous* floats, so each kernel
+//!   row is one GEMM `[out_h·Wp × k_w·in_c] · [k_w·in_c × out_c]` whose left-hand rows overlap
+//!   (row stride `in_c`): an implicit im2col with no copy. The `k_w − 1` extra columns of each
+//!   row are computed and dropped by the epilogue;
+//! - **im2col** (strides, dilations, anything else): explicit im2col in chunks of output rows.
+//!
+//! TRANSPOSE_CONV is one GEMM `[pixels × in_c] · [in_c × k_h·k_w·out_c]` followed by a scatter
+//! of each pixel's `k_h × k_w × out_c` block into the output. When the blocks tile the output
+//! exactly (stride = kernel, no padding: the U-Net's 2×2 stride-2 up-convolutions) the scatter
+//! writes each output once and applies bias and activation on the way; otherwise the blocks
+//! are accumulated into a zeroed output (col2im) and the epilogue runs afterwards.
+//!
+//! Results equal the reference kernels up to float rounding: the GEMM sums the same products
+//! in a different order (blocked, vectorised, fused multiply-add), so each output differs by a
+//! few ulps of the sum of the absolute products.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use gemm::Parallelism;
+
+use crate::exec::Kernel;
+use crate::frame::{ConvGeometry, KernelTable};
+use crate::quant::clamp_f32;
+
+/// Floats of im2col buffer per chunk (4 MiB).
+const IM2COL_CHUNK: usize = 1 << 20;
+
+thread_local! {
+    /// Two reusable scratch buffers per calling thread (padded input / im2col, GEMM output).
+    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Runs `f` on two scratch slices of `a` and `b` floats (contents unspecified).
+fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
+    SCRATCH.with(|cell| {
+        let mut guard = cell.borrow_mut();
+        let (x, y) = &mut *guard;
+        if x.len() < a {
+            x.resize(a, 0.0);
+        }
+        if y.len() < b {
+            y.resize(b, 0.0);
+        }
+        f(&mut x[..a], &mut y[..b])
+    })
+}
+
+fn parallelism(threads: usize) -> Parallelism {
+    if threads > 1 {
+        Parallelism::Rayon(threads)
+    } else {
+        Parallelism::None
+    }
+}
+
+/// `dst = lhs · rhs` (or `dst += lhs · rhs` when `accumulate`), where `lhs` is `m × k` with
+/// unit column stride and row stride `lhs_rs` (rows may overlap), `rhs` is `k × n` row-major
+/// and `dst` is `m × n` with unit column stride and row stride `dst_rs`.
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_rs: usize,
+    rhs: &[f32],
+    threads: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(dst_rs >= n && dst.len() >= (m - 1) * dst_rs + n);
+    if k == 0 {
+        if !accumulate {
+            for row in 0..m {
+                dst[row * dst_rs..row * dst_rs + n].fill(0.0);
+            }
+        }
+        return;
+    }
+    assert!(lhs.len() >= (m - 1) * lhs_rs + k);
+    assert!(rhs.len() >= k * n);
+    // SAFETY: the asserts above keep every element the GEMM reads or writes inside the
+    // slices: dst[(i·dst_rs + j)] for i < m, j < n; lhs[i·lhs_rs + p] for p < k; rhs[p·n + j].
+    // `dst` is exclusively borrowed, so it aliases neither `lhs` nor `rhs`.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.as_ptr(),
+            1,
+            lhs_rs as isize,
+            rhs.as_ptr(),
+            1,
+            n as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(threads),
+        );
+    }
+}
+
+/// `v = act(v + bias[c])` over rows of `channels` values.
+fn bias_act(values: &mut [f32], channels: usize, bias: Option<&[f32]>, act: (f32, f32)) {
+    match bias {
+        Some(bias) => {
+            for row in values.chunks_exact_mut(channels) {
+                for (v, b) in row.iter_mut().zip(bias) {
+                    *v = clamp_f32(*v + b, act.0, act.1);
+                }
+            }
+        }
+        None => {
+            for v in values.iter_mut() {
+                *v = clamp_f32(*v + 0.0, act.0, act.1);
+            }
+        }
+    }
+}
+
+/// `dst = act(src + bias)` for one row of `bias.len()` (or `dst.len()`) channels.
+#[inline]
+fn bias_act_into(dst: &mut [f32], src: &[f32], bias: Option<&[f32]>, act: (f32, f32)) {
+    match bias {
+        Some(bias) => {
+            for ((d, s), b) in dst.iter_mut().zip(src).zip(bias) {
+                *d = clamp_f32(s + b, act.0, act.1);
+            }
+        }
+        None => {
+            for (d, s) in dst.iter_mut().zip(src) {
+                *d = clamp_f32(s + 0.0, act.0, act.1);
+            }
+        }
+    }
+}
+
+/// How a packed convolution runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPath {
+    /// 1×1, stride 1, no padding: one GEMM into the output.
+    Pointwise,
+    /// Stride 1, dilation 1: zero-bordered copy, one GEMM per kernel row (implicit im2col).
+    Shifted,
+    /// Anything else: explicit im2col in chunks of output rows.
+    Im2col,
+}
+
+/// A CONV_2D (f32) with its weights packed as a `[k_h·k_w·in_c × out_c]` row-major matrix.
+#[derive(Debug, Clone)]
+pub struct PackedConv2dF32 {
+    geometry: ConvGeometry,
+    act: (f32, f32),
+    path: ConvPath,
+    weights: Vec<f32>,
+}
+
+impl PackedConv2dF32 {
+    /// Packs an OHWI `filter` for the convolution `g` with fused activation clamp `act`.
+    /// `None` if the filter does not have `out_c·k_h·k_w·in_c` elements.
+    pub fn new(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        let taps = g.k_h * g.k_w * g.in_c;
+        if filter.len() != g.out_c * taps {
+            return None;
+        }
+        let mut weights = vec![0.0f32; filter.len()];
+        for oc in 0..g.out_c {
+            for t in 0..taps {
+                weights[t * g.out_c + oc] = filter[oc * taps + t];
+            }
+        }
+        let path = if g.k_h == 1
+            && g.k_w == 1
+            && g.stride_h == 1
+            && g.stride_w == 1
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_h == g.in_h
+            && g.out_w == g.in_w
+        {
+            ConvPath::Pointwise
+        } else if g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1 {
+            ConvPath::Shifted
+        } else {
+            ConvPath::Im2col
+        };
+        Some(Self {
+            geometry: *g,
+            act,
+            path,
+            weights,
+        })
+    }
+
+    /// The path chosen for this geometry.
+    pub fn path(&self) -> ConvPath {
+        self.path
+    }
+
+    /// The convolution's geometry.
+    pub fn geometry(&self) -> &ConvGeometry {
+        &self.geometry
+    }
+
+    /// Runs the convolution: `output = act(input ⊛ filter + bias)` (NHWC), using up to
+    /// `threads` threads for the GEMMs.
+    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], threads: usize) {
+        let g = &self.geometry;
+        assert_eq!(input.len(), g.batches * g.in_h * g.in_w * g.in_c);
+        assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
+        let bias = bias.filter(|b| b.len() >= g.out_c);
+        match self.path {
+            ConvPath::Pointwise => {
+                let m = g.batches * g.in_h * g.in_w;
+                matmul(
+                    m,
+                    g.out_c,
+                    g.in_c,
+                    output,
+                    g.out_c,
+                    false,
+                    input,
+                    g.in_c,
+                    &self.weights,
+                    threads,
+                );
+                bias_act(output, g.out_c, bias, self.act);
+            }
+            ConvPath::Shifted => self.run_shifted(input, bias, output, threads),
+            ConvPath::Im2col => self.run_im2col(input, bias, output, threads),
+        }
+    }
+
+    fn run_shifted(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], threads: usize) {
+        let g = &self.geometry;
+        if g.out_h == 0 || g.out_w == 0 {
+            return;
+        }
+        let c = g.in_c;
+        let wp = g.out_w + g.k_w - 1;
+        let hp = g.out_h + g.k_h - 1;
+        let m = (g.out_h - 1) * wp + g.out_w;
+        let in_image = g.in_h * g.in_w * c;
+        let out_image = g.out_h * g.out_w * g.out_c;
+        with_scratch(hp * wp * c, m * g.out_c, |padded, acc| {
+            for b in 0..g.batches {
+                let image = &input[b * in_image..(b + 1) * in_image];
+                // Zero-bordered copy of the image.
+                let left = g.pad_left.min(wp);
+                let cols = g.in_w.min(wp - left);
+                for py in 0..hp {
+                    let row = &mut padded[py * wp * c..(py + 1) * wp * c];
+                    let iy = py as isize - g.pad_top as isize;
+                    if iy < 0 || iy >= g.in_h as isize {
+                        row.fill(0.0);
+                        continue;
+                    }
+                    let src = &image[iy as usize * g.in_w * c..][..cols * c];
+                    row[..left * c].fill(0.0);
+                    row[left * c..(left + cols) * c].copy_from_slice(src);
+                    row[(left + cols) * c..].fill(0.0);
+                }
+                // One GEMM per kernel row; its k_w taps are contiguous in `padded`.
+                let k = g.k_w * c;
+                for ky in 0..g.k_h {
+                    matmul(
+                        m,
+                        g.out_c,
+                        k,
+                        acc,
+                        g.out_c,
+                        ky > 0,
+                        &padded[ky * wp * c..],
+                        c,
+                        &self.weights[ky * k * g.out_c..(ky + 1) * k * g.out_c],
+                        threads,
+                    );
+                }
+                // Epilogue: drop the k_w − 1 extra columns, add bias, clamp.
+                let out = &mut output[b * out_image..(b + 1) * out_image];
+                for oy in 0..g.out_h {
+                    let dst = &mut out[oy * g.out_w * g.out_c..(oy + 1) * g.out_w * g.out_c];
+                    let src = &acc[oy * wp * g.out_c..oy * wp * g.out_c + g.out_w * g.out_c];
+                    match bias {
+                        Some(bias) => {
+                            for (d, s) in
+                                dst.chunks_exact_mut(g.out_c).zip(src.chunks_exact(g.out_c))
+                            {
+                                bias_act_into(d, s, Some(bias), self.act);
+                            }
+                        }
+                        None => bias_act_into(dst, src, None, self.act),
+                    }
+                }
+            }
+        });
+    }
+
+    fn run_im2col(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], threads: usize) {
+        let g = &self.geometry;
+        if g.out_h == 0 || g.out_w == 0 {
+            return;
+        }
+        let c = g.in_c;
+        let k = g.k_h * g.k_w * c;
+        let rows_per_chunk = (IM2COL_CHUNK / (g.out_w * k).max(1)).clamp(1, g.out_h);
+        let in_image = g.in_h * g.in_w * c;
+        let out_image = g.out_h * g.out_w * g.out_c;
+        with_scratch(rows_per_chunk * g.out_w * k, 0, |cols, _| {
+            for b in 0..g.batches {
+                let image = &input[b * in_image..(b + 1) * in_image];
+                let out = &mut output[b * out_image..(b + 1) * out_image];
+                let mut oy0 = 0;
+                while oy0 < g.out_h {
+                    let rows = rows_per_chunk.min(g.out_h - oy0);
+                    for r in 0..rows {
+                        let oy = oy0 + r;
+                        for ox in 0..g.out_w {
+                            let dst = &mut cols[(r * g.out_w + ox) * k..][..k];
+                            for ky in 0..g.k_h {
+                                let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
+                                    - g.pad_top as isize;
+                                for kx in 0..g.k_w {
+                                    let ix = (ox * g.stride_w + kx * g.dilation_w) as isize
+                                        - g.pad_left as isize;
+                                    let d = &mut dst[(ky * g.k_w + kx) * c..][..c];
+                                    if iy < 0
+                                        || ix < 0
+                                        || iy >= g.in_h as isize
+                                        || ix >= g.in_w as isize
+                                    {
+                                        d.fill(0.0);
+                                    } else {
+                                        let at = (iy as usize * g.in_w + ix as usize) * c;
+                                        d.copy_from_slice(&image[at..at + c]);
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    let m = rows * g.out_w;
+                    matmul(
+                        m,
+                        g.out_c,
+                        k,
+                        &mut out[oy0 * g.out_w * g.out_c..(oy0 + rows) * g.out_w * g.out_c],
+                        g.out_c,
+                        false,
+                        &cols[..m * k],
+                        k,
+                        &self.weights,
+                        threads,
+                    );
+                    oy0 += rows;
+                }
+                bias_act(out, g.out_c, bias, self.act);
+            }
+        });
+    }
+}
+
+/// A TRANSPOSE_CONV (f32) with its weights packed as `[in_c × k_h·k_w·out_c]` row-major.
+#[derive(Debug, Clone)]
+pub struct PackedTransposeConvF32 {
+    geometry: ConvGeometry,
+    act: (f32, f32),
+    weights: Vec<f32>,
+    /// The kernel blocks tile the output exactly (stride = kernel, no padding).
+    tiles: bool,
+}
+
+impl PackedTransposeConvF32 {
+    /// Packs an OHWI `filter` for the transposed convolution `g` (whose `in_*` is the small
+    /// data input). `None` if the filter does not have `out_c·k_h·k_w·in_c` elements.
+    pub fn new(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        let taps = g.k_h * g.k_w;
+        if filter.len() != g.out_c * taps * g.in_c {
+            return None;
+        }
+        let n = taps * g.out_c;
+        let mut weights = vec![0.0f32; filter.len()];
+        for oc in 0..g.out_c {
+            for t in 0..taps {
+                for ic in 0..g.in_c {
+                    weights[ic * n + t * g.out_c + oc] = filter[(oc * taps + t) * g.in_c + ic];
+                }
+            }
+        }
+        let tiles = g.stride_h == g.k_h
+            && g.stride_w == g.k_w
+            && g.pad_top == 0
+            && g.pad_left == 0
+            && g.out_h == g.in_h * g.k_h
+            && g.out_w == g.in_w * g.k_w;
+        Some(Self {
+            geometry: *g,
+            act,
+            weights,
+            tiles,
+        })
+    }
+
+    /// True when the kernel blocks tile the output exactly (the single-pass scatter).
+    pub fn tiles(&self) -> bool {
+        self.tiles
+    }
+
+    /// Runs the transposed convolution, using up to `threads` threads for the GEMM.
+    pub fn run(&self, input: &[f32], bias: Option<&[f32]>, output: &mut [f32], threads: usize) {
+        let g = &self.geometry;
+        assert_eq!(input.len(), g.batches * g.in_h * g.in_w * g.in_c);
+        assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
+        let bias = bias.filter(|b| b.len() >= g.out_c);
+        let pixels = g.batches * g.in_h * g.in_w;
+        let n = g.k_h * g.k_w * g.out_c;
+        with_scratch(pixels * n, 0, |blocks, _| {
+            matmul(
+                pixels,
+                n,
+                g.in_c,
+                blocks,
+                n,
+                false,
+                input,
+                g.in_c,
+                &self.weights,
+                threads,
+            );
+            if !self.tiles {
+                output.fill(0.0);
+            }
+            for b in 0..g.batches {
+                for iy in 0..g.in_h {
+                    for ix in 0..g.in_w {
+                        let p = (b * g.in_h + iy) * g.in_w + ix;
+                        let block = &blocks[p * n..(p + 1) * n];
+                        for ky in 0..g.k_h {
+                            let oy = (iy * g.stride_h + ky) as isize - g.pad_top as isize;
+                            if oy < 0 || oy >= g.out_h as isize {
+                                continue;
+                            }
+                            for kx in 0..g.k_w {
+                                let ox = (ix * g.stride_w + kx) as isize - g.pad_left as isize;
+                                if ox < 0 || ox >= g.out_w as isize {
+                                    continue;
+                                }
+                                let at =
+                                    ((b * g.out_h + oy as usize) * g.out_w + ox as usize) * g.out_c;
+                                let dst = &mut output[at..at + g.out_c];
+                                let src = &block[(ky * g.k_w + kx) * g.out_c..][..g.out_c];
+                                if self.tiles {
+                                    bias_act_into(dst, src, bias, self.act);
+                                } else {
+                                    for (d, s) in dst.iter_mut().zip(src) {
+                                        *d += s;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if !self.tiles {
+                bias_act(output, g.out_c, bias, self.act);
+            }
+        });
+    }
+}
+
+/// The CONV_2D f32 kernel for `table`: packed when the table asks for it and the filter is
+/// constant (`filter` holds its bytes), otherwise the table's `conv2d_f32` slot.
+pub(crate) fn conv2d_kernel(
+    table: &KernelTable,
+    geometry: ConvGeometry,
+    act: (f32, f32),
+    filter: Option<&[u8]>,
+) -> Kernel {
+    match filter {
+        Some(bytes) if table.fast_f32 => {
+            let filter = bytemuck::try_cast_slice(bytes).ok();
+            match filter.and_then(|f| PackedConv2dF32::new(&geometry, act, f)) {
+                Some(packed) => Kernel::ConvF32Packed(Arc::new(packed)),
+                None => Kernel::ConvF32 { geometry, act },
+            }
+        }
+        _ => Kernel::ConvF32 { geometry, act },
+    }
+}
+
+/// The TRANSPOSE_CONV f32 kernel for `table` (see [`conv2d_kernel`]).
+pub(crate) fn transpose_conv_kernel(
+    table: &KernelTable,
+    geometry: ConvGeometry,
+    act: (f32, f32),
+    filter: Option<&[u8]>,
+) -> Kernel {
+    match filter {
+        Some(bytes) if table.fast_f32 => {
+            let filter = bytemuck::try_cast_slice(bytes).ok();
+            match filter.and_then(|f| PackedTransposeConvF32::new(&geometry, act, f)) {
+                Some(packed) => Kernel::TransposeConvF32Packed(Arc::new(packed)),
+                None => Kernel::TransposeConvF32 { geometry, act },
+            }
+        }
+        _ => Kernel::TransposeConvF32 { geometry, act },
+    }
+}

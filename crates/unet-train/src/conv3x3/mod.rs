@@ -1,0 +1,498 @@
+//! The U-Net's 3×3 "same" convolution and 2×2/2 transposed convolution as a burn backend
+//! extension with a handwritten backward.
+//!
+//! burn 0.22.1's autodiff differentiates `conv2d` through `conv2d_x_backward` and
+//! `conv2d_weight_backward`, which Flex does not override. The generic defaults compute the
+//! weight gradient as a convolution whose kernel is the whole output gradient (an `H×W` kernel
+//! producing a 3×3 output) and the input gradient as a transposed convolution; on this model
+//! they made backward ~70 % of a training step (the transposed convolution's defaults have
+//! the same weight-gradient shape). Here Flex runs the 3×3 forward pass and both gradients as
+//! nine shifted GEMMs each ([`kernel`]), the transposed convolution as one GEMM plus a
+//! scatter or gather per image ([`upconv`]), and autodiff gets custom backward nodes. Weights stay burn's `[out, in, 3, 3]`, so checkpoints and the export are unchanged.
+//!
+//! Other backends use the trait's default bodies, which are burn's `conv2d` and its backward
+//! functions; [`conv3x3`] uses the extension only on Flex (with or without autodiff), plain
+//! `conv2d` elsewhere, so every backend feature still builds and runs.
+
+pub mod kernel;
+pub mod upconv;
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::module::{conv_transpose2d, conv2d};
+use burn::tensor::{DType, Device, Tensor, TensorData};
+use std::cell::Cell;
+
+use kernel::Nchw;
+
+fn same_options() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
+}
+
+fn up_options() -> ConvTransposeOptions<2> {
+    ConvTransposeOptions::new([2, 2], [0, 0], [0, 0], [1, 1], 1)
+}
+
+/// Backend operations of the 3×3 same convolution (stride 1, padding 1, one group) and the
+/// 2×2 stride-2 transposed convolution.
+#[backend_extension(Flex, Autodiff)]
+pub trait UNetConvBackend: Backend {
+    /// `conv2d(x, weight, bias)` with 3×3 same padding; `x` `[B, C_in, H, W]`, `weight`
+    /// `[C_out, C_in, 3, 3]`, `bias` `[C_out]`.
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), same_options())
+    }
+
+    /// Gradient of the convolution with respect to `x`.
+    fn conv3x3_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, same_options())
+    }
+
+    /// Gradient of the convolution with respect to `weight`.
+    fn conv3x3_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, same_options())
+    }
+
+    /// Gradient of the convolution with respect to `bias`.
+    fn conv3x3_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_bias_backward(x, bias, grad)
+    }
+
+    /// `conv_transpose2d(x, weight, bias)`, kernel 2×2, stride 2, padding 0; `weight`
+    /// `[C_in, C_out, 2, 2]`.
+    fn upconv2x2(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv_transpose2d(x, weight, Some(bias), up_options())
+    }
+
+    /// Gradient of the transposed convolution with respect to `x`.
+    fn upconv2x2_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let _ = x;
+        Self::conv_transpose2d_x_backward(weight, grad, up_options())
+    }
+
+    /// Gradient of the transposed convolution with respect to `weight`.
+    fn upconv2x2_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv_transpose2d_weight_backward(x, weight, grad, up_options())
+    }
+
+    /// Gradient of the transposed convolution with respect to `bias`.
+    fn upconv2x2_bias_grad(
+        x: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv_transpose2d_bias_backward(x, bias, grad)
+    }
+}
+
+fn dims4(t: &FlexTensor) -> [usize; 4] {
+    let shape = t.shape();
+    [shape[0], shape[1], shape[2], shape[3]]
+}
+
+fn all_f32(tensors: &[&FlexTensor]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
+}
+
+/// Contiguous f32 view (copies only when strided or offset).
+fn f32_values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn as_f32(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>()
+        .expect("f32_values made the tensor contiguous f32")
+}
+
+fn flex_from(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
+}
+
+impl UNetConvBackend for Flex {
+    fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv2d(x, weight, Some(bias), same_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[0];
+        let (x, weight, bias) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = kernel::conv3x3_forward(
+            as_f32(&x),
+            shape,
+            as_f32(&weight),
+            Some(as_f32(&bias)),
+            c_out,
+        );
+        flex_from(out, &[batch, c_out, height, width])
+    }
+
+    fn conv3x3_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv2d_x_backward(x, weight, grad, same_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[0];
+        let (weight, grad) = (f32_values(&weight), f32_values(&grad));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = kernel::conv3x3_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
+        flex_from(out, &[batch, channels, height, width])
+    }
+
+    fn conv3x3_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv2d_weight_backward(x, weight, grad, same_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[0];
+        let (x, grad) = (f32_values(&x), f32_values(&grad));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = kernel::conv3x3_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
+        flex_from(out, &[c_out, channels, 3, 3])
+    }
+
+    fn conv3x3_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &bias, &grad]) {
+            return Self::conv2d_bias_backward(x, bias, grad);
+        }
+        let [batch, c_out, height, width] = dims4(&grad);
+        let grad = f32_values(&grad);
+        let out = kernel::bias_grad(as_f32(&grad), batch, c_out, height * width);
+        flex_from(out, &[c_out])
+    }
+
+    fn upconv2x2(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv_transpose2d(x, weight, Some(bias), up_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[1];
+        let (x, weight, bias) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = upconv::upconv2x2_forward(
+            as_f32(&x),
+            shape,
+            as_f32(&weight),
+            Some(as_f32(&bias)),
+            c_out,
+        );
+        flex_from(out, &[batch, c_out, 2 * height, 2 * width])
+    }
+
+    fn upconv2x2_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv_transpose2d_x_backward(weight, grad, up_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[1];
+        let (weight, grad) = (f32_values(&weight), f32_values(&grad));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = upconv::upconv2x2_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
+        flex_from(out, &[batch, channels, height, width])
+    }
+
+    fn upconv2x2_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv_transpose2d_weight_backward(x, weight, grad, up_options());
+        }
+        let [batch, channels, height, width] = dims4(&x);
+        let c_out = weight.shape()[1];
+        let (x, grad) = (f32_values(&x), f32_values(&grad));
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        let out = upconv::upconv2x2_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
+        flex_from(out, &[channels, c_out, 2, 2])
+    }
+
+    fn upconv2x2_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        // The same reduction as the 3×3 convolution's: dY summed over batch and space.
+        Self::conv3x3_bias_grad(x, bias, grad)
+    }
+}
+
+/// Autodiff node of [`UNetConvBackend::conv3x3`]: its backward calls the inner backend's
+/// gradient operations.
+#[derive(Debug)]
+struct Conv3x3Node;
+
+/// Autodiff node of [`UNetConvBackend::upconv2x2`].
+#[derive(Debug)]
+struct UpConv2x2Node;
+
+impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
+    type State = (NodeId, NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        if let Some(node) = node_x {
+            let dx = B::upconv2x2_input_grad(x.clone(), weight.clone(), grad.clone());
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = B::upconv2x2_weight_grad(x.clone(), weight, grad.clone());
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(node) = node_bias {
+            let db = B::upconv2x2_bias_grad(x, bias, grad);
+            grads.register::<B>(node.id, db);
+        }
+    }
+}
+
+impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3Node {
+    type State = (NodeId, NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        if let Some(node) = node_x {
+            let dx = B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone());
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = B::conv3x3_weight_grad(x.clone(), weight, grad.clone());
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(node) = node_bias {
+            let db = B::conv3x3_bias_grad(x, bias, grad);
+            grads.register::<B>(node.id, db);
+        }
+    }
+}
+
+impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, C> {
+    fn conv3x3(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match Conv3x3Node
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_state = prep.checkpoint(&bias);
+                let out = B::conv3x3(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish((x_state, weight_state, bias_state), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn upconv2x2(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match UpConv2x2Node
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_state = prep.checkpoint(&bias);
+                let out = B::upconv2x2(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish((x_state, weight_state, bias_state), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::upconv2x2(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+}
+
+/// Which implementation [`conv3x3`] uses on Flex.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConvImpl {
+    /// Shifted GEMMs with the handwritten backward (default).
+    #[default]
+    ShiftedGemm,
+    /// burn's `conv2d` and its generic backward (the previous formulation, for comparison).
+    BurnConv2d,
+}
+
+thread_local! {
+    static CHOICE: Cell<Option<ConvImpl>> = const { Cell::new(None) };
+}
+
+/// Selects the implementation for the calling thread (the model's forward pass runs on the
+/// caller's thread). Without a call, the environment variable `UNET_TRAIN_CONV=burn` selects
+/// [`ConvImpl::BurnConv2d`], anything else [`ConvImpl::ShiftedGemm`].
+pub fn set_conv_impl(choice: ConvImpl) {
+    CHOICE.with(|c| c.set(Some(choice)));
+}
+
+/// The implementation in use on this thread.
+pub fn conv_impl() -> ConvImpl {
+    CHOICE.with(|c| {
+        c.get().unwrap_or_else(|| {
+            let from_env =
+                if std::env::var("UNET_TRAIN_CONV").is_ok_and(|v| v.eq_ignore_ascii_case("burn")) {
+                    ConvImpl::BurnConv2d
+                } else {
+                    ConvImpl::ShiftedGemm
+                };
+            c.set(Some(from_env));
+            from_env
+        })
+    })
+}
+
+/// Whether [`conv3x3`] runs the shifted-GEMM extension for tensors on `device` (Flex, with or
+/// without autodiff, unless [`ConvImpl::BurnConv2d`] is selected).
+pub fn uses_shifted_gemm(device: &Device) -> bool {
+    device.clone().without_autodiff() == Device::flex() && conv_impl() == ConvImpl::ShiftedGemm
+}
+
+/// The 3×3 same convolution plus bias, `x` `[B, C_in, H, W]`, `weight` `[C_out, C_in, 3, 3]`.
+pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    if uses_shifted_gemm(&x.device()) {
+        let out = <Dispatch as UNetConvBackend>::conv3x3(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        conv2d(x, weight, Some(bias), same_options())
+    }
+}
+
+/// The 2×2 stride-2 transposed convolution plus bias, `x` `[B, C_in, H, W]`, `weight`
+/// `[C_in, C_out, 2, 2]`; the GEMM formulation of [`upconv`] on Flex as for [`conv3x3`].
+pub fn upconv2x2(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    if uses_shifted_gemm(&x.device()) {
+        let out = <Dispatch as UNetConvBackend>::upconv2x2(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        conv_transpose2d(x, weight, Some(bias), up_options())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flex_devices_use_the_extension_unless_burn_conv2d_is_selected() {
+        set_conv_impl(ConvImpl::ShiftedGemm);
+        assert!(uses_shifted_gemm(&Device::flex()));
+        assert!(uses_shifted_gemm(&Device::flex().autodiff()));
+        set_conv_impl(ConvImpl::BurnConv2d);
+        assert!(!uses_shifted_gemm(&Device::flex().autodiff()));
+        set_conv_impl(ConvImpl::ShiftedGemm);
+    }
+
+    #[cfg(feature = "ndarray")]
+    #[test]
+    #[allow(deprecated)]
+    fn ndarray_uses_burn_conv2d() {
+        assert!(!uses_shifted_gemm(&Device::ndarray()));
+    }
+}

@@ -1,0 +1,327 @@
+//! The 2×2 stride-2 transposed convolution (padding 0) and its gradients on NCHW f32 slices.
+//!
+//! Every input pixel produces one 2×2 output block, so per image the layer is one GEMM
+//! `T[4·C_out, H·W] = W_matᵀ · X[C_in, H·W]`, with burn's weight `[C_in, C_out, 2, 2]` read
+//! as `W_mat[C_in, 4·C_out]`, followed by scattering row `co·4 + ky·2 + kx` of `T` to the
+//! output pixels `(2y+ky, 2x+kx)`. The gradients gather `dY` into the same `[4·C_out, H·W]`
+//! form `G`: `dX = W_mat · G` and `dW_mat = Σ_images X · Gᵀ`.
+
+use rayon::prelude::*;
+
+use super::kernel::Nchw;
+
+fn parallelism(images_in_parallel: bool) -> gemm::Parallelism {
+    if images_in_parallel {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(0)
+    }
+}
+
+/// `dY[C_out, 2H, 2W]` of one image as `G[4·C_out, H·W]`.
+fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [f32]) {
+    let hw = h * w;
+    for co in 0..c_out {
+        for ky in 0..2 {
+            for kx in 0..2 {
+                let row = &mut blocks[(co * 4 + ky * 2 + kx) * hw..][..hw];
+                for y in 0..h {
+                    let src = &grad[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
+                    for (x, r) in row[y * w..(y + 1) * w].iter_mut().enumerate() {
+                        *r = src[2 * x + kx];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `out = A · B` (`m × n`, row-major, overwritten) with `A` and `B` given by strides.
+///
+/// # Safety
+/// `a` must be valid for reads at `i·a_rs + k·a_cs` and `b` at `k·b_rs + j·b_cs` for all
+/// `i < m`, `k < depth`, `j < n`, and `out` must hold `m·n` elements not aliasing them.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+    out: &mut [f32],
+    m: usize,
+    n: usize,
+    depth: usize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
+    debug_assert_eq!(out.len(), m * n);
+    // SAFETY: forwarded from the caller's contract; `out` is `m × n` row-major.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            depth,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a,
+            a_cs,
+            a_rs,
+            b,
+            b_cs,
+            b_rs,
+            1.0f32,
+            1.0f32,
+            false,
+            false,
+            false,
+            parallelism,
+        );
+    }
+}
+
+/// Forward: `x` (`shape`), `weight` `[C_in, c_out, 2, 2]`, `bias` `[c_out]`; returns
+/// `[B, c_out, 2H, 2W]`.
+pub fn upconv2x2_forward(
+    x: &[f32],
+    shape: Nchw,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    c_out: usize,
+) -> Vec<f32> {
+    let (c_in, h, w) = (shape.channels, shape.height, shape.width);
+    let hw = h * w;
+    let out_image = c_out * 4 * hw;
+    let mut out = vec![0.0f32; shape.batch * out_image];
+    let in_parallel = shape.batch >= rayon::current_num_threads();
+    let par = parallelism(in_parallel);
+    let run = |(image, out): (&[f32], &mut [f32])| {
+        let mut blocks = vec![0.0f32; 4 * c_out * hw];
+        // SAFETY: A = W_matᵀ is (4·c_out × c_in) at weight[k·4·c_out + i] (row stride 1,
+        // column stride 4·c_out, c_in·4·c_out elements); B = X is (c_in × hw) row-major.
+        unsafe {
+            gemm_into(
+                &mut blocks,
+                4 * c_out,
+                hw,
+                c_in,
+                weight.as_ptr(),
+                1,
+                (4 * c_out) as isize,
+                image.as_ptr(),
+                hw as isize,
+                1,
+                false,
+                par,
+            );
+        }
+        for co in 0..c_out {
+            let b = bias.map_or(0.0, |b| b[co]);
+            for ky in 0..2 {
+                for kx in 0..2 {
+                    let row = &blocks[(co * 4 + ky * 2 + kx) * hw..][..hw];
+                    for y in 0..h {
+                        let dst = &mut out[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
+                        for (x, v) in row[y * w..(y + 1) * w].iter().enumerate() {
+                            dst[2 * x + kx] = v + b;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let image_len = c_in * hw;
+    if in_parallel {
+        x.par_chunks_exact(image_len)
+            .zip(out.par_chunks_exact_mut(out_image))
+            .for_each(run);
+    } else {
+        x.chunks_exact(image_len)
+            .zip(out.chunks_exact_mut(out_image))
+            .for_each(run);
+    }
+    out
+}
+
+/// Gradient with respect to the input; `shape` is the input's, `grad` `[B, c_out, 2H, 2W]`.
+pub fn upconv2x2_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
+    let (c_in, h, w) = (shape.channels, shape.height, shape.width);
+    let hw = h * w;
+    let grad_image = c_out * 4 * hw;
+    let mut out = vec![0.0f32; shape.batch * c_in * hw];
+    let in_parallel = shape.batch >= rayon::current_num_threads();
+    let par = parallelism(in_parallel);
+    let run = |(grad, out): (&[f32], &mut [f32])| {
+        let mut blocks = vec![0.0f32; 4 * c_out * hw];
+        gather_blocks(grad, c_out, h, w, &mut blocks);
+        // SAFETY: A = W_mat (c_in × 4·c_out) row-major; B = G (4·c_out × hw) row-major.
+        unsafe {
+            gemm_into(
+                out,
+                c_in,
+                hw,
+                4 * c_out,
+                weight.as_ptr(),
+                (4 * c_out) as isize,
+                1,
+                blocks.as_ptr(),
+                hw as isize,
+                1,
+                false,
+                par,
+            );
+        }
+    };
+    if in_parallel {
+        grad.par_chunks_exact(grad_image)
+            .zip(out.par_chunks_exact_mut(c_in * hw))
+            .for_each(run);
+    } else {
+        grad.chunks_exact(grad_image)
+            .zip(out.chunks_exact_mut(c_in * hw))
+            .for_each(run);
+    }
+    out
+}
+
+/// Gradient with respect to the weight, `[C_in, c_out, 2, 2]`.
+pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -> Vec<f32> {
+    let (c_in, h, w) = (shape.channels, shape.height, shape.width);
+    let hw = h * w;
+    let n_weights = c_in * 4 * c_out;
+    let in_parallel = shape.batch >= rayon::current_num_threads();
+    let par = parallelism(in_parallel);
+    let image_grad = |(image, grad): (&[f32], &[f32]), acc: &mut [f32], accumulate: bool| {
+        let mut blocks = vec![0.0f32; 4 * c_out * hw];
+        gather_blocks(grad, c_out, h, w, &mut blocks);
+        // SAFETY: A = X (c_in × hw) row-major; B = Gᵀ (hw × 4·c_out) at blocks[j·hw + k]
+        // (row stride 1, column stride hw).
+        unsafe {
+            gemm_into(
+                acc,
+                c_in,
+                4 * c_out,
+                hw,
+                image.as_ptr(),
+                hw as isize,
+                1,
+                blocks.as_ptr(),
+                1,
+                hw as isize,
+                accumulate,
+                par,
+            );
+        }
+    };
+    let (image_len, grad_image) = (c_in * hw, c_out * 4 * hw);
+    if in_parallel {
+        x.par_chunks_exact(image_len)
+            .zip(grad.par_chunks_exact(grad_image))
+            .fold(
+                || None::<Vec<f32>>,
+                |acc, pair| {
+                    let accumulate = acc.is_some();
+                    let mut acc = acc.unwrap_or_else(|| vec![0.0; n_weights]);
+                    image_grad(pair, &mut acc, accumulate);
+                    Some(acc)
+                },
+            )
+            .flatten()
+            .reduce(
+                || vec![0.0; n_weights],
+                |mut a, b| {
+                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                    a
+                },
+            )
+    } else {
+        let mut acc = vec![0.0; n_weights];
+        let pairs = x.chunks_exact(image_len).zip(grad.chunks_exact(grad_image));
+        for (i, pair) in pairs.enumerate() {
+            image_grad(pair, &mut acc, i > 0);
+        }
+        acc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
+        let (c_in, h, w) = (s.channels, s.height, s.width);
+        let mut out = vec![0.0; s.batch * c_out * 4 * h * w];
+        for b in 0..s.batch {
+            for co in 0..c_out {
+                for y in 0..2 * h {
+                    for xx in 0..2 * w {
+                        let mut acc = 0.0f64;
+                        for ci in 0..c_in {
+                            let wv = weight[((ci * c_out + co) * 2 + y % 2) * 2 + xx % 2];
+                            acc += (wv * x[((b * c_in + ci) * h + y / 2) * w + xx / 2]) as f64;
+                        }
+                        out[((b * c_out + co) * 2 * h + y) * 2 * w + xx] = acc as f32;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn forward_and_gradients_match_the_definition() {
+        let mut rng = SplitMix64::stream(5, 9);
+        let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(1.0)).collect() };
+        let dot = |a: &[f32], b: &[f32]| -> f64 {
+            a.iter()
+                .zip(b)
+                .map(|(a, b)| (*a as f64) * (*b as f64))
+                .sum()
+        };
+        for (batch, c_in, c_out, h, w) in [(1, 3, 2, 3, 5), (6, 4, 3, 4, 2)] {
+            let s = Nchw {
+                batch,
+                channels: c_in,
+                height: h,
+                width: w,
+            };
+            let x = random(batch * c_in * h * w);
+            let weight = random(c_in * c_out * 4);
+            let bias = random(c_out);
+            let mut expected = naive(&x, s, &weight, c_out);
+            for (i, v) in expected.iter_mut().enumerate() {
+                *v += bias[(i / (4 * h * w)) % c_out];
+            }
+            let y = upconv2x2_forward(&x, s, &weight, Some(&bias), c_out);
+            let diff = y
+                .iter()
+                .zip(&expected)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0, f32::max);
+            assert!(diff < 1e-5);
+            let g = random(y.len());
+            let v = random(x.len());
+            let dx = upconv2x2_input_grad(&g, s, &weight, c_out);
+            let (lhs, rhs) = (dot(&dx, &v), dot(&g, &naive(&v, s, &weight, c_out)));
+            assert!(
+                (lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()),
+                "{lhs} vs {rhs}"
+            );
+            let dw = upconv2x2_weight_grad(&x, s, &g, c_out);
+            for k in 0..weight.len() {
+                let mut e = vec![0.0; weight.len()];
+                e[k] = 1.0;
+                let expected = dot(&g, &naive(&x, s, &e, c_out));
+                assert!(
+                    (dw[k] as f64 - expected).abs() < 1e-3 * (1.0 + expected.abs()),
+                    "dW[{k}] {} vs {expected}",
+                    dw[k]
+                );
+            }
+        }
+    }
+}
