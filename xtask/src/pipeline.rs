@@ -50,6 +50,70 @@ pub struct PipelineArgs {
     /// Skip quantisation and reuse OUT/unet_{fp32,int8}.tflite.
     #[arg(long)]
     pub skip_quantize: bool,
+    /// Do not `pip install` the Python tools behind the LiteRT and Vela rows (ai-edge-litert,
+    /// ethos-u-vela) when they are missing; those rows then say `skipped: <why>`.
+    #[arg(long)]
+    pub no_pip_install: bool,
+}
+
+/// The Python packages behind the LiteRT and Vela rows: (module to import, pip package).
+const PYTHON_TOOLS: [(&str, &str); 3] = [
+    ("numpy", "numpy"),
+    ("ai_edge_litert", "ai-edge-litert"),
+    ("ethosu.vela", "ethos-u-vela"),
+];
+
+/// Makes sure LiteRT and Vela are importable, installing the missing ones with pip unless
+/// `no_install`. Never fails the pipeline: a missing tool only turns its rows into `skipped`.
+fn ensure_python_tools(no_install: bool) {
+    let importable = |module: &str| {
+        std::process::Command::new("python3")
+            .args(["-c", &format!("import {module}")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let missing: Vec<&str> = PYTHON_TOOLS
+        .iter()
+        .filter(|(module, _)| !importable(module))
+        .map(|&(_, package)| package)
+        .collect();
+    if missing.is_empty() {
+        println!("present: ai-edge-litert (LiteRT rows), ethos-u-vela (Vela rows)");
+        return;
+    }
+    if no_install {
+        println!(
+            "skipped: pip install {} (--no-pip-install); their rows will say skipped",
+            missing.join(" ")
+        );
+        return;
+    }
+    println!(
+        "installing {} with `python3 -m pip install` (the LiteRT and Vela rows need them; \
+         --no-pip-install skips this)",
+        missing.join(" ")
+    );
+    let status = std::process::Command::new("python3")
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(&missing)
+        .status();
+    match status {
+        Ok(s) if s.success() => println!("installed {}", missing.join(" ")),
+        Ok(s) => {
+            println!("skipped: pip install failed ({s}); the LiteRT/Vela rows will say skipped")
+        }
+        Err(e) => println!(
+            "skipped: python3 could not be run ({e}); the LiteRT/Vela rows will say skipped"
+        ),
+    }
 }
 
 /// Parses `argv` with the `Args` parser of a subcommand.
@@ -75,6 +139,9 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<()> {
     let int8 = out.join("unet_int8.tflite");
     let bench_dir = out.join("bench");
     let mut timings: Vec<(String, f64)> = Vec::new();
+
+    step("python tools (LiteRT, Vela)");
+    ensure_python_tools(args.no_pip_install);
 
     if !args.skip_train {
         step("train (synthetic data)");
