@@ -13,7 +13,8 @@
 //! `cargo xtask runtime-bench` prints the same comparison with the ratio, GOPS and a per-op
 //! profile.
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use tflite_runtime::synth::{Rng, UNetSpec, unet};
 use tflite_runtime::{Interpreter, KernelTier, Options};
@@ -58,9 +59,28 @@ fn bench_int8_vs_litert(c: &mut Criterion) {
         })
     });
 
+    bench_litert_xnnpack(
+        &mut group,
+        &model,
+        "unet_random_int8.tflite",
+        &image,
+        "litert-xnnpack-1thread",
+    );
+    group.finish();
+}
+
+/// Adds LiteRT's default CPU path (XNNPACK, 1 thread, `unet-bench`'s dlopen backend) on `model`
+/// to `group` as `id`, or prints why it is skipped when `libLiteRt.so` cannot be loaded.
+fn bench_litert_xnnpack(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    model: &tflite_writer::Model,
+    file_name: &str,
+    image: &[f32],
+    id: &str,
+) {
     let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("unet_random_int8.tflite");
-    tflite_writer::write_model_file(&model, &path).expect("write model");
+    let path = dir.path().join(file_name);
+    tflite_writer::write_model_file(model, &path).expect("write model");
     let mut litert = LiteRtEngine::new(LiteRtConfig {
         model: path,
         accelerator: Accelerator::Cpu,
@@ -70,16 +90,11 @@ fn bench_int8_vs_litert(c: &mut Criterion) {
     });
     match litert.load() {
         Ok(()) => {
-            litert.set_input(&image).expect("LiteRT input");
-            group.bench_function("litert-xnnpack-1thread", |b| {
-                b.iter(|| {
-                    litert.invoke().expect("LiteRT invoke");
-                })
-            });
+            litert.set_input(image).expect("LiteRT input");
+            group.bench_function(id, |b| b.iter(|| litert.invoke().expect("LiteRT invoke")));
         }
-        Err(e) => eprintln!("skipped: LiteRT XNNPACK row: {e:?}"),
+        Err(e) => eprintln!("skipped {id}: LiteRT unavailable: {e:?}"),
     }
-    group.finish();
 }
 
 /// The reference kernels (int8 and f32).
@@ -147,25 +162,13 @@ fn bench_unet_f32_fast(c: &mut Criterion) {
             black_box(interp.output_data(0).expect("output").len())
         })
     });
-    let dir = tempfile::tempdir().expect("temp dir");
-    let path = dir.path().join("unet_random_f32.tflite");
-    tflite_writer::write_model_file(&model, &path).expect("write model");
-    let mut litert = LiteRtEngine::new(LiteRtConfig {
-        model: path,
-        accelerator: Accelerator::Cpu,
-        threads: 1,
-        library: None,
-        dispatch_dir: None,
-    });
-    match litert.load() {
-        Ok(()) => {
-            litert.set_input(&image).expect("LiteRT input");
-            group.bench_function("litert_xnnpack_1thread", |b| {
-                b.iter(|| litert.invoke().expect("LiteRT invoke"))
-            });
-        }
-        Err(e) => eprintln!("skipped litert_xnnpack_1thread: LiteRT unavailable: {e:?}"),
-    }
+    bench_litert_xnnpack(
+        &mut group,
+        &model,
+        "unet_random_f32.tflite",
+        &image,
+        "litert_xnnpack_1thread",
+    );
     group.finish();
 }
 
