@@ -79,6 +79,11 @@ fn init_tracing(verbose: u8) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    // Training and calibration free and reallocate the same large tensors every step; keep
+    // them for reuse (before any worker thread starts).
+    if !unet_train::allocator::retain_freed_memory() {
+        tracing::debug!("malloc tuning unavailable on this C library");
+    }
     match cli.command {
         Command::Codegen(args) => codegen::run(&args),
         Command::Data(command) => data::run(command),

@@ -8,9 +8,11 @@
 //! - [`export`]: [`export_float`], NCHW burn → NHWC TFLite.
 //! - [`bench`]: seconds per training step, split into forward, backward and optimizer.
 //! - [`backend`]: which burn device runs it (Flex by default).
+//! - [`allocator`]: keeps freed tensor memory for the next step (glibc).
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
