@@ -11,14 +11,14 @@
 //! convolutions and the 1×1 head, and zero biases everywhere.
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{relu, sigmoid};
+use burn::tensor::activation::sigmoid;
 use burn::tensor::module::{conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::conv3x3::{conv3x3, upconv2x2};
+use crate::conv3x3::{conv3x3_relu, upconv2x2};
 use crate::rng::SplitMix64;
 
 /// How the decoder doubles the spatial size.
@@ -184,10 +184,10 @@ impl Conv3x3 {
         }
     }
 
-    /// Convolution + ReLU ([`crate::conv3x3::conv3x3`]: shifted GEMMs with a handwritten
-    /// backward on Flex, burn's `conv2d` elsewhere).
+    /// Convolution + ReLU ([`crate::conv3x3::conv3x3_relu`]: shifted GEMMs with the ReLU fused
+    /// and a handwritten backward on Flex, burn's `conv2d` and `relu` elsewhere).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        relu(conv3x3(x, self.weight.val(), self.bias.val()))
+        conv3x3_relu(x, self.weight.val(), self.bias.val())
     }
 }
 

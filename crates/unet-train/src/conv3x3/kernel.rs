@@ -1,18 +1,27 @@
 //! The 3×3 "same" convolution (stride 1, padding 1) and its two gradients on NCHW f32 slices,
 //! as sums of nine shifted GEMMs (the gemm crate, the one burn-flex uses) without im2col.
 //!
-//! Per image, the input is zero-padded to `(H+2)×(W+2)` and flattened per channel. An output
-//! row computed over the padded width `W+2` (its last two columns are discarded) reads, for
-//! tap `(dy, dx)`, the padded input shifted by `dy·(W+2)+dx` with unit stride, so every tap is
-//! one GEMM `[C_out, C_in] × [C_in, H·(W+2)]` straight out of the padded buffer:
-//! - forward: `Y = Σ_tap W_tap · shift_tap(X_pad)`;
+//! The batch is folded into the GEMMs' column dimension. A *folded* buffer holds, per channel,
+//! every image of the batch one after the other, each as `H+2` rows of `W+2` values
+//! ([`Nchw::image_block`]), followed by a zero tail. In the *padded* placement an image sits
+//! one row and one column in from its block's corner, with zeros around it; in the *wide*
+//! placement it sits at the corner, with zeros in the last two rows and columns.
+//!
+//! Output column `j = b·L + y·(W+2) + x` (`L` the block size) of a convolution reads, for tap
+//! `(dy, dx)`, the padded input at column `j + dy·(W+2) + dx`, so each tap is one GEMM
+//! `[C_out, C_in] × [C_in, columns]` straight out of the folded buffer with unit column
+//! stride; columns with `y ≥ H` or `x ≥ W` are computed and discarded. So:
+//! - forward: `Y_wide = Σ_tap W_tap · shift_tap(X_padded)`;
 //! - input gradient: the same convolution of `dY` with the kernel transposed over channels
 //!   and flipped in space;
-//! - weight gradient: `dW_tap = Σ_images dY_w · shift_tap(X_pad)ᵀ`, where `dY_w` is `dY` on
-//!   the padded width with zeros in the extra columns (so they add nothing).
+//! - weight gradient: `dW_tap = dY_wide · shift_tap(X_padded)ᵀ`, the discarded columns of
+//!   `dY_wide` being zeros.
 //!
-//! Images run in parallel (rayon) when there are at least as many as threads; otherwise the
-//! GEMMs themselves are parallel.
+//! The columns are cut into chunks that run in parallel (rayon); each chunk runs all nine taps
+//! while its input and output blocks are in cache. Every buffer is written once, in parallel,
+//! without a zeroing pass.
+
+use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
@@ -30,175 +39,279 @@ pub struct Nchw {
 }
 
 impl Nchw {
-    fn image_len(&self) -> usize {
-        self.channels * self.height * self.width
-    }
-
     /// Padded row width.
     fn padded_width(&self) -> usize {
         self.width + 2
     }
 
-    /// Elements per channel of the padded image, plus two so that the discarded columns of the
-    /// last row stay in bounds.
-    fn padded_plane(&self) -> usize {
-        (self.height + 2) * self.padded_width() + 2
+    /// Values per image and channel in a folded buffer: `H+2` rows of `W+2`.
+    fn image_block(&self) -> usize {
+        (self.height + 2) * self.padded_width()
     }
 
-    /// Output positions per channel over the padded width.
-    fn wide_plane(&self) -> usize {
-        self.height * self.padded_width()
+    /// GEMM columns: every image's block.
+    fn columns(&self) -> usize {
+        self.batch * self.image_block()
+    }
+
+    /// Row (channel) stride of a folded buffer: the columns plus the largest tap offset, so
+    /// that every shifted read stays inside the channel's row.
+    fn folded_stride(&self) -> usize {
+        self.columns() + 2 * self.padded_width() + 2
+    }
+
+    /// Offset of tap `t` (`dy = t / 3`, `dx = t % 3`) in a folded buffer.
+    fn tap_offset(&self, t: usize) -> usize {
+        (t / 3) * self.padded_width() + t % 3
     }
 }
 
-fn parallel_images(batch: usize) -> bool {
-    batch >= rayon::current_num_threads()
+/// Where an image sits inside its block of a folded buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Placement {
+    /// One row and one column in, zeros around: a convolution's input.
+    Padded,
+    /// At the block's corner, zeros in the last two rows and columns: an output gradient
+    /// aligned with the output columns.
+    Wide,
 }
 
-fn gemm_parallelism(images_in_parallel: bool) -> gemm::Parallelism {
-    if images_in_parallel {
+/// Raw output pointer shared by the column chunks, which write disjoint columns.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: each parallel task writes a disjoint set of elements through it (see the callers).
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(self) -> *mut f32 {
+        self.0
+    }
+}
+
+fn put(dst: &mut [MaybeUninit<f32>], src: &[f32]) {
+    for (d, s) in dst.iter_mut().zip(src) {
+        d.write(*s);
+    }
+}
+
+fn put_zeros(dst: &mut [MaybeUninit<f32>]) {
+    for d in dst {
+        d.write(0.0);
+    }
+}
+
+/// A vector of `rows × row_len` values, each row written once by `fill(row, slots)`, rows in
+/// parallel. `fill` must write every slot.
+fn build_rows(
+    rows: usize,
+    row_len: usize,
+    fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
+) -> Vec<f32> {
+    let len = rows * row_len;
+    let mut values = Vec::with_capacity(len);
+    if row_len > 0 {
+        values.spare_capacity_mut()[..len]
+            .par_chunks_mut(row_len)
+            .enumerate()
+            .for_each(|(row, slots)| fill(row, slots));
+    }
+    // SAFETY: the capacity is `len`, and `fill` wrote every one of the `len` slots.
+    unsafe { values.set_len(len) };
+    values
+}
+
+/// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`.
+fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
+    let (h, w, pw, block) = (
+        shape.height,
+        shape.width,
+        shape.padded_width(),
+        shape.image_block(),
+    );
+    let (columns, stride) = (shape.columns(), shape.folded_stride());
+    build_rows(shape.channels, stride, |c, row| {
+        for b in 0..shape.batch {
+            let image = &x[(b * shape.channels + c) * h * w..][..h * w];
+            let dst = &mut row[b * block..][..block];
+            match placement {
+                Placement::Padded => {
+                    put_zeros(&mut dst[..pw + 1]);
+                    for y in 0..h {
+                        let start = (y + 1) * pw + 1;
+                        put(&mut dst[start..start + w], &image[y * w..(y + 1) * w]);
+                        put_zeros(&mut dst[start + w..start + w + 2]);
+                    }
+                    put_zeros(&mut dst[(h + 1) * pw + 1..]);
+                }
+                Placement::Wide => {
+                    for y in 0..h {
+                        let start = y * pw;
+                        put(&mut dst[start..start + w], &image[y * w..(y + 1) * w]);
+                        put_zeros(&mut dst[start + w..start + pw]);
+                    }
+                    put_zeros(&mut dst[h * pw..]);
+                }
+            }
+        }
+        put_zeros(&mut row[columns..]);
+    })
+}
+
+/// GEMM columns per parallel chunk: the chunk's input and output blocks (`c_in + c_out`
+/// rows) fit in a core's L2 over the nine taps, and there are enough chunks for every thread.
+fn chunk_columns(c_in: usize, c_out: usize, columns: usize) -> usize {
+    let cached = (64 * 1024 / (c_in + c_out)).clamp(256, 4096);
+    let enough = columns.div_ceil(2 * rayon::current_num_threads()).max(64);
+    cached.min(enough).max(1)
+}
+
+/// GEMM parallelism inside a chunk: serial when the chunks alone occupy every thread.
+fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
+    if chunks >= rayon::current_num_threads() {
         gemm::Parallelism::None
     } else {
         gemm::Parallelism::Rayon(0)
     }
 }
 
-/// Copies one image `[C, H, W]` into a zeroed padded buffer `[C, padded_plane]`.
-fn pad_image(image: &[f32], shape: Nchw, padded: &mut [f32]) {
-    let (h, w, pw, plane) = (
+/// `wide[c_out][columns] = Σ_tap taps[tap] · shift_tap(folded)`; `folded` is `[c_in]` rows of
+/// `shape.folded_stride()` in the padded placement, `taps` is `[9][c_out][c_in]`.
+fn conv_folded(folded: &[f32], shape: Nchw, taps: &[f32], c_out: usize) -> Vec<f32> {
+    let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
+    assert_eq!(folded.len(), c_in * stride);
+    assert_eq!(taps.len(), 9 * c_out * c_in);
+    let chunk = chunk_columns(c_in, c_out, columns);
+    let chunks = columns.div_ceil(chunk);
+    let parallelism = chunk_parallelism(chunks);
+    let mut wide: Vec<f32> = Vec::with_capacity(c_out * columns);
+    let dst = OutPtr(wide.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    (0..chunks).into_par_iter().for_each(|i| {
+        let j0 = i * chunk;
+        let n = chunk.min(columns - j0);
+        for t in 0..9 {
+            let offset = shape.tap_offset(t);
+            let lhs = &taps[t * c_out * c_in..(t + 1) * c_out * c_in];
+            // SAFETY: dst is the `c_out × n` block at column j0 of the `c_out × columns`
+            // row-major output (row stride `columns`); chunks cover disjoint columns, and tap
+            // 0 writes every element of the block before taps 1..9 read it. lhs is
+            // `c_out × c_in` row-major. rhs is `c_in × n` with row stride `stride` starting
+            // at offset + j0; its last element (c_in-1)·stride + offset + j0 + n - 1 is below
+            // c_in·stride because offset + columns ≤ stride.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    n,
+                    c_in,
+                    dst.get().add(j0),
+                    1,
+                    columns as isize,
+                    t > 0,
+                    lhs.as_ptr(),
+                    1,
+                    c_in as isize,
+                    folded.as_ptr().add(offset + j0),
+                    1,
+                    stride as isize,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+    });
+    // SAFETY: the chunks wrote all c_out × columns elements (tap 0 overwrites its block).
+    unsafe { wide.set_len(c_out * columns) };
+    wide
+}
+
+/// ReLU that keeps NaN (as burn's Flex does), so a diverged step still shows in the loss.
+fn relu(v: f32) -> f32 {
+    if v > 0.0 || v.is_nan() { v } else { 0.0 }
+}
+
+/// The valid outputs of `wide` (`[c_out][columns]` over `shape`'s blocks) as NCHW
+/// `[B, c_out, H, W]`, plus `bias`, through [`relu`] when `with_relu`.
+fn unfold(
+    wide: &[f32],
+    shape: Nchw,
+    c_out: usize,
+    bias: Option<&[f32]>,
+    with_relu: bool,
+) -> Vec<f32> {
+    let (h, w, pw, block, columns) = (
         shape.height,
         shape.width,
         shape.padded_width(),
-        shape.padded_plane(),
+        shape.image_block(),
+        shape.columns(),
     );
-    padded.fill(0.0);
-    for c in 0..shape.channels {
+    build_rows(shape.batch * c_out, h * w, |row, dst| {
+        let (b, co) = (row / c_out, row % c_out);
+        let add = bias.map_or(0.0, |bias| bias[co]);
+        let src = &wide[co * columns + b * block..][..block];
         for y in 0..h {
-            let src = &image[(c * h + y) * w..(c * h + y + 1) * w];
-            let start = c * plane + (y + 1) * pw + 1;
-            padded[start..start + w].copy_from_slice(src);
+            let row = dst[y * w..(y + 1) * w].iter_mut().zip(&src[y * pw..][..w]);
+            if with_relu {
+                row.for_each(|(d, s)| {
+                    d.write(relu(s + add));
+                });
+            } else {
+                row.for_each(|(d, s)| {
+                    d.write(s + add);
+                });
+            }
         }
-    }
+    })
 }
 
 /// Tap-major weights: `[9][C_out][C_in]` from `[C_out, C_in, 3, 3]`.
 fn weights_by_tap(weight: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
-    let mut taps = vec![0.0; 9 * c_out * c_in];
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            for t in 0..9 {
-                taps[(t * c_out + co) * c_in + ci] = weight[(co * c_in + ci) * 9 + t];
-            }
+    build_rows(9, c_out * c_in, |t, dst| {
+        for (k, d) in dst.iter_mut().enumerate() {
+            d.write(weight[k * 9 + t]);
         }
-    }
-    taps
+    })
 }
 
-/// `wide[C_out, H·(W+2)] = Σ_tap taps[tap] · shift_tap(padded)`.
-fn conv_image(
-    padded: &[f32],
-    taps: &[f32],
-    shape: Nchw,
-    c_out: usize,
-    wide: &mut [f32],
-    parallelism: gemm::Parallelism,
-) {
-    let c_in = shape.channels;
-    let (pw, plane, n) = (
-        shape.padded_width(),
-        shape.padded_plane(),
-        shape.wide_plane(),
-    );
-    debug_assert_eq!(padded.len(), c_in * plane);
-    debug_assert_eq!(wide.len(), c_out * n);
-    for t in 0..9 {
-        let offset = (t / 3) * pw + t % 3;
-        let lhs = &taps[t * c_out * c_in..(t + 1) * c_out * c_in];
-        // The largest rhs element read is (c_in-1)·plane + offset + n - 1, inside `padded`
-        // because offset + n ≤ 2·pw + 2 + h·pw = plane.
-        debug_assert!(offset + n <= plane);
-        // SAFETY: dst is `c_out × n` row-major in `wide` (row stride n, column stride 1); lhs
-        // is `c_out × c_in` row-major in `lhs`; rhs is `c_in × n` with row stride `plane` and
-        // column stride 1 starting at `offset`, in bounds by the assertion above. The three
-        // buffers do not overlap (distinct borrows).
-        unsafe {
-            gemm::gemm(
-                c_out,
-                n,
-                c_in,
-                wide.as_mut_ptr(),
-                1,
-                n as isize,
-                t > 0,
-                lhs.as_ptr(),
-                1,
-                c_in as isize,
-                padded.as_ptr().add(offset),
-                1,
-                plane as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            );
-        }
-    }
-}
-
-/// The convolution of `x` (`shape`) with `weight` `[c_out, C_in, 3, 3]` plus `bias`; returns
-/// NCHW `[B, c_out, H, W]`.
+/// The convolution of `x` (`shape`) with `weight` `[c_out, C_in, 3, 3]` plus `bias`, followed
+/// by a ReLU when `with_relu`; returns NCHW `[B, c_out, H, W]`.
 pub fn conv3x3_forward(
     x: &[f32],
     shape: Nchw,
     weight: &[f32],
     bias: Option<&[f32]>,
     c_out: usize,
+    with_relu: bool,
 ) -> Vec<f32> {
     let taps = weights_by_tap(weight, c_out, shape.channels);
-    conv_with_taps(x, shape, &taps, bias, c_out)
+    let folded = fold(x, shape, Placement::Padded);
+    let wide = conv_folded(&folded, shape, &taps, c_out);
+    unfold(&wide, shape, c_out, bias, with_relu)
 }
 
-fn conv_with_taps(
-    x: &[f32],
-    shape: Nchw,
-    taps: &[f32],
-    bias: Option<&[f32]>,
-    c_out: usize,
-) -> Vec<f32> {
-    let (h, w, pw) = (shape.height, shape.width, shape.padded_width());
-    let out_image = c_out * h * w;
-    let mut out = vec![0.0f32; shape.batch * out_image];
-    let in_parallel = parallel_images(shape.batch);
-    let parallelism = gemm_parallelism(in_parallel);
-    let run = |(image, out): (&[f32], &mut [f32])| {
-        let mut padded = vec![0.0f32; shape.channels * shape.padded_plane()];
-        let mut wide = vec![0.0f32; c_out * shape.wide_plane()];
-        pad_image(image, shape, &mut padded);
-        conv_image(&padded, taps, shape, c_out, &mut wide, parallelism);
-        for co in 0..c_out {
-            let b = bias.map_or(0.0, |b| b[co]);
-            for y in 0..h {
-                let src = &wide[co * shape.wide_plane() + y * pw..][..w];
-                let dst = &mut out[(co * h + y) * w..][..w];
-                for (d, s) in dst.iter_mut().zip(src) {
-                    *d = s + b;
-                }
+/// Gradient through a ReLU: `grad` where the ReLU's `output` is positive (or NaN, as burn
+/// keeps it), zero elsewhere.
+pub fn relu_grad(output: &[f32], grad: &[f32]) -> Vec<f32> {
+    assert_eq!(output.len(), grad.len());
+    const ROW: usize = 1 << 14;
+    let mut values = Vec::with_capacity(grad.len());
+    values.spare_capacity_mut()[..grad.len()]
+        .par_chunks_mut(ROW)
+        .zip(output.par_chunks(ROW).zip(grad.par_chunks(ROW)))
+        .for_each(|(dst, (out, g))| {
+            for ((d, o), g) in dst.iter_mut().zip(out).zip(g) {
+                d.write(if *o > 0.0 || o.is_nan() { *g } else { 0.0 });
             }
-        }
-    };
-    let image_len = shape.image_len();
-    if in_parallel {
-        x.par_chunks_exact(image_len)
-            .zip(out.par_chunks_exact_mut(out_image))
-            .for_each(run);
-    } else {
-        x.chunks_exact(image_len)
-            .zip(out.chunks_exact_mut(out_image))
-            .for_each(run);
-    }
-    out
+        });
+    // SAFETY: the chunks wrote all `grad.len()` slots of the capacity.
+    unsafe { values.set_len(grad.len()) };
+    values
 }
 
 /// Gradient with respect to the input: `grad` is `[B, c_out, H, W]`, `shape` the input's.
@@ -206,66 +319,61 @@ pub fn conv3x3_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: usiz
     let c_in = shape.channels;
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
-    let mut taps = vec![0.0; 9 * c_in * c_out];
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            for t in 0..9 {
-                taps[(t * c_in + ci) * c_out + co] = weight[(co * c_in + ci) * 9 + (8 - t)];
-            }
+    let taps = build_rows(9, c_in * c_out, |t, dst| {
+        for (k, d) in dst.iter_mut().enumerate() {
+            let (ci, co) = (k / c_out, k % c_out);
+            d.write(weight[(co * c_in + ci) * 9 + (8 - t)]);
         }
-    }
+    });
     let grad_shape = Nchw {
         channels: c_out,
         ..shape
     };
-    conv_with_taps(grad, grad_shape, &taps, None, c_in)
+    let folded = fold(grad, grad_shape, Placement::Padded);
+    let wide = conv_folded(&folded, grad_shape, &taps, c_in);
+    unfold(&wide, grad_shape, c_in, None, false)
 }
 
 /// Gradient with respect to the weight, `[c_out, C_in, 3, 3]`.
 pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -> Vec<f32> {
     let c_in = shape.channels;
-    let (h, w, pw, plane, n) = (
-        shape.height,
-        shape.width,
-        shape.padded_width(),
-        shape.padded_plane(),
-        shape.wide_plane(),
-    );
-    let in_parallel = parallel_images(shape.batch);
-    let parallelism = gemm_parallelism(in_parallel);
-    let out_image = c_out * h * w;
-    // Per image: tap-major partial gradient [9][c_out][c_in].
-    let image_grad = |(image, grad): (&[f32], &[f32]), acc: &mut Vec<f32>, first: bool| {
-        let mut padded = vec![0.0f32; c_in * plane];
-        pad_image(image, shape, &mut padded);
-        let mut wide = vec![0.0f32; c_out * n];
-        for co in 0..c_out {
-            for y in 0..h {
-                wide[co * n + y * pw..][..w].copy_from_slice(&grad[(co * h + y) * w..][..w]);
-            }
-        }
+    let (columns, stride) = (shape.columns(), shape.folded_stride());
+    let padded = fold(x, shape, Placement::Padded);
+    let grad_shape = Nchw {
+        channels: c_out,
+        ..shape
+    };
+    let wide = fold(grad, grad_shape, Placement::Wide);
+    let chunk = chunk_columns(c_in, c_out, columns);
+    let chunks = columns.div_ceil(chunk);
+    let parallelism = chunk_parallelism(chunks);
+    let n_taps = 9 * c_out * c_in;
+    // Per chunk of columns: the tap-major partial gradient [9][c_out][c_in], summed.
+    let chunk_grad = |acc: &mut [f32], i: usize, accumulate: bool| {
+        let j0 = i * chunk;
+        let k = chunk.min(columns - j0);
         for t in 0..9 {
-            let offset = (t / 3) * pw + t % 3;
-            debug_assert!(offset + n <= plane);
+            let offset = shape.tap_offset(t);
             let dst = &mut acc[t * c_out * c_in..(t + 1) * c_out * c_in];
             // SAFETY: dst is `c_out × c_in` row-major (row stride c_in, column stride 1);
-            // lhs is `c_out × n` row-major in `wide`; rhs is `n × c_in` read from `padded` at
-            // `offset` with row stride 1 and column stride `plane`, in bounds because
-            // offset + n ≤ plane. No buffers overlap.
+            // lhs is the `c_out × k` block at column j0 of `wide` (row stride `stride`); rhs
+            // is `k × c_in` read from `padded` at offset + j0 with row stride 1 and column
+            // stride `stride`, in bounds because offset + columns ≤ stride. No buffers
+            // overlap.
             unsafe {
                 gemm::gemm(
                     c_out,
                     c_in,
-                    n,
+                    k,
                     dst.as_mut_ptr(),
                     1,
                     c_in as isize,
-                    !first,
-                    wide.as_ptr(),
+                    accumulate,
+                    wide.as_ptr().add(j0),
                     1,
-                    n as isize,
-                    padded.as_ptr().add(offset),
-                    plane as isize,
+                    stride as isize,
+                    padded.as_ptr().add(offset + j0),
+                    stride as isize,
                     1,
                     1.0f32,
                     1.0f32,
@@ -277,57 +385,47 @@ pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
             }
         }
     };
-    let image_len = shape.image_len();
-    let taps = if in_parallel {
-        x.par_chunks_exact(image_len)
-            .zip(grad.par_chunks_exact(out_image))
-            .fold(
-                || None::<Vec<f32>>,
-                |acc, pair| {
-                    let first = acc.is_none();
-                    let mut acc = acc.unwrap_or_else(|| vec![0.0; 9 * c_out * c_in]);
-                    image_grad(pair, &mut acc, first);
-                    Some(acc)
-                },
-            )
-            .flatten()
-            .reduce(
-                || vec![0.0; 9 * c_out * c_in],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
-    } else {
-        let mut acc = vec![0.0; 9 * c_out * c_in];
-        let pairs = x.chunks_exact(image_len).zip(grad.chunks_exact(out_image));
-        for (i, pair) in pairs.enumerate() {
-            image_grad(pair, &mut acc, i == 0);
+    let taps = (0..chunks)
+        .into_par_iter()
+        .fold(
+            || None::<Vec<f32>>,
+            |acc, i| {
+                let accumulate = acc.is_some();
+                let mut acc = acc.unwrap_or_else(|| vec![0.0; n_taps]);
+                chunk_grad(&mut acc, i, accumulate);
+                Some(acc)
+            },
+        )
+        .flatten()
+        .reduce(
+            || vec![0.0; n_taps],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        );
+    build_rows(c_out * c_in, 9, |k, dst| {
+        for (t, d) in dst.iter_mut().enumerate() {
+            d.write(taps[t * c_out * c_in + k]);
         }
-        acc
-    };
-    let mut weight_grad = vec![0.0; c_out * c_in * 9];
-    for co in 0..c_out {
-        for ci in 0..c_in {
-            for t in 0..9 {
-                weight_grad[(co * c_in + ci) * 9 + t] = taps[(t * c_out + co) * c_in + ci];
-            }
-        }
-    }
-    weight_grad
+    })
 }
 
-/// Gradient with respect to the bias: `grad` summed over batch and space, `[c_out]`.
+/// Gradient with respect to the bias: `grad` (`[batch, c_out, plane]`) summed over batch and
+/// space, `[c_out]`.
 pub fn bias_grad(grad: &[f32], batch: usize, c_out: usize, plane: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; c_out];
-    for b in 0..batch {
-        for (co, o) in out.iter_mut().enumerate() {
-            *o += grad[(b * c_out + co) * plane..][..plane]
-                .iter()
-                .sum::<f32>();
-        }
-    }
-    out
+    (0..c_out)
+        .into_par_iter()
+        .map(|co| {
+            (0..batch)
+                .map(|b| {
+                    grad[(b * c_out + co) * plane..][..plane]
+                        .iter()
+                        .sum::<f32>()
+                })
+                .sum()
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -380,8 +478,9 @@ mod tests {
     #[test]
     fn forward_and_gradients_match_the_definition() {
         let mut rng = SplitMix64::stream(3, 1);
-        // Batch 1 (parallel GEMMs) and batch 5 (parallel images); non-square, odd sizes.
-        for (batch, c_in, c_out, h, w) in [(1, 3, 5, 7, 6), (5, 4, 2, 5, 9)] {
+        // Non-square, odd sizes; the column chunks end inside images and rows, the last one
+        // short (72, 385 and 2310 columns).
+        for (batch, c_in, c_out, h, w) in [(1, 3, 5, 7, 6), (5, 4, 2, 5, 9), (3, 6, 7, 20, 33)] {
             let s = Nchw {
                 batch,
                 channels: c_in,
@@ -395,8 +494,12 @@ mod tests {
             for (i, v) in expected.iter_mut().enumerate() {
                 *v += bias[(i / (h * w)) % c_out];
             }
-            let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out);
+            let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, false);
             assert!(max_diff(&y, &expected) < 1e-5);
+            let y_relu = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, true);
+            let expected_relu: Vec<f32> = expected.iter().map(|v| v.max(0.0)).collect();
+            assert!(max_diff(&y_relu, &expected_relu) < 1e-5);
+            assert!(y_relu.contains(&0.0) && y_relu.iter().any(|v| *v > 0.0));
 
             // Gradients of L = Σ g·y by the adjoint identities: <dL/dx, v> = <g, conv(v)>
             // for any v, and dL/dW[k] = <g, conv_{e_k}(x)>.
@@ -437,6 +540,25 @@ mod tests {
                     .sum();
                 assert!((*got as f64 - expected).abs() < 1e-3);
             }
+        }
+    }
+
+    #[test]
+    fn relu_grad_masks_where_the_output_is_not_positive() {
+        let n = 40_000; // several parallel chunks, the last one short
+        let output: Vec<f32> = (0..n)
+            .map(|i| match i % 4 {
+                0 => 1.5,
+                1 => 0.0,
+                2 => f32::NAN,
+                _ => -0.0,
+            })
+            .collect();
+        let grad: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
+        let masked = relu_grad(&output, &grad);
+        for (i, (m, g)) in masked.iter().zip(&grad).enumerate() {
+            let kept = i % 4 == 0 || i % 4 == 2;
+            assert_eq!(*m, if kept { *g } else { 0.0 }, "element {i}");
         }
     }
 }

@@ -23,9 +23,10 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::backend::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, ModuleOps};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
+use burn::tensor::activation::relu;
 use burn::tensor::module::{conv_transpose2d, conv2d};
 use burn::tensor::{DType, Device, Tensor, TensorData};
 use std::cell::Cell;
@@ -52,6 +53,21 @@ pub trait UNetConvBackend: Backend {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         Self::conv2d(x, weight, Some(bias), same_options())
+    }
+
+    /// `relu(conv3x3(x, weight, bias))`, the U-Net's convolution block, in one pass on Flex.
+    fn conv3x3_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::relu(Self::conv3x3(x, weight, bias))
+    }
+
+    /// Gradient at the convolution's output of [`Self::conv3x3_relu`], from `grad` at the
+    /// ReLU's `output`.
+    fn conv3x3_relu_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::relu_backward(output, grad)
     }
 
     /// Gradient of the convolution with respect to `x`.
@@ -143,28 +159,58 @@ fn flex_from(values: Vec<f32>, shape: &[usize]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape.to_vec()))
 }
 
+/// The shifted-GEMM convolution on f32 Flex tensors; `None` for other dtypes.
+fn flex_conv3x3(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    with_relu: bool,
+) -> Option<FlexTensor> {
+    if !all_f32(&[x, weight, bias]) {
+        return None;
+    }
+    let [batch, channels, height, width] = dims4(x);
+    let c_out = weight.shape()[0];
+    let (x, weight, bias) = (f32_values(x), f32_values(weight), f32_values(bias));
+    let shape = Nchw {
+        batch,
+        channels,
+        height,
+        width,
+    };
+    let out = kernel::conv3x3_forward(
+        as_f32(&x),
+        shape,
+        as_f32(&weight),
+        Some(as_f32(&bias)),
+        c_out,
+        with_relu,
+    );
+    Some(flex_from(out, &[batch, c_out, height, width]))
+}
+
 impl UNetConvBackend for Flex {
     fn conv3x3(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
-        if !all_f32(&[&x, &weight, &bias]) {
-            return Self::conv2d(x, weight, Some(bias), same_options());
+        match flex_conv3x3(&x, &weight, &bias, false) {
+            Some(out) => out,
+            None => Self::conv2d(x, weight, Some(bias), same_options()),
         }
-        let [batch, channels, height, width] = dims4(&x);
-        let c_out = weight.shape()[0];
-        let (x, weight, bias) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
-        let out = kernel::conv3x3_forward(
-            as_f32(&x),
-            shape,
-            as_f32(&weight),
-            Some(as_f32(&bias)),
-            c_out,
-        );
-        flex_from(out, &[batch, c_out, height, width])
+    }
+
+    fn conv3x3_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        match flex_conv3x3(&x, &weight, &bias, true) {
+            Some(out) => out,
+            None => Self::relu(Self::conv2d(x, weight, Some(bias), same_options())),
+        }
+    }
+
+    fn conv3x3_relu_grad(output: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&output, &grad]) {
+            return Self::relu_backward(output, grad);
+        }
+        let shape = grad.shape().to_vec();
+        let (output, grad) = (f32_values(&output), f32_values(&grad));
+        flex_from(kernel::relu_grad(as_f32(&output), as_f32(&grad)), &shape)
     }
 
     fn conv3x3_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -313,6 +359,11 @@ impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
     }
 }
 
+/// Autodiff node of [`UNetConvBackend::conv3x3_relu`]; its state also holds the output, which
+/// masks the incoming gradient.
+#[derive(Debug)]
+struct Conv3x3ReluNode;
+
 impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3Node {
     type State = (NodeId, NodeId, NodeId);
 
@@ -322,24 +373,60 @@ impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3Node {
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (x_state, weight_state, bias_state) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
-        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
-        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
-        if let Some(node) = node_x {
-            let dx = B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone());
-            grads.register::<B>(node.id, dx);
-        }
-        if let Some(node) = node_weight {
-            let dw = B::conv3x3_weight_grad(x.clone(), weight, grad.clone());
-            grads.register::<B>(node.id, dw);
-        }
-        if let Some(node) = node_bias {
-            let db = B::conv3x3_bias_grad(x, bias, grad);
-            grads.register::<B>(node.id, db);
-        }
+        conv3x3_backward::<B>(ops, grad, grads, checkpointer);
+    }
+}
+
+impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3ReluNode {
+    type State = (NodeId, NodeId, NodeId, FloatTensor<B>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let Ops {
+            parents,
+            node,
+            state: (x_state, weight_state, bias_state, output),
+        } = ops;
+        let grad = grads.consume::<B>(&node);
+        let grad = B::conv3x3_relu_grad(output, grad);
+        let ops = Ops {
+            parents,
+            node,
+            state: (x_state, weight_state, bias_state),
+        };
+        conv3x3_backward::<B>(ops, grad, grads, checkpointer);
+    }
+}
+
+/// Registers the gradients of the 3×3 convolution's input, weight and bias from `grad`, the
+/// gradient at its output.
+fn conv3x3_backward<B: UNetConvBackend>(
+    ops: Ops<(NodeId, NodeId, NodeId), 3>,
+    grad: FloatTensor<B>,
+    grads: &mut Gradients,
+    checkpointer: &mut Checkpointer,
+) {
+    let [node_x, node_weight, node_bias] = ops.parents;
+    let (x_state, weight_state, bias_state) = ops.state;
+    let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+    let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+    let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+    if let Some(node) = node_x {
+        let dx = B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone());
+        grads.register::<B>(node.id, dx);
+    }
+    if let Some(node) = node_weight {
+        let dw = B::conv3x3_weight_grad(x.clone(), weight, grad.clone());
+        grads.register::<B>(node.id, dw);
+    }
+    if let Some(node) = node_bias {
+        let db = B::conv3x3_bias_grad(x, bias, grad);
+        grads.register::<B>(node.id, db);
     }
 }
 
@@ -366,6 +453,35 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
                 prep.finish((x_state, weight_state, bias_state), out)
             }
             OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
+    }
+
+    fn conv3x3_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match Conv3x3ReluNode
+            .prepare::<C>([x.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                let bias_state = prep.checkpoint(&bias);
+                let out = B::conv3x3_relu(
+                    x.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                prep.finish((x_state, weight_state, bias_state, out.clone()), out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_relu(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
@@ -457,6 +573,21 @@ pub fn conv3x3(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
         Tensor::from_dispatch(out)
     } else {
         conv2d(x, weight, Some(bias), same_options())
+    }
+}
+
+/// `relu(conv3x3(x, weight, bias))`: on Flex one pass whose backward masks the gradient with
+/// the saved output; elsewhere burn's `conv2d` and `relu`.
+pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    if uses_shifted_gemm(&x.device()) {
+        let out = <Dispatch as UNetConvBackend>::conv3x3_relu(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        relu(conv2d(x, weight, Some(bias), same_options()))
     }
 }
 
