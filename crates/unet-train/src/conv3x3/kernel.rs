@@ -385,30 +385,43 @@ pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
             }
         }
     };
-    let taps = (0..chunks)
-        .into_par_iter()
-        .fold(
-            || None::<Vec<f32>>,
-            |acc, i| {
-                let accumulate = acc.is_some();
-                let mut acc = acc.unwrap_or_else(|| vec![0.0; n_taps]);
-                chunk_grad(&mut acc, i, accumulate);
-                Some(acc)
-            },
-        )
-        .flatten()
-        .reduce(
-            || vec![0.0; n_taps],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        );
+    let taps = ordered_sum(chunks, n_taps, chunk_grad);
     build_rows(c_out * c_in, 9, |k, dst| {
         for (t, d) in dst.iter_mut().enumerate() {
             d.write(taps[t * c_out * c_in + k]);
         }
     })
+}
+
+/// `Σ_i partial(i)` over `0..parts` as one `len`-vector, in an order that does not depend on
+/// scheduling: contiguous groups of parts (one per thread) each accumulate in order, then the
+/// groups are added in order. A work-stealing reduction would group the float sums
+/// differently from run to run, and training would no longer be deterministic from its seed.
+/// `partial(acc, i, accumulate)` adds part `i` to `acc`, or overwrites it when `!accumulate`.
+pub(crate) fn ordered_sum(
+    parts: usize,
+    len: usize,
+    partial: impl Fn(&mut [f32], usize, bool) + Sync,
+) -> Vec<f32> {
+    let groups = rayon::current_num_threads().clamp(1, parts.max(1));
+    let per_group = parts.div_ceil(groups).max(1);
+    let sums: Vec<Vec<f32>> = (0..groups)
+        .into_par_iter()
+        .map(|g| {
+            let mut acc = vec![0.0; len];
+            let range = (g * per_group).min(parts)..((g + 1) * per_group).min(parts);
+            for (k, i) in range.enumerate() {
+                partial(&mut acc, i, k > 0);
+            }
+            acc
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums.next().unwrap_or_else(|| vec![0.0; len]);
+    for sum in sums {
+        total.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
+    }
+    total
 }
 
 /// Gradient with respect to the bias: `grad` (`[batch, c_out, plane]`) summed over batch and

@@ -217,34 +217,13 @@ pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize)
         }
     };
     let (image_len, grad_image) = (c_in * hw, c_out * 4 * hw);
-    if in_parallel {
-        x.par_chunks_exact(image_len)
-            .zip(grad.par_chunks_exact(grad_image))
-            .fold(
-                || None::<Vec<f32>>,
-                |acc, pair| {
-                    let accumulate = acc.is_some();
-                    let mut acc = acc.unwrap_or_else(|| vec![0.0; n_weights]);
-                    image_grad(pair, &mut acc, accumulate);
-                    Some(acc)
-                },
-            )
-            .flatten()
-            .reduce(
-                || vec![0.0; n_weights],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            )
-    } else {
-        let mut acc = vec![0.0; n_weights];
-        let pairs = x.chunks_exact(image_len).zip(grad.chunks_exact(grad_image));
-        for (i, pair) in pairs.enumerate() {
-            image_grad(pair, &mut acc, i > 0);
-        }
-        acc
-    }
+    super::kernel::ordered_sum(shape.batch, n_weights, |acc, b, accumulate| {
+        let pair = (
+            &x[b * image_len..][..image_len],
+            &grad[b * grad_image..][..grad_image],
+        );
+        image_grad(pair, acc, accumulate);
+    })
 }
 
 #[cfg(test)]
