@@ -394,8 +394,8 @@ pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
 }
 
 /// `Σ_i partial(i)` over `0..parts` as one `len`-vector, in an order that does not depend on
-/// scheduling: contiguous groups of parts (one per thread) each accumulate in order, then the
-/// groups are added in order. A work-stealing reduction would group the float sums
+/// scheduling: contiguous groups of parts (four per thread, for load balance) each accumulate
+/// in order, then the groups are added in order. A work-stealing reduction would group the float sums
 /// differently from run to run, and training would no longer be deterministic from its seed.
 /// `partial(acc, i, accumulate)` adds part `i` to `acc`, or overwrites it when `!accumulate`.
 pub(crate) fn ordered_sum(
@@ -403,7 +403,7 @@ pub(crate) fn ordered_sum(
     len: usize,
     partial: impl Fn(&mut [f32], usize, bool) + Sync,
 ) -> Vec<f32> {
-    let groups = rayon::current_num_threads().clamp(1, parts.max(1));
+    let groups = (4 * rayon::current_num_threads()).clamp(1, parts.max(1));
     let per_group = parts.div_ceil(groups).max(1);
     let sums: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
