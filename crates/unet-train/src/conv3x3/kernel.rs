@@ -2,15 +2,18 @@
 //! as sums of nine shifted GEMMs (the gemm crate, the one burn-flex uses) without im2col.
 //!
 //! The batch is folded into the GEMMs' column dimension. A *folded* buffer holds, per channel,
-//! every image of the batch one after the other, each as `H+2` rows of `W+2` values
-//! ([`Nchw::image_block`]), followed by a zero tail. In the *padded* placement an image sits
-//! one row and one column in from its block's corner, with zeros around it; in the *wide*
-//! placement it sits at the corner, with zeros in the last two rows and columns.
+//! every image of the batch one after the other, each as a block of `H+1` rows of `W+1` values
+//! ([`Nchw::image_block`]), followed by a zero tail. In the *padded* placement a block is a
+//! zero row, then the image's rows, each after one zero: that zero is the left padding of its
+//! row and the right padding of the row before, and the next block's zero row is the bottom
+//! padding, so neighbouring images share their padding. In the *wide* placement the image
+//! sits at the block's corner, each row followed by one zero, then a zero row.
 //!
-//! Output column `j = b·L + y·(W+2) + x` (`L` the block size) of a convolution reads, for tap
-//! `(dy, dx)`, the padded input at column `j + dy·(W+2) + dx`, so each tap is one GEMM
+//! Output column `j = b·L + y·(W+1) + x` (`L` the block size) of a convolution reads, for tap
+//! `(dy, dx)`, the padded input at column `j + dy·(W+1) + dx`, so each tap is one GEMM
 //! `[C_out, C_in] × [C_in, columns]` straight out of the folded buffer with unit column
-//! stride; columns with `y ≥ H` or `x ≥ W` are computed and discarded. So:
+//! stride; columns with `y = H` or `x = W` are computed and discarded (1.6 % more columns at
+//! 128×128, 27 % at 8×8). So:
 //! - forward: `Y_wide = Σ_tap W_tap · shift_tap(X_padded)`;
 //! - input gradient: the same convolution of `dY` with the kernel transposed over channels
 //!   and flipped in space;
@@ -39,14 +42,14 @@ pub struct Nchw {
 }
 
 impl Nchw {
-    /// Padded row width.
+    /// Row width in a folded buffer: the row and one zero.
     fn padded_width(&self) -> usize {
-        self.width + 2
+        self.width + 1
     }
 
-    /// Values per image and channel in a folded buffer: `H+2` rows of `W+2`.
+    /// Values per image and channel in a folded buffer: `H+1` rows of `W+1`.
     fn image_block(&self) -> usize {
-        (self.height + 2) * self.padded_width()
+        (self.height + 1) * self.padded_width()
     }
 
     /// GEMM columns: every image's block.
@@ -69,10 +72,10 @@ impl Nchw {
 /// Where an image sits inside its block of a folded buffer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Placement {
-    /// One row and one column in, zeros around: a convolution's input.
+    /// A zero row, then each image row after a zero: a convolution's input.
     Padded,
-    /// At the block's corner, zeros in the last two rows and columns: an output gradient
-    /// aligned with the output columns.
+    /// Each image row before a zero, then a zero row: an output gradient aligned with the
+    /// output columns.
     Wide,
 }
 
@@ -138,13 +141,12 @@ fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
             let dst = &mut row[b * block..][..block];
             match placement {
                 Placement::Padded => {
-                    put_zeros(&mut dst[..pw + 1]);
+                    put_zeros(&mut dst[..pw]);
                     for y in 0..h {
-                        let start = (y + 1) * pw + 1;
-                        put(&mut dst[start..start + w], &image[y * w..(y + 1) * w]);
-                        put_zeros(&mut dst[start + w..start + w + 2]);
+                        let start = (y + 1) * pw;
+                        put_zeros(&mut dst[start..start + 1]);
+                        put(&mut dst[start + 1..start + pw], &image[y * w..(y + 1) * w]);
                     }
-                    put_zeros(&mut dst[(h + 1) * pw + 1..]);
                 }
                 Placement::Wide => {
                     for y in 0..h {
@@ -492,8 +494,14 @@ mod tests {
     fn forward_and_gradients_match_the_definition() {
         let mut rng = SplitMix64::stream(3, 1);
         // Non-square, odd sizes; the column chunks end inside images and rows, the last one
-        // short (72, 385 and 2310 columns).
-        for (batch, c_in, c_out, h, w) in [(1, 3, 5, 7, 6), (5, 4, 2, 5, 9), (3, 6, 7, 20, 33)] {
+        // short (56, 300 and 2142 columns).
+        // The last case has 1×1 images, whose every neighbour is shared padding.
+        for (batch, c_in, c_out, h, w) in [
+            (1, 3, 5, 7, 6),
+            (5, 4, 2, 5, 9),
+            (3, 6, 7, 20, 33),
+            (3, 2, 4, 1, 1),
+        ] {
             let s = Nchw {
                 batch,
                 channels: c_in,
