@@ -43,7 +43,8 @@ pub struct RuntimeBenchArgs {
     /// Seed of the random weights and the sample slice.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Skip LiteRT (when `python3 -c 'import ai_edge_litert'` is not available).
+    /// Skip LiteRT. Without it, LiteRT is skipped with the reason printed when `python3` cannot
+    /// import `ai_edge_litert`.
     #[arg(long)]
     pub no_litert: bool,
     /// Also time our reference kernels (slow: about a second per int8 run).
@@ -158,6 +159,24 @@ fn git_commit() -> String {
 }
 
 /// Runs `cargo xtask runtime-bench`.
+/// Why LiteRT cannot be timed on this machine (`python3` cannot import `ai_edge_litert`), if
+/// it cannot; a LiteRT that imports but fails to time the model is an error instead.
+fn litert_unavailable() -> Option<String> {
+    const PROBE: &str = "import ai_edge_litert.interpreter, numpy";
+    match Command::new("python3").args(["-c", PROBE]).output() {
+        Ok(out) if out.status.success() => None,
+        Ok(out) => {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
+            Some(format!(
+                "python3 -c '{PROBE}' failed: {} (python3 -m pip install ai-edge-litert)",
+                last.unwrap_or("no message").trim()
+            ))
+        }
+        Err(err) => Some(format!("cannot run python3: {err}")),
+    }
+}
+
 pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.size >= 16 && args.size.is_multiple_of(16),
@@ -177,6 +196,14 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     let mut report = Vec::new();
+    let litert_skipped = if args.no_litert {
+        Some("--no-litert".to_string())
+    } else {
+        litert_unavailable()
+    };
+    if let Some(why) = &litert_skipped {
+        println!("LiteRT columns skipped: {why}");
+    }
     for int8 in [true, false] {
         let model = unet(UNetSpec {
             fms: args.fms,
@@ -197,7 +224,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         } else {
             serde_json::Value::Null
         };
-        let litert = if args.no_litert {
+        let litert = if litert_skipped.is_some() {
             serde_json::Value::Null
         } else {
             tracing::info!(model = %path.display(), "timing LiteRT");

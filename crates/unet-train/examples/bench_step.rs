@@ -5,6 +5,8 @@
 use unet_train::bench::{BenchConfig, bench_steps};
 
 fn main() -> Result<(), unet_train::TrainError> {
+    // As `cargo xtask` does: keep freed tensors' memory for the next step.
+    unet_train::allocator::retain_freed_memory();
     let steps = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -88,6 +88,8 @@ fn other_ops(reps: usize, device: &Device, batch: usize) {
 }
 
 fn main() {
+    // As `cargo xtask` does: keep freed tensors' memory for the next step.
+    unet_train::allocator::retain_freed_memory();
     let reps: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())

@@ -4,6 +4,8 @@
 use unet_train::{ProgressMode, TrainConfig, train};
 
 fn main() -> Result<(), unet_train::TrainError> {
+    // As `cargo xtask` does: keep freed tensors' memory for the next step.
+    unet_train::allocator::retain_freed_memory();
     let out_dir = std::env::args()
         .nth(1)
         .unwrap_or_else(|| "artifacts/train".to_string());
