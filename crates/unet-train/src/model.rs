@@ -12,13 +12,13 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::module::{conv2d, max_pool2d};
-use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::conv3x3::{conv3x3_relu, upconv2x2};
+use crate::conv3x3::{conv3x3_relu, max_pool2x2, upconv2x2};
 use crate::rng::SplitMix64;
 
 /// How the decoder doubles the spatial size.
@@ -309,7 +309,7 @@ pub fn upsample_nearest2x(x: Tensor<4>) -> Tensor<4> {
 }
 
 fn pool(x: Tensor<4>) -> Tensor<4> {
-    max_pool2d(x, MaxPoolOptions::new([2, 2]))
+    max_pool2x2(x)
 }
 
 /// Zeroes whole channels with probability `p` and scales the rest by `1 / (1 − p)`

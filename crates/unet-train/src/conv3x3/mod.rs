@@ -15,6 +15,7 @@
 //! `conv2d` elsewhere, so every backend feature still builds and runs.
 
 pub mod kernel;
+pub mod pool;
 pub mod upconv;
 
 use burn::backend::autodiff::NodeId;
@@ -27,8 +28,9 @@ use burn::backend::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, Modul
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::activation::relu;
-use burn::tensor::module::{conv_transpose2d, conv2d};
-use burn::tensor::{DType, Device, Tensor, TensorData};
+use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
+use burn::tensor::ops::MaxPoolOptions;
+use burn::tensor::{DType, Device, IntDType, Tensor, TensorData};
 use std::cell::Cell;
 
 use kernel::Nchw;
@@ -68,6 +70,35 @@ pub trait UNetConvBackend: Backend {
     /// ReLU's `output`.
     fn conv3x3_relu_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         Self::relu_backward(output, grad)
+    }
+
+    /// 2×2 stride-2 max pooling, `x` `[B, C, H, W]`.
+    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false)
+    }
+
+    /// Gradient of [`Self::max_pool2x2`] with respect to `x`, from `grad` at its output.
+    fn max_pool2x2_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        let pooled = Self::max_pool2d_with_indices(
+            x.clone(),
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+            IntDType::I64,
+        );
+        Self::max_pool2d_with_indices_backward(
+            x,
+            [2, 2],
+            [2, 2],
+            [0, 0],
+            [1, 1],
+            false,
+            grad,
+            pooled.indices,
+        )
+        .x_grad
     }
 
     /// Gradient of the convolution with respect to `x`.
@@ -202,6 +233,57 @@ impl UNetConvBackend for Flex {
             Some(out) => out,
             None => Self::relu(Self::conv2d(x, weight, Some(bias), same_options())),
         }
+    }
+
+    fn max_pool2x2(x: FlexTensor) -> FlexTensor {
+        let [batch, channels, height, width] = dims4(&x);
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        if !all_f32(&[&x]) || !pool::supports(shape) {
+            return Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
+        }
+        let x = f32_values(&x);
+        let out = pool::max_pool2x2_forward(as_f32(&x), shape);
+        flex_from(out, &[batch, channels, height / 2, width / 2])
+    }
+
+    fn max_pool2x2_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        let [batch, channels, height, width] = dims4(&x);
+        let shape = Nchw {
+            batch,
+            channels,
+            height,
+            width,
+        };
+        if !all_f32(&[&x, &grad]) || !pool::supports(shape) {
+            let pooled = Self::max_pool2d_with_indices(
+                x.clone(),
+                [2, 2],
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                false,
+                IntDType::I64,
+            );
+            return Self::max_pool2d_with_indices_backward(
+                x,
+                [2, 2],
+                [2, 2],
+                [0, 0],
+                [1, 1],
+                false,
+                grad,
+                pooled.indices,
+            )
+            .x_grad;
+        }
+        let (x, grad) = (f32_values(&x), f32_values(&grad));
+        let out = pool::max_pool2x2_input_grad(as_f32(&x), shape, as_f32(&grad));
+        flex_from(out, &[batch, channels, height, width])
     }
 
     fn conv3x3_relu_grad(output: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -359,6 +441,28 @@ impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
     }
 }
 
+/// Autodiff node of [`UNetConvBackend::max_pool2x2`]; its state is the input.
+#[derive(Debug)]
+struct MaxPool2x2Node;
+
+impl<B: UNetConvBackend> Backward<B, 1> for MaxPool2x2Node {
+    type State = NodeId;
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 1>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(ops.state);
+        if let Some(node) = node_x {
+            grads.register::<B>(node.id, B::max_pool2x2_grad(x, grad));
+        }
+    }
+}
+
 /// Autodiff node of [`UNetConvBackend::conv3x3_relu`]; its state also holds the output, which
 /// masks the incoming gradient.
 #[derive(Debug)]
@@ -489,6 +593,20 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         }
     }
 
+    fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        match MaxPool2x2Node
+            .prepare::<C>([x.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                prep.finish(x_state, B::max_pool2x2(x.into_primitive()))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::max_pool2x2(x.into_primitive())),
+        }
+    }
+
     fn upconv2x2(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -588,6 +706,18 @@ pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<
         Tensor::from_dispatch(out)
     } else {
         relu(conv2d(x, weight, Some(bias), same_options()))
+    }
+}
+
+/// 2×2 stride-2 max pooling, `x` `[B, C, H, W]`: on Flex one parallel pass whose backward
+/// finds each window's maximum again in the saved input (no index tensor); elsewhere burn's
+/// `max_pool2d`.
+pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
+    if uses_shifted_gemm(&x.device()) {
+        let out = <Dispatch as UNetConvBackend>::max_pool2x2(x.into_dispatch());
+        Tensor::from_dispatch(out)
+    } else {
+        max_pool2d(x, MaxPoolOptions::new([2, 2]))
     }
 }
 
