@@ -297,6 +297,21 @@ pub fn conv3x3_forward(
     unfold(&wide, shape, c_out, bias, with_relu)
 }
 
+/// [`relu_grad`] in place, for a gradient buffer nothing else holds.
+pub fn relu_grad_in_place(output: &[f32], grad: &mut [f32]) {
+    assert_eq!(output.len(), grad.len());
+    const ROW: usize = 1 << 14;
+    grad.par_chunks_mut(ROW)
+        .zip(output.par_chunks(ROW))
+        .for_each(|(g, out)| {
+            for (g, o) in g.iter_mut().zip(out) {
+                if *o <= 0.0 {
+                    *g = 0.0;
+                }
+            }
+        });
+}
+
 /// Gradient through a ReLU: `grad` where the ReLU's `output` is positive (or NaN, as burn
 /// keeps it), zero elsewhere.
 pub fn relu_grad(output: &[f32], grad: &[f32]) -> Vec<f32> {
@@ -586,6 +601,12 @@ mod tests {
             .collect();
         let grad: Vec<f32> = (0..n).map(|i| i as f32 + 1.0).collect();
         let masked = relu_grad(&output, &grad);
+        let mut in_place = grad.clone();
+        relu_grad_in_place(&output, &mut in_place);
+        assert_eq!(
+            in_place.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            masked.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
         for (i, (m, g)) in masked.iter().zip(&grad).enumerate() {
             let kept = i % 4 == 0 || i % 4 == 2;
             assert_eq!(*m, if kept { *g } else { 0.0 }, "element {i}");

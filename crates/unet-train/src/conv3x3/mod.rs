@@ -291,7 +291,19 @@ impl UNetConvBackend for Flex {
             return Self::relu_backward(output, grad);
         }
         let shape = grad.shape().to_vec();
-        let (output, grad) = (f32_values(&output), f32_values(&grad));
+        let output = f32_values(&output);
+        let n = as_f32(&output).len();
+        let mut grad = grad;
+        if grad.is_contiguous()
+            && grad.layout().start_offset() == 0
+            && let Some(values) = grad.try_storage_mut::<f32>()
+            && let Some(values) = values.get_mut(..n)
+        {
+            // The usual case: the gradient buffer is this node's alone; mask it where it is.
+            kernel::relu_grad_in_place(as_f32(&output), values);
+            return grad;
+        }
+        let grad = f32_values(&grad);
         flex_from(kernel::relu_grad(as_f32(&output), as_f32(&grad)), &shape)
     }
 
