@@ -159,3 +159,29 @@ fn litert_npu_and_gpu_report_litert_status_without_cpu_fallback() {
         }
     }
 }
+
+/// A `libLiteRt.so` this machine cannot load (here: not a shared object at all; on a board,
+/// the host's x86 library) skips the row with the loader's reason instead of failing it.
+#[test]
+fn a_library_this_machine_cannot_load_skips_the_row() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let library = dir.path().join("libLiteRt.so");
+    std::fs::write(&library, b"not a shared object").expect("write");
+    let mut litert = LiteRtEngine::new(LiteRtConfig {
+        model: tiny_model(dir.path()),
+        accelerator: Accelerator::Cpu,
+        threads: 1,
+        library: Some(library),
+        dispatch_dir: None,
+    });
+    match litert.load() {
+        Err(LoadError::Unavailable(why)) => {
+            assert!(
+                why.contains("cannot load") && why.contains("libLiteRt.so"),
+                "{why}"
+            );
+        }
+        Err(LoadError::Failed(e)) => panic!("expected a skip, got a failure: {e}"),
+        Ok(()) => panic!("a text file loaded as libLiteRt.so"),
+    }
+}

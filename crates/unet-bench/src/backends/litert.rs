@@ -614,7 +614,17 @@ impl Engine for LiteRtEngine {
         self.n_input = elements(&input.shape);
         self.n_output = elements(&output.shape);
 
-        self.api = Some(Api::load(&lib)?);
+        self.api = Some(match Api::load(&lib) {
+            Ok(api) => api,
+            // A library this machine cannot load (another architecture, missing dependencies,
+            // a LiteRT without the compiled-model API) is not a LiteRT failure: skip the row.
+            Err(e @ BenchError::DynamicLoad { .. }) => {
+                return Err(LoadError::Unavailable(format!(
+                    "{e} (pass --litert-lib with a LiteRT build for this machine)"
+                )));
+            }
+            Err(e) => return Err(LoadError::Failed(e)),
+        });
         let lib_dir = lib.parent().map(Path::to_path_buf);
         self.library_path = Some(lib);
         match self.open(lib_dir.as_deref()) {
