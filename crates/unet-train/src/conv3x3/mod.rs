@@ -79,26 +79,7 @@ pub trait UNetConvBackend: Backend {
 
     /// Gradient of [`Self::max_pool2x2`] with respect to `x`, from `grad` at its output.
     fn max_pool2x2_grad(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        let pooled = Self::max_pool2d_with_indices(
-            x.clone(),
-            [2, 2],
-            [2, 2],
-            [0, 0],
-            [1, 1],
-            false,
-            IntDType::I64,
-        );
-        Self::max_pool2d_with_indices_backward(
-            x,
-            [2, 2],
-            [2, 2],
-            [0, 0],
-            [1, 1],
-            false,
-            grad,
-            pooled.indices,
-        )
-        .x_grad
+        burn_max_pool2x2_grad::<Self>(x, grad)
     }
 
     /// Gradient of the convolution with respect to `x`.
@@ -165,6 +146,31 @@ pub trait UNetConvBackend: Backend {
     ) -> FloatTensor<Self> {
         Self::conv_transpose2d_bias_backward(x, bias, grad)
     }
+}
+
+/// burn's own gradient of the 2×2 stride-2 max pooling (through its index tensor).
+fn burn_max_pool2x2_grad<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    let (kernel, stride, padding, dilation) = ([2, 2], [2, 2], [0, 0], [1, 1]);
+    let pooled = B::max_pool2d_with_indices(
+        x.clone(),
+        kernel,
+        stride,
+        padding,
+        dilation,
+        false,
+        IntDType::I64,
+    );
+    B::max_pool2d_with_indices_backward(
+        x,
+        kernel,
+        stride,
+        padding,
+        dilation,
+        false,
+        grad,
+        pooled.indices,
+    )
+    .x_grad
 }
 
 fn dims4(t: &FlexTensor) -> [usize; 4] {
@@ -260,26 +266,7 @@ impl UNetConvBackend for Flex {
             width,
         };
         if !all_f32(&[&x, &grad]) || !pool::supports(shape) {
-            let pooled = Self::max_pool2d_with_indices(
-                x.clone(),
-                [2, 2],
-                [2, 2],
-                [0, 0],
-                [1, 1],
-                false,
-                IntDType::I64,
-            );
-            return Self::max_pool2d_with_indices_backward(
-                x,
-                [2, 2],
-                [2, 2],
-                [0, 0],
-                [1, 1],
-                false,
-                grad,
-                pooled.indices,
-            )
-            .x_grad;
+            return burn_max_pool2x2_grad::<Self>(x, grad);
         }
         let (x, grad) = (f32_values(&x), f32_values(&grad));
         let out = pool::max_pool2x2_input_grad(as_f32(&x), shape, as_f32(&grad));
