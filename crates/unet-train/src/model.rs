@@ -406,6 +406,7 @@ impl UNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_support::max_abs_diff;
 
     #[test]
     fn default_model_has_intelai_parameter_count() {
@@ -502,14 +503,6 @@ mod tests {
 
     fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
         t.into_data().iter::<f32>().collect()
-    }
-
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
     }
 
     /// The shifted-GEMM convolutions (with their handwritten backward) against burn's

@@ -42,6 +42,11 @@ pub struct Nchw {
 }
 
 impl Nchw {
+    /// `[batch, channels, height, width]`.
+    pub fn dims(&self) -> [usize; 4] {
+        [self.batch, self.channels, self.height, self.width]
+    }
+
     /// Row width in a folded buffer: the row and one zero.
     fn padded_width(&self) -> usize {
         self.width + 1
@@ -471,6 +476,7 @@ pub fn bias_grad(grad: &[f32], batch: usize, c_out: usize, plane: usize) -> Vec<
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+    use crate::test_support::{dot, max_abs_diff, random};
 
     /// Direct definition, for checking.
     fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
@@ -502,18 +508,6 @@ mod tests {
         out
     }
 
-    fn random(n: usize, rng: &mut SplitMix64) -> Vec<f32> {
-        (0..n).map(|_| rng.uniform(1.0)).collect()
-    }
-
-    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
-        assert_eq!(a.len(), b.len());
-        a.iter()
-            .zip(b)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0, f32::max)
-    }
-
     #[test]
     fn forward_and_gradients_match_the_definition() {
         let mut rng = SplitMix64::stream(3, 1);
@@ -540,21 +534,15 @@ mod tests {
                 *v += bias[(i / (h * w)) % c_out];
             }
             let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, false);
-            assert!(max_diff(&y, &expected) < 1e-5);
+            assert!(max_abs_diff(&y, &expected) < 1e-5);
             let y_relu = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, true);
             let expected_relu: Vec<f32> = expected.iter().map(|v| v.max(0.0)).collect();
-            assert!(max_diff(&y_relu, &expected_relu) < 1e-5);
+            assert!(max_abs_diff(&y_relu, &expected_relu) < 1e-5);
             assert!(y_relu.contains(&0.0) && y_relu.iter().any(|v| *v > 0.0));
 
             // Gradients of L = Σ g·y by the adjoint identities: <dL/dx, v> = <g, conv(v)>
             // for any v, and dL/dW[k] = <g, conv_{e_k}(x)>.
             let g = random(batch * c_out * h * w, &mut rng);
-            let dot = |a: &[f32], b: &[f32]| -> f64 {
-                a.iter()
-                    .zip(b)
-                    .map(|(a, b)| (*a as f64) * (*b as f64))
-                    .sum()
-            };
             let dx = conv3x3_input_grad(&g, s, &weight, c_out);
             let v = random(x.len(), &mut rng);
             let lhs = dot(&dx, &v);

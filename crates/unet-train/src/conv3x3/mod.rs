@@ -173,9 +173,15 @@ fn burn_max_pool2x2_grad<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) ->
     .x_grad
 }
 
-fn dims4(t: &FlexTensor) -> [usize; 4] {
+/// The NCHW shape of a 4-D tensor.
+fn nchw(t: &FlexTensor) -> Nchw {
     let shape = t.shape();
-    [shape[0], shape[1], shape[2], shape[3]]
+    Nchw {
+        batch: shape[0],
+        channels: shape[1],
+        height: shape[2],
+        width: shape[3],
+    }
 }
 
 fn all_f32(tensors: &[&FlexTensor]) -> bool {
@@ -206,15 +212,9 @@ fn flex_conv3x3(
     if !all_f32(&[x, weight, bias]) {
         return None;
     }
-    let [batch, channels, height, width] = dims4(x);
+    let shape = nchw(x);
     let c_out = weight.shape()[0];
     let (x, weight, bias) = (f32_values(x), f32_values(weight), f32_values(bias));
-    let shape = Nchw {
-        batch,
-        channels,
-        height,
-        width,
-    };
     let out = kernel::conv3x3_forward(
         as_f32(&x),
         shape,
@@ -223,7 +223,10 @@ fn flex_conv3x3(
         c_out,
         with_relu,
     );
-    Some(flex_from(out, &[batch, c_out, height, width]))
+    Some(flex_from(
+        out,
+        &[shape.batch, c_out, shape.height, shape.width],
+    ))
 }
 
 impl UNetConvBackend for Flex {
@@ -242,35 +245,31 @@ impl UNetConvBackend for Flex {
     }
 
     fn max_pool2x2(x: FlexTensor) -> FlexTensor {
-        let [batch, channels, height, width] = dims4(&x);
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
+        let shape = nchw(&x);
         if !all_f32(&[&x]) || !pool::supports(shape) {
             return Self::max_pool2d(x, [2, 2], [2, 2], [0, 0], [1, 1], false);
         }
         let x = f32_values(&x);
         let out = pool::max_pool2x2_forward(as_f32(&x), shape);
-        flex_from(out, &[batch, channels, height / 2, width / 2])
+        flex_from(
+            out,
+            &[
+                shape.batch,
+                shape.channels,
+                shape.height / 2,
+                shape.width / 2,
+            ],
+        )
     }
 
     fn max_pool2x2_grad(x: FlexTensor, grad: FlexTensor) -> FlexTensor {
-        let [batch, channels, height, width] = dims4(&x);
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
+        let shape = nchw(&x);
         if !all_f32(&[&x, &grad]) || !pool::supports(shape) {
             return burn_max_pool2x2_grad::<Self>(x, grad);
         }
         let (x, grad) = (f32_values(&x), f32_values(&grad));
         let out = pool::max_pool2x2_input_grad(as_f32(&x), shape, as_f32(&grad));
-        flex_from(out, &[batch, channels, height, width])
+        flex_from(out, &shape.dims())
     }
 
     fn conv3x3_relu_grad(output: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -298,41 +297,34 @@ impl UNetConvBackend for Flex {
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv2d_x_backward(x, weight, grad, same_options());
         }
-        let [batch, channels, height, width] = dims4(&x);
+        let shape = nchw(&x);
         let c_out = weight.shape()[0];
         let (weight, grad) = (f32_values(&weight), f32_values(&grad));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
         let out = kernel::conv3x3_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
-        flex_from(out, &[batch, channels, height, width])
+        flex_from(out, &shape.dims())
     }
 
     fn conv3x3_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv2d_weight_backward(x, weight, grad, same_options());
         }
-        let [batch, channels, height, width] = dims4(&x);
+        let shape = nchw(&x);
         let c_out = weight.shape()[0];
         let (x, grad) = (f32_values(&x), f32_values(&grad));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
         let out = kernel::conv3x3_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
-        flex_from(out, &[c_out, channels, 3, 3])
+        flex_from(out, &[c_out, shape.channels, 3, 3])
     }
 
     fn conv3x3_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &bias, &grad]) {
             return Self::conv2d_bias_backward(x, bias, grad);
         }
-        let [batch, c_out, height, width] = dims4(&grad);
+        let Nchw {
+            batch,
+            channels: c_out,
+            height,
+            width,
+        } = nchw(&grad);
         let grad = f32_values(&grad);
         let out = kernel::bias_grad(as_f32(&grad), batch, c_out, height * width);
         flex_from(out, &[c_out])
@@ -342,15 +334,9 @@ impl UNetConvBackend for Flex {
         if !all_f32(&[&x, &weight, &bias]) {
             return Self::conv_transpose2d(x, weight, Some(bias), up_options());
         }
-        let [batch, channels, height, width] = dims4(&x);
+        let shape = nchw(&x);
         let c_out = weight.shape()[1];
         let (x, weight, bias) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
         let out = upconv::upconv2x2_forward(
             as_f32(&x),
             shape,
@@ -358,41 +344,32 @@ impl UNetConvBackend for Flex {
             Some(as_f32(&bias)),
             c_out,
         );
-        flex_from(out, &[batch, c_out, 2 * height, 2 * width])
+        flex_from(
+            out,
+            &[shape.batch, c_out, 2 * shape.height, 2 * shape.width],
+        )
     }
 
     fn upconv2x2_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv_transpose2d_x_backward(weight, grad, up_options());
         }
-        let [batch, channels, height, width] = dims4(&x);
+        let shape = nchw(&x);
         let c_out = weight.shape()[1];
         let (weight, grad) = (f32_values(&weight), f32_values(&grad));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
         let out = upconv::upconv2x2_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
-        flex_from(out, &[batch, channels, height, width])
+        flex_from(out, &shape.dims())
     }
 
     fn upconv2x2_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &weight, &grad]) {
             return Self::conv_transpose2d_weight_backward(x, weight, grad, up_options());
         }
-        let [batch, channels, height, width] = dims4(&x);
+        let shape = nchw(&x);
         let c_out = weight.shape()[1];
         let (x, grad) = (f32_values(&x), f32_values(&grad));
-        let shape = Nchw {
-            batch,
-            channels,
-            height,
-            width,
-        };
         let out = upconv::upconv2x2_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
-        flex_from(out, &[channels, c_out, 2, 2])
+        flex_from(out, &[shape.channels, c_out, 2, 2])
     }
 
     fn upconv2x2_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {

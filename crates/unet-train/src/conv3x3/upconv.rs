@@ -10,11 +10,36 @@ use rayon::prelude::*;
 
 use super::kernel::Nchw;
 
-fn parallelism(images_in_parallel: bool) -> gemm::Parallelism {
-    if images_in_parallel {
-        gemm::Parallelism::None
+/// Whether the images of a batch run in parallel (at least as many as threads), and the
+/// GEMM parallelism that goes with it: serial GEMMs for parallel images, else parallel GEMMs.
+fn batch_parallelism(batch: usize) -> (bool, gemm::Parallelism) {
+    if batch >= rayon::current_num_threads() {
+        (true, gemm::Parallelism::None)
     } else {
-        gemm::Parallelism::Rayon(0)
+        (false, gemm::Parallelism::Rayon(0))
+    }
+}
+
+/// `run(image, out_image)` over the images of `input` (`input_len` values each) and `out`
+/// (`out_len` each), in parallel when `in_parallel`.
+fn for_each_image(
+    input: &[f32],
+    input_len: usize,
+    out: &mut [f32],
+    out_len: usize,
+    in_parallel: bool,
+    run: impl Fn((&[f32], &mut [f32])) + Sync + Send,
+) {
+    if in_parallel {
+        input
+            .par_chunks_exact(input_len)
+            .zip(out.par_chunks_exact_mut(out_len))
+            .for_each(run);
+    } else {
+        input
+            .chunks_exact(input_len)
+            .zip(out.chunks_exact_mut(out_len))
+            .for_each(run);
     }
 }
 
@@ -96,8 +121,7 @@ pub fn upconv2x2_forward(
     let hw = h * w;
     let out_image = c_out * 4 * hw;
     let mut out = vec![0.0f32; shape.batch * out_image];
-    let in_parallel = shape.batch >= rayon::current_num_threads();
-    let par = parallelism(in_parallel);
+    let (in_parallel, par) = batch_parallelism(shape.batch);
     let run = |(image, out): (&[f32], &mut [f32])| {
         let mut blocks = vec![0.0f32; 4 * c_out * hw];
         // SAFETY: A = W_matᵀ is (4·c_out × c_in) at weight[k·4·c_out + i] (row stride 1,
@@ -133,16 +157,7 @@ pub fn upconv2x2_forward(
             }
         }
     };
-    let image_len = c_in * hw;
-    if in_parallel {
-        x.par_chunks_exact(image_len)
-            .zip(out.par_chunks_exact_mut(out_image))
-            .for_each(run);
-    } else {
-        x.chunks_exact(image_len)
-            .zip(out.chunks_exact_mut(out_image))
-            .for_each(run);
-    }
+    for_each_image(x, c_in * hw, &mut out, out_image, in_parallel, run);
     out
 }
 
@@ -152,8 +167,7 @@ pub fn upconv2x2_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: us
     let hw = h * w;
     let grad_image = c_out * 4 * hw;
     let mut out = vec![0.0f32; shape.batch * c_in * hw];
-    let in_parallel = shape.batch >= rayon::current_num_threads();
-    let par = parallelism(in_parallel);
+    let (in_parallel, par) = batch_parallelism(shape.batch);
     let run = |(grad, out): (&[f32], &mut [f32])| {
         let mut blocks = vec![0.0f32; 4 * c_out * hw];
         gather_blocks(grad, c_out, h, w, &mut blocks);
@@ -175,15 +189,7 @@ pub fn upconv2x2_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: us
             );
         }
     };
-    if in_parallel {
-        grad.par_chunks_exact(grad_image)
-            .zip(out.par_chunks_exact_mut(c_in * hw))
-            .for_each(run);
-    } else {
-        grad.chunks_exact(grad_image)
-            .zip(out.chunks_exact_mut(c_in * hw))
-            .for_each(run);
-    }
+    for_each_image(grad, grad_image, &mut out, c_in * hw, in_parallel, run);
     out
 }
 
@@ -192,8 +198,7 @@ pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize)
     let (c_in, h, w) = (shape.channels, shape.height, shape.width);
     let hw = h * w;
     let n_weights = c_in * 4 * c_out;
-    let in_parallel = shape.batch >= rayon::current_num_threads();
-    let par = parallelism(in_parallel);
+    let (_, par) = batch_parallelism(shape.batch);
     let image_grad = |(image, grad): (&[f32], &[f32]), acc: &mut [f32], accumulate: bool| {
         let mut blocks = vec![0.0f32; 4 * c_out * hw];
         gather_blocks(grad, c_out, h, w, &mut blocks);
@@ -230,6 +235,7 @@ pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize)
 mod tests {
     use super::*;
     use crate::rng::SplitMix64;
+    use crate::test_support::{dot, max_abs_diff, random};
 
     fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
         let (c_in, h, w) = (s.channels, s.height, s.width);
@@ -254,13 +260,7 @@ mod tests {
     #[test]
     fn forward_and_gradients_match_the_definition() {
         let mut rng = SplitMix64::stream(5, 9);
-        let mut random = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.uniform(1.0)).collect() };
-        let dot = |a: &[f32], b: &[f32]| -> f64 {
-            a.iter()
-                .zip(b)
-                .map(|(a, b)| (*a as f64) * (*b as f64))
-                .sum()
-        };
+        let mut random = |n: usize| random(n, &mut rng);
         for (batch, c_in, c_out, h, w) in [(1, 3, 2, 3, 5), (6, 4, 3, 4, 2)] {
             let s = Nchw {
                 batch,
@@ -276,12 +276,7 @@ mod tests {
                 *v += bias[(i / (4 * h * w)) % c_out];
             }
             let y = upconv2x2_forward(&x, s, &weight, Some(&bias), c_out);
-            let diff = y
-                .iter()
-                .zip(&expected)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0, f32::max);
-            assert!(diff < 1e-5);
+            assert!(max_abs_diff(&y, &expected) < 1e-5);
             let g = random(y.len());
             let v = random(x.len());
             let dx = upconv2x2_input_grad(&g, s, &weight, c_out);
