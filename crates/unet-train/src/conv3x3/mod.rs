@@ -510,34 +510,56 @@ fn conv3x3_backward<B: UNetConvBackend>(
     }
 }
 
+/// Records an operation of three inputs (input, weight, bias) on the autodiff graph: `forward`
+/// runs on the inner backend, and `state` makes the node's backward state from the
+/// checkpointed inputs and the output.
+fn track_three<B, C, N>(
+    node: N,
+    [x, weight, bias]: [FloatTensor<Autodiff<B, C>>; 3],
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
+    state: impl FnOnce([NodeId; 3], &FloatTensor<B>) -> N::State,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: UNetConvBackend,
+    C: CheckpointStrategy,
+    N: Backward<B, 3>,
+{
+    match node
+        .prepare::<C>([x.node(), weight.node(), bias.node()])
+        .compute_bound()
+        .stateful()
+    {
+        OpsKind::Tracked(mut prep) => {
+            let ids = [
+                prep.checkpoint(&x),
+                prep.checkpoint(&weight),
+                prep.checkpoint(&bias),
+            ];
+            let out = forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            );
+            let state = state(ids, &out);
+            prep.finish(state, out)
+        }
+        OpsKind::UnTracked(prep) => prep.finish(forward(
+            x.into_primitive(),
+            weight.into_primitive(),
+            bias.into_primitive(),
+        )),
+    }
+}
+
 impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, C> {
     fn conv3x3(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match Conv3x3Node
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let bias_state = prep.checkpoint(&bias);
-                let out = B::conv3x3(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                );
-                prep.finish((x_state, weight_state, bias_state), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        track_three::<B, C, _>(Conv3x3Node, [x, weight, bias], B::conv3x3, |ids, _| {
+            ids.into()
+        })
     }
 
     fn conv3x3_relu(
@@ -545,28 +567,12 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match Conv3x3ReluNode
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let bias_state = prep.checkpoint(&bias);
-                let out = B::conv3x3_relu(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                );
-                prep.finish((x_state, weight_state, bias_state, out.clone()), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_relu(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        track_three::<B, C, _>(
+            Conv3x3ReluNode,
+            [x, weight, bias],
+            B::conv3x3_relu,
+            |[x, weight, bias], out| (x, weight, bias, out.clone()),
+        )
     }
 
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -588,28 +594,9 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        match UpConv2x2Node
-            .prepare::<C>([x.node(), weight.node(), bias.node()])
-            .compute_bound()
-            .stateful()
-        {
-            OpsKind::Tracked(mut prep) => {
-                let x_state = prep.checkpoint(&x);
-                let weight_state = prep.checkpoint(&weight);
-                let bias_state = prep.checkpoint(&bias);
-                let out = B::upconv2x2(
-                    x.into_primitive(),
-                    weight.into_primitive(),
-                    bias.into_primitive(),
-                );
-                prep.finish((x_state, weight_state, bias_state), out)
-            }
-            OpsKind::UnTracked(prep) => prep.finish(B::upconv2x2(
-                x.into_primitive(),
-                weight.into_primitive(),
-                bias.into_primitive(),
-            )),
-        }
+        track_three::<B, C, _>(UpConv2x2Node, [x, weight, bias], B::upconv2x2, |ids, _| {
+            ids.into()
+        })
     }
 }
 
