@@ -21,6 +21,7 @@ pub mod backends;
 pub mod cli;
 mod error;
 pub mod inputs;
+mod native_stderr;
 pub mod report;
 pub mod stats;
 pub mod suite;

@@ -5,6 +5,11 @@
 //! The accelerator mask is exactly the requested one: LiteRT silently falls back to the CPU
 //! when the CPU bit is set beside GPU or NPU, so a GPU/NPU row never sets it and reports
 //! LiteRT's own status when there is no such device.
+//!
+//! What the native library prints to stderr while it loads and compiles (the GPU
+//! accelerator's WebGPU/Vulkan errors, a dispatch library's complaints) is captured and put
+//! into the row's skip/failure reason, or into the row's details when it compiled, instead of
+//! the terminal.
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
@@ -13,6 +18,7 @@ use tflite_writer::TensorType;
 
 use crate::backend::{Engine, LoadError, Output};
 use crate::error::BenchError;
+use crate::native_stderr;
 
 type Status = i32;
 type Handle = *mut c_void;
@@ -312,6 +318,9 @@ pub struct LiteRtEngine {
     n_input: usize,
     n_output: usize,
     staging: Vec<u8>,
+    /// What the library wrote to stderr while it loaded and compiled (one line, see
+    /// [`native_stderr::summarize`]).
+    native_log: Option<String>,
 }
 
 impl LiteRtEngine {
@@ -328,6 +337,7 @@ impl LiteRtEngine {
             n_input: 0,
             n_output: 0,
             staging: Vec::new(),
+            native_log: None,
         }
     }
 
@@ -502,6 +512,60 @@ impl LiteRtEngine {
             }
         }
     }
+
+    /// Loads `lib` and compiles the model on the configured accelerator (the part of
+    /// [`Engine::load`] during which LiteRT may print to stderr).
+    fn load_library_and_compile(&mut self, lib: PathBuf) -> Result<(), LoadError> {
+        self.api = Some(match Api::load(&lib) {
+            Ok(api) => api,
+            // A library this machine cannot load (another architecture, missing dependencies,
+            // a LiteRT without the compiled-model API) is not a LiteRT failure: skip the row.
+            Err(e @ BenchError::DynamicLoad { .. }) => {
+                return Err(LoadError::Unavailable(format!(
+                    "{e} (pass --litert-lib with a LiteRT build for this machine)"
+                )));
+            }
+            Err(e) => return Err(LoadError::Failed(e)),
+        });
+        let lib_dir = lib.parent().map(Path::to_path_buf);
+        self.library_path = Some(lib);
+        match self.open(lib_dir.as_deref()) {
+            Ok(session) => {
+                let elem = if self.dtype == TensorType::Int8 { 1 } else { 4 };
+                if session.input_bytes < self.n_input * elem
+                    || session.output_bytes < self.n_output * elem
+                {
+                    let api = self
+                        .api
+                        .as_ref()
+                        .ok_or_else(|| BenchError::tool("litert", "library not loaded"))?;
+                    destroy_session(api, &session);
+                    return Err(LoadError::Failed(BenchError::tool(
+                        "litert",
+                        "buffer requirements smaller than the tensors",
+                    )));
+                }
+                self.session = Some(session);
+                Ok(())
+            }
+            Err(BenchError::LiteRt {
+                call: "LiteRtCreateCompiledModel",
+                status,
+                name,
+            }) if self.cfg.accelerator != Accelerator::Cpu => {
+                let why = match (self.cfg.accelerator, status) {
+                    (Accelerator::Npu, 504) => "no NPU dispatch/compiler for this model",
+                    (Accelerator::Gpu, 3) => "no GPU adapter",
+                    (Accelerator::Npu, _) => "the NPU accelerator could not compile the model",
+                    _ => "the GPU accelerator could not compile the model",
+                };
+                Err(LoadError::Unavailable(format!(
+                    "{why} (LiteRtCreateCompiledModel status {status}, {name})"
+                )))
+            }
+            Err(e) => Err(LoadError::Failed(e)),
+        }
+    }
 }
 
 /// Destructor LiteRT calls for the opaque-options payload (a `CString` we leaked).
@@ -614,54 +678,25 @@ impl Engine for LiteRtEngine {
         self.n_input = elements(&input.shape);
         self.n_output = elements(&output.shape);
 
-        self.api = Some(match Api::load(&lib) {
-            Ok(api) => api,
-            // A library this machine cannot load (another architecture, missing dependencies,
-            // a LiteRT without the compiled-model API) is not a LiteRT failure: skip the row.
-            Err(e @ BenchError::DynamicLoad { .. }) => {
-                return Err(LoadError::Unavailable(format!(
-                    "{e} (pass --litert-lib with a LiteRT build for this machine)"
-                )));
-            }
-            Err(e) => return Err(LoadError::Failed(e)),
-        });
-        let lib_dir = lib.parent().map(Path::to_path_buf);
-        self.library_path = Some(lib);
-        match self.open(lib_dir.as_deref()) {
-            Ok(session) => {
-                let elem = if self.dtype == TensorType::Int8 { 1 } else { 4 };
-                if session.input_bytes < self.n_input * elem
-                    || session.output_bytes < self.n_output * elem
-                {
-                    let api = self
-                        .api
-                        .as_ref()
-                        .ok_or_else(|| BenchError::tool("litert", "library not loaded"))?;
-                    destroy_session(api, &session);
-                    return Err(LoadError::Failed(BenchError::tool(
-                        "litert",
-                        "buffer requirements smaller than the tensors",
-                    )));
-                }
-                self.session = Some(session);
+        // The GPU/NPU accelerators print their own errors (WebGPU, Vulkan, dispatch) straight
+        // to fd 2: they go into the row instead of the terminal.
+        let (result, printed) = native_stderr::capture(|| self.load_library_and_compile(lib));
+        self.native_log = native_stderr::summarize(&printed);
+        let Some(log) = &self.native_log else {
+            return result;
+        };
+        match result {
+            Ok(()) => {
+                tracing::debug!(backend = %self.cfg.accelerator.name(), "LiteRT printed: {log}");
                 Ok(())
             }
-            Err(BenchError::LiteRt {
-                call: "LiteRtCreateCompiledModel",
-                status,
-                name,
-            }) if self.cfg.accelerator != Accelerator::Cpu => {
-                let why = match (self.cfg.accelerator, status) {
-                    (Accelerator::Npu, 504) => "no NPU dispatch/compiler for this model",
-                    (Accelerator::Gpu, 3) => "no GPU adapter",
-                    (Accelerator::Npu, _) => "the NPU accelerator could not compile the model",
-                    _ => "the GPU accelerator could not compile the model",
-                };
-                Err(LoadError::Unavailable(format!(
-                    "{why} (LiteRtCreateCompiledModel status {status}, {name})"
-                )))
-            }
-            Err(e) => Err(LoadError::Failed(e)),
+            Err(LoadError::Unavailable(why)) => Err(LoadError::Unavailable(format!(
+                "{why}; LiteRT printed: {log}"
+            ))),
+            Err(LoadError::Failed(e)) => Err(LoadError::Failed(BenchError::tool(
+                "litert",
+                format!("{e}; LiteRT printed: {log}"),
+            ))),
         }
     }
 
@@ -768,6 +803,7 @@ impl Engine for LiteRtEngine {
             "ai_edge_litert_version": self.library_path.as_deref().and_then(package_version),
             "accelerator_mask": self.cfg.accelerator.mask(),
             "dispatch_dir": self.cfg.dispatch_dir.as_ref().map(|p| p.display().to_string()),
+            "native_stderr": self.native_log,
         })
     }
 }
