@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod backends;
+mod chart;
 pub mod cli;
 mod error;
 pub mod inputs;

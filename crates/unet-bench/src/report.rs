@@ -1,5 +1,5 @@
 //! The report: `report.json` (everything), `report.md` (the table), `latency.svg` (medians with
-//! p10–p90 whiskers, hand-written SVG). All three are written atomically.
+//! p10–p90 whiskers, drawn with plotters in `chart.rs`). All three are written atomically.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -170,113 +170,9 @@ impl Report {
     }
 
     /// `latency.svg`: a horizontal bar per row with a median, whiskers from p10 to p90
-    /// (measured rows), estimates drawn hatched and labelled.
+    /// (measured rows), estimates in their own colour and labelled (see `chart.rs`).
     pub fn svg(&self) -> String {
-        let bars: Vec<(&BackendResult, f64)> = self
-            .rows
-            .iter()
-            .filter_map(|r| r.stats.as_ref().map(|s| (r, s.central())))
-            .filter(|(_, m)| m.is_finite())
-            .collect();
-        let label_w = 230.0;
-        let plot_w = 460.0;
-        let row_h = 26.0;
-        let top = 40.0;
-        let height = top + row_h * bars.len().max(1) as f64 + 40.0;
-        let width = label_w + plot_w + 120.0;
-        let max = bars
-            .iter()
-            .map(|(r, m)| r.stats.as_ref().and_then(|s| s.p90).unwrap_or(*m).max(*m))
-            .fold(0.0_f64, f64::max)
-            .max(1e-9);
-        let x = |v: f64| label_w + v / max * plot_w;
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" font-family="sans-serif" font-size="12">"#
-        );
-        s.push_str(r##"<defs><pattern id="hatch" width="6" height="6" patternUnits="userSpaceOnUse" patternTransform="rotate(45)"><rect width="6" height="6" fill="#f3e3c3"/><line x1="0" y1="0" x2="0" y2="6" stroke="#c08a2e" stroke-width="2"/></pattern></defs>"##);
-        s.push('\n');
-        let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="20" font-size="14" font-weight="bold">U-Net latency per inference (median, whiskers p10–p90; hatched = Vela estimate)</text>"#,
-            10
-        );
-        for (i, (r, median)) in bars.iter().enumerate() {
-            let y = top + i as f64 * row_h;
-            let est = r.status == RowStatus::Estimated;
-            let fill = if est { "url(#hatch)" } else { "#4a78b5" };
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
-                label_w - 8.0,
-                y + 16.0,
-                xml(&r.backend)
-            );
-            let _ = writeln!(
-                s,
-                r#"<rect x="{label_w:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="{fill}"/>"#,
-                y + 4.0,
-                (x(*median) - label_w).max(0.5),
-                row_h - 8.0
-            );
-            if let Some(stats) = &r.stats
-                && let (Some(p10), Some(p90)) = (stats.p10, stats.p90)
-            {
-                let cy = y + row_h / 2.0;
-                let _ = writeln!(
-                    s,
-                    r#"<g stroke="black" stroke-width="1.2"><line x1="{:.1}" y1="{cy:.1}" x2="{:.1}" y2="{cy:.1}"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/><line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}"/></g>"#,
-                    x(p10),
-                    x(p90),
-                    x(p10),
-                    cy - 5.0,
-                    x(p10),
-                    cy + 5.0,
-                    x(p90),
-                    cy - 5.0,
-                    x(p90),
-                    cy + 5.0
-                );
-            }
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}">{:.2} ms{}</text>"#,
-                x(r.stats
-                    .as_ref()
-                    .and_then(|st| st.p90)
-                    .unwrap_or(*median)
-                    .max(*median))
-                    + 6.0,
-                y + 16.0,
-                median,
-                if est { " (estimate)" } else { "" }
-            );
-        }
-        let axis_y = top + row_h * bars.len().max(1) as f64 + 6.0;
-        let _ = writeln!(
-            s,
-            r#"<line x1="{label_w}" y1="{axis_y:.1}" x2="{:.1}" y2="{axis_y:.1}" stroke="black"/>"#,
-            label_w + plot_w
-        );
-        for k in 0..=4 {
-            let v = max * k as f64 / 4.0;
-            let _ = writeln!(
-                s,
-                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{v:.1}</text>"#,
-                x(v),
-                axis_y + 16.0
-            );
-        }
-        let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">milliseconds</text>"#,
-            label_w + plot_w / 2.0,
-            axis_y + 32.0
-        );
-        s.push_str("</svg>\n");
-        s
+        crate::chart::latency_svg(&self.rows)
     }
 
     /// Writes `report.json`, `report.md` and `latency.svg` into `dir`; returns their paths.
@@ -289,11 +185,4 @@ impl Report {
         write_atomic(&svg, self.svg().as_bytes())?;
         Ok(vec![json, md, svg])
     }
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

@@ -1,146 +1,325 @@
-//! `curves.svg`: loss (left panel) and Dice (right panel) per epoch, train and validation.
+//! `curves.svg`: loss (left panel, logarithmic axis) and Dice (right panel) per epoch, train
+//! and validation, drawn with plotters' SVG backend. Ticks are round (1-2-5 steps, decades on
+//! the loss axis) and the legend sits in its own column right of both panels.
 
-use std::fmt::Write;
+use unet_charts::plotters::coord::Shift;
+use unet_charts::plotters::prelude::*;
+use unet_charts::{Axis, FONT, LABEL_SIZE, LegendEntry, PLOT_BACKGROUND, Swatch};
 
 use crate::training::History;
 
-const PANEL_W: f64 = 360.0;
-const PANEL_H: f64 = 240.0;
-const MARGIN: f64 = 48.0;
+const PANEL_W: u32 = 380;
+const HEIGHT: u32 = 320;
+const LEGEND_W: u32 = 150;
+const TRAIN: RGBColor = RGBColor(0x1f, 0x77, 0xb4);
+const VALIDATION: RGBColor = RGBColor(0xd6, 0x27, 0x28);
 
-fn polyline(points: &[(f64, f64)], colour: &str, dashed: bool, svg: &mut String) {
-    if points.is_empty() {
-        return;
-    }
-    let coords: Vec<String> = points
-        .iter()
-        .map(|(x, y)| format!("{x:.1},{y:.1}"))
-        .collect();
-    let dash = if dashed {
-        " stroke-dasharray=\"6 3\""
-    } else {
-        ""
-    };
-    let _ = writeln!(
-        svg,
-        "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} points=\"{}\"/>",
-        coords.join(" ")
-    );
-    for (x, y) in points {
-        let _ = writeln!(
-            svg,
-            "<circle cx=\"{x:.1}\" cy=\"{y:.1}\" r=\"2.5\" fill=\"{colour}\"/>"
-        );
-    }
+/// One line of a panel.
+struct Series<'a> {
+    colour: RGBColor,
+    dashed: bool,
+    /// Per epoch (epoch i + 1 at index i); non-finite values are left out.
+    values: &'a [f64],
 }
 
+type DrawResult<T> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
+
+/// Draws one panel: title, axes with the given ticks, the series.
 fn panel(
-    svg: &mut String,
-    x0: f64,
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
     title: &str,
-    series: &[(&str, &str, bool, Vec<f64>)],
-    fixed_range: Option<(f64, f64)>,
-) {
-    let n = series.iter().map(|s| s.3.len()).max().unwrap_or(0);
-    let values = series
-        .iter()
-        .flat_map(|s| s.3.iter().copied())
-        .filter(|v| v.is_finite());
-    let (mut lo, mut hi) = fixed_range.unwrap_or_else(|| {
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-            (lo.min(v), hi.max(v))
-        })
-    });
-    if !lo.is_finite() || !hi.is_finite() {
-        (lo, hi) = (0.0, 1.0);
-    }
-    if hi - lo < 1e-9 {
-        hi = lo + 1.0;
-    }
-    let top = MARGIN;
-    let _ = writeln!(
-        svg,
-        "<rect x=\"{x0}\" y=\"{top}\" width=\"{PANEL_W}\" height=\"{PANEL_H}\" fill=\"none\" stroke=\"#888\"/>"
-    );
-    let _ = writeln!(
-        svg,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"14\">{title}</text>",
-        x0 + PANEL_W / 2.0,
-        top - 10.0
-    );
-    for i in 0..=4 {
-        let v = lo + (hi - lo) * i as f64 / 4.0;
-        let y = top + PANEL_H - PANEL_H * i as f64 / 4.0;
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\" font-size=\"10\">{v:.3}</text>",
-            x0 - 4.0,
-            y + 3.0
-        );
-    }
-    let _ = writeln!(
-        svg,
-        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\" font-size=\"11\">epoch (1..{n})</text>",
-        x0 + PANEL_W / 2.0,
-        top + PANEL_H + 20.0
-    );
-    let x_of = |i: usize| {
-        if n <= 1 {
-            x0 + PANEL_W / 2.0
-        } else {
-            x0 + PANEL_W * i as f64 / (n - 1) as f64
-        }
-    };
-    let y_of = |v: f64| top + PANEL_H - PANEL_H * ((v.clamp(lo, hi) - lo) / (hi - lo));
-    for (k, (label, colour, dashed, values)) in series.iter().enumerate() {
-        let points: Vec<(f64, f64)> = values
+    y_desc: &str,
+    y: Axis,
+    log_y: bool,
+    epochs: usize,
+    series: &[Series<'_>],
+) -> DrawResult<()> {
+    let x = Axis::linear(1.0, epochs.max(1) as f64, 6, 1.0);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(56);
+    let points = |s: &Series<'_>| -> Vec<(f64, f64)> {
+        s.values
             .iter()
             .enumerate()
-            .filter(|(_, v)| v.is_finite())
-            .map(|(i, &v)| (x_of(i), y_of(v)))
-            .collect();
-        polyline(&points, colour, *dashed, svg);
-        let ly = top + 14.0 + 14.0 * k as f64;
-        let _ = writeln!(
-            svg,
-            "<text x=\"{:.1}\" y=\"{ly:.1}\" font-size=\"11\" fill=\"{colour}\">{label}</text>",
-            x0 + PANEL_W - 90.0
-        );
+            .filter(|(_, v)| v.is_finite() && (!log_y || **v > 0.0))
+            .map(|(i, &v)| ((i + 1) as f64, v))
+            .collect()
+    };
+    // The two coordinate types differ, so each branch draws on its own chart.
+    macro_rules! draw {
+        ($chart:expr) => {{
+            let mut chart = $chart;
+            chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .y_desc(y_desc)
+                .label_style((FONT, LABEL_SIZE))
+                .axis_desc_style((FONT, LABEL_SIZE))
+                .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+                .draw()?;
+            for s in series {
+                let pts = points(s);
+                let style = s.colour.stroke_width(2);
+                if s.dashed {
+                    chart.draw_series(DashedLineSeries::new(pts.clone(), 6, 4, style))?;
+                } else {
+                    chart.draw_series(LineSeries::new(pts.clone(), style))?;
+                }
+                chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, s.colour.filled())))?;
+            }
+        }};
     }
+    if log_y {
+        draw!(builder.build_cartesian_2d(x.linear_coord(), y.log_coord())?);
+    } else {
+        draw!(builder.build_cartesian_2d(x.linear_coord(), y.linear_coord())?);
+    }
+    Ok(())
+}
+
+/// The smallest and largest positive finite value of the series (for the log axis).
+fn positive_range(series: &[Series<'_>]) -> (f64, f64) {
+    series
+        .iter()
+        .flat_map(|s| s.values.iter().copied())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        })
+}
+
+fn draw(history: &History, svg: &mut String) -> DrawResult<()> {
+    let epochs = &history.epochs;
+    let column = |f: fn(&crate::EpochRecord) -> f64| epochs.iter().map(f).collect::<Vec<_>>();
+    let (train_loss, val_loss) = (column(|e| e.train_loss), column(|e| e.val_loss));
+    let (train_dice, val_dice) = (column(|e| e.train_dice), column(|e| e.val_dice));
+    let line = |colour, dashed, values| Series {
+        colour,
+        dashed,
+        values,
+    };
+    let loss = [
+        line(TRAIN, false, &train_loss[..]),
+        line(VALIDATION, true, &val_loss[..]),
+    ];
+    let dice = [
+        line(TRAIN, false, &train_dice[..]),
+        line(VALIDATION, true, &val_dice[..]),
+    ];
+
+    let root = SVGBackend::with_string(svg, (2 * PANEL_W + LEGEND_W, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (panels, legend) = root.split_horizontally(2 * PANEL_W);
+    let (left, right) = panels.split_horizontally(PANEL_W);
+    let (lo, hi) = positive_range(&loss);
+    panel(
+        &left,
+        "loss (log scale)",
+        "loss",
+        Axis::log(lo, hi),
+        true,
+        epochs.len(),
+        &loss,
+    )?;
+    panel(
+        &right,
+        "Dice (rounded predictions)",
+        "Dice",
+        Axis::linear(0.0, 1.0, 5, 0.0),
+        false,
+        epochs.len(),
+        &dice,
+    )?;
+    let legend = legend.margin(36, 0, 0, 0);
+    unet_charts::draw_legend(
+        &legend,
+        &[
+            LegendEntry {
+                label: "train",
+                swatch: Swatch::Line {
+                    colour: TRAIN,
+                    dashed: false,
+                },
+            },
+            LegendEntry {
+                label: "validation",
+                swatch: Swatch::Line {
+                    colour: VALIDATION,
+                    dashed: true,
+                },
+            },
+        ],
+    )?;
+    root.present()?;
+    Ok(())
 }
 
 /// Renders the history as a standalone SVG document.
 pub(crate) fn render(history: &History) -> String {
-    let epochs = &history.epochs;
-    let pick = |f: fn(&crate::EpochRecord) -> f64| epochs.iter().map(f).collect::<Vec<_>>();
-    let width = 2.0 * PANEL_W + 3.0 * MARGIN + 20.0;
-    let height = PANEL_H + 2.0 * MARGIN + 20.0;
     let mut svg = String::new();
-    let _ = writeln!(
-        svg,
-        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" font-family=\"sans-serif\">"
-    );
-    let _ = writeln!(svg, "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
-    panel(
-        &mut svg,
-        MARGIN + 10.0,
-        "loss",
-        &[
-            ("train", "#1f77b4", false, pick(|e| e.train_loss)),
-            ("validation", "#d62728", true, pick(|e| e.val_loss)),
-        ],
-        None,
-    );
-    panel(
-        &mut svg,
-        2.0 * MARGIN + PANEL_W + 10.0,
-        "Dice (rounded)",
-        &[
-            ("train", "#1f77b4", false, pick(|e| e.train_dice)),
-            ("validation", "#d62728", true, pick(|e| e.val_dice)),
-        ],
-        Some((0.0, 1.0)),
-    );
-    svg.push_str("</svg>\n");
-    svg
+    match draw(history, &mut svg) {
+        Ok(()) => svg,
+        Err(e) => unet_charts::message_svg(
+            2 * PANEL_W + LEGEND_W,
+            HEIGHT,
+            &format!("the training curves could not be drawn: {e}"),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::EpochRecord;
+    use unet_charts::svg::{Rect, Text, rects_filled, texts};
+    use unet_charts::{LEGEND_BACKGROUND, PLOT_BACKGROUND};
+
+    fn history(n: usize) -> History {
+        History {
+            epochs: (1..=n)
+                .map(|epoch| {
+                    let t = epoch as f64;
+                    EpochRecord {
+                        epoch,
+                        steps: 10,
+                        train_loss: 1.3 * (-0.45 * t).exp(),
+                        train_dice: 1.0 - 0.8 * (-0.3 * t).exp(),
+                        train_soft_dice: 0.5,
+                        val_loss: 1.1 * (-0.35 * t).exp() + 0.01,
+                        val_dice: 1.0 - 0.85 * (-0.25 * t).exp(),
+                        val_soft_dice: 0.5,
+                        seconds_per_step: 0.5,
+                        train_seconds: 5.0 * t,
+                        best: true,
+                    }
+                })
+                .collect(),
+            stop_reason: "test".into(),
+        }
+    }
+
+    /// Tick labels (texts that are numbers) left of `plot`, within its height.
+    fn y_ticks(texts: &[Text], plot: &Rect, left_of: f64) -> Vec<(f64, f64)> {
+        let mut ticks: Vec<(f64, f64)> = texts
+            .iter()
+            .filter(|t| t.x < plot.x && t.x > left_of && t.y >= plot.y - 1.0)
+            .filter(|t| t.y <= plot.bottom() + 1.0)
+            .filter_map(|t| Some((t.content.parse::<f64>().ok()?, t.y)))
+            .collect();
+        ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        ticks
+    }
+
+    /// x tick labels under `plot`.
+    fn x_ticks(texts: &[Text], plot: &Rect) -> Vec<f64> {
+        texts
+            .iter()
+            .filter(|t| t.x >= plot.x - 1.0 && t.x <= plot.right() + 1.0 && t.y > plot.bottom())
+            .filter_map(|t| t.content.parse::<f64>().ok())
+            .collect()
+    }
+
+    fn is_125(v: f64) -> bool {
+        let p = 10f64.powf(v.log10().floor());
+        [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .any(|m| ((v / p) - m).abs() < 1e-9)
+    }
+
+    #[test]
+    fn loss_axis_is_logarithmic_with_125_ticks_and_dice_ticks_are_round() {
+        let svg = render(&history(12));
+        let plots = rects_filled(&svg, PLOT_BACKGROUND);
+        assert_eq!(plots.len(), 2, "two plotting areas: {plots:?}");
+        let (loss, dice) = if plots[0].x < plots[1].x {
+            (&plots[0], &plots[1])
+        } else {
+            (&plots[1], &plots[0])
+        };
+        let texts = texts(&svg);
+
+        let ticks = y_ticks(&texts, loss, f64::NEG_INFINITY);
+        assert!(ticks.len() >= 3, "loss ticks: {ticks:?}");
+        for &(v, _) in &ticks {
+            assert!(
+                v > 0.0 && is_125(v),
+                "loss tick {v} is not 1, 2 or 5 × 10^k"
+            );
+        }
+        // Logarithmic: the pixel distance between two ticks is proportional to the log of
+        // their ratio (a linear axis would put 0.1, 0.2, 0.5 and 1 at 1:3:5 spacing instead).
+        let (v0, y0) = ticks[0];
+        let (vn, yn) = ticks[ticks.len() - 1];
+        let px_per_decade = (y0 - yn) / (vn / v0).log10();
+        assert!(px_per_decade > 20.0, "{ticks:?}");
+        for &(v, y) in &ticks {
+            let expected = y0 - px_per_decade * (v / v0).log10();
+            assert!(
+                (y - expected).abs() <= 2.0,
+                "tick {v} at y={y}, a log axis puts it at {expected:.1}: {ticks:?}"
+            );
+        }
+
+        let ticks = y_ticks(&texts, dice, loss.right());
+        let values: Vec<f64> = ticks.iter().map(|t| t.0).collect();
+        assert_eq!(values, [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]);
+        for plot in [loss, dice] {
+            let xs = x_ticks(&texts, plot);
+            assert!(xs.len() >= 3, "{xs:?}");
+            let step = xs[1] - xs[0];
+            assert!(is_125(step), "epoch tick step {step}");
+            assert!(
+                xs.iter()
+                    .all(|&v| v.fract() == 0.0 && (0.0..12.0 + step).contains(&v)),
+                "epoch ticks must be whole epochs around 1..=12: {xs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn legend_is_beside_the_plots_not_over_them() {
+        for n in [1, 2, 12, 60] {
+            let svg = render(&history(n));
+            assert!(
+                svg.starts_with("<svg") && svg.contains("polyline"),
+                "{n}: {svg}"
+            );
+            let plots = rects_filled(&svg, PLOT_BACKGROUND);
+            let legends = rects_filled(&svg, LEGEND_BACKGROUND);
+            assert_eq!((plots.len(), legends.len()), (2, 1), "{n} epochs");
+            for plot in &plots {
+                assert!(
+                    !legends[0].overlaps(plot),
+                    "{n}: {:?} over {plot:?}",
+                    legends[0]
+                );
+            }
+            let texts = texts(&svg);
+            for label in ["train", "validation"] {
+                let t = texts
+                    .iter()
+                    .find(|t| t.content == label)
+                    .unwrap_or_else(|| panic!("no legend text {label}"));
+                assert!(
+                    legends[0].contains(t.x, t.y),
+                    "{label} outside the legend box"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn non_finite_values_are_left_out() {
+        let mut h = history(5);
+        h.epochs[2].val_loss = f64::NAN;
+        h.epochs[3].train_dice = f64::INFINITY;
+        let svg = render(&h);
+        assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
+        assert_eq!(rects_filled(&svg, PLOT_BACKGROUND).len(), 2);
+    }
 }

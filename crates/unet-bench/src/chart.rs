@@ -1,0 +1,273 @@
+//! `latency.svg`: one horizontal bar per row with a median (the bar), whiskers from p10 to p90
+//! (measured rows) and Vela's estimates in their own colour, drawn with plotters' SVG backend.
+//! The latency axis has round ticks (1-2-5 steps) and starts at zero; each row's label carries
+//! its median; the legend sits in its own column right of the plot.
+
+use unet_charts::plotters::coord::Shift;
+use unet_charts::plotters::coord::types::RangedCoordf64;
+use unet_charts::plotters::prelude::*;
+use unet_charts::{Axis, FONT, LABEL_SIZE, LegendEntry, PLOT_BACKGROUND, Swatch, TickedCoord};
+
+use crate::backend::{BackendResult, RowStatus};
+
+const MEASURED: RGBColor = RGBColor(0x4a, 0x78, 0xb5);
+const ESTIMATED: RGBColor = RGBColor(0xe0, 0xa4, 0x3a);
+const PLOT_W: u32 = 460;
+const ROW_H: u32 = 30;
+const LEGEND_W: u32 = 290;
+const TITLE: &str = "U-Net latency per inference";
+const MEASURED_LABEL: &str = "measured: median, whiskers p10–p90";
+const ESTIMATED_LABEL: &str = "Vela estimate (not measured)";
+
+/// One bar.
+struct Bar<'a> {
+    label: String,
+    median: f64,
+    whiskers: Option<(f64, f64)>,
+    row: &'a BackendResult,
+}
+
+type DrawResult<T> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
+
+fn bars(rows: &[BackendResult]) -> Vec<Bar<'_>> {
+    rows.iter()
+        .filter_map(|r| {
+            let stats = r.stats.as_ref()?;
+            let median = stats.central();
+            if !median.is_finite() {
+                return None;
+            }
+            let estimate = r.status == RowStatus::Estimated;
+            let whiskers = match (stats.p10, stats.p90) {
+                (Some(lo), Some(hi)) if !estimate && lo.is_finite() && hi.is_finite() => {
+                    Some((lo, hi))
+                }
+                _ => None,
+            };
+            let label = format!(
+                "{} ({median:.2} ms{})",
+                r.backend,
+                if estimate { ", estimate" } else { "" }
+            );
+            Some(Bar {
+                label,
+                median,
+                whiskers,
+                row: r,
+            })
+        })
+        .collect()
+}
+
+fn size(bars: &[Bar<'_>]) -> (u32, u32, u32) {
+    let longest = bars
+        .iter()
+        .map(|b| b.label.chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_w = unet_charts::text_width(longest, LABEL_SIZE) + 16;
+    let width = label_w + PLOT_W + 30 + LEGEND_W;
+    let height = 90 + ROW_H * bars.len().max(1) as u32;
+    (width, height, label_w)
+}
+
+fn draw(rows: &[BackendResult], svg: &mut String) -> DrawResult<()> {
+    let bars = bars(rows);
+    let (width, height, label_w) = size(&bars);
+    let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot_area, legend) = root.split_horizontally(width - LEGEND_W);
+    let max = bars
+        .iter()
+        .map(|b| b.whiskers.map_or(b.median, |(_, hi)| hi.max(b.median)))
+        .fold(0.0_f64, f64::max);
+    let x = Axis::linear(0.0, if max > 0.0 { max } else { 1.0 }, 5, 0.0);
+    let n = bars.len().max(1) as f64;
+    // Row i is drawn between i and i + 1, top to bottom, labelled at its middle.
+    let rows = bars
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (i as f64 + 0.5, b.label.clone()));
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption(TITLE, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(
+            x.linear_coord(),
+            TickedCoord::<RangedCoordf64>::new(n..0.0, rows),
+        )?;
+    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("milliseconds")
+        .label_style((FONT, LABEL_SIZE))
+        .axis_desc_style((FONT, LABEL_SIZE))
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .draw()?;
+    for (i, bar) in bars.iter().enumerate() {
+        let y = i as f64;
+        let colour = if bar.row.status == RowStatus::Estimated {
+            ESTIMATED
+        } else {
+            MEASURED
+        };
+        chart.draw_series(std::iter::once(Rectangle::new(
+            [(0.0, y + 0.2), (bar.median, y + 0.8)],
+            colour.filled(),
+        )))?;
+        if let Some((lo, hi)) = bar.whiskers {
+            let style = BLACK.stroke_width(1);
+            let c = y + 0.5;
+            for line in [
+                vec![(lo, c), (hi, c)],
+                vec![(lo, c - 0.2), (lo, c + 0.2)],
+                vec![(hi, c - 0.2), (hi, c + 0.2)],
+            ] {
+                chart.draw_series(std::iter::once(PathElement::new(line, style)))?;
+            }
+        }
+    }
+    if bars.is_empty() {
+        chart.draw_series(std::iter::once(Text::new(
+            "no measured or estimated rows",
+            (x.lo, 0.5),
+            (FONT, LABEL_SIZE),
+        )))?;
+    }
+    draw_legend(&legend)?;
+    root.present()?;
+    Ok(())
+}
+
+fn draw_legend(area: &DrawingArea<SVGBackend<'_>, Shift>) -> DrawResult<()> {
+    let area = area.margin(36, 0, 0, 0);
+    unet_charts::draw_legend(
+        &area,
+        &[
+            LegendEntry {
+                label: MEASURED_LABEL,
+                swatch: Swatch::Fill(MEASURED),
+            },
+            LegendEntry {
+                label: ESTIMATED_LABEL,
+                swatch: Swatch::Fill(ESTIMATED),
+            },
+        ],
+    )?;
+    Ok(())
+}
+
+/// The latency chart of `rows` as a standalone SVG document (rows without statistics are left
+/// out; they are in the table with their reason).
+pub(crate) fn latency_svg(rows: &[BackendResult]) -> String {
+    let mut svg = String::new();
+    match draw(rows, &mut svg) {
+        Ok(()) => svg,
+        Err(e) => {
+            let (width, height, _) = size(&bars(rows));
+            unet_charts::message_svg(
+                width,
+                height,
+                &format!("the latency chart could not be drawn: {e}"),
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::Stats;
+    use unet_charts::LEGEND_BACKGROUND;
+    use unet_charts::svg::{rects_filled, texts};
+
+    fn row(name: &str, status: RowStatus, samples: &[f64]) -> BackendResult {
+        let mut r = BackendResult::new(name, "cpu", status);
+        r.stats = Stats::from_samples(samples);
+        r
+    }
+
+    fn rows() -> Vec<BackendResult> {
+        vec![
+            row(
+                "rust-int8",
+                RowStatus::Measured,
+                &[10.1, 10.9, 11.3, 12.0, 16.4],
+            ),
+            row(
+                "litert:cpu",
+                RowStatus::Measured,
+                &[13.2, 13.9, 14.1, 14.8, 15.0],
+            ),
+            row("vela:ethos-u55-256", RowStatus::Estimated, &[5.47]),
+            BackendResult::skipped("litert:gpu", "gpu", "no GPU adapter"),
+        ]
+    }
+
+    #[test]
+    fn latency_ticks_are_round_and_start_at_zero() {
+        let svg = latency_svg(&rows());
+        let plots = rects_filled(&svg, PLOT_BACKGROUND);
+        assert_eq!(plots.len(), 1, "{plots:?}");
+        let plot = &plots[0];
+        let texts = texts(&svg);
+        let mut ticks: Vec<(f64, f64)> = texts
+            .iter()
+            .filter(|t| t.y > plot.bottom() && t.x >= plot.x - 1.0 && t.x <= plot.right() + 1.0)
+            .filter_map(|t| Some((t.content.parse::<f64>().ok()?, t.x)))
+            .collect();
+        ticks.sort_by(|a, b| a.0.total_cmp(&b.0));
+        assert!(ticks.len() >= 3, "{ticks:?}");
+        assert_eq!(ticks[0].0, 0.0, "the latency axis starts at 0: {ticks:?}");
+        let step = ticks[1].0 - ticks[0].0;
+        let p = 10f64.powf(step.log10().floor());
+        assert!(
+            [1.0, 2.0, 5.0].iter().any(|m| (step / p - m).abs() < 1e-9),
+            "step {step} is not 1, 2 or 5 × 10^k: {ticks:?}"
+        );
+        for w in ticks.windows(2) {
+            assert!(
+                (w[1].0 - w[0].0 - step).abs() < 1e-9,
+                "uneven ticks {ticks:?}"
+            );
+        }
+        // The axis reaches the slowest p90.
+        let slowest = rows()
+            .iter()
+            .filter_map(|r| r.stats.as_ref()?.p90)
+            .fold(0.0, f64::max);
+        assert!(slowest > 14.0, "{slowest}");
+        assert!(ticks.last().is_some_and(|t| t.0 >= slowest), "{ticks:?}");
+        // Rows with statistics are labelled with their median; the skipped one is not drawn.
+        for name in ["rust-int8 (", "litert:cpu (", "vela:ethos-u55-256 ("] {
+            assert!(texts.iter().any(|t| t.content.starts_with(name)), "{name}");
+        }
+        assert!(texts.iter().any(|t| t.content.contains("estimate")));
+        assert!(!texts.iter().any(|t| t.content.starts_with("litert:gpu")));
+    }
+
+    #[test]
+    fn legend_is_beside_the_plot() {
+        for rows in [rows(), rows()[..1].to_vec(), Vec::new()] {
+            let svg = latency_svg(&rows);
+            let plots = rects_filled(&svg, PLOT_BACKGROUND);
+            let legends = rects_filled(&svg, LEGEND_BACKGROUND);
+            assert_eq!((plots.len(), legends.len()), (1, 1), "{svg}");
+            assert!(
+                !legends[0].overlaps(&plots[0]),
+                "{legends:?} over {plots:?}"
+            );
+            let texts = texts(&svg);
+            for label in [MEASURED_LABEL, ESTIMATED_LABEL] {
+                let t = texts
+                    .iter()
+                    .find(|t| t.content == label)
+                    .unwrap_or_else(|| panic!("no legend text {label}"));
+                assert!(legends[0].contains(t.x, t.y), "{label} outside the legend");
+                assert!(!plots[0].contains(t.x, t.y), "{label} on the plot");
+            }
+        }
+    }
+}
