@@ -42,7 +42,13 @@ pub struct Axis {
     pub ticks: Vec<f64>,
     /// Decimal places that print every tick exactly (see [`Axis::label`]).
     pub decimals: usize,
+    /// Labels in exponent form (`1e-6`): a logarithmic axis reaching below 10⁻³ or above 10⁵.
+    pub exponent_labels: bool,
 }
+
+/// The most tick labels a wide logarithmic axis gets (it then labels every 2nd, 5th, ...
+/// decade).
+const MAX_DECADE_TICKS: f64 = 8.0;
 
 /// The 1-2-5 multiple of a power of ten nearest above `x` (`x > 0`): 0.3 → 0.5, 7 → 10.
 fn round_up_125(x: f64) -> f64 {
@@ -110,13 +116,14 @@ impl Axis {
             hi: ticks[count],
             ticks,
             decimals,
+            exponent_labels: false,
         }
     }
 
     /// A logarithmic axis covering the positive range `lo..=hi`, widened to 1-2-5 values. Up to
     /// three decades get ticks at 1, 2 and 5 × 10ᵏ; wider ranges are widened to whole decades
-    /// and get ticks at the powers of ten only. Non-positive or non-finite input gives
-    /// `0.1..=1`.
+    /// and get ticks at powers of ten, every 1, 2, 5 or 10 decades so that there are at most
+    /// eight. Non-positive or non-finite input gives `0.1..=1`.
     pub fn log(lo: f64, hi: f64) -> Self {
         let (lo, hi) = if lo.is_finite() && hi.is_finite() && lo > 0.0 && lo <= hi {
             (lo, hi)
@@ -128,15 +135,18 @@ impl Axis {
             hi = round_up_125(lo * 1.5);
         }
         let decades = (hi / lo).log10();
-        let multiples: &[f64] = if decades <= 3.0 {
-            &[1.0, 2.0, 5.0]
+        let (multiples, every): (&[f64], i32) = if decades <= 3.0 {
+            (&[1.0, 2.0, 5.0], 1)
         } else {
-            lo = 10f64.powf(lo.log10().floor());
-            hi = 10f64.powf(hi.log10().ceil());
-            &[1.0]
+            let every = round_up_125((decades.ceil() / MAX_DECADE_TICKS).max(1.0)) as i32;
+            let k_lo = (lo.log10() + 1e-9).floor() as i32;
+            let k_hi = (hi.log10() - 1e-9).ceil() as i32;
+            lo = 10f64.powi(k_lo.div_euclid(every) * every);
+            hi = 10f64.powi(-((-k_hi).div_euclid(every)) * every);
+            (&[1.0], every)
         };
         let mut ticks = Vec::new();
-        let mut k = lo.log10().floor() as i32;
+        let mut k = (lo.log10() + 1e-9).floor() as i32;
         while 10f64.powi(k) <= hi * (1.0 + 1e-12) {
             for &m in multiples {
                 let decimals = usize::try_from(-k).unwrap_or(0);
@@ -145,7 +155,7 @@ impl Axis {
                     ticks.push(v);
                 }
             }
-            k += 1;
+            k += every;
         }
         let decimals = ticks
             .first()
@@ -155,12 +165,18 @@ impl Axis {
             hi,
             ticks,
             decimals,
+            exponent_labels: lo < 1e-3 * (1.0 - 1e-9) || hi > 1e5 * (1.0 + 1e-9),
         }
     }
 
-    /// The label of a tick value: just the digits the axis needs (`0.05`, `2`, `150`).
+    /// The label of a tick value: just the digits the axis needs (`0.05`, `2`, `150`), or
+    /// `2e-5` on a logarithmic axis with [`Axis::exponent_labels`].
     pub fn label(&self, v: f64) -> String {
-        if self.decimals == 0 {
+        if self.exponent_labels && v > 0.0 {
+            let k = (v.log10() + 1e-9).floor() as i32;
+            let m = (v / 10f64.powi(k)).round();
+            format!("{m}e{k}")
+        } else if self.decimals == 0 {
             format!("{v:.0}")
         } else {
             // Trailing zeros of a finer-stepped neighbour (0.50 beside 0.05) are dropped.
@@ -420,7 +436,19 @@ mod tests {
         assert_eq!(axis.lo, 0.02);
         let axis = Axis::log(2e-5, 3.0);
         assert_eq!(axis.ticks, vec![1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1.0, 10.0]);
-        assert_eq!(axis.label(1e-5), "0.00001");
+        assert_eq!(axis.label(1e-5), "1e-5");
+        assert_eq!(axis.label(0.1), "1e-1");
+        assert_eq!(axis.label(1e-5).parse::<f64>().ok(), Some(1e-5));
+        let axis = Axis::log(0.002, 3.0);
+        assert_eq!(axis.ticks, vec![1e-3, 1e-2, 0.1, 1.0, 10.0]);
+        assert_eq!(axis.label(1e-3), "0.001");
+        // Twelve decades: every second one is labelled.
+        let axis = Axis::log(3e-11, 1.2);
+        assert_eq!(
+            axis.ticks,
+            [1e-12, 1e-10, 1e-8, 1e-6, 1e-4, 1e-2, 1.0, 100.0]
+        );
+        assert!(axis.ticks.len() as f64 <= super::MAX_DECADE_TICKS);
         // Degenerate input still gives a usable axis.
         for (lo, hi) in [(0.0, 1.0), (f64::NAN, 1.0), (0.5, 0.5)] {
             let axis = Axis::log(lo, hi);
