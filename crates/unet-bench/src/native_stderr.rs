@@ -165,12 +165,12 @@ mod imp {
         }
 
         /// The file fd 2 refers to, as (device, inode).
-        fn fd2_identity() -> (u64, u64) {
+        fn fd2_identity() -> (libc::dev_t, libc::ino_t) {
             // SAFETY: `stat` is a plain C struct for which all-zero bytes are valid.
             let mut st: libc::stat = unsafe { std::mem::zeroed() };
             // SAFETY: `st` is a live, writable `stat`.
             assert_eq!(unsafe { libc::fstat(libc::STDERR_FILENO, &mut st) }, 0);
-            (st.st_dev as u64, st.st_ino as u64)
+            (st.st_dev, st.st_ino)
         }
 
         #[test]
