@@ -26,7 +26,7 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::fsutil::write_atomic;
+use artifact_io::write_atomic;
 use crate::model::{UNet, UNetConfig};
 use crate::training::History;
 
@@ -132,7 +132,7 @@ pub fn save_checkpoint(
     out.extend_from_slice(optim_slice);
     let checksum = fnv1a64(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
-    write_atomic(path, &out)
+    Ok(write_atomic(path, &out)?)
 }
 
 struct Cursor<'a> {
