@@ -12,10 +12,10 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Instant;
 
+use artifact_io::write_atomic;
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
 use unet_data::{DataConfig, SourceKind, Split};
 use unet_quantizer::dataset::{EvalSet, ImageSet, from_source, images_from_npy, masks_from_npy};
-use artifact_io::write_atomic;
 use unet_quantizer::{Method, QuantConfig, litert, quantize, vela};
 
 use crate::project_root;
@@ -212,7 +212,10 @@ fn split_npy_selection(
     let n = all.images.images.len();
     let take = |range: std::ops::Range<usize>| EvalSet {
         images: ImageSet {
-            description: format!("{} [slices {}..{}]", all.images.description, range.start, range.end),
+            description: format!(
+                "{} [slices {}..{}]",
+                all.images.description, range.start, range.end
+            ),
             images: all.images.images[range.clone()].to_vec(),
             ..all.images.clone()
         },
@@ -287,9 +290,12 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     {
         artifact_io::check_replaceable(path)?;
     }
-    for dir in [Some(args.out.as_path()), args.save_calib.as_deref().and_then(Path::parent)]
-        .into_iter()
-        .flatten()
+    for dir in [
+        Some(args.out.as_path()),
+        args.save_calib.as_deref().and_then(Path::parent),
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Err(e) = artifact_io::clean_stale_temporaries(dir) {
             tracing::warn!("{}: cannot clean stale temporary files: {e}", dir.display());
@@ -419,7 +425,9 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
                 Ok(_) => {
                     for accelerator in vela::ACCELERATORS {
                         let dir = args.out.join("quant_checks").join(accelerator);
-                        report.vela.push(vela::compile(&checked, accelerator, &dir)?);
+                        report
+                            .vela
+                            .push(vela::compile(&checked, accelerator, &dir)?);
                     }
                 }
             }

@@ -183,7 +183,9 @@ fn parse_slices(text: &str) -> Result<usize, String> {
         .parse()
         .map_err(|_| format!("`{text}` is not a whole number of slices"))?;
     if !(1..=MAX_SLICES).contains(&value) {
-        return Err(format!("`{text}`: --slices takes 1 to {MAX_SLICES} slices per split"));
+        return Err(format!(
+            "`{text}`: --slices takes 1 to {MAX_SLICES} slices per split"
+        ));
     }
     Ok(value)
 }

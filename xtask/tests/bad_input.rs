@@ -198,8 +198,16 @@ fn setup() -> Fixture {
     let mut with_nan = slices.clone();
     with_nan[5] = f32::NAN;
     write_f32_npy(&s.join("nan.npy"), vec![4, 32, 32], with_nan);
-    write_f32_npy(&s.join("wrong_size.npy"), vec![4, 16, 16], vec![0.5; 4 * 256]);
+    write_f32_npy(
+        &s.join("wrong_size.npy"),
+        vec![4, 16, 16],
+        vec![0.5; 4 * 256],
+    );
     write_f32_npy(&s.join("masks255.npy"), vec![4, 32, 32], vec![255.0; 4 * n]);
+    let masks01: Vec<f32> = (0..4 * n)
+        .map(|i| f32::from(u8::from(i % 7 == 0)))
+        .collect();
+    write_f32_npy(&s.join("masks01.npy"), vec![4, 32, 32], masks01);
     let one: Vec<f32> = slices[..n].to_vec();
     write_f32_npy(&s.join("slice.npy"), vec![32, 32], one.clone());
     write_f32_npy(&s.join("slice_64x16.npy"), vec![64, 16], one.clone());
@@ -245,6 +253,33 @@ fn setup() -> Fixture {
     fx
 }
 
+/// `base` with `extra` applied: `--flag value` pairs replace the base's value of that flag,
+/// everything else is appended.
+fn with(base: &[&str], extra: &[&str]) -> Vec<String> {
+    let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+    let mut i = 0;
+    while i < extra.len() {
+        let flag = extra[i];
+        let value = extra.get(i + 1).filter(|v| !v.starts_with("--"));
+        match (args.iter().position(|a| a == flag), value) {
+            (Some(at), Some(value)) if at + 1 < args.len() && !args[at + 1].starts_with("--") => {
+                args[at + 1] = value.to_string();
+                i += 2;
+            }
+            (_, Some(value)) => {
+                args.push(flag.to_string());
+                args.push(value.to_string());
+                i += 2;
+            }
+            (_, None) => {
+                args.push(flag.to_string());
+                i += 1;
+            }
+        }
+    }
+    args
+}
+
 struct Case {
     name: &'static str,
     args: Vec<String>,
@@ -275,7 +310,7 @@ fn cases(fx: &Fixture) -> Vec<Case> {
         std::env::var("PATH").unwrap_or_default()
     );
     let q = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
+        let v = [
             "quantize",
             "--checkpoint",
             &ckpt,
@@ -287,15 +322,11 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "2",
             "--method",
             "minmax",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        ];
+        with(&v, extra)
     };
     let b = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
+        let v = [
             "bench",
             "--model",
             &int8,
@@ -309,15 +340,11 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "0",
             "--out",
             &bench_out,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        ];
+        with(&v, extra)
     };
     let t = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
+        let v = [
             "train",
             "--out",
             &train_out,
@@ -335,12 +362,8 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             "8",
             "--progress",
             "none",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        v.extend(extra.iter().map(|s| s.to_string()));
-        v
+        ];
+        with(&v, extra)
     };
     let owned = |name, args: Vec<String>, needles: &[&'static str]| Case {
         name,
@@ -350,65 +373,350 @@ fn cases(fx: &Fixture) -> Vec<Case> {
     };
     vec![
         // Flags that used to panic or run with nonsense.
-        owned("train --max-minutes=inf", t(&["--max-minutes=inf"]), &["--max-minutes", "finite"]),
-        owned("train --max-minutes=NaN", t(&["--max-minutes=NaN"]), &["--max-minutes", "finite"]),
-        owned("train --max-minutes=-1", t(&["--max-minutes=-1"]), &["--max-minutes", "finite"]),
-        case("pipeline --train-minutes=inf", &["pipeline", "--out", &out, "--train-minutes=inf"], &["--train-minutes", "finite"]),
-        case("pipeline --max-secs=-1 fails before training", &["pipeline", "--out", &out, "--max-secs=-1"], &["--max-secs", "above 0"]),
-        owned("bench --max-secs=-1", b(&["--max-secs=-1"]), &["--max-secs", "above 0"]),
-        owned("bench --max-secs=inf", b(&["--max-secs=inf"]), &["--max-secs", "finite"]),
-        owned("bench --max-secs=nan", b(&["--max-secs=nan"]), &["--max-secs", "finite"]),
-        owned("train --slices 100000000000", t(&["--slices", "100000000000"]), &["--slices", "10000000"]),
-        owned("bench --slices 100000000", b(&["--slices", "100000000"]), &["--slices", "4096"]),
-        owned("bench --slices 0", b(&["--slices", "0"]), &["--slices", "1 to 4096"]),
-        owned("bench --backends=", b(&["--backends="]), &["no backend given"]),
-        owned("bench --backends=bogus", b(&["--backends=bogus"]), &["bogus"]),
-        owned("bench where every backend fails", b(&["--backends=rust-f32", "--float-model", &fx.s("missing.tflite")]), &["no backend produced a result", "missing.tflite"]),
-        owned("train --lr nan", t(&["--lr", "nan", "--overwrite"]), &["learning rate"]),
-        owned("train --batch-size 0", t(&["--batch-size", "0", "--overwrite"]), &["batch size"]),
-        owned("train --size 33", t(&["--size", "33", "--overwrite"]), &["33"]),
+        owned(
+            "train --max-minutes=inf",
+            t(&["--max-minutes=inf"]),
+            &["--max-minutes", "finite"],
+        ),
+        owned(
+            "train --max-minutes=NaN",
+            t(&["--max-minutes=NaN"]),
+            &["--max-minutes", "finite"],
+        ),
+        owned(
+            "train --max-minutes=-1",
+            t(&["--max-minutes=-1"]),
+            &["--max-minutes", "finite"],
+        ),
+        case(
+            "pipeline --train-minutes=inf",
+            &["pipeline", "--out", &out, "--train-minutes=inf"],
+            &["--train-minutes", "finite"],
+        ),
+        case(
+            "pipeline --max-secs=-1 fails before training",
+            &["pipeline", "--out", &out, "--max-secs=-1"],
+            &["--max-secs", "above 0"],
+        ),
+        owned(
+            "bench --max-secs=-1",
+            b(&["--max-secs=-1"]),
+            &["--max-secs", "above 0"],
+        ),
+        owned(
+            "bench --max-secs=inf",
+            b(&["--max-secs=inf"]),
+            &["--max-secs", "finite"],
+        ),
+        owned(
+            "bench --max-secs=nan",
+            b(&["--max-secs=nan"]),
+            &["--max-secs", "finite"],
+        ),
+        owned(
+            "train --slices 100000000000",
+            t(&["--slices", "100000000000"]),
+            &["--slices", "10000000"],
+        ),
+        owned(
+            "bench --slices 100000000",
+            b(&["--slices", "100000000"]),
+            &["--slices", "4096"],
+        ),
+        owned(
+            "bench --slices 0",
+            b(&["--slices", "0"]),
+            &["--slices", "1 to 4096"],
+        ),
+        owned(
+            "bench --backends=",
+            b(&["--backends="]),
+            &["no backend given"],
+        ),
+        owned(
+            "bench --backends=bogus",
+            b(&["--backends=bogus"]),
+            &["bogus"],
+        ),
+        owned(
+            "bench where every backend fails",
+            b(&[
+                "--backends=rust-f32",
+                "--float-model",
+                &fx.s("missing.tflite"),
+            ]),
+            &["no backend produced a result", "missing.tflite"],
+        ),
+        owned(
+            "train --lr nan",
+            t(&["--lr", "nan", "--overwrite"]),
+            &["learning rate"],
+        ),
+        owned(
+            "train --batch-size 0",
+            t(&["--batch-size", "0", "--overwrite"]),
+            &["batch size"],
+        ),
+        owned(
+            "train --size 33",
+            t(&["--size", "33", "--overwrite"]),
+            &["33"],
+        ),
         // Runs and checkpoints.
-        owned("train into a used directory", t(&[]), &["already holds a training run", "model.ckpt", "--resume"]),
-        owned("train --resume (bare) with a garbage last.ckpt", t(&["--resume", &fx.s("garbage.ckpt")]), &["garbage.ckpt", "checkpoint"]),
-        owned("train --resume a bit-flipped checkpoint", t(&["--resume", &fx.s("flipped.ckpt")]), &["flipped.ckpt", "corrupt checkpoint"]),
-        case("train --resume without last.ckpt", &["train", "--out", &fx.s("empty_run"), "--size", "32", "--fms", "4", "--resume"], &["last.ckpt"]),
-        owned("train --out under a file", {
-            let mut v = t(&[]);
-            let i = v.iter().position(|a| a == "--out").unwrap();
-            v[i + 1] = fx.s("a_file/train");
-            v
-        }, &["a_file", "not writable"]),
-        owned("train --data decathlon without --data-path", t(&["--data", "decathlon", "--overwrite"]), &["data"]),
-        owned("train --data decathlon, missing directory", t(&["--data", "decathlon", "--data-path", &fx.s("missing_dir"), "--overwrite"]), &["missing_dir"]),
-        owned("train --data decathlon, malformed dataset.json", t(&["--data", "decathlon", "--data-path", &fx.s("decathlon"), "--overwrite"]), &["dataset.json", "malformed"]),
+        owned(
+            "train into a used directory",
+            t(&[]),
+            &["already holds a training run", "model.ckpt", "--resume"],
+        ),
+        owned(
+            "train --resume (bare) with a garbage last.ckpt",
+            t(&["--resume", &fx.s("garbage.ckpt")]),
+            &["garbage.ckpt", "checkpoint"],
+        ),
+        owned(
+            "train --resume a bit-flipped checkpoint",
+            t(&["--resume", &fx.s("flipped.ckpt")]),
+            &["flipped.ckpt", "corrupt checkpoint"],
+        ),
+        case(
+            "train --resume without last.ckpt",
+            &[
+                "train",
+                "--out",
+                &fx.s("empty_run"),
+                "--size",
+                "32",
+                "--fms",
+                "4",
+                "--resume",
+            ],
+            &["last.ckpt"],
+        ),
+        owned(
+            "train --out under a file",
+            {
+                let mut v = t(&[]);
+                let i = v.iter().position(|a| a == "--out").unwrap();
+                v[i + 1] = fx.s("a_file/train");
+                v
+            },
+            &["a_file", "not writable"],
+        ),
+        owned(
+            "train --data decathlon without --data-path",
+            t(&["--data", "decathlon", "--overwrite"]),
+            &["data"],
+        ),
+        owned(
+            "train --data decathlon, missing directory",
+            t(&[
+                "--data",
+                "decathlon",
+                "--data-path",
+                &fx.s("missing_dir"),
+                "--overwrite",
+            ]),
+            &["missing_dir"],
+        ),
+        owned(
+            "train --data decathlon, malformed dataset.json",
+            t(&[
+                "--data",
+                "decathlon",
+                "--data-path",
+                &fx.s("decathlon"),
+                "--overwrite",
+            ]),
+            &["dataset.json", "malformed"],
+        ),
         // Quantize.
-        case("quantize, missing checkpoint", &["quantize", "--checkpoint", &fx.s("missing.ckpt"), "--out", &out], &["missing.ckpt", "not found"]),
-        case("quantize, garbage checkpoint", &["quantize", "--checkpoint", &fx.s("garbage.ckpt"), "--out", &out], &["garbage.ckpt", "checkpoint"]),
-        case("quantize, bit-flipped checkpoint", &["quantize", "--checkpoint", &fx.s("flipped.ckpt"), "--out", &out], &["flipped.ckpt", "corrupt"]),
-        case("quantize --model garbage", &["quantize", "--model", &garbage, "--out", &out], &["garbage.tflite"]),
-        case("quantize --model truncated", &["quantize", "--model", &fx.s("truncated.tflite"), "--out", &out], &["truncated.tflite"]),
-        case("quantize --model already int8", &["quantize", "--model", &int8, "--out", &out, "--calib-samples", "4", "--eval-samples", "2"], &["float32 model is needed"]),
-        case("quantize --model with a NaN weight", &["quantize", "--model", &fx.s("nan_weights.tflite"), "--out", &out, "--calib-samples", "4", "--eval-samples", "2"], &["NaN or infinite", "tensor"]),
-        owned("quantize --calib npy without --data-path", q(&["--calib", "npy"]), &["--data-path"]),
-        owned("quantize --calib npy, garbage file", q(&["--calib", "npy", "--data-path", &fx.s("garbage.npy")]), &["garbage.npy"]),
-        owned("quantize --calib npy, NaN slice", q(&["--calib", "npy", "--data-path", &fx.s("nan.npy")]), &["nan.npy", "NaN"]),
-        owned("quantize --calib npy, 16x16 slices for a 32x32 model", q(&["--calib", "npy", "--data-path", &fx.s("wrong_size.npy")]), &["calibration"]),
-        owned("quantize --eval npy, masks of 255", q(&["--eval", "npy", "--eval-data-path", &fx.s("images.npy"), "--eval-masks", &fx.s("masks255.npy")]), &["masks255.npy", "not 0 or 1"]),
-        owned("quantize --eval npy, NaN images", q(&["--eval", "npy", "--eval-data-path", &fx.s("nan.npy"), "--eval-masks", &fx.s("images.npy")]), &["nan.npy", "evaluation"]),
-        {
-            let mut args = q(&["--eval", "npy", "--eval-data-path", &fx.s("images.npy"), "--eval-masks", &fx.s("masks255.npy")]);
-            let i = args.iter().position(|a| a == "minmax").unwrap();
-            args[i] = "auto".into();
-            let j = args.iter().position(|a| a == "--eval-samples").unwrap();
-            args[j + 1] = "4".into();
-            owned("quantize --method auto --eval npy with every slice held out", args, &["--method auto", "--eval-samples"])
-        },
-        owned("quantize --method bogus", q(&["--method", "bogus"]), &["bogus"]),
-        case("quantize --calib-samples 0", &["quantize", "--checkpoint", &ckpt, "--out", &out, "--calib-samples", "0"], &["--calib-samples 0"]),
-        case("quantize --eval-samples 0", &["quantize", "--checkpoint", &ckpt, "--out", &out, "--calib-samples", "4", "--eval-samples", "0"], &["--eval-samples 0"]),
-        owned("quantize --calib-samples above the split", q(&["--calib-samples", "1000"]), &["calibration", "1000"]),
-        owned("quantize --save-calib onto a symlink", q(&["--save-calib", &fx.s("link.npy")]), &["link.npy", "symbolic link"]),
-        owned("quantize --save-calib onto /dev/null", q(&["--save-calib", "/dev/null"]), &["/dev/null", "not a regular file"]),
+        case(
+            "quantize, missing checkpoint",
+            &[
+                "quantize",
+                "--checkpoint",
+                &fx.s("missing.ckpt"),
+                "--out",
+                &out,
+            ],
+            &["missing.ckpt", "not found"],
+        ),
+        case(
+            "quantize, garbage checkpoint",
+            &[
+                "quantize",
+                "--checkpoint",
+                &fx.s("garbage.ckpt"),
+                "--out",
+                &out,
+            ],
+            &["garbage.ckpt", "checkpoint"],
+        ),
+        case(
+            "quantize, bit-flipped checkpoint",
+            &[
+                "quantize",
+                "--checkpoint",
+                &fx.s("flipped.ckpt"),
+                "--out",
+                &out,
+            ],
+            &["flipped.ckpt", "corrupt"],
+        ),
+        case(
+            "quantize --model garbage",
+            &["quantize", "--model", &garbage, "--out", &out],
+            &["garbage.tflite"],
+        ),
+        case(
+            "quantize --model truncated",
+            &[
+                "quantize",
+                "--model",
+                &fx.s("truncated.tflite"),
+                "--out",
+                &out,
+            ],
+            &["truncated.tflite"],
+        ),
+        case(
+            "quantize --model already int8",
+            &[
+                "quantize",
+                "--model",
+                &int8,
+                "--out",
+                &out,
+                "--calib-samples",
+                "4",
+                "--eval-samples",
+                "2",
+            ],
+            &["float32 model is needed"],
+        ),
+        case(
+            "quantize --model with a NaN weight",
+            &[
+                "quantize",
+                "--model",
+                &fx.s("nan_weights.tflite"),
+                "--out",
+                &out,
+                "--calib-samples",
+                "4",
+                "--eval-samples",
+                "2",
+            ],
+            &["NaN or infinite", "tensor"],
+        ),
+        owned(
+            "quantize --calib npy without --data-path",
+            q(&["--calib", "npy"]),
+            &["--data-path"],
+        ),
+        owned(
+            "quantize --calib npy, garbage file",
+            q(&["--calib", "npy", "--data-path", &fx.s("garbage.npy")]),
+            &["garbage.npy"],
+        ),
+        owned(
+            "quantize --calib npy, NaN slice",
+            q(&["--calib", "npy", "--data-path", &fx.s("nan.npy")]),
+            &["nan.npy", "NaN"],
+        ),
+        owned(
+            "quantize --calib npy, 16x16 slices for a 32x32 model",
+            q(&["--calib", "npy", "--data-path", &fx.s("wrong_size.npy")]),
+            &["calibration"],
+        ),
+        owned(
+            "quantize --eval npy, masks of 255",
+            q(&[
+                "--eval",
+                "npy",
+                "--eval-data-path",
+                &fx.s("images.npy"),
+                "--eval-masks",
+                &fx.s("masks255.npy"),
+            ]),
+            &["masks255.npy", "not 0 or 1"],
+        ),
+        owned(
+            "quantize --eval npy, NaN images",
+            q(&[
+                "--eval",
+                "npy",
+                "--eval-data-path",
+                &fx.s("nan.npy"),
+                "--eval-masks",
+                &fx.s("images.npy"),
+            ]),
+            &["nan.npy", "evaluation"],
+        ),
+        owned(
+            "quantize --method auto --eval npy with every slice held out",
+            q(&[
+                "--method",
+                "auto",
+                "--eval-samples",
+                "4",
+                "--eval",
+                "npy",
+                "--eval-data-path",
+                &fx.s("images.npy"),
+                "--eval-masks",
+                &fx.s("masks01.npy"),
+            ]),
+            &["--method auto", "--eval-samples"],
+        ),
+        owned(
+            "quantize --method bogus",
+            q(&["--method", "bogus"]),
+            &["bogus"],
+        ),
+        case(
+            "quantize --calib-samples 0",
+            &[
+                "quantize",
+                "--checkpoint",
+                &ckpt,
+                "--out",
+                &out,
+                "--calib-samples",
+                "0",
+            ],
+            &["--calib-samples 0"],
+        ),
+        case(
+            "quantize --eval-samples 0",
+            &[
+                "quantize",
+                "--checkpoint",
+                &ckpt,
+                "--out",
+                &out,
+                "--calib-samples",
+                "4",
+                "--eval-samples",
+                "0",
+            ],
+            &["--eval-samples 0"],
+        ),
+        owned(
+            "quantize --calib-samples above the split",
+            q(&["--calib-samples", "1000"]),
+            &["calibration", "1000"],
+        ),
+        owned(
+            "quantize --save-calib onto a symlink",
+            q(&["--save-calib", &fx.s("link.npy")]),
+            &["link.npy", "symbolic link"],
+        ),
+        owned(
+            "quantize --save-calib onto /dev/null",
+            q(&["--save-calib", "/dev/null"]),
+            &["/dev/null", "not a regular file"],
+        ),
         Case {
             name: "quantize --vela with a failing vela",
             args: q(&["--vela"]),
@@ -416,31 +724,157 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             needles: vec!["vela", "fake compiler failure"],
         },
         // Infer.
-        case("infer, garbage model", &["infer", &garbage, "--input", &fx.s("slice.npy")], &["garbage.tflite"]),
-        case("infer, missing model", &["infer", &fx.s("missing.tflite"), "--input", &fx.s("slice.npy")], &["missing.tflite"]),
-        case("infer, missing input", &["infer", &int8, "--input", &fx.s("missing.npy")], &["missing.npy"]),
-        case("infer, infinite input", &["infer", &int8, "--input", &fx.s("slice_inf.npy")], &["slice_inf.npy", "not finite"]),
-        case("infer, [64,16] for a 32x32 model", &["infer", &int8, "--input", &fx.s("slice_64x16.npy")], &["slice_64x16.npy", "shape"]),
-        case("infer, unknown input format", &["infer", &int8, "--input", &fx.s("notes.txt")], &["notes.txt", "unknown input format"]),
-        case("infer, PNG claiming 100000x100000", &["infer", &int8, "--input", &fx.s("huge.png")], &["huge.png"]),
-        case("infer --output /dev/null", &["infer", &int8, "--input", &fx.s("slice.npy"), "--output", "/dev/null"], &["/dev/null", "not a regular file"]),
-        case("infer --output onto a symlink", &["infer", &int8, "--input", &fx.s("slice.npy"), "--output", &fx.s("link.npy")], &["link.npy", "symbolic link"]),
-        case("infer --png into a directory", &["infer", &int8, "--input", &fx.s("slice.npy"), "--png", &fx.s("fakebin")], &["fakebin", "directory"]),
+        case(
+            "infer, garbage model",
+            &["infer", &garbage, "--input", &fx.s("slice.npy")],
+            &["garbage.tflite"],
+        ),
+        case(
+            "infer, missing model",
+            &[
+                "infer",
+                &fx.s("missing.tflite"),
+                "--input",
+                &fx.s("slice.npy"),
+            ],
+            &["missing.tflite"],
+        ),
+        case(
+            "infer, missing input",
+            &["infer", &int8, "--input", &fx.s("missing.npy")],
+            &["missing.npy"],
+        ),
+        case(
+            "infer, infinite input",
+            &["infer", &int8, "--input", &fx.s("slice_inf.npy")],
+            &["slice_inf.npy", "not finite"],
+        ),
+        case(
+            "infer, [64,16] for a 32x32 model",
+            &["infer", &int8, "--input", &fx.s("slice_64x16.npy")],
+            &["slice_64x16.npy", "shape"],
+        ),
+        case(
+            "infer, unknown input format",
+            &["infer", &int8, "--input", &fx.s("notes.txt")],
+            &["notes.txt", "unknown input format"],
+        ),
+        case(
+            "infer, PNG claiming 100000x100000",
+            &["infer", &int8, "--input", &fx.s("huge.png")],
+            &["huge.png"],
+        ),
+        case(
+            "infer --output /dev/null",
+            &[
+                "infer",
+                &int8,
+                "--input",
+                &fx.s("slice.npy"),
+                "--output",
+                "/dev/null",
+            ],
+            &["/dev/null", "not a regular file"],
+        ),
+        case(
+            "infer --output onto a symlink",
+            &[
+                "infer",
+                &int8,
+                "--input",
+                &fx.s("slice.npy"),
+                "--output",
+                &fx.s("link.npy"),
+            ],
+            &["link.npy", "symbolic link"],
+        ),
+        case(
+            "infer --png into a directory",
+            &[
+                "infer",
+                &int8,
+                "--input",
+                &fx.s("slice.npy"),
+                "--png",
+                &fx.s("fakebin"),
+            ],
+            &["fakebin", "directory"],
+        ),
         // Inspect.
-        case("inspect, garbage", &["inspect", &garbage], &["garbage.tflite"]),
-        case("inspect, truncated", &["inspect", &fx.s("truncated.tflite")], &["truncated.tflite"]),
-        case("inspect, missing", &["inspect", &fx.s("missing.tflite")], &["missing.tflite"]),
+        case(
+            "inspect, garbage",
+            &["inspect", &garbage],
+            &["garbage.tflite"],
+        ),
+        case(
+            "inspect, truncated",
+            &["inspect", &fx.s("truncated.tflite")],
+            &["truncated.tflite"],
+        ),
+        case(
+            "inspect, missing",
+            &["inspect", &fx.s("missing.tflite")],
+            &["missing.tflite"],
+        ),
         // Bench inputs.
-        owned("bench --model garbage", b(&["--model", &garbage]), &["garbage.tflite"]),
-        owned("bench --model missing", b(&["--model", &fx.s("missing.tflite")]), &["missing.tflite"]),
-        owned("bench --inputs NaN slices", b(&["--inputs", &fx.s("nan.npy")]), &["nan.npy", "NaN"]),
-        owned("bench --inputs 16x16 slices", b(&["--inputs", &fx.s("wrong_size.npy")]), &["wrong_size.npy", "shape"]),
-        owned("bench --masks of 255", b(&["--inputs", &fx.s("images.npy"), "--masks", &fx.s("masks255.npy")]), &["masks255.npy", "not 0 or 1"]),
-        owned("bench --data decathlon, missing directory", b(&["--data", "decathlon", "--data-path", &fx.s("missing_dir")]), &["missing_dir"]),
+        owned(
+            "bench --model garbage",
+            b(&["--model", &garbage]),
+            &["garbage.tflite"],
+        ),
+        owned(
+            "bench --model missing",
+            b(&["--model", &fx.s("missing.tflite")]),
+            &["missing.tflite"],
+        ),
+        owned(
+            "bench --inputs NaN slices",
+            b(&["--inputs", &fx.s("nan.npy")]),
+            &["nan.npy", "NaN"],
+        ),
+        owned(
+            "bench --inputs 16x16 slices",
+            b(&["--inputs", &fx.s("wrong_size.npy")]),
+            &["wrong_size.npy", "shape"],
+        ),
+        owned(
+            "bench --masks of 255",
+            b(&[
+                "--inputs",
+                &fx.s("images.npy"),
+                "--masks",
+                &fx.s("masks255.npy"),
+            ]),
+            &["masks255.npy", "not 0 or 1"],
+        ),
+        owned(
+            "bench --data decathlon, missing directory",
+            b(&["--data", "decathlon", "--data-path", &fx.s("missing_dir")]),
+            &["missing_dir"],
+        ),
         // Data.
-        case("data preview --size 33", &["data", "preview", "--size", "33", "--out", &fx.s("preview")], &["33"]),
-        case("data stats, decathlon without a dataset", &["data", "stats", "--source", "decathlon", "--data-path", &fx.s("missing_dir")], &["missing_dir"]),
-        case("data preview --count 0", &["data", "preview", "--count", "0", "--out", &fx.s("preview")], &["--count"]),
+        case(
+            "data preview --size 33",
+            &["data", "preview", "--size", "33", "--out", &fx.s("preview")],
+            &["33"],
+        ),
+        case(
+            "data stats, decathlon without a dataset",
+            &[
+                "data",
+                "stats",
+                "--source",
+                "decathlon",
+                "--data-path",
+                &fx.s("missing_dir"),
+            ],
+            &["missing_dir"],
+        ),
+        case(
+            "data preview --count 0",
+            &["data", "preview", "--count", "0", "--out", &fx.s("preview")],
+            &["--count"],
+        ),
     ]
 }
 
@@ -494,7 +928,11 @@ fn bad_inputs_fail_cleanly_and_leave_earlier_artifacts_alone() {
                 case.name,
                 problems.join("; "),
                 case.args,
-                all.trim().lines().take(6).collect::<Vec<_>>().join("\n      ")
+                all.trim()
+                    .lines()
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .join("\n      ")
             ));
         }
     }

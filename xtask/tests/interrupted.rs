@@ -93,18 +93,58 @@ fn killed_runs_keep_the_previous_artifacts_and_the_next_run_cleans_up() {
     let fp32 = root.path().join("unet_fp32.tflite").display().to_string();
     let bench_dir = root.path().join("bench").display().to_string();
     let train: Vec<&str> = vec![
-        "train", "--out", &train_dir, "--size", "32", "--fms", "4", "--epochs", "3",
-        "--steps-per-epoch", "2", "--batch-size", "2", "--slices", "8", "--val-slices", "4",
-        "--max-minutes", "0", "--progress", "none",
+        "train",
+        "--out",
+        &train_dir,
+        "--size",
+        "32",
+        "--fms",
+        "4",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "2",
+        "--batch-size",
+        "2",
+        "--slices",
+        "8",
+        "--val-slices",
+        "4",
+        "--max-minutes",
+        "0",
+        "--progress",
+        "none",
     ];
     let quantize: Vec<&str> = vec![
-        "quantize", "--checkpoint", &ckpt, "--out", &out, "--calib-samples", "8",
-        "--eval-samples", "4", "--method", "auto",
+        "quantize",
+        "--checkpoint",
+        &ckpt,
+        "--out",
+        &out,
+        "--calib-samples",
+        "8",
+        "--eval-samples",
+        "4",
+        "--method",
+        "auto",
     ];
     let bench: Vec<&str> = vec![
-        "bench", "--model", &int8, "--float-model", &fp32, "--checkpoint", &ckpt,
-        "--backends=rust-int8,rust-f32,burn-f32", "--runs", "20", "--warmup", "2",
-        "--slices", "4", "--out", &bench_dir,
+        "bench",
+        "--model",
+        &int8,
+        "--float-model",
+        &fp32,
+        "--checkpoint",
+        &ckpt,
+        "--backends=rust-int8,rust-f32,burn-f32",
+        "--runs",
+        "20",
+        "--warmup",
+        "2",
+        "--slices",
+        "4",
+        "--out",
+        &bench_dir,
     ];
     ok(&train);
     ok(&quantize);
@@ -114,7 +154,11 @@ fn killed_runs_keep_the_previous_artifacts_and_the_next_run_cleans_up() {
     let mut killed = 0;
     let mut overwrite = train.clone();
     overwrite.push("--overwrite");
-    for (args, label) in [(&overwrite, "train"), (&quantize, "quantize"), (&bench, "bench")] {
+    for (args, label) in [
+        (&overwrite, "train"),
+        (&quantize, "quantize"),
+        (&bench, "bench"),
+    ] {
         for ms in [40, 150, 400, 900, 1600] {
             if kill_after(args, Duration::from_millis(ms)) {
                 killed += 1;
@@ -150,7 +194,10 @@ fn killed_runs_keep_the_previous_artifacts_and_the_next_run_cleans_up() {
             }
         }
     }
-    assert!(killed >= 6, "only {killed} of the kills hit a running command");
+    assert!(
+        killed >= 6,
+        "only {killed} of the kills hit a running command"
+    );
 
     // The next run of each command removes what the killed ones left.
     ok(&overwrite);

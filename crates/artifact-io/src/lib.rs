@@ -206,9 +206,7 @@ fn write_temporary(
             .map_err(|e| ("create a temporary file", e))?;
         let mut writer = io::BufWriter::new(file);
         fill(&mut writer).map_err(|e| ("write", e))?;
-        let file = writer
-            .into_inner()
-            .map_err(|e| ("write", e.into_error()))?;
+        let file = writer.into_inner().map_err(|e| ("write", e.into_error()))?;
         file.sync_all().map_err(|e| ("sync", e))
     })();
     match result {

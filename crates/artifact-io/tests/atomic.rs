@@ -40,8 +40,16 @@ fn refuses_to_replace_a_symlink_and_leaves_it() {
     let err = write_atomic(&link, b"new").unwrap_err();
     assert!(matches!(err, WriteError::NotARegularFile { .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("link.npy") && msg.contains("symbolic link"), "{msg}");
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        msg.contains("link.npy") && msg.contains("symbolic link"),
+        "{msg}"
+    );
+    assert!(
+        fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(fs::read(&real).unwrap(), b"keep");
     assert_eq!(names(dir.path()), ["link.npy", "real.npy"]);
 }

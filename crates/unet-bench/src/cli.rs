@@ -248,7 +248,10 @@ impl BenchArgs {
 pub fn run(args: &BenchArgs, command: Vec<String>) -> Result<(Report, Vec<PathBuf>), BenchError> {
     let cfg = args.to_config(command)?;
     if let Err(e) = artifact_io::clean_stale_temporaries(&cfg.out_dir) {
-        tracing::warn!("{}: cannot clean stale temporary files: {e}", cfg.out_dir.display());
+        tracing::warn!(
+            "{}: cannot clean stale temporary files: {e}",
+            cfg.out_dir.display()
+        );
     }
     let report = run_suite(&cfg)?;
     let produced = |s: &RowStatus| matches!(s, RowStatus::Measured | RowStatus::Estimated);

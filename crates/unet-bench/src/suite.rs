@@ -109,7 +109,9 @@ pub fn parse_backends(list: &str) -> Result<Vec<BackendSpec>, BenchError> {
     if specs.is_empty() {
         return Err(BenchError::BadSpec {
             spec: list.to_string(),
-            problem: format!("no backend given; name at least one, e.g. --backends={DEFAULT_BACKENDS}"),
+            problem: format!(
+                "no backend given; name at least one, e.g. --backends={DEFAULT_BACKENDS}"
+            ),
         });
     }
     Ok(specs)

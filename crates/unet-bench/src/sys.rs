@@ -117,4 +117,3 @@ pub fn git_commit(dir: &Path) -> Option<String> {
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
-

@@ -13,7 +13,6 @@ use unet_bench::inputs::{BenchInputs, InputSource};
 
 const SIZE: usize = 32;
 
-
 fn tiny_model(dir: &Path) -> std::path::PathBuf {
     let (int8, _) = unet_bench::cli::write_synth_models(dir, 4, SIZE, 7).expect("synth models");
     int8

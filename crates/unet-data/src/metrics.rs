@@ -187,7 +187,8 @@ mod tests {
     fn pooled_dice_counts_pixels_over_slices() {
         let mut acc = PooledDice::default();
         assert!(acc.finish().is_none());
-        acc.add(&[0.9, 0.9, 0.1, 0.1], &[1.0, 0.0, 1.0, 0.0]).unwrap();
+        acc.add(&[0.9, 0.9, 0.1, 0.1], &[1.0, 0.0, 1.0, 0.0])
+            .unwrap();
         assert!((acc.finish().unwrap() - 0.5).abs() < 1e-12);
         let mut empty = PooledDice::default();
         empty.add(&[0.1, 0.2], &[0.0, 0.0]).unwrap();
@@ -198,7 +199,13 @@ mod tests {
     fn values_that_are_not_probabilities_or_masks_are_refused() {
         // A logit output: the rounding formula used to give Dice 8.28-like values above 1.
         let err = slice_dice(&[8.28, 0.0], &[1.0, 0.0]).unwrap_err();
-        assert_eq!(err, MetricError::NotAProbability { pixel: 0, value: 8.28 });
+        assert_eq!(
+            err,
+            MetricError::NotAProbability {
+                pixel: 0,
+                value: 8.28
+            }
+        );
         assert!(err.to_string().contains("sigmoid"), "{err}");
         assert!(matches!(
             slice_dice(&[0.0, f32::NAN], &[1.0, 0.0]),

@@ -280,7 +280,11 @@ pub fn write_nifti(path: &Path, shape: &[usize], data: NiftiData<'_>) -> io::Res
     .map_err(io::Error::from)
 }
 
-fn write_body<W: Write + ?Sized>(out: &mut W, header: &[u8], data: NiftiData<'_>) -> io::Result<()> {
+fn write_body<W: Write + ?Sized>(
+    out: &mut W,
+    header: &[u8],
+    data: NiftiData<'_>,
+) -> io::Result<()> {
     out.write_all(header)?;
     let mut buf = Vec::with_capacity(1 << 16);
     match data {

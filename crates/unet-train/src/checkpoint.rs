@@ -26,9 +26,9 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use artifact_io::write_atomic;
 use crate::model::{UNet, UNetConfig};
 use crate::training::History;
+use artifact_io::write_atomic;
 
 const MAGIC: &[u8; 8] = b"UNETCKPT";
 const VERSION: u32 = 1;

@@ -27,11 +27,11 @@ use unet_data::{DataConfig, SliceSource, Split, open_source};
 
 use crate::checkpoint::{CheckpointMeta, load_checkpoint, save_checkpoint};
 use crate::fsutil::ensure_writable_dir;
-use artifact_io::write_atomic;
 use crate::loss::{DiceStats, LossKind};
 use crate::model::{UNet, UNetConfig};
 use crate::rng::SplitMix64;
 use crate::{BackendKind, TrainError};
+use artifact_io::write_atomic;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -425,13 +425,14 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
     cfg.validate()?;
     let best_path = cfg.out_dir.join("model.ckpt");
     let last_path = cfg.out_dir.join("last.ckpt");
-    if cfg.resume.is_none() && !cfg.overwrite {
-        if let Some(existing) = [&best_path, &last_path].into_iter().find(|p| p.exists()) {
-            return Err(TrainError::RunDirInUse {
-                dir: cfg.out_dir.clone(),
-                existing: existing.clone(),
-            });
-        }
+    if cfg.resume.is_none()
+        && !cfg.overwrite
+        && let Some(existing) = [&best_path, &last_path].into_iter().find(|p| p.exists())
+    {
+        return Err(TrainError::RunDirInUse {
+            dir: cfg.out_dir.clone(),
+            existing: existing.clone(),
+        });
     }
     ensure_writable_dir(&cfg.out_dir)?;
     match artifact_io::clean_stale_temporaries(&cfg.out_dir) {
@@ -551,7 +552,11 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
             if !loss_value.is_finite() {
                 progress.finish();
                 history.stop_reason = format!("non-finite loss at step {step}");
-                write_history(&cfg.out_dir, &history)?;
+                // Before this run's first checkpoint the directory still holds the previous
+                // run's files, history included: leave them as they are.
+                if config_pending.is_none() {
+                    write_history(&cfg.out_dir, &history)?;
+                }
                 return Err(TrainError::NonFiniteLoss {
                     step,
                     epoch: epoch_number,

@@ -343,7 +343,11 @@ fn a_fresh_run_into_a_used_directory_is_refused_unless_overwrite() {
     for needle in ["model.ckpt", "--resume", "--overwrite"] {
         assert!(message.contains(needle), "{message}");
     }
-    assert_eq!(snapshot(dir.path()), before, "nothing in the run directory changed");
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "nothing in the run directory changed"
+    );
 
     let again = train(&TrainConfig {
         seed: 12,
