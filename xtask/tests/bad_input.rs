@@ -7,15 +7,12 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+mod common;
+use common::{TINY_TRAIN, ok, with, xtask};
 
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
-
-fn xtask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    cmd
-}
 
 fn run(args: &[&str], envs: &[(&str, &str)]) -> Output {
     let mut cmd = xtask();
@@ -77,11 +74,6 @@ impl Fixture {
     }
 }
 
-fn ok(args: &[&str]) {
-    let out = run(args, &[]);
-    assert!(out.status.success(), "{args:?} failed:\n{}", text(&out));
-}
-
 fn write_f32_npy(path: &Path, shape: Vec<usize>, values: Vec<f32>) {
     let array = NpyArray {
         shape,
@@ -125,29 +117,7 @@ fn setup() -> Fixture {
         scratch: tempfile::tempdir().expect("tempdir"),
     };
     let train = fx.o("train");
-    ok(&[
-        "train",
-        "--out",
-        &train,
-        "--size",
-        "32",
-        "--fms",
-        "4",
-        "--epochs",
-        "1",
-        "--steps-per-epoch",
-        "1",
-        "--batch-size",
-        "2",
-        "--slices",
-        "8",
-        "--val-slices",
-        "4",
-        "--max-minutes",
-        "0",
-        "--progress",
-        "none",
-    ]);
+    ok(&with(&["train", "--out", &train], &TINY_TRAIN));
     ok(&[
         "quantize",
         "--checkpoint",
@@ -253,33 +223,6 @@ fn setup() -> Fixture {
     fx
 }
 
-/// `base` with `extra` applied: `--flag value` pairs replace the base's value of that flag,
-/// everything else is appended.
-fn with(base: &[&str], extra: &[&str]) -> Vec<String> {
-    let mut args: Vec<String> = base.iter().map(|s| s.to_string()).collect();
-    let mut i = 0;
-    while i < extra.len() {
-        let flag = extra[i];
-        let value = extra.get(i + 1).filter(|v| !v.starts_with("--"));
-        match (args.iter().position(|a| a == flag), value) {
-            (Some(at), Some(value)) if at + 1 < args.len() && !args[at + 1].starts_with("--") => {
-                args[at + 1] = value.to_string();
-                i += 2;
-            }
-            (_, Some(value)) => {
-                args.push(flag.to_string());
-                args.push(value.to_string());
-                i += 2;
-            }
-            (_, None) => {
-                args.push(flag.to_string());
-                i += 1;
-            }
-        }
-    }
-    args
-}
-
 struct Case {
     name: &'static str,
     args: Vec<String>,
@@ -344,26 +287,9 @@ fn cases(fx: &Fixture) -> Vec<Case> {
         with(&v, extra)
     };
     let t = |extra: &[&str]| -> Vec<String> {
-        let v = [
-            "train",
-            "--out",
-            &train_out,
-            "--size",
-            "32",
-            "--fms",
-            "4",
-            "--epochs",
-            "1",
-            "--steps-per-epoch",
-            "1",
-            "--batch-size",
-            "2",
-            "--slices",
-            "8",
-            "--progress",
-            "none",
-        ];
-        with(&v, extra)
+        let base = with(&["train", "--out", &train_out], &TINY_TRAIN);
+        let base: Vec<&str> = base.iter().map(String::as_str).collect();
+        with(&base, extra)
     };
     let owned = |name, args: Vec<String>, needles: &[&'static str]| Case {
         name,

@@ -5,24 +5,11 @@
 #![cfg(unix)]
 
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
+
+mod common;
+use common::{TINY_TRAIN, ok, with, xtask};
 use std::time::{Duration, Instant};
-
-fn xtask() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    cmd.env("NO_COLOR", "1").env_remove("RUST_LOG");
-    cmd
-}
-
-fn ok(args: &[&str]) {
-    let out = xtask().args(args).output().expect("xtask runs");
-    assert!(
-        out.status.success(),
-        "{args:?} failed:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Starts `args`, kills it with SIGKILL after `after`, and returns whether it was still running
 /// (a kill that came too late proves nothing and is reported as such).
@@ -92,29 +79,14 @@ fn killed_runs_keep_the_previous_artifacts_and_the_next_run_cleans_up() {
     let int8 = root.path().join("unet_int8.tflite").display().to_string();
     let fp32 = root.path().join("unet_fp32.tflite").display().to_string();
     let bench_dir = root.path().join("bench").display().to_string();
-    let train: Vec<&str> = vec![
-        "train",
-        "--out",
-        &train_dir,
-        "--size",
-        "32",
-        "--fms",
-        "4",
-        "--epochs",
-        "3",
-        "--steps-per-epoch",
-        "2",
-        "--batch-size",
-        "2",
-        "--slices",
-        "8",
-        "--val-slices",
-        "4",
-        "--max-minutes",
-        "0",
-        "--progress",
-        "none",
-    ];
+    let train = with(
+        &with(&["train", "--out", &train_dir], &TINY_TRAIN)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        &["--epochs", "3", "--steps-per-epoch", "2"],
+    );
+    let train: Vec<&str> = train.iter().map(String::as_str).collect();
     let quantize: Vec<&str> = vec![
         "quantize",
         "--checkpoint",
