@@ -58,6 +58,26 @@ fn load_input(path: &Path, info: &TensorInfo) -> anyhow::Result<PreparedInput> {
                 array.shape,
                 info.shape
             );
+            // Same element count is not enough: [256, 64] is not a 128×128 slice.
+            let squeeze = |dims: &[usize]| -> Vec<usize> {
+                dims.iter().copied().filter(|&d| d != 1).collect()
+            };
+            ensure!(
+                squeeze(&array.shape) == squeeze(&info.shape),
+                "{}: shape {:?} does not match the model input {:?} (give [H, W], [H, W, 1] or the input's own shape)",
+                path.display(),
+                array.shape,
+                info.shape
+            );
+            if let NpyData::F32(v) = &array.data
+                && let Some(i) = v.iter().position(|x| !x.is_finite())
+            {
+                bail!(
+                    "{}: value {} at element {i} is not finite; the model needs finite inputs",
+                    path.display(),
+                    v[i]
+                );
+            }
             match (array.data, info.dtype) {
                 (NpyData::I8(v), TensorType::Int8) => {
                     let (scale, zp) = info.per_tensor_quant().unwrap_or((1.0, 0));
@@ -156,26 +176,6 @@ fn read_png_zscored(path: &Path, info: &TensorInfo) -> anyhow::Result<Vec<f32>> 
     Ok(values)
 }
 
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
 fn overlay_png(display: &[f32], mask: &[bool], h: usize, w: usize) -> anyhow::Result<Vec<u8>> {
     let (lo, hi) = display
         .iter()
@@ -207,6 +207,9 @@ fn overlay_png(display: &[f32], mask: &[bool], h: usize, w: usize) -> anyhow::Re
 
 /// Runs `cargo xtask infer`.
 pub fn run(args: &InferArgs) -> anyhow::Result<()> {
+    for path in [&args.output, &args.png].into_iter().flatten() {
+        artifact_io::check_replaceable(path)?;
+    }
     let model = tflite_writer::read_model_file(&args.model)
         .with_context(|| format!("reading model {}", args.model.display()))?;
     let mut interp = Interpreter::new(&model, Options::default()).with_context(|| {
@@ -271,7 +274,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
             shape: out_info.shape.clone(),
             data,
         };
-        write_atomic(path, &write_npy(&array))?;
+        artifact_io::write_atomic(path, &write_npy(&array))?;
         println!("wrote {}", path.display());
     }
     if let Some(path) = &args.png {
@@ -284,7 +287,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
             "--png: the output is {h}×{w} but the input has {} pixels",
             input.display.len()
         );
-        write_atomic(path, &overlay_png(&input.display, &mask, h, w)?)?;
+        artifact_io::write_atomic(path, &overlay_png(&input.display, &mask, h, w)?)?;
         println!("wrote {}", path.display());
     }
     Ok(())

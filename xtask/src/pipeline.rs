@@ -18,7 +18,7 @@ pub struct PipelineArgs {
     pub out: PathBuf,
     /// Training time budget in minutes: 5 here (`cargo xtask train` allows 8), so that train,
     /// quantize and bench fit in about 15 minutes on a 2-core machine.
-    #[arg(long, default_value_t = 5.0)]
+    #[arg(long, default_value_t = 5.0, value_parser = crate::train::parse_minutes)]
     pub train_minutes: f64,
     /// Maximum training epochs.
     #[arg(long, default_value_t = 40)]
@@ -39,7 +39,7 @@ pub struct PipelineArgs {
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
     /// Bench: time budget per backend's timed runs, seconds.
-    #[arg(long, default_value_t = 20.0)]
+    #[arg(long, default_value_t = 20.0, value_parser = unet_bench::cli::parse_seconds)]
     pub max_secs: f64,
     /// Bench: CPU threads.
     #[arg(long, default_value_t = 1)]
@@ -146,9 +146,17 @@ pub fn run(args: &PipelineArgs) -> anyhow::Result<()> {
     if !args.skip_train {
         step("train (synthetic data)");
         let t = Instant::now();
+        // A pipeline run starts over by design (--skip-train keeps the previous model).
+        if checkpoint.exists() {
+            println!(
+                "replacing the previous pipeline run in {} (use --skip-train to keep it)",
+                train_dir.display()
+            );
+        }
         let argv: Vec<String> = vec![
             "--out".into(),
             train_dir.display().to_string(),
+            "--overwrite".into(),
             "--max-minutes".into(),
             args.train_minutes.to_string(),
             "--epochs".into(),

@@ -12,10 +12,10 @@ use std::process::Command;
 use std::str::FromStr;
 use std::time::Instant;
 
+use artifact_io::write_atomic;
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
 use unet_data::{DataConfig, SourceKind, Split};
 use unet_quantizer::dataset::{EvalSet, ImageSet, from_source, images_from_npy, masks_from_npy};
-use unet_quantizer::report::write_atomic;
 use unet_quantizer::{Method, QuantConfig, litert, quantize, vela};
 
 use crate::project_root;
@@ -184,21 +184,92 @@ fn load_eval(
     if args.eval_samples == 0 {
         bail!("--eval-samples 0: at least one held-out slice is needed");
     }
-    if args.eval == Some(DataArg::Npy) {
-        let (Some(images), Some(masks)) = (&args.eval_data_path, &args.eval_masks) else {
-            bail!("--eval npy needs --eval-data-path IMAGES.npy and --eval-masks MASKS.npy");
-        };
-        let images = images_from_npy(images, None)?;
-        let take = images.images.len().min(args.eval_samples);
-        let images = ImageSet {
-            images: images.images.into_iter().take(take).collect(),
-            ..images
-        };
-        let masks = masks_from_npy(masks, &images)?;
-        return Ok(EvalSet { images, masks });
-    }
     let cfg = source_config(base, args.eval, args.eval_data_path.as_ref(), size, seed);
     Ok(from_source(&cfg, split, args.eval_samples)?)
+}
+
+/// Every slice of `--eval-data-path` with its mask from `--eval-masks`.
+fn load_eval_npy(args: &QuantizeArgs) -> anyhow::Result<EvalSet> {
+    if args.eval_samples == 0 {
+        bail!("--eval-samples 0: at least one held-out slice is needed");
+    }
+    let (Some(images), Some(masks)) = (&args.eval_data_path, &args.eval_masks) else {
+        bail!("--eval npy needs --eval-data-path IMAGES.npy and --eval-masks MASKS.npy");
+    };
+    let images = images_from_npy(images, None).context("evaluation data")?;
+    let masks = masks_from_npy(masks, &images).context("evaluation data")?;
+    Ok(EvalSet { images, masks })
+}
+
+/// Splits the `--eval npy` slices: the first `eval_samples` are the reported held-out set; with
+/// `auto`, the observer is chosen on the slices after them (up to as many again), never on the
+/// slices it is then judged on.
+fn split_npy_selection(
+    all: EvalSet,
+    eval_samples: usize,
+    auto: bool,
+) -> anyhow::Result<(EvalSet, Option<EvalSet>)> {
+    let n = all.images.images.len();
+    let take = |range: std::ops::Range<usize>| EvalSet {
+        images: ImageSet {
+            description: format!(
+                "{} [slices {}..{}]",
+                all.images.description, range.start, range.end
+            ),
+            images: all.images.images[range.clone()].to_vec(),
+            ..all.images.clone()
+        },
+        masks: all.masks[range].to_vec(),
+    };
+    if !auto {
+        return Ok((take(0..eval_samples.min(n)), None));
+    }
+    if n <= eval_samples {
+        bail!(
+            "--method auto with --eval npy chooses the observer on slices that are not reported: \
+             {} holds {n} slices, all of them taken by --eval-samples {eval_samples}; lower \
+             --eval-samples (e.g. {}) or pass a fixed --method",
+            all.images.description,
+            (n / 2).max(1)
+        );
+    }
+    let select_end = (2 * eval_samples).min(n);
+    Ok((take(0..eval_samples), Some(take(eval_samples..select_end))))
+}
+
+/// LiteRT `BUILTIN_REF` against our runtime on the held-out slices: the report's line.
+fn litert_check(
+    int8: &tflite_writer::Model,
+    model_path: &Path,
+    evaluation: &EvalSet,
+    args: &QuantizeArgs,
+) -> anyhow::Result<String> {
+    let sg = &int8.subgraphs[0];
+    let q = sg.tensors[sg.inputs[0] as usize]
+        .quantization
+        .clone()
+        .context("int8 input has no quantisation")?;
+    let inputs: Vec<Vec<i8>> = evaluation
+        .images
+        .images
+        .iter()
+        .map(|x| unet_quantizer::verify::quantize_input(x, q.scale[0], q.zero_point[0] as i32))
+        .collect();
+    Ok(match litert::available() {
+        Err(why) => format!("skipped: {why}"),
+        Ok(()) => {
+            let work = args.out.join("quant_checks");
+            let r = litert::compare(int8, model_path, &inputs, &work)?;
+            format!(
+                "{} slices, {} values, {} mismatches (max |diff| {} LSB){}",
+                r.samples,
+                r.values,
+                r.mismatches,
+                r.max_abs_diff,
+                if r.is_exact() { ": bit-exact" } else { "" }
+            )
+        }
+    })
 }
 
 /// Runs `cargo xtask quantize`.
@@ -207,6 +278,28 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let method = Method::from_str(&args.method).map_err(anyhow::Error::msg)?;
     if args.calib_samples == 0 {
         bail!("--calib-samples 0: at least one calibration slice is needed");
+    }
+    // Refuse unusable output paths before any work, and clear what killed runs left behind.
+    let fp32_path = args.out.join("unet_fp32.tflite");
+    let int8_path = args.out.join("unet_int8.tflite");
+    let report_paths = unet_quantizer::report::QuantReport::FILE_NAMES.map(|n| args.out.join(n));
+    for path in [&fp32_path, &int8_path]
+        .into_iter()
+        .chain(&report_paths)
+        .chain(&args.save_calib)
+    {
+        artifact_io::check_replaceable(path)?;
+    }
+    for dir in [
+        Some(args.out.as_path()),
+        args.save_calib.as_deref().and_then(Path::parent),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Err(e) = artifact_io::clean_stale_temporaries(dir) {
+            tracing::warn!("{}: cannot clean stale temporary files: {e}", dir.display());
+        }
     }
     // 1. The float model.
     let t = Instant::now();
@@ -257,25 +350,26 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         seed,
     )
     .context("calibration data")?;
-    let evaluation = load_eval(args, &base, Split::Test, size, seed).context("evaluation data")?;
-    let selection = if method == Method::Auto {
-        let split = if args.eval == Some(DataArg::Npy) {
-            Split::Test
-        } else {
-            Split::Validation
-        };
-        Some(load_eval(args, &base, split, size, seed).context("selection data")?)
+    let (evaluation, selection) = if args.eval == Some(DataArg::Npy) {
+        let all = load_eval_npy(args)?;
+        split_npy_selection(all, args.eval_samples, method == Method::Auto)?
     } else {
-        None
+        let evaluation =
+            load_eval(args, &base, Split::Test, size, seed).context("evaluation data")?;
+        let selection = if method == Method::Auto {
+            Some(load_eval(args, &base, Split::Validation, size, seed).context("selection data")?)
+        } else {
+            None
+        };
+        (evaluation, selection)
     };
     let data_s = t.elapsed().as_secs_f64();
-    if let Some(path) = &args.save_calib {
-        let array = NpyArray {
+    let calib_npy = args.save_calib.as_ref().map(|_| {
+        write_npy(&NpyArray {
             shape: vec![calib.images.len(), calib.height, calib.width, 1],
             data: NpyData::F32(calib.images.concat()),
-        };
-        write_atomic(path, &write_npy(&array))?;
-    }
+        })
+    });
 
     // 3. Quantise and verify.
     let config = QuantConfig {
@@ -297,17 +391,18 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     report.timings_s.insert("load float model".into(), load_s);
     report.timings_s.insert("load data".into(), data_s);
 
-    // 4. Write the models (temp file + rename).
+    // 4. Stage the models: written to temporaries now, put in place together with the report
+    //    only after the optional checks passed, so a failed check leaves the previous set.
     let t = Instant::now();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    let fp32_path = args.out.join("unet_fp32.tflite");
-    let int8_path = args.out.join("unet_int8.tflite");
+    let mut staged = artifact_io::Staged::new();
     let fp32_bytes =
         tflite_writer::write_model(&graph.model).context("serialising the float model")?;
-    write_atomic(&fp32_path, &fp32_bytes)?;
-    tflite_writer::write_model_file(&int8, &int8_path)
-        .with_context(|| format!("writing {}", int8_path.display()))?;
+    let int8_bytes = tflite_writer::write_model(&int8).context("serialising the int8 model")?;
+    staged.write(&fp32_path, &fp32_bytes)?;
+    staged.write(&int8_path, &int8_bytes)?;
+    if let (Some(path), Some(bytes)) = (&args.save_calib, &calib_npy) {
+        staged.write(path, bytes)?;
+    }
     report.fp32_model_bytes = Some(fp32_bytes.len());
     report
         .timings_s
@@ -317,49 +412,31 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         start.elapsed().as_secs_f64(),
     );
 
-    // 5. Optional external checks.
-    if args.litert {
-        let sg = &int8.subgraphs[0];
-        let q = sg.tensors[sg.inputs[0] as usize]
-            .quantization
-            .clone()
-            .context("int8 input has no quantisation")?;
-        let inputs: Vec<Vec<i8>> = evaluation
-            .images
-            .images
-            .iter()
-            .map(|x| unet_quantizer::verify::quantize_input(x, q.scale[0], q.zero_point[0] as i32))
-            .collect();
-        report.litert_bit_exact = Some(match litert::available() {
-            Err(why) => format!("skipped: {why}"),
-            Ok(()) => {
-                let work = args.out.join("quant_checks");
-                let r = litert::compare(&int8, &int8_path, &inputs, &work)?;
-                format!(
-                    "{} slices, {} values, {} mismatches (max |diff| {} LSB){}",
-                    r.samples,
-                    r.values,
-                    r.mismatches,
-                    r.max_abs_diff,
-                    if r.is_exact() { ": bit-exact" } else { "" }
-                )
-            }
-        });
-    }
-    if args.vela {
-        match vela::available() {
-            Err(why) => report.warnings.push(format!("vela skipped: {why}")),
-            Ok(_) => {
-                for accelerator in vela::ACCELERATORS {
-                    let dir = args.out.join("quant_checks").join(accelerator);
-                    report
-                        .vela
-                        .push(vela::compile(&int8_path, accelerator, &dir)?);
+    // 5. Optional external checks, on a copy of the new int8 model in quant_checks/.
+    if args.litert || args.vela {
+        let checked = args.out.join("quant_checks").join("unet_int8.tflite");
+        write_atomic(&checked, &int8_bytes)?;
+        if args.litert {
+            report.litert_bit_exact = Some(litert_check(&int8, &checked, &evaluation, args)?);
+        }
+        if args.vela {
+            match vela::available() {
+                Err(why) => report.warnings.push(format!("vela skipped: {why}")),
+                Ok(_) => {
+                    for accelerator in vela::ACCELERATORS {
+                        let dir = args.out.join("quant_checks").join(accelerator);
+                        report
+                            .vela
+                            .push(vela::compile(&checked, accelerator, &dir)?);
+                    }
                 }
             }
         }
     }
-    report.write(&args.out)?;
+    for (name, bytes) in report.files()? {
+        staged.write(&args.out.join(name), bytes.as_bytes())?;
+    }
+    staged.commit()?;
 
     println!("{}", report.summary());
     if let Some(l) = &report.litert_bit_exact {

@@ -20,7 +20,7 @@ use tflite_runtime::profile::{conv_macs, profile_op_types};
 use tflite_runtime::synth::{UNetSpec, parameter_count, unet};
 use tflite_runtime::{Interpreter, KernelTier, Options};
 
-use crate::infer::write_atomic;
+use artifact_io::write_atomic;
 
 /// Arguments of `cargo xtask runtime-bench`.
 #[derive(Debug, clap::Args)]

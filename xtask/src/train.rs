@@ -85,8 +85,8 @@ pub struct TrainArgs {
     /// Random flips/rot90 (and crop offsets for decathlon).
     #[arg(long)]
     augment: bool,
-    /// Slices per split (synthetic/noise) or a cap per split (decathlon).
-    #[arg(long)]
+    /// Slices per split (synthetic/noise) or a cap per split (decathlon); 1 to 10,000,000.
+    #[arg(long, value_parser = parse_slices)]
     slices: Option<usize>,
     /// Seed of the data (default: --seed).
     #[arg(long)]
@@ -124,15 +124,19 @@ pub struct TrainArgs {
     /// Early-stopping patience in epochs (0 disables).
     #[arg(long, default_value_t = 5)]
     patience: usize,
-    /// Training time budget in minutes (0 = none).
-    #[arg(long, default_value_t = 8.0)]
+    /// Training time budget in minutes (0 = none; at most a week).
+    #[arg(long, default_value_t = 8.0, value_parser = parse_minutes)]
     max_minutes: f64,
     /// Seed of weights, batch order and dropout.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Continue from a checkpoint (without a value: <out>/last.ckpt).
-    #[arg(long, num_args = 0..=1, default_missing_value = "")]
-    resume: Option<PathBuf>,
+    #[arg(long, num_args = 0..=1)]
+    resume: Option<Option<PathBuf>>,
+    /// Start a fresh run in an --out that already holds one (its checkpoints are replaced from
+    /// the first epoch on); without it such a run is refused.
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Backend.
     #[arg(long, value_enum, default_value_t = BackendArg::Flex)]
     backend: BackendArg,
@@ -150,6 +154,40 @@ pub struct TrainArgs {
     /// (burn's `conv2d` and its generic backward), in the same run.
     #[arg(long)]
     bench_conv2d: bool,
+}
+
+/// The longest training budget `--max-minutes` takes: one week.
+pub const MAX_MINUTES: f64 = 7.0 * 24.0 * 60.0;
+
+/// The most slices per split `--slices` takes (the training order keeps an index per slice).
+const MAX_SLICES: usize = unet_data::MAX_SLICES_PER_SPLIT;
+
+/// Parses a training budget in minutes: finite, 0 (no budget) up to [`MAX_MINUTES`].
+pub fn parse_minutes(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of minutes"))?;
+    if !value.is_finite() || !(0.0..=MAX_MINUTES).contains(&value) {
+        return Err(format!(
+            "`{text}`: a training budget must be a finite number of minutes from 0 (none) to {MAX_MINUTES} (one week)"
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses `--slices`: 1 to [`MAX_SLICES`].
+fn parse_slices(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of slices"))?;
+    if !(1..=MAX_SLICES).contains(&value) {
+        return Err(format!(
+            "`{text}`: --slices takes 1 to {MAX_SLICES} slices per split"
+        ));
+    }
+    Ok(value)
 }
 
 fn backend(arg: BackendArg) -> BackendKind {
@@ -202,13 +240,10 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         slices_per_split: args.slices,
         ..DataConfig::default()
     };
-    let resume = args.resume.as_ref().map(|p| {
-        if p.as_os_str().is_empty() {
-            args.out.join("last.ckpt")
-        } else {
-            p.clone()
-        }
-    });
+    let resume = args
+        .resume
+        .as_ref()
+        .map(|p| p.clone().unwrap_or_else(|| args.out.join("last.ckpt")));
     let cfg = TrainConfig {
         model: model_config(args),
         data,
@@ -229,6 +264,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
         seed: args.seed,
         out_dir: args.out.clone(),
         resume,
+        overwrite: args.overwrite,
         progress: match args.progress {
             ProgressArg::Auto => ProgressMode::Auto,
             ProgressArg::Bar => ProgressMode::Bar,
@@ -392,10 +428,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         "command_line": std::env::args().collect::<Vec<_>>(),
         "git_commit": git_commit(),
     });
-    let tmp = args.out.join(".bench.json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("{}: cannot write", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("{}: cannot write", path.display()))?;
+    artifact_io::write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)?;
     println!("report: {}", path.display());
     Ok(())
 }

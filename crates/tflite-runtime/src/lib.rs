@@ -7,7 +7,9 @@
 //! operators; [`Interpreter::invoke_with_observer`] also shows every intermediate tensor.
 //!
 //! The kernels in [`reference`] reproduce LiteRT's `BUILTIN_REF` kernels bit for bit for int8
-//! (see `shared/docs/tflite-int8.md` §2–5); the test suite checks this against LiteRT itself.
+//! (TFLite's int8 quantisation specification and its reference kernels: the rescale of
+//! `QuantizeMultiplier`, zero points, per-channel weights); the test suite checks this against
+//! LiteRT itself.
 //!
 //! Layout (after tract-linalg): [`frame`] holds the kernel parameter types and the kernel
 //! table (the selection point for future SIMD tiers), [`reference`] one file per operator,

@@ -1,6 +1,6 @@
 //! Integer requantisation arithmetic, exactly as LiteRT's default (double-rounding) build does it.
 //!
-//! See `shared/docs/tflite-int8.md` §3: `QuantizeMultiplier`, gemmlowp's
+//! The integer rescale of TFLite's reference kernels: `QuantizeMultiplier`, gemmlowp's
 //! `SaturatingRoundingDoublingHighMul` and `RoundingDivideByPOT`, and the activation clamps.
 
 use tflite_writer::Activation;

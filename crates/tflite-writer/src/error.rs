@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong while checking, writing or reading a model.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// Writing an artifact failed (the error names the file; the old file is unchanged).
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
     /// A file could not be read, written or renamed.
     #[error("{path}: {source}")]
     Io {

@@ -11,25 +11,13 @@ fn crate_file(rel: &str) -> std::path::PathBuf {
 /// into the Python bindings shipped with ai-edge-litert.
 #[test]
 fn schema_matches_litert_python_bindings() {
-    let probe = Command::new("python3")
-        .args(["-c", "import ai_edge_litert.schema_py_generated"])
-        .output();
-    match probe {
-        Ok(out) if out.status.success() => {}
-        other => {
-            let reason = match other {
-                Ok(out) => String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                Err(err) => err.to_string(),
-            };
-            assert!(
-                std::env::var_os("REQUIRE_LITERT").is_none(),
-                "REQUIRE_LITERT is set but ai_edge_litert is unavailable: {reason}"
-            );
-            eprintln!(
-                "skipped: python3 -c 'import ai_edge_litert.schema_py_generated' failed: {reason}"
-            );
-            return;
-        }
+    if litert_oracle::require(
+        "LiteRT's schema module (pip ai-edge-litert)",
+        litert_oracle::python_import("import ai_edge_litert.schema_py_generated"),
+    )
+    .is_none()
+    {
+        return;
     }
     let out = Command::new("python3")
         .arg(crate_file("tests/schema_check.py"))

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::error::BenchError;
 use crate::inputs::BenchInputs;
-use crate::stats::{Agreement, AgreementAcc, DiceAcc, Stats};
+use crate::stats::{Agreement, AgreementAcc, Stats};
 use crate::sys;
 
 /// Measurement settings, modelled on TFLite's `benchmark_model` flags.
@@ -375,11 +375,23 @@ fn timed_runs<E: Engine>(
 /// Fills agreement (against `ctx.reference`) and Dice (against the masks) from `outputs`.
 pub fn score_outputs(result: &mut BackendResult, outputs: &[Output], ctx: &SuiteContext<'_>) {
     if let Some(masks) = &ctx.inputs.masks {
-        let mut dice = DiceAcc::default();
-        for (out, mask) in outputs.iter().zip(masks) {
-            dice.add(&out.probabilities(), mask);
+        // Pooled Dice (unet_data::metrics); an output that is not a probability has none.
+        let mut dice = unet_data::metrics::PooledDice::default();
+        let scored = outputs
+            .iter()
+            .zip(masks)
+            .enumerate()
+            .try_for_each(|(i, (out, mask))| {
+                dice.add(&out.probabilities(), mask)
+                    .map_err(|e| format!("slice {i}: {e}"))
+            });
+        match scored {
+            Ok(()) => result.dice = dice.finish(),
+            Err(why) => {
+                result.dice = None;
+                result.details["dice"] = serde_json::Value::String(format!("not computed: {why}"));
+            }
         }
-        result.dice = dice.finish();
     }
     if let (Some(reference), Some((scale, zero_point))) = (ctx.reference, ctx.reference_quant) {
         let mut acc = AgreementAcc::default();

@@ -2,11 +2,46 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::Protocol;
+use crate::backend::{Protocol, RowStatus};
 use crate::error::BenchError;
 use crate::inputs::InputSource;
 use crate::report::Report;
 use crate::suite::{DEFAULT_BACKENDS, SuiteConfig, parse_backends, run_suite};
+
+/// The most input slices a bench run holds in memory (4096 slices of 128×128 are 256 MiB with
+/// their masks); runs cycle through the slices, so more would only cost memory.
+pub const MAX_SLICES: usize = 4096;
+
+/// The longest time budget `--max-secs` takes: one day.
+pub const MAX_SECONDS: f64 = 86_400.0;
+
+/// Parses a time budget in seconds: a finite number above 0 and at most [`MAX_SECONDS`].
+pub fn parse_seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if !value.is_finite() || value <= 0.0 || value > MAX_SECONDS {
+        return Err(format!(
+            "`{text}`: a time budget must be a finite number of seconds above 0 and at most {MAX_SECONDS} (one day)"
+        ));
+    }
+    Ok(value)
+}
+
+/// Parses `--slices`: 1 to [`MAX_SLICES`].
+pub fn parse_slices(text: &str) -> Result<usize, String> {
+    let value: usize = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a whole number of slices"))?;
+    if !(1..=MAX_SLICES).contains(&value) {
+        return Err(format!(
+            "`{text}`: the bench needs 1 to {MAX_SLICES} input slices (runs cycle through them)"
+        ));
+    }
+    Ok(value)
+}
 
 /// Which data the input slices come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -42,14 +77,14 @@ pub struct BenchArgs {
     /// Timed runs.
     #[arg(long, default_value_t = 100)]
     pub runs: usize,
-    /// Time budget for the timed runs of each backend, in seconds.
-    #[arg(long)]
+    /// Time budget for the timed runs of each backend, in seconds (> 0, at most a day).
+    #[arg(long, value_parser = parse_seconds)]
     pub max_secs: Option<f64>,
     /// CPU threads (LiteRT XNNPACK, benchmark_model; tflite-runtime is single-threaded).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Number of fixed input slices (runs cycle through them).
-    #[arg(long, default_value_t = 8)]
+    /// Number of fixed input slices (runs cycle through them; 1 to 4096).
+    #[arg(long, default_value_t = 8, value_parser = parse_slices)]
     pub slices: usize,
     /// Input slices as .npy (float32 `[N,H,W]`, `[N,H,W,1]` or `[N,1,H,W]`).
     #[arg(long)]
@@ -131,7 +166,7 @@ pub fn write_synth_models(
             path: path.clone(),
             source,
         })?;
-        crate::sys::write_atomic(path, &bytes)?;
+        artifact_io::write_atomic(path, &bytes)?;
     }
     Ok((int8, f32))
 }
@@ -212,7 +247,37 @@ impl BenchArgs {
 /// the paths written.
 pub fn run(args: &BenchArgs, command: Vec<String>) -> Result<(Report, Vec<PathBuf>), BenchError> {
     let cfg = args.to_config(command)?;
+    if let Err(e) = artifact_io::clean_stale_temporaries(&cfg.out_dir) {
+        tracing::warn!(
+            "{}: cannot clean stale temporary files: {e}",
+            cfg.out_dir.display()
+        );
+    }
     let report = run_suite(&cfg)?;
+    let produced = |s: &RowStatus| matches!(s, RowStatus::Measured | RowStatus::Estimated);
+    if !report.rows.iter().any(|r| produced(&r.status)) {
+        // Nothing measured: keep the previous report files and say why each backend gave up.
+        let why: Vec<String> = report
+            .rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "  {} ({:?}): {}",
+                    r.backend,
+                    r.status,
+                    r.reason.as_deref().unwrap_or("no reason given")
+                )
+            })
+            .collect();
+        return Err(BenchError::Tool {
+            tool: "unet-bench".into(),
+            problem: format!(
+                "no backend produced a result; the report in {} was left as it was:\n{}",
+                cfg.out_dir.display(),
+                why.join("\n")
+            ),
+        });
+    }
     let paths = report.write(&cfg.out_dir)?;
     Ok((report, paths))
 }

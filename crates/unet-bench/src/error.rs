@@ -6,6 +6,9 @@ use std::path::PathBuf;
 /// an error: it becomes a `skipped` row).
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
+    /// Writing an artifact failed (the error names the file; the old file is unchanged).
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
     /// A file could not be read, written or renamed.
     #[error("{path}: {source}")]
     Io {

@@ -97,6 +97,14 @@ impl BenchInputs {
                                 ),
                             });
                         }
+                        for (i, mask) in m.iter().enumerate() {
+                            unet_data::metrics::check_mask(mask).map_err(|e| {
+                                BenchError::BadInput {
+                                    path: path.clone(),
+                                    problem: format!("slice {i}: {e}"),
+                                }
+                            })?;
+                        }
                         Some(m.into_iter().take(count).collect())
                     }
                     None => None,

@@ -9,7 +9,8 @@ use serde::Serialize;
 use crate::backend::{BackendResult, Protocol, RowStatus};
 use crate::error::BenchError;
 use crate::suite::{Libraries, Models};
-use crate::sys::{MachineInfo, write_atomic};
+use crate::sys::MachineInfo;
+use artifact_io::write_atomic;
 
 /// A whole benchmark run.
 #[derive(Debug, Clone, Serialize)]

@@ -122,43 +122,6 @@ impl AgreementAcc {
     }
 }
 
-/// Dice of thresholded predictions against ground truth, pooled over slices
-/// (`2·|P∩G| / (|P| + |G|)`; 1 when both are empty).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct DiceAcc {
-    intersection: u64,
-    predicted: u64,
-    truth: u64,
-    slices: usize,
-}
-
-impl DiceAcc {
-    /// Adds one slice: probabilities (thresholded at 0.5) and a 0/1 mask.
-    pub fn add(&mut self, probabilities: &[f32], mask: &[f32]) {
-        for (&p, &m) in probabilities.iter().zip(mask) {
-            let p = p > 0.5;
-            let m = m > 0.5;
-            self.intersection += u64::from(p && m);
-            self.predicted += u64::from(p);
-            self.truth += u64::from(m);
-        }
-        self.slices += 1;
-    }
-
-    /// The pooled Dice (`None` if no slice was added).
-    pub fn finish(&self) -> Option<f64> {
-        if self.slices == 0 {
-            return None;
-        }
-        let denominator = self.predicted + self.truth;
-        Some(if denominator == 0 {
-            1.0
-        } else {
-            2.0 * self.intersection as f64 / denominator as f64
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,17 +157,5 @@ mod tests {
         let mut extreme = AgreementAcc::default();
         extreme.add(&[-128], &[127]);
         assert_eq!(extreme.finish(false).unwrap().max_lsb, 255);
-    }
-
-    #[test]
-    fn dice_pooled_and_empty() {
-        let mut acc = DiceAcc::default();
-        assert!(acc.finish().is_none());
-        acc.add(&[0.9, 0.9, 0.1, 0.1], &[1.0, 0.0, 1.0, 0.0]);
-        // P = 2, G = 2, P∩G = 1 -> 0.5
-        assert!((acc.finish().unwrap() - 0.5).abs() < 1e-12);
-        let mut empty = DiceAcc::default();
-        empty.add(&[0.1, 0.2], &[0.0, 0.0]);
-        assert_eq!(empty.finish(), Some(1.0));
     }
 }

@@ -100,11 +100,21 @@ pub const DEFAULT_BACKENDS: &str = "rust-int8,rust-f32,burn-f32,litert:cpu,liter
 
 /// Parses a comma-separated backend list.
 pub fn parse_backends(list: &str) -> Result<Vec<BackendSpec>, BenchError> {
-    list.split(',')
+    let specs: Vec<BackendSpec> = list
+        .split(',')
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(BackendSpec::from_str)
-        .collect()
+        .collect::<Result<_, _>>()?;
+    if specs.is_empty() {
+        return Err(BenchError::BadSpec {
+            spec: list.to_string(),
+            problem: format!(
+                "no backend given; name at least one, e.g. --backends={DEFAULT_BACKENDS}"
+            ),
+        });
+    }
+    Ok(specs)
 }
 
 /// Everything a suite run needs.

@@ -1,11 +1,8 @@
-//! Facts about the machine and the process: CPU model and features, peak RSS, the git commit,
-//! and atomic file writes.
+//! Facts about the machine and the process: CPU model and features, peak RSS, the git commit.
 
 use std::path::Path;
 
 use serde::Serialize;
-
-use crate::error::BenchError;
 
 /// Resets the kernel's peak-RSS counter of this process (Linux: `5` into `/proc/self/clear_refs`),
 /// so that [`peak_rss_mib`] then measures one backend. Silently does nothing elsewhere.
@@ -119,24 +116,4 @@ pub fn git_commit(dir: &Path) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file in the same directory, then a rename,
-/// so a reader never sees half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BenchError> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| BenchError::io(dir, e))?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out".into());
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| BenchError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        BenchError::io(path, e)
-    })
 }

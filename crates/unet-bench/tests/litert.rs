@@ -13,21 +13,6 @@ use unet_bench::inputs::{BenchInputs, InputSource};
 
 const SIZE: usize = 32;
 
-fn python_litert_available() -> Result<(), String> {
-    let out = Command::new("python3")
-        .args(["-c", "import ai_edge_litert.interpreter, numpy"])
-        .output()
-        .map_err(|e| format!("python3 did not run: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "python3 -c 'import ai_edge_litert' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
-}
-
 fn tiny_model(dir: &Path) -> std::path::PathBuf {
     let (int8, _) = unet_bench::cli::write_synth_models(dir, 4, SIZE, 7).expect("synth models");
     int8
@@ -45,8 +30,8 @@ fn engine(model: &Path, accelerator: Accelerator, threads: usize) -> LiteRtEngin
 
 #[test]
 fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
-    if let Err(why) = python_litert_available().and_then(|()| find_library(None).map(|_| ())) {
-        eprintln!("skipped: {why}");
+    let probe = litert_oracle::probe_litert().and_then(|()| find_library(None).map(|_| ()));
+    if litert_oracle::require("LiteRT (pip ai-edge-litert)", probe).is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
@@ -139,8 +124,8 @@ fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
 
 #[test]
 fn litert_npu_and_gpu_report_litert_status_without_cpu_fallback() {
-    if let Err(why) = find_library(None) {
-        eprintln!("skipped: {why}");
+    let probe = find_library(None);
+    if litert_oracle::require("libLiteRt.so (pip ai-edge-litert)", probe).is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

@@ -33,11 +33,19 @@ fn args(out: &std::path::Path, extra: &[&str]) -> BenchArgs {
     Cli::parse_from(argv).bench
 }
 
+/// Whether Vela runs here; under `REQUIRE_LITERT` a missing Vela fails the test.
 fn vela_available() -> bool {
-    std::process::Command::new("vela")
+    let probe = std::process::Command::new("vela")
         .arg("--version")
         .output()
-        .is_ok_and(|o| o.status.success())
+        .map_err(|e| format!("cannot run vela: {e}"))
+        .and_then(|o| {
+            o.status
+                .success()
+                .then_some(())
+                .ok_or_else(|| format!("vela --version exited with {}", o.status))
+        });
+    litert_oracle::require("Arm Vela (pip ethos-u-vela)", probe).is_some()
 }
 
 #[test]
@@ -96,7 +104,8 @@ fn suite_on_tiny_models_writes_a_complete_report() {
 
     let cpu = row("litert:cpu");
     let npu = row("litert:npu");
-    if unet_bench::backends::litert::find_library(None).is_ok() {
+    let library = unet_bench::backends::litert::find_library(None);
+    if litert_oracle::require("libLiteRt.so (pip ai-edge-litert)", library).is_some() {
         assert_eq!(cpu.status, RowStatus::Measured, "{:?}", cpu.reason);
         // XNNPACK's int8 kernels may round differently from the reference kernels, but on a
         // sigmoid output the difference stays within a few LSB.
@@ -109,8 +118,6 @@ fn suite_on_tiny_models_writes_a_complete_report() {
             "{:?}",
             npu.reason
         );
-    } else {
-        eprintln!("skipped: LiteRT rows not checked, libLiteRt.so not found");
     }
 
     let vela = row("vela:ethos-u55-256");
@@ -121,7 +128,6 @@ fn suite_on_tiny_models_writes_a_complete_report() {
         assert!(est["cycles_total"].as_f64().expect("cycles") > 0.0);
         assert!(est["npu_ops"].as_u64().expect("npu ops") > 0);
     } else {
-        eprintln!("skipped: vela not installed (pip install ethos-u-vela)");
         assert_eq!(vela.status, RowStatus::Skipped);
     }
 
@@ -148,7 +154,7 @@ fn suite_on_tiny_models_writes_a_complete_report() {
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .expect("out dir")
         .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .filter(|e| artifact_io::is_temporary_name(&e.file_name().to_string_lossy()))
         .collect();
     assert!(leftovers.is_empty());
 }

@@ -126,6 +126,23 @@ impl DecathlonSource {
             return Err(DataError::NoTrainingVolumes { path: dataset_json });
         }
 
+        // A volume listed twice would land in several splits (train and test): refuse it.
+        let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        for (index, entry) in parsed.training.iter().enumerate() {
+            for file in [&entry.image, &entry.label] {
+                let key = normalise_listed_path(file);
+                if let Some(&first) = seen.get(&key) {
+                    return Err(DataError::DuplicateVolume {
+                        path: dataset_json.clone(),
+                        file: file.clone(),
+                        first,
+                        second: index,
+                    });
+                }
+                seen.insert(key, index);
+            }
+        }
+
         let mut volumes = Vec::with_capacity(parsed.training.len());
         for entry in &parsed.training {
             let image_path = root.join(&entry.image);
@@ -395,4 +412,13 @@ impl SliceSource for DecathlonSource {
             if self.augment { ", augmented" } else { "" }
         )
     }
+}
+
+/// A `dataset.json` path as a comparable key: `./imagesTr/a.nii.gz` and `imagesTr/a.nii.gz`
+/// name the same file.
+fn normalise_listed_path(path: &str) -> String {
+    path.split('/')
+        .filter(|part| !part.is_empty() && *part != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }

@@ -7,6 +7,17 @@ use crate::Split;
 /// Everything that can go wrong while opening or reading a slice source.
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
+    /// `slices_per_split` is above the limit.
+    #[error("{count} slices per split is above the limit of {max}")]
+    BadSliceCount {
+        /// The count asked for.
+        count: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Writing an artifact failed (the error names the file; the old file is unchanged).
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
     /// The requested slice size is not a positive multiple of 16 (the U-Net pools four times).
     #[error(
         "size {size} is not a positive multiple of 16 (the U-Net halves the resolution four times)"
@@ -61,6 +72,20 @@ pub enum DataError {
     NoTrainingVolumes {
         /// The file.
         path: PathBuf,
+    },
+    /// `dataset.json` lists the same file in two training entries.
+    #[error(
+        "{path}: `{file}` is listed twice (training entries {first} and {second}); a repeated volume would land in several splits"
+    )]
+    DuplicateVolume {
+        /// The `dataset.json`.
+        path: PathBuf,
+        /// The repeated file, as listed.
+        file: String,
+        /// Index of the first entry listing it.
+        first: usize,
+        /// Index of the repeat.
+        second: usize,
     },
     /// A volume listed in `dataset.json` does not exist.
     #[error("{path}: volume listed in {dataset_json} does not exist")]

@@ -19,6 +19,7 @@ mod augment;
 mod burn_data;
 mod decathlon;
 mod error;
+pub mod metrics;
 pub mod nifti_io;
 mod noise;
 pub mod preview;
@@ -197,9 +198,22 @@ impl Default for DataConfig {
     }
 }
 
+/// The most slices per split a [`DataConfig`] may ask for (`slices_per_split`; 0 is an empty
+/// split, refused when the source opens): the loaders
+/// keep an index per slice, so a larger count would only exhaust memory.
+pub const MAX_SLICES_PER_SPLIT: usize = 10_000_000;
+
 impl DataConfig {
     /// Checks the fields that do not need the file system.
     pub fn validate(&self) -> Result<(), DataError> {
+        if let Some(n) = self.slices_per_split
+            && n > MAX_SLICES_PER_SPLIT
+        {
+            return Err(DataError::BadSliceCount {
+                count: n,
+                max: MAX_SLICES_PER_SPLIT,
+            });
+        }
         if self.size == 0 || !self.size.is_multiple_of(16) {
             return Err(DataError::BadSize { size: self.size });
         }

@@ -7,7 +7,7 @@
 //! tests, benches and fixtures.
 
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 
 use nifti::{Endianness, NiftiHeader, NiftiType};
@@ -267,34 +267,24 @@ pub fn write_nifti(path: &Path, shape: &[usize], data: NiftiData<'_>) -> io::Res
     header[123] = 2 | 8; // mm, s
     header[344..348].copy_from_slice(b"n+1\0");
 
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let mut file = BufWriter::new(File::create(&tmp)?);
-        if is_gz(path) {
+    let gz = is_gz(path);
+    artifact_io::write_atomic_with(path, |file| {
+        if gz {
             let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
             write_body(&mut encoder, &header, data)?;
-            encoder.finish()?.flush()?;
+            encoder.finish()?.flush()
         } else {
-            write_body(&mut file, &header, data)?;
-            file.flush()?;
+            write_body(file, &header, data)
         }
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    })
+    .map_err(io::Error::from)
 }
 
-fn write_body<W: Write>(out: &mut W, header: &[u8], data: NiftiData<'_>) -> io::Result<()> {
+fn write_body<W: Write + ?Sized>(
+    out: &mut W,
+    header: &[u8],
+    data: NiftiData<'_>,
+) -> io::Result<()> {
     out.write_all(header)?;
     let mut buf = Vec::with_capacity(1 << 16);
     match data {

@@ -1,7 +1,7 @@
 //! A PNG contact sheet of slices with their masks overlaid, because people check data by
 //! looking at it.
 
-use std::io::{self, BufWriter};
+use std::io;
 use std::path::Path;
 
 use crate::{DataError, Slice};
@@ -102,38 +102,14 @@ fn draw_tile(pixels: &mut [u8], stride: usize, top: usize, left: usize, slice: &
 
 /// Writes `image` as an 8-bit RGB PNG. The file appears atomically (temporary file + rename).
 pub fn write_png(path: &Path, image: &RgbImage) -> Result<(), DataError> {
-    let io_err = |source| DataError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io_err)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp{}", std::process::id()));
-    let result = (|| {
-        let file = std::fs::File::create(&tmp)?;
-        let mut encoder = png::Encoder::new(
-            BufWriter::new(file),
-            image.width as u32,
-            image.height as u32,
-        );
+    Ok(artifact_io::write_atomic_with(path, |file| {
+        let mut encoder = png::Encoder::new(file, image.width as u32, image.height as u32);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(io::Error::other)?;
         writer
             .write_image_data(&image.pixels)
             .map_err(io::Error::other)?;
-        writer.finish().map_err(io::Error::other)?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io_err)
+        writer.finish().map_err(io::Error::other)
+    })?)
 }

@@ -304,3 +304,37 @@ fn index_past_the_end_is_an_error() {
         "{err:?}"
     );
 }
+
+#[test]
+fn a_volume_listed_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 3, "nii");
+    // The same image once more, spelled without the leading `./`.
+    let entries: Vec<String> = (0..3)
+        .map(|v| {
+            format!(
+                r#"{{"image": "./imagesTr/BRATS_{v:03}.nii", "label": "./labelsTr/BRATS_{v:03}.nii"}}"#
+            )
+        })
+        .chain([
+            r#"{"image": "imagesTr/BRATS_001.nii", "label": "./labelsTr/BRATS_001.nii"}"#.into(),
+        ])
+        .collect();
+    write_dataset_json(dir.path(), &entries.join(",\n"));
+    let err = open_err(dir.path());
+    assert!(
+        matches!(
+            err,
+            DataError::DuplicateVolume {
+                first: 1,
+                second: 3,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert_mentions(
+        &err,
+        &["dataset.json", "BRATS_001.nii", "listed twice", "splits"],
+    );
+}

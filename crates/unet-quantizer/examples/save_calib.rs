@@ -24,7 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         shape: vec![n, set.height, set.width, 1],
         data: NpyData::F32(set.images.concat()),
     };
-    unet_quantizer::report::write_atomic(std::path::Path::new(out), &write_npy(&array))?;
+    artifact_io::write_atomic(std::path::Path::new(out), &write_npy(&array))?;
     println!("wrote {n} slices of {} to {out}", set.description);
     Ok(())
 }

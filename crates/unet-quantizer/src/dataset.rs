@@ -33,17 +33,25 @@ pub struct EvalSet {
 
 /// Takes `count` slices of one split of a slice source (the first `count`; the sources are
 /// deterministic by seed). Errors if the source has fewer.
+///
+/// Errors name the set by its split: `calibration` (train), `selection` (validation) or
+/// `evaluation` (test).
 pub fn from_source(cfg: &DataConfig, split: Split, count: usize) -> Result<EvalSet, QuantError> {
+    let what = match split {
+        Split::Train => "calibration",
+        Split::Validation => "selection",
+        Split::Test => "evaluation",
+    };
     if count == 0 {
         return Err(QuantError::BadData {
-            what: "calibration",
+            what,
             detail: "0 samples requested; at least 1 is needed".into(),
         });
     }
     let source = open_source(cfg, split)?;
     if source.len() < count {
         return Err(QuantError::BadData {
-            what: "calibration",
+            what,
             detail: format!(
                 "{count} samples requested but the {split} split of {} has only {}",
                 source.describe(),
@@ -166,11 +174,15 @@ pub fn masks_from_npy(path: &Path, images: &ImageSet) -> Result<Vec<Vec<f32>>, Q
         NpyData::I64(v) => v.into_iter().map(|x| x as f32).collect(),
     };
     let per = images.height * images.width;
-    Ok(values
+    let masks: Vec<Vec<f32>> = values
         .chunks(per)
         .take(images.images.len())
-        .map(|m| m.iter().map(|&v| if v > 0.5 { 1.0 } else { 0.0 }).collect())
-        .collect())
+        .map(<[f32]>::to_vec)
+        .collect();
+    for (i, mask) in masks.iter().enumerate() {
+        unet_data::metrics::check_mask(mask).map_err(|e| npy_err(format!("slice {i}: {e}")))?;
+    }
+    Ok(masks)
 }
 
 /// Checks that every image has `expected` values (the model input's `H·W·C`).

@@ -5,6 +5,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong while quantising, calibrating, verifying or reporting.
 #[derive(Debug, thiserror::Error)]
 pub enum QuantError {
+    /// Writing an artifact failed (the error names the file; the old file is unchanged).
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
     /// The float model uses an operator (or an operator option) we cannot quantise to int8.
     #[error("cannot quantise operator {op_index} ({op}): {reason}")]
     Unquantisable {
@@ -18,6 +21,19 @@ pub enum QuantError {
     /// The float model is not a single-input, single-output float32 image model we can handle.
     #[error("unsupported float model: {0}")]
     UnsupportedModel(String),
+    /// A constant tensor of the float model holds NaN or infinite values.
+    #[error(
+        "tensor `{tensor}` of the float model holds {count} NaN or infinite value(s) out of {len}; \
+         the model cannot be quantised (did its training diverge?)"
+    )]
+    NonFiniteWeights {
+        /// The tensor's name.
+        tensor: String,
+        /// Non-finite values.
+        count: usize,
+        /// Values in the tensor.
+        len: usize,
+    },
     /// The calibration or evaluation data does not fit the model or is empty.
     #[error("bad {what} data: {detail}")]
     BadData {

@@ -148,6 +148,26 @@ pub fn prepare_float(model: &Model) -> Result<FloatGraph, QuantError> {
             ));
         }
     }
+    // NaN or infinite weights would give NaN ranges and a meaningless int8 model.
+    for (t, info) in sg.tensors.iter().enumerate() {
+        if info.dtype != TensorType::Float32 {
+            continue;
+        }
+        let Some(bytes) = model.tensor_data(0, t) else {
+            continue;
+        };
+        let values = bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        let count = values.clone().filter(|v| !v.is_finite()).count();
+        if count > 0 {
+            return Err(QuantError::NonFiniteWeights {
+                tensor: info.name.clone(),
+                count,
+                len: bytes.len() / 4,
+            });
+        }
+    }
     // The interpreter infers every shape (and folds SHAPE chains) during preparation.
     let interpreter =
         Interpreter::new(model, Options::default()).map_err(QuantError::runtime("float model"))?;

@@ -1,5 +1,6 @@
 //! The quantisation report: `quant_report.json`, `quant_report.md` and the terminal summary.
 
+use artifact_io::write_atomic;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -361,33 +362,25 @@ impl QuantReport {
         s
     }
 
+    /// The report's file names, in the order of [`QuantReport::files`].
+    pub const FILE_NAMES: [&'static str; 2] = ["quant_report.json", "quant_report.md"];
+
+    /// The report files' names and contents (JSON, then Markdown), for a caller that writes
+    /// them together with other artifacts.
+    pub fn files(&self) -> Result<[(&'static str, String); 2], QuantError> {
+        let [json_name, md_name] = Self::FILE_NAMES;
+        Ok([
+            (json_name, serde_json::to_string_pretty(self)?),
+            (md_name, self.to_markdown()),
+        ])
+    }
+
     /// Writes `quant_report.json` and `quant_report.md` into `dir` (each via a temporary file and
     /// a rename, so that no half-written report is ever left behind).
     pub fn write(&self, dir: &Path) -> Result<(), QuantError> {
-        let json = serde_json::to_string_pretty(self)?;
-        write_atomic(&dir.join("quant_report.json"), json.as_bytes())?;
-        write_atomic(&dir.join("quant_report.md"), self.to_markdown().as_bytes())
+        for (name, text) in self.files()? {
+            write_atomic(&dir.join(name), text.as_bytes())?;
+        }
+        Ok(())
     }
-}
-
-/// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), QuantError> {
-    let io = |source| QuantError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(io)?;
-    let name = path
-        .file_name()
-        .map_or("out".into(), |n| n.to_string_lossy().into_owned());
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
-    })
 }

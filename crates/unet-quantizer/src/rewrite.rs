@@ -1,5 +1,6 @@
 //! From calibration ranges to an int8 model: activation parameters under the TFLite int8
-//! constraints (`shared/docs/tflite-int8.md` §2), per-channel weights, int32 bias, and the
+//! constraints (TFLite's int8 specification: shared scales where an op cannot rescale, LOGISTIC
+//! output 1/256 and −128), per-channel weights, int32 bias, and the
 //! rebuilt graph.
 //!
 //! Constraints, and how they are met:

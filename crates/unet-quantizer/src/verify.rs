@@ -12,8 +12,14 @@ use crate::calibrate::parallel_chunks;
 use crate::dataset::EvalSet;
 use crate::error::QuantError;
 
-/// Dice smoothing term, as in training (`unet_train::loss::SMOOTH`).
-pub const DICE_SMOOTH: f64 = 1e-4;
+/// Mean slice Dice of one model's output against one mask (`unet_data::metrics`), as an
+/// evaluation error when the output is not a probability or the mask is not binary.
+fn checked_dice(which: &str, probabilities: &[f32], mask: &[f32]) -> Result<f64, QuantError> {
+    unet_data::metrics::slice_dice(probabilities, mask).map_err(|e| QuantError::BadData {
+        what: "evaluation",
+        detail: format!("{which} model: {e}"),
+    })
+}
 
 /// Quantises a float input like TFLite's reference QUANTIZE: `round(x / s) + zp` (f32 division,
 /// ties away from zero), clamped to int8.
@@ -26,17 +32,6 @@ pub fn quantize_input(values: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
                 .clamp(-128, 127) as i8
         })
         .collect()
-}
-
-/// Dice of one slice, IntelAI's `dice_coef` on rounded predictions (as the training metric).
-pub fn dice(probs: &[f32], target: &[f32]) -> f64 {
-    let (mut inter, mut union) = (0.0f64, 0.0f64);
-    for (&p, &t) in probs.iter().zip(target) {
-        let r = f64::from(p).round_ties_even();
-        inter += r * f64::from(t);
-        union += r + f64::from(t);
-    }
-    (2.0 * inter + DICE_SMOOTH) / (union + DICE_SMOOTH)
 }
 
 /// 10·log10(signal / noise) in dB; `None` when the noise is exactly 0 (infinite SQNR).
@@ -283,8 +278,8 @@ pub fn evaluate(
                     }
                 }
                 acc.pixels += float_out.len() as u64;
-                acc.dice_fp32 += dice(&float_out, mask);
-                acc.dice_int8 += dice(&deq, mask);
+                acc.dice_fp32 += checked_dice("fp32", &float_out, mask)?;
+                acc.dice_int8 += checked_dice("int8", &deq, mask)?;
                 acc.samples += 1;
             }
             Ok(acc)
@@ -351,10 +346,7 @@ mod tests {
     }
 
     #[test]
-    fn dice_of_identical_masks_is_one_and_disjoint_is_zero() {
-        let m = [1.0, 0.0, 1.0, 0.0];
-        assert!((dice(&m, &m) - 1.0).abs() < 1e-9);
-        assert!(dice(&[0.0, 1.0, 0.0, 1.0], &m) < 1e-4);
+    fn sqnr_of_exact_and_noisy_signals() {
         assert_eq!(sqnr_db(1.0, 0.0), None);
         assert!((sqnr_db(100.0, 1.0).unwrap() - 20.0).abs() < 1e-12);
     }

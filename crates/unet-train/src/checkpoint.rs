@@ -26,9 +26,9 @@ use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::fsutil::write_atomic;
 use crate::model::{UNet, UNetConfig};
 use crate::training::History;
+use artifact_io::write_atomic;
 
 const MAGIC: &[u8; 8] = b"UNETCKPT";
 const VERSION: u32 = 1;
@@ -132,7 +132,7 @@ pub fn save_checkpoint(
     out.extend_from_slice(optim_slice);
     let checksum = fnv1a64(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
-    write_atomic(path, &out)
+    Ok(write_atomic(path, &out)?)
 }
 
 struct Cursor<'a> {

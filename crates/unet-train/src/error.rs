@@ -26,6 +26,16 @@ pub enum TrainError {
         /// The cargo feature of `unet-train` that enables it.
         feature: &'static str,
     },
+    /// A fresh run was started in a directory that already holds a run's checkpoints.
+    #[error(
+        "{dir}: already holds a training run ({existing} exists); continue it with --resume, start over with --overwrite, or choose another --out"
+    )]
+    RunDirInUse {
+        /// The output directory.
+        dir: PathBuf,
+        /// The checkpoint found there.
+        existing: PathBuf,
+    },
     /// The output directory cannot be created or written.
     #[error("{path}: output directory is not writable: {source}")]
     OutputNotWritable {
@@ -35,6 +45,9 @@ pub enum TrainError {
         #[source]
         source: std::io::Error,
     },
+    /// Writing an artifact failed (the error names the file; the old file is unchanged).
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

@@ -26,11 +26,12 @@ use serde::{Deserialize, Serialize};
 use unet_data::{DataConfig, SliceSource, Split, open_source};
 
 use crate::checkpoint::{CheckpointMeta, load_checkpoint, save_checkpoint};
-use crate::fsutil::{ensure_writable_dir, write_atomic};
+use crate::fsutil::ensure_writable_dir;
 use crate::loss::{DiceStats, LossKind};
 use crate::model::{UNet, UNetConfig};
 use crate::rng::SplitMix64;
 use crate::{BackendKind, TrainError};
+use artifact_io::write_atomic;
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -81,6 +82,9 @@ pub struct TrainConfig {
     pub out_dir: PathBuf,
     /// Continue from this checkpoint (normally `<out_dir>/last.ckpt`).
     pub resume: Option<PathBuf>,
+    /// Start a fresh run even when `out_dir` already holds one (its checkpoints are replaced
+    /// from the first epoch on). Without it a fresh run into a used directory is refused.
+    pub overwrite: bool,
     /// Progress display.
     pub progress: ProgressMode,
     /// The command line that started the run (recorded in `config.json`).
@@ -107,6 +111,7 @@ impl Default for TrainConfig {
             seed: 42,
             out_dir: PathBuf::from("artifacts/train"),
             resume: None,
+            overwrite: false,
             progress: ProgressMode::Auto,
             command_line: Vec::new(),
             git_commit: None,
@@ -336,15 +341,15 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), TrainError> {
         source,
     })?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    Ok(write_atomic(path, &bytes)?)
 }
 
 fn write_history(out_dir: &Path, history: &History) -> Result<(), TrainError> {
     write_json(&out_dir.join("history.json"), history)?;
-    write_atomic(
+    Ok(write_atomic(
         &out_dir.join("curves.svg"),
         crate::curves::render(history).as_bytes(),
-    )
+    )?)
 }
 
 /// Progress output: a live bar or plain lines.
@@ -418,17 +423,39 @@ impl Progress {
 /// Trains the U-Net as configured and writes the artifacts. Returns the best model.
 pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
     cfg.validate()?;
+    let best_path = cfg.out_dir.join("model.ckpt");
+    let last_path = cfg.out_dir.join("last.ckpt");
+    if cfg.resume.is_none()
+        && !cfg.overwrite
+        && let Some(existing) = [&best_path, &last_path].into_iter().find(|p| p.exists())
+    {
+        return Err(TrainError::RunDirInUse {
+            dir: cfg.out_dir.clone(),
+            existing: existing.clone(),
+        });
+    }
     ensure_writable_dir(&cfg.out_dir)?;
+    match artifact_io::clean_stale_temporaries(&cfg.out_dir) {
+        Ok(removed) if !removed.is_empty() => tracing::info!(
+            "removed {} temporary file(s) left by an interrupted run in {}",
+            removed.len(),
+            cfg.out_dir.display()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "{}: cannot clean stale temporary files: {e}",
+            cfg.out_dir.display()
+        ),
+    }
     let base_device = cfg.backend.device()?;
     let device = base_device.clone().autodiff();
     let size = cfg.model.size;
 
     let train_source = open_source(&cfg.data, Split::Train)?;
     let val_source = open_source(&cfg.data, Split::Validation)?;
-    write_json(
-        &cfg.out_dir.join("config.json"),
-        &config_json(cfg, train_source.len(), val_source.len()),
-    )?;
+    // `config.json` describes the checkpoints beside it, so it is written with this run's first
+    // checkpoint: a run that fails or is killed before that leaves the previous pair intact.
+    let mut config_pending = Some(config_json(cfg, train_source.len(), val_source.len()));
 
     let adam = AdamConfig::new().with_epsilon(cfg.adam_epsilon);
     let mut optimizer: ModuleOptimizer = adam.init();
@@ -438,9 +465,10 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
     let mut step: u64 = 0;
     let mut best_val_loss = f64::INFINITY;
     let mut best_epoch = 0;
-    let best_path = cfg.out_dir.join("model.ckpt");
-    let last_path = cfg.out_dir.join("last.ckpt");
     let mut last_good: Option<PathBuf> = None;
+    // Resuming into another directory: that run's best model, copied here with this run's first
+    // checkpoint unless this run improves on it at once.
+    let mut best_to_copy: Option<PathBuf> = None;
     let mut train_seconds_before = 0.0;
 
     if let Some(resume) = &cfg.resume {
@@ -455,6 +483,20 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
         step = checkpoint.meta.step;
         best_val_loss = checkpoint.meta.best_val_loss;
         best_epoch = checkpoint.meta.best_epoch;
+        if best_epoch > 0 && !best_path.exists() {
+            let source_best = resume.with_file_name("model.ckpt");
+            if source_best.is_file() {
+                best_to_copy = Some(source_best);
+            } else {
+                tracing::warn!(
+                    "{}: the best model of the resumed run is not there; the best of this run's epochs becomes {}",
+                    source_best.display(),
+                    best_path.display()
+                );
+                best_val_loss = f64::INFINITY;
+                best_epoch = 0;
+            }
+        }
         train_seconds_before = history.epochs.last().map_or(0.0, |e| e.train_seconds);
         last_good = Some(resume.clone());
         tracing::info!(checkpoint = %resume.display(), epoch = start_epoch, "resuming");
@@ -510,7 +552,11 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
             if !loss_value.is_finite() {
                 progress.finish();
                 history.stop_reason = format!("non-finite loss at step {step}");
-                write_history(&cfg.out_dir, &history)?;
+                // Before this run's first checkpoint the directory still holds the previous
+                // run's files, history included: leave them as they are.
+                if config_pending.is_none() {
+                    write_history(&cfg.out_dir, &history)?;
+                }
                 return Err(TrainError::NonFiniteLoss {
                     step,
                     epoch: epoch_number,
@@ -590,6 +636,18 @@ pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
             seed: cfg.seed,
             history: history.clone(),
         };
+        if let Some(config) = config_pending.take() {
+            write_json(&cfg.out_dir.join("config.json"), &config)?;
+        }
+        if let Some(source) = best_to_copy.take()
+            && !improved
+        {
+            let bytes = std::fs::read(&source).map_err(|e| TrainError::Io {
+                path: source.clone(),
+                source: e,
+            })?;
+            write_atomic(&best_path, &bytes)?;
+        }
         if improved {
             save_checkpoint(&best_path, &meta, &model, Some(&optimizer))?;
         }

@@ -90,25 +90,7 @@ x = np.fromfile(inp, dtype="<f4").reshape(detail["shape"])
 result = runner(input=x)
 np.asarray(result["output"], dtype="<f4").tofile(out)
 "#;
-    let probe = Command::new("python3")
-        .args(["-c", "import ai_edge_litert, numpy"])
-        .output();
-    let available = matches!(&probe, Ok(out) if out.status.success());
-    if !available {
-        let why = match probe {
-            Ok(out) => String::from_utf8_lossy(&out.stderr)
-                .lines()
-                .last()
-                .unwrap_or("")
-                .to_string(),
-            Err(e) => e.to_string(),
-        };
-        if std::env::var_os("CI").is_some() {
-            panic!("LiteRT oracle missing in CI: python3 -c 'import ai_edge_litert' failed: {why}");
-        }
-        eprintln!("skipped LiteRT check: python3 -c 'import ai_edge_litert, numpy' failed: {why}");
-        return None;
-    }
+    litert_oracle::require("LiteRT (pip ai-edge-litert)", litert_oracle::probe_litert())?;
     let out = Command::new("python3")
         .args(["-c", script])
         .arg(model_path)

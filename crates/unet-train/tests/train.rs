@@ -305,3 +305,116 @@ fn bad_checkpoints_are_refused_with_clear_errors() {
     let loaded = load_checkpoint(&good, &device, Some(&cfg.model)).expect("good checkpoint");
     assert_eq!(loaded.model.config(), cfg.model);
 }
+
+/// Bytes of every file in `dir` (not recursive), by name.
+fn snapshot(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry"))
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).expect("read"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_fresh_run_into_a_used_directory_is_refused_unless_overwrite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..tiny(dir.path())
+    };
+    train(&cfg).expect("first run");
+    let before = snapshot(dir.path());
+    assert!(before.contains_key("model.ckpt"));
+    let err = match train(&TrainConfig {
+        seed: 12,
+        ..cfg.clone()
+    }) {
+        Err(err) => err,
+        Ok(_) => panic!("a second fresh run must not replace the first one's checkpoints"),
+    };
+    assert!(matches!(err, TrainError::RunDirInUse { .. }), "{err:?}");
+    let message = err.to_string();
+    for needle in ["model.ckpt", "--resume", "--overwrite"] {
+        assert!(message.contains(needle), "{message}");
+    }
+    assert_eq!(
+        snapshot(dir.path()),
+        before,
+        "nothing in the run directory changed"
+    );
+
+    let again = train(&TrainConfig {
+        seed: 12,
+        overwrite: true,
+        ..cfg
+    })
+    .expect("--overwrite starts over");
+    assert_eq!(again.best_epoch, 1);
+    assert_ne!(snapshot(dir.path())["model.ckpt"], before["model.ckpt"]);
+}
+
+#[test]
+fn a_run_that_fails_before_its_first_checkpoint_leaves_config_and_checkpoints_as_they_were() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = TrainConfig {
+        epochs: 1,
+        ..tiny(dir.path())
+    };
+    train(&cfg).expect("first run");
+    let before = snapshot(dir.path());
+    // Diverges at the second step of the first epoch: no checkpoint of the new run exists.
+    let failing = TrainConfig {
+        epochs: 2,
+        steps_per_epoch: Some(2),
+        learning_rate: 1e30,
+        seed: 99,
+        overwrite: true,
+        ..cfg
+    };
+    match train(&failing) {
+        Err(TrainError::NonFiniteLoss { epoch: 1, .. }) => {}
+        other => panic!("expected a NaN loss in epoch 1, got {:?}", other.err()),
+    }
+    let after = snapshot(dir.path());
+    assert_eq!(
+        after["config.json"], before["config.json"],
+        "config.json still describes model.ckpt"
+    );
+    assert_eq!(after["model.ckpt"], before["model.ckpt"]);
+    assert_eq!(after, before, "no file changed, none left behind");
+}
+
+#[test]
+fn resuming_into_another_directory_keeps_the_best_model_when_no_epoch_improves() {
+    let first_dir = tempfile::tempdir().expect("tempdir");
+    let next_dir = tempfile::tempdir().expect("tempdir");
+    let cfg = TrainConfig {
+        epochs: 2,
+        ..tiny(first_dir.path())
+    };
+    let first = train(&cfg).expect("first run");
+    // A learning rate this small leaves the weights as they were: the resumed epoch cannot
+    // beat the best validation loss.
+    let resumed = train(&TrainConfig {
+        epochs: 3,
+        learning_rate: 1e-30,
+        resume: Some(first_dir.path().join("last.ckpt")),
+        out_dir: next_dir.path().to_path_buf(),
+        ..cfg.clone()
+    })
+    .expect("a resumed run whose epochs do not improve still ends with a best model");
+    assert_eq!(resumed.best_epoch, first.best_epoch);
+    let best = next_dir.path().join("model.ckpt");
+    assert_eq!(
+        std::fs::read(&best).expect("model.ckpt in the new directory"),
+        std::fs::read(first_dir.path().join("model.ckpt")).expect("the first run's best"),
+    );
+    load_checkpoint(&best, &Device::flex(), Some(&cfg.model)).expect("loads");
+    assert!(next_dir.path().join("config.json").is_file());
+}

@@ -9,7 +9,7 @@
 //! microkernel per instruction set (AVX-512 VNNI, AVX2, NEON with and without the dot-product
 //! extension, and portable Rust), all bit-identical to the reference kernels.
 //!
-//! How it works (see `shared/docs/simd-notes.md`):
+//! How it works:
 //! - `Interpreter::new` packs each int8 convolution's constant weights once ([`Int8Gemm`]):
 //!   columns (output channels, or `tap × output channel` for a transposed convolution) in
 //!   blocks of the path's vector width, 4 bytes of reduction per step, plus per-column `Σw`.

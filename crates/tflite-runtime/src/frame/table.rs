@@ -1,8 +1,8 @@
 //! The kernel table: one function pointer per hot kernel, filled once in `Interpreter::new`.
 //!
-//! Only the reference tier exists today. A fast tier (int8 GEMM for AVX-512 VNNI, AVX2, NEON
-//! dot product) overwrites the slots it improves after run-time feature detection, the way
-//! tract-linalg's `plug` functions do; `KernelTier::Reference` (or the environment variable
+//! The slots start with the reference kernels. The fast tier (packed int8 GEMMs for AVX-512 VNNI,
+//! AVX2 and NEON with or without the dot product, `gemm`-based f32 convolutions, in `fast/`) is
+//! chosen after run-time feature detection; `KernelTier::Reference` (or the environment variable
 //! `TFLITE_RUNTIME_KERNELS=reference`) pins the reference tier for tests and benches.
 
 use super::params::{ConvGeometry, ConvQuantParams};

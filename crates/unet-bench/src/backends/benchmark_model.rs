@@ -328,7 +328,7 @@ impl BenchmarkModelBackend {
             _ => return Ok(None),
         };
         let path = self.work_dir.join("benchmark_model_input.bin");
-        crate::sys::write_atomic(&path, &bytes)?;
+        artifact_io::write_atomic(&path, &bytes)?;
         Ok(Some(format!(
             "--input_layer_value_files={}:{}",
             input.name,

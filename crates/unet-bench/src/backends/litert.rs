@@ -1,6 +1,6 @@
 //! `litert:<cpu|gpu|npu>`: LiteRT's C API ("compiled model") from `libLiteRt.so`, loaded at run
-//! time with `dlopen`. The call sequence, ABI and pitfalls follow
-//! `shared/docs/litert-c-api.md` (verified against ai-edge-litert 2.3.0).
+//! time with `dlopen`. The call sequence and ABI are those of LiteRT's public C headers
+//! (`litert/c/*.h`), verified against ai-edge-litert 2.3.0.
 //!
 //! The accelerator mask is exactly the requested one: LiteRT silently falls back to the CPU
 //! when the CPU bit is set beside GPU or NPU, so a GPU/NPU row never sets it and reports
