@@ -148,6 +148,28 @@ pub enum RuntimeError {
         /// Input index.
         index: usize,
     },
+    /// Preparing the model would allocate more memory than [`crate::Limits::max_memory_bytes`]
+    /// allows. Checked before anything of that size is allocated.
+    #[error(
+        "{what} needs {needed} bytes, more than the memory limit of {limit} bytes (raise Limits::max_memory_bytes or set {env}=BYTES if the model is meant to be this large)",
+        env = crate::interpreter::MAX_MEMORY_ENV
+    )]
+    MemoryLimit {
+        /// What needs the memory (a tensor with its index, name, shape and type, the arena, ...).
+        what: String,
+        /// Bytes it needs (saturated at `u64::MAX`).
+        needed: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// The memory-limit environment variable holds something that is not a byte count.
+    #[error("{variable}={value:?} is not a byte count (expected e.g. 8589934592, 8192MiB or 8GiB)")]
+    InvalidLimit {
+        /// The variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// A malformed or unsupported `.npy` file.
     #[error("bad .npy data: {detail}")]
     Npy {

@@ -28,6 +28,72 @@ impl Default for Options {
     }
 }
 
+/// Environment variable read by [`Limits::from_env`] (and so by [`Interpreter::new`]): the
+/// memory limit in bytes, optionally with a `KiB`, `MiB` or `GiB` suffix.
+pub const MAX_MEMORY_ENV: &str = "TFLITE_RUNTIME_MAX_MEMORY_BYTES";
+
+/// Resource limits checked by [`Interpreter::with_limits`] before anything is allocated, so that
+/// a model whose shapes ask for absurd amounts of memory is refused with
+/// [`RuntimeError::MemoryLimit`] instead of aborting the process.
+///
+/// ```
+/// use tflite_runtime::Limits;
+/// let limits = Limits::default().with_max_memory_bytes(16 << 30); // a 16 GiB model is fine
+/// assert_eq!(limits.max_memory_bytes, 16 << 30);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most bytes the interpreter may allocate for what the model's shapes (not its file size)
+    /// decide: each activation tensor, the planned arena, the transposed convolutions'
+    /// accumulator scratch, the fast kernels' workspace and the constants folded in `new`.
+    /// Default [`Limits::DEFAULT_MAX_MEMORY_BYTES`].
+    pub max_memory_bytes: u64,
+}
+
+impl Limits {
+    /// The default memory limit: 4 GiB (the int8 U-Net at 128×128 needs about 2 MiB).
+    pub const DEFAULT_MAX_MEMORY_BYTES: u64 = 4 << 30;
+
+    /// These limits with another memory limit in bytes.
+    pub fn with_max_memory_bytes(self, bytes: u64) -> Self {
+        Self {
+            max_memory_bytes: bytes,
+        }
+    }
+
+    /// The default limits, with the memory limit taken from [`MAX_MEMORY_ENV`] when it is set
+    /// (a byte count such as `8589934592`, `8192MiB` or `8GiB`).
+    pub fn from_env() -> Result<Self, RuntimeError> {
+        match std::env::var(MAX_MEMORY_ENV) {
+            Ok(value) => parse_bytes(&value)
+                .map(|bytes| Self::default().with_max_memory_bytes(bytes))
+                .ok_or(RuntimeError::InvalidLimit {
+                    variable: MAX_MEMORY_ENV,
+                    value,
+                }),
+            Err(_) => Ok(Self::default()),
+        }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_memory_bytes: Self::DEFAULT_MAX_MEMORY_BYTES,
+        }
+    }
+}
+
+/// `123`, `64KiB`, `512MiB`, `8GiB` (surrounding spaces allowed) as bytes.
+fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, shift) = [("GiB", 30), ("MiB", 20), ("KiB", 10)]
+        .iter()
+        .find_map(|&(suffix, shift)| text.strip_suffix(suffix).map(|d| (d.trim_end(), shift)))
+        .unwrap_or((text, 0));
+    digits.parse::<u64>().ok()?.checked_mul(1u64 << shift)
+}
+
 /// What an observer sees after each operator: the operator and the tensor it wrote.
 #[derive(Debug, Clone, Copy)]
 pub struct Observation<'a> {
@@ -82,14 +148,32 @@ impl Interpreter {
     /// Validates `model` (subgraph 0), infers every shape, folds shape-only subgraphs, picks the
     /// kernels and plans the arena. Every unsupported operator or type, and every inconsistent
     /// tensor, is reported here, never in `invoke`.
+    ///
+    /// Memory is limited by [`Limits::from_env`] (4 GiB unless [`MAX_MEMORY_ENV`] says
+    /// otherwise); use [`Interpreter::with_limits`] to set the limit in code.
     pub fn new(model: &Model, options: Options) -> Result<Self, RuntimeError> {
+        Self::with_limits(model, options, Limits::from_env()?)
+    }
+
+    /// Like [`Interpreter::new`] with explicit [`Limits`]: a model whose tensors, arena,
+    /// scratch or workspace would need more than `limits.max_memory_bytes` is refused with
+    /// [`RuntimeError::MemoryLimit`] before any of it is allocated.
+    pub fn with_limits(
+        model: &Model,
+        options: Options,
+        limits: Limits,
+    ) -> Result<Self, RuntimeError> {
         let int8_path = Int8Path::for_tier(options.kernels)?;
         let mut table = KernelTable::for_tier(options.kernels);
         if let Some(path) = int8_path {
             table.tier_name = path.name();
         }
-        let prepared = prepare(model, &table)?;
-        let fast = FastOps::plan(&prepared, int8_path);
+        let limit = limits.max_memory_bytes;
+        let prepared = prepare(model, &table, limit)?;
+        // `prepare` checked arena + scratch + folded constants against the limit; the fast
+        // kernels' workspace gets what is left.
+        let used = prepared.allocated_bytes();
+        let fast = FastOps::plan(&prepared, int8_path, used, limit)?;
         let arena = AlignedBytes::zeroed(prepared.plan.peak_bytes);
         let scratch = vec![0i32; prepared.scratch_i32];
         let input_set = vec![false; prepared.inputs.len()];
@@ -320,5 +404,21 @@ impl Interpreter {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_bytes;
+
+    #[test]
+    fn byte_counts_parse_with_binary_suffixes() {
+        assert_eq!(parse_bytes("123"), Some(123));
+        assert_eq!(parse_bytes(" 64KiB "), Some(64 << 10));
+        assert_eq!(parse_bytes("512 MiB"), Some(512 << 20));
+        assert_eq!(parse_bytes("8GiB"), Some(8 << 30));
+        for bad in ["", "GiB", "-1", "1.5GiB", "8GB", "99999999999999999999GiB"] {
+            assert_eq!(parse_bytes(bad), None, "{bad:?}");
+        }
     }
 }

@@ -39,5 +39,72 @@ pub mod tensor;
 
 pub use error::RuntimeError;
 pub use frame::KernelTier;
-pub use interpreter::{Interpreter, MemoryReport, Observation, Options};
+pub use interpreter::{Interpreter, Limits, MAX_MEMORY_ENV, MemoryReport, Observation, Options};
 pub use tensor::{Element, TensorData, TensorInfo};
+
+/// Memory limit of [`fuzz_invoke`]: 64 MiB, so that fuzzing explores shapes, not allocation.
+#[doc(hidden)]
+pub const FUZZ_MAX_MEMORY_BYTES: u64 = 64 << 20;
+
+/// The fuzzing property, shared by the cargo-fuzz target `runtime_invoke` (`fuzz/`) and the
+/// property tests: arbitrary bytes that read as a model are prepared with a 64 MiB memory limit
+/// on the reference and the best kernels; every model that prepares gets inputs made from the
+/// same bytes, runs, and has its outputs read. Panics only when that property is broken.
+#[doc(hidden)]
+pub fn fuzz_invoke(data: &[u8]) {
+    let Ok(model) = tflite_writer::read_model(data) else {
+        return;
+    };
+    let limits = Limits::default().with_max_memory_bytes(FUZZ_MAX_MEMORY_BYTES);
+    for kernels in [KernelTier::Reference, KernelTier::Best] {
+        let options = Options {
+            kernels,
+            threads: 1,
+        };
+        let Ok(mut interpreter) = Interpreter::with_limits(&model, options, limits) else {
+            continue;
+        };
+        // Input bytes cycle through `data` so the fuzzer steers the values too.
+        let byte = |k: usize| data.get(k % data.len().max(1)).copied().unwrap_or(0);
+        for i in 0..interpreter.num_inputs() {
+            let Ok(info) = interpreter.input_info(i) else {
+                continue;
+            };
+            let (n, dtype) = (info.num_elements(), info.dtype);
+            let _ = match dtype {
+                tflite_writer::TensorType::Int8 => {
+                    let v: Vec<i8> = (0..n).map(|k| byte(k) as i8).collect();
+                    interpreter.set_input(i, &v)
+                }
+                tflite_writer::TensorType::UInt8 | tflite_writer::TensorType::Bool => {
+                    let v: Vec<u8> = (0..n).map(byte).collect();
+                    interpreter.set_input(i, &v)
+                }
+                tflite_writer::TensorType::Float32 => {
+                    let v: Vec<f32> = (0..n)
+                        .map(|k| {
+                            f32::from_le_bytes([byte(k), byte(k + 1), byte(k + 2), byte(k + 3)])
+                        })
+                        .collect();
+                    interpreter.set_input(i, &v)
+                }
+                tflite_writer::TensorType::Int32 => {
+                    let v: Vec<i32> = (0..n).map(|k| i32::from(byte(k) as i8)).collect();
+                    interpreter.set_input(i, &v)
+                }
+                tflite_writer::TensorType::Int64 => {
+                    let v: Vec<i64> = (0..n).map(|k| i64::from(byte(k) as i8)).collect();
+                    interpreter.set_input(i, &v)
+                }
+                _ => Ok(()),
+            };
+        }
+        let _ = interpreter.invoke();
+        for k in 0..interpreter.num_outputs() {
+            if let Ok(data) = interpreter.output_data(k) {
+                let _ = data.to_f32_vec(None);
+            }
+        }
+        let _ = interpreter.memory();
+    }
+}

@@ -33,7 +33,7 @@ pub struct ArenaPlan {
 }
 
 fn align_up(x: usize) -> usize {
-    x.div_ceil(ARENA_ALIGNMENT) * ARENA_ALIGNMENT
+    x.div_ceil(ARENA_ALIGNMENT).saturating_mul(ARENA_ALIGNMENT)
 }
 
 /// Plans the arena for the given lifetimes.
@@ -62,20 +62,22 @@ pub fn plan_arena(lifetimes: &[Lifetime]) -> ArenaPlan {
         conflicts.sort_unstable();
         let mut offset = 0usize;
         for (start, end) in conflicts {
-            if offset + size <= start {
+            if offset.saturating_add(size) <= start {
                 break;
             }
             offset = offset.max(end);
         }
         placed.push((offset, size, t.first, t.last));
         offsets.push((t.id, offset));
-        peak = peak.max(offset + size);
+        peak = peak.max(offset.saturating_add(size));
     }
     offsets.sort_unstable();
     ArenaPlan {
         offsets,
         peak_bytes: peak,
-        unshared_bytes: lifetimes.iter().map(|t| align_up(t.bytes.max(1))).sum(),
+        unshared_bytes: lifetimes.iter().fold(0usize, |sum, t| {
+            sum.saturating_add(align_up(t.bytes.max(1)))
+        }),
     }
 }
 

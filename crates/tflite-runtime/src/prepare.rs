@@ -65,6 +65,17 @@ pub(crate) struct Prepared {
     pub outputs: Vec<usize>,
     pub scratch_i32: usize,
     pub plan: ArenaPlan,
+    /// Bytes of the constants computed by folding.
+    pub folded_bytes: u64,
+}
+
+impl Prepared {
+    /// Bytes allocated for what the shapes decide: arena, scratch and folded constants.
+    pub fn allocated_bytes(&self) -> u64 {
+        (self.plan.peak_bytes as u64)
+            .saturating_add((self.scratch_i32 as u64).saturating_mul(4))
+            .saturating_add(self.folded_bytes)
+    }
 }
 
 /// Error constructors for one operator.
@@ -152,7 +163,9 @@ fn validate_tensors(model: &Model, sg: &Subgraph) -> Result<Vec<Slot>, RuntimeEr
             .filter(|&n| n <= i32::MAX as usize)
             .ok_or_else(|| err(format!("shape {:?} is too large", t.shape)))?;
         let elem = t.dtype.size_bytes().unwrap_or(0);
-        let bytes = n_elements * elem;
+        let bytes = n_elements
+            .checked_mul(elem)
+            .ok_or_else(|| err(format!("shape {:?} is too large", t.shape)))?;
         if t.buffer as usize >= model.buffers.len() {
             return Err(err(format!(
                 "buffer index {} is out of range (the model has {} buffers)",
@@ -238,9 +251,43 @@ struct Builder<'m> {
     sg: &'m Subgraph,
     slots: Vec<Slot>,
     consts: Vec<AlignedBytes>,
+    /// Memory limit in bytes ([`crate::Limits::max_memory_bytes`]).
+    limit: u64,
+    /// Bytes of the constants computed by folding so far.
+    folded_bytes: u64,
+}
+
+/// `"tensor 3 'y' (shape [1, 2, 2, 1], INT8)"`.
+fn describe_tensor(info: &TensorInfo) -> String {
+    format!(
+        "tensor {} '{}' (shape {:?}, {})",
+        info.index,
+        info.name,
+        info.shape,
+        info.dtype.name()
+    )
 }
 
 impl Builder<'_> {
+    /// Refuses `needed` bytes for `what` when they exceed the limit.
+    fn check_limit(&self, what: impl FnOnce() -> String, needed: u64) -> Result<(), RuntimeError> {
+        if needed > self.limit {
+            Err(RuntimeError::MemoryLimit {
+                what: what(),
+                needed,
+                limit: self.limit,
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Refuses a tensor the interpreter would allocate whose byte size exceeds the limit.
+    fn check_tensor(&self, t: usize) -> Result<(), RuntimeError> {
+        let slot = &self.slots[t];
+        self.check_limit(|| describe_tensor(&slot.info), slot.bytes as u64)
+    }
+
     fn info(&self, t: usize) -> &TensorInfo {
         &self.slots[t].info
     }
@@ -329,6 +376,7 @@ impl Builder<'_> {
                     ),
                 });
             }
+            self.check_tensor(t)?;
             self.slots[t].written = true;
             inputs.push(t);
         }
@@ -398,8 +446,28 @@ impl Builder<'_> {
                 self.slots[output].info.dtype,
                 TensorType::Int32 | TensorType::Int64
             );
+            self.check_tensor(output)?;
             if op.op == BuiltinOp::SHAPE || (all_const && shape_only) {
                 // Constant folding: run the kernel now, keep the result as a constant.
+                let scratch_bytes = (kernel.scratch_i32() as u64).saturating_mul(4);
+                let folded = self
+                    .folded_bytes
+                    .saturating_add(self.slots[output].bytes as u64)
+                    .saturating_add(scratch_bytes);
+                self.check_limit(
+                    || {
+                        format!(
+                            "folding operator {index} ({}) into constant {} (with {} bytes already folded)",
+                            cx.name,
+                            describe_tensor(&self.slots[output].info),
+                            self.folded_bytes
+                        )
+                    },
+                    folded,
+                )?;
+                self.folded_bytes = self
+                    .folded_bytes
+                    .saturating_add(self.slots[output].bytes as u64);
                 let mut out = AlignedBytes::zeroed(self.slots[output].bytes);
                 let mut scratch = vec![0i32; kernel.scratch_i32()];
                 {
@@ -468,14 +536,34 @@ impl Builder<'_> {
             })
             .collect();
         let plan = plan_arena(&lifetimes);
+        let (scratch_op, scratch_i32) = ops
+            .iter()
+            .map(|op| (op.index, op.kernel.scratch_i32()))
+            .max_by_key(|&(index, n)| (n, std::cmp::Reverse(index)))
+            .unwrap_or((0, 0));
+        let scratch_bytes = (scratch_i32 as u64).saturating_mul(4);
+        let arena_bytes = plan.peak_bytes as u64;
+        let needed = arena_bytes
+            .saturating_add(scratch_bytes)
+            .saturating_add(self.folded_bytes);
+        self.check_limit(
+            || {
+                let largest = lifetimes
+                    .iter()
+                    .max_by_key(|l| (l.bytes, std::cmp::Reverse(l.id)))
+                    .map(|l| describe_tensor(&self.slots[l.id].info))
+                    .unwrap_or_else(|| "none".into());
+                format!(
+                    "the activation arena ({arena_bytes} bytes for {} tensors, the largest {largest}) with {scratch_bytes} bytes of scratch (operator {scratch_op}) and {} bytes of folded constants",
+                    lifetimes.len(),
+                    self.folded_bytes
+                )
+            },
+            needed,
+        )?;
         for &(t, offset) in &plan.offsets {
             self.slots[t].loc = Loc::Arena(offset);
         }
-        let scratch_i32 = ops
-            .iter()
-            .map(|op| op.kernel.scratch_i32())
-            .max()
-            .unwrap_or(0);
         Ok(Prepared {
             slots: self.slots,
             consts: self.consts,
@@ -485,6 +573,7 @@ impl Builder<'_> {
             outputs,
             scratch_i32,
             plan,
+            folded_bytes: self.folded_bytes,
         })
     }
 
@@ -1466,8 +1555,13 @@ fn resolve_reshape(requested: &[i64], n_elements: usize) -> Option<Vec<usize>> {
     Some(shape)
 }
 
-/// Validates and prepares subgraph 0 of `model`.
-pub(crate) fn prepare(model: &Model, table: &KernelTable) -> Result<Prepared, RuntimeError> {
+/// Validates and prepares subgraph 0 of `model`; what the shapes make it allocate (activation
+/// tensors, the arena, scratch, folded constants) must fit in `limit` bytes.
+pub(crate) fn prepare(
+    model: &Model,
+    table: &KernelTable,
+    limit: u64,
+) -> Result<Prepared, RuntimeError> {
     let sg = model.subgraphs.first().ok_or(RuntimeError::NoSubgraph)?;
     let slots = validate_tensors(model, sg)?;
     Builder {
@@ -1475,6 +1569,8 @@ pub(crate) fn prepare(model: &Model, table: &KernelTable) -> Result<Prepared, Ru
         sg,
         slots,
         consts: Vec::new(),
+        limit,
+        folded_bytes: 0,
     }
     .prepare(table)
 }

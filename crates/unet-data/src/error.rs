@@ -183,6 +183,32 @@ pub enum DataError {
         #[source]
         source: std::io::Error,
     },
+    /// The header's dimensions ask for more memory than the limit allows (checked before any
+    /// voxel is allocated).
+    #[error(
+        "{path}: volume too large: dims {dims:?} × {bytes_per_voxel} bytes per voxel need {needed} bytes (as stored or as f32), over the limit of {limit} bytes (set {env}=BYTES to raise it)",
+        env = crate::nifti_io::MAX_VOLUME_ENV
+    )]
+    VolumeTooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The first volume's dimensions from the header.
+        dims: Vec<usize>,
+        /// Bytes per stored voxel.
+        bytes_per_voxel: usize,
+        /// Bytes needed (saturated at `u64::MAX` when the product overflows).
+        needed: u64,
+        /// The limit in force.
+        limit: u64,
+    },
+    /// A limit variable holds something that is not a byte count.
+    #[error("{variable}={value:?} is not a byte count (expected e.g. 4294967296, 4096MiB or 4GiB)")]
+    BadLimit {
+        /// The environment variable.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
     /// A split holds no slices.
     #[error("{split} split of the {source_name} source is empty ({reason})")]
     EmptySplit {

@@ -76,14 +76,53 @@ fn open_maybe_gz(path: &Path) -> Result<Box<dyn Read>, DataError> {
     }
 }
 
-/// Reads and checks only the header of `path`.
+/// Environment variable that raises (or lowers) [`DEFAULT_MAX_VOLUME_BYTES`]: the most bytes one
+/// first volume may take, as stored or as f32 (a plain byte count, or with a `MiB`/`GiB`
+/// suffix).
+pub const MAX_VOLUME_ENV: &str = "UNET_DATA_MAX_VOLUME_BYTES";
+
+/// Default limit on the memory one first volume may take, stored or decoded to f32: 2 GiB
+/// (a Task01 FLAIR volume, 240×240×155, needs 36 MB as f32).
+pub const DEFAULT_MAX_VOLUME_BYTES: u64 = 2 << 30;
+
+/// The volume-size limit in force: [`MAX_VOLUME_ENV`] when it is set to a byte count, else
+/// [`DEFAULT_MAX_VOLUME_BYTES`]. An unreadable value is reported, not ignored.
+pub fn max_volume_bytes() -> Result<u64, DataError> {
+    let Ok(value) = std::env::var(MAX_VOLUME_ENV) else {
+        return Ok(DEFAULT_MAX_VOLUME_BYTES);
+    };
+    let text = value.trim();
+    let (digits, shift) = [("GiB", 30), ("MiB", 20), ("KiB", 10)]
+        .iter()
+        .find_map(|&(suffix, shift)| text.strip_suffix(suffix).map(|d| (d.trim_end(), shift)))
+        .unwrap_or((text, 0u32));
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or(DataError::BadLimit {
+            variable: MAX_VOLUME_ENV,
+            value,
+        })
+}
+
+/// Reads and checks only the header of `path`, including that its first volume fits the
+/// [`max_volume_bytes`] limit (a file too short for its data is reported by
+/// [`read_first_volume`]).
 pub fn read_header(path: &Path) -> Result<VolumeHeader, DataError> {
     let mut reader = open_maybe_gz(path)?;
+    let header = parse_header(path, &mut reader)?;
+    first_volume_size(&header, max_volume_bytes()?, None)?;
+    Ok(header)
+}
+
+/// Parses and checks a NIfTI-1 header from `reader`; `path` names the file in errors.
+fn parse_header(path: &Path, reader: &mut dyn Read) -> Result<VolumeHeader, DataError> {
     let nifti_err = |source| DataError::Nifti {
         path: path.to_path_buf(),
         source,
     };
-    let header = NiftiHeader::from_reader(&mut reader).map_err(nifti_err)?;
+    let header = NiftiHeader::from_reader(reader).map_err(nifti_err)?;
     if &header.magic != b"n+1\0" {
         return Err(DataError::UnsupportedNifti {
             path: path.to_path_buf(),
@@ -128,14 +167,107 @@ pub fn read_header(path: &Path) -> Result<VolumeHeader, DataError> {
     })
 }
 
+/// `(voxels, stored bytes)` of the first 3-D volume, computed with checked arithmetic and
+/// refused with [`DataError::VolumeTooLarge`] when the stored or the decoded (f32) size exceeds
+/// `limit`, or when `file_len` (an uncompressed file's length) cannot hold the data.
+fn first_volume_size(
+    header: &VolumeHeader,
+    limit: u64,
+    file_len: Option<u64>,
+) -> Result<(usize, usize), DataError> {
+    let dims: Vec<usize> = header.shape.iter().take(3).copied().collect();
+    let element = header.bytes_per_voxel();
+    let too_large = |needed: u64| DataError::VolumeTooLarge {
+        path: header.path.clone(),
+        dims: dims.clone(),
+        bytes_per_voxel: element,
+        needed,
+        limit,
+    };
+    let n_voxels = dims
+        .iter()
+        .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+        .ok_or_else(|| too_large(u64::MAX))?;
+    let stored = n_voxels
+        .checked_mul(element as u64)
+        .ok_or_else(|| too_large(u64::MAX))?;
+    let decoded = n_voxels.checked_mul(4).ok_or_else(|| too_large(u64::MAX))?;
+    let needed = stored.max(decoded);
+    if needed > limit {
+        return Err(too_large(needed));
+    }
+    if let Some(file_len) = file_len {
+        let end = (header.vox_offset as u64).saturating_add(stored);
+        if end > file_len {
+            return Err(DataError::Truncated {
+                path: header.path.clone(),
+                expected: stored as usize,
+                source: io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "the file has {file_len} bytes but dims {dims:?} at offset {} need {end}",
+                        header.vox_offset
+                    ),
+                ),
+            });
+        }
+    }
+    let (Ok(n_voxels), Ok(stored)) = (usize::try_from(n_voxels), usize::try_from(stored)) else {
+        return Err(too_large(needed));
+    };
+    Ok((n_voxels, stored))
+}
+
 /// Decodes the first `shape[0] * shape[1] * shape[2]` voxels (the first 3-D volume: channel 0
-/// of a 4-D file, or all of a 3-D file) as f32, x fastest. Rejects NaN and infinite voxels.
+/// of a 4-D file, or all of a 3-D file) as f32, x fastest. Rejects NaN and infinite voxels, and
+/// volumes over the [`max_volume_bytes`] limit (before allocating them).
 pub fn read_first_volume(header: &VolumeHeader) -> Result<Vec<f32>, DataError> {
     let path = &header.path;
-    let n_voxels: usize = header.shape.iter().take(3).product();
-    let element = header.bytes_per_voxel();
-    let n_bytes = n_voxels * element;
+    let file_len = if is_gz(path) {
+        None
+    } else {
+        std::fs::metadata(path).ok().map(|m| m.len())
+    };
+    let limit = max_volume_bytes()?;
+    first_volume_size(header, limit, file_len)?;
     let mut reader = open_maybe_gz(path)?;
+    decode_first_volume(header, &mut reader, limit)
+}
+
+/// Parses a whole `.nii` (or, when `bytes` start with the gzip magic, `.nii.gz`) file held in
+/// memory and decodes its first volume, with the same checks and errors as [`read_header`] and
+/// [`read_first_volume`]; `name` stands for the file in errors. The entry point of the `nifti`
+/// fuzz target.
+pub fn read_first_volume_from_bytes(
+    name: &Path,
+    bytes: &[u8],
+    limit: u64,
+) -> Result<(VolumeHeader, Vec<f32>), DataError> {
+    let gz = bytes.starts_with(&[0x1f, 0x8b]);
+    let open = || -> Box<dyn Read + '_> {
+        if gz {
+            Box::new(gzip_reader(bytes))
+        } else {
+            Box::new(bytes)
+        }
+    };
+    let header = parse_header(name, &mut open())?;
+    let file_len = (!gz).then_some(bytes.len() as u64);
+    first_volume_size(&header, limit, file_len)?;
+    let values = decode_first_volume(&header, &mut open(), limit)?;
+    Ok((header, values))
+}
+
+/// Skips to the voxel data in `reader` (opened at the start of the file) and decodes the first
+/// volume. The data buffer grows as bytes arrive, so a short file fails as truncated without
+/// first allocating what its header promises.
+fn decode_first_volume(
+    header: &VolumeHeader,
+    reader: &mut dyn Read,
+    limit: u64,
+) -> Result<Vec<f32>, DataError> {
+    let path = &header.path;
+    let (n_voxels, n_bytes) = first_volume_size(header, limit, None)?;
     let truncated = |source| DataError::Truncated {
         path: path.clone(),
         expected: n_bytes,
@@ -143,7 +275,7 @@ pub fn read_first_volume(header: &VolumeHeader) -> Result<Vec<f32>, DataError> {
     };
     // Skip header and extensions.
     let skipped = io::copy(
-        &mut (&mut reader).take(header.vox_offset as u64),
+        &mut Read::take(&mut *reader, header.vox_offset as u64),
         &mut io::sink(),
     )
     .map_err(|source| DataError::Io {
@@ -156,8 +288,16 @@ pub fn read_first_volume(header: &VolumeHeader) -> Result<Vec<f32>, DataError> {
             "file ends inside the header",
         )));
     }
-    let mut raw = vec![0u8; n_bytes];
-    reader.read_exact(&mut raw).map_err(truncated)?;
+    let mut raw = Vec::with_capacity(n_bytes.min(1 << 24));
+    Read::take(&mut *reader, n_bytes as u64)
+        .read_to_end(&mut raw)
+        .map_err(truncated)?;
+    if raw.len() < n_bytes {
+        return Err(truncated(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!("the voxel data ends after {} bytes", raw.len()),
+        )));
+    }
 
     let mut values = Vec::with_capacity(n_voxels);
     let le = header.little_endian;
@@ -199,7 +339,7 @@ pub fn read_first_volume(header: &VolumeHeader) -> Result<Vec<f32>, DataError> {
     }
     if let Some(bad) = values.iter().position(|v| !v.is_finite()) {
         let (nx, ny) = (
-            header.shape[0].max(1),
+            header.shape.first().copied().unwrap_or(1).max(1),
             header.shape.get(1).copied().unwrap_or(1).max(1),
         );
         return Err(DataError::NonFinite {

@@ -338,3 +338,61 @@ fn a_volume_listed_twice_is_refused() {
         &["dataset.json", "BRATS_001.nii", "listed twice", "splits"],
     );
 }
+
+/// A small valid `.nii` whose header is then patched to claim `dims` (dim[1..=3], and 4
+/// channels): the data stays a few bytes long.
+fn nifti_claiming(path: &Path, dims: [i16; 3]) {
+    write_nifti(path, &[2, 2, 2, 1], NiftiData::F32(&[0.5; 8])).unwrap();
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[40..42].copy_from_slice(&4i16.to_le_bytes()); // dim[0]: rank 4
+    for (i, d) in dims.iter().enumerate() {
+        bytes[42 + 2 * i..44 + 2 * i].copy_from_slice(&d.to_le_bytes());
+    }
+    bytes[48..50].copy_from_slice(&4i16.to_le_bytes()); // dim[4]: channels
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn huge_nifti_dims_are_refused_before_allocation() {
+    use unet_data::nifti_io::{read_first_volume, read_first_volume_from_bytes, read_header};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("huge.nii");
+    nifti_claiming(&path, [32767, 32767, 32767]);
+    // 32767³ float32 voxels: 140 TB. Refused when the header is read...
+    let err = read_header(&path).unwrap_err();
+    assert!(matches!(err, DataError::VolumeTooLarge { .. }), "{err:?}");
+    assert_mentions(
+        &err,
+        &[
+            "huge.nii",
+            "volume too large",
+            "dims [32767, 32767, 32767]",
+            "4 bytes per voxel",
+            "140724603846652 bytes",
+            "UNET_DATA_MAX_VOLUME_BYTES",
+        ],
+    );
+    // ... and by the bytes-level reader (the fuzz target's entry).
+    let bytes = std::fs::read(&path).unwrap();
+    let err = read_first_volume_from_bytes(&path, &bytes, 1 << 30).unwrap_err();
+    assert!(matches!(err, DataError::VolumeTooLarge { .. }), "{err:?}");
+
+    // Under the limit but far beyond the file: refused as truncated from the file length,
+    // before the 64 MB buffer is allocated.
+    nifti_claiming(&path, [4096, 4096, 1]);
+    let header = read_header(&path).unwrap();
+    let err = read_first_volume(&header).unwrap_err();
+    assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
+    assert_mentions(&err, &["huge.nii", "truncated", "dims [4096, 4096, 1]"]);
+
+    // The same header gzip-compressed: no length to compare with; the data ends early.
+    let gz = dir.path().join("huge.nii.gz");
+    let plain = std::fs::read(&path).unwrap();
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut encoder, &plain).unwrap();
+    std::fs::write(&gz, encoder.finish().unwrap()).unwrap();
+    let header = read_header(&gz).unwrap();
+    let err = read_first_volume(&header).unwrap_err();
+    assert!(matches!(err, DataError::Truncated { .. }), "{err:?}");
+    assert_mentions(&err, &["huge.nii.gz", "truncated"]);
+}

@@ -176,7 +176,9 @@ pub fn read_meta(path: &Path) -> Result<CheckpointMeta, TrainError> {
         path: path.to_path_buf(),
         source,
     })?;
-    Ok(parse(path, &bytes)?.0)
+    let (meta, model_bytes, _) = parse(path, &bytes)?;
+    check_meta(path, &meta, model_bytes.len())?;
+    Ok(meta)
 }
 
 type Parsed<'a> = (CheckpointMeta, &'a [u8], &'a [u8]);
@@ -230,6 +232,47 @@ fn parse<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<Parsed<'a>, TrainError> 
     Ok((meta, model_bytes, optim_bytes))
 }
 
+/// Largest `fms` a checkpoint may declare (IntelAI uses 16 or 32; 1024 means about 8·10⁹
+/// parameters, far beyond what the file's weights could hold anyway).
+pub const MAX_FMS: usize = 1024;
+
+/// Largest input `size` a checkpoint may declare.
+pub const MAX_SIZE: usize = 16384;
+
+/// Checks the metadata of a checkpoint before any model is built from it: a valid
+/// configuration within [`MAX_FMS`] and [`MAX_SIZE`], whose parameters (4 bytes each as f32)
+/// fit in the `model_len` bytes of weights the file actually holds.
+fn check_meta(path: &Path, meta: &CheckpointMeta, model_len: usize) -> Result<(), TrainError> {
+    let corrupt = |reason: String| TrainError::CorruptCheckpoint {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let cfg = &meta.model;
+    if cfg.fms > MAX_FMS {
+        return Err(corrupt(format!(
+            "metadata: fms={} is above the largest supported {MAX_FMS}",
+            cfg.fms
+        )));
+    }
+    if cfg.size > MAX_SIZE {
+        return Err(corrupt(format!(
+            "metadata: size={} is above the largest supported {MAX_SIZE}",
+            cfg.size
+        )));
+    }
+    cfg.validate()
+        .map_err(|e| corrupt(format!("metadata: {e}")))?;
+    let params = cfg.parameter_count().unwrap_or(u64::MAX);
+    let needed = params.saturating_mul(4);
+    if needed > model_len as u64 {
+        return Err(corrupt(format!(
+            "metadata: {} has {params} parameters ({needed} bytes as f32) but the file holds only {model_len} bytes of weights",
+            describe(cfg)
+        )));
+    }
+    Ok(())
+}
+
 /// Loads the checkpoint at `path` onto `device`. With `expected`, a checkpoint of a different
 /// architecture (fms, size or upsampling) is refused with [`TrainError::CheckpointMismatch`].
 pub fn load_checkpoint(
@@ -241,7 +284,20 @@ pub fn load_checkpoint(
         path: path.to_path_buf(),
         source,
     })?;
-    let (meta, model_bytes, optim_bytes) = parse(path, &bytes)?;
+    decode_checkpoint(path, &bytes, device, expected)
+}
+
+/// [`load_checkpoint`] on the bytes of a checkpoint file already in memory; `path` names it in
+/// errors. Every check of the file (magic, lengths, checksum, metadata) runs before burn sees
+/// a byte. The entry point of the `checkpoint` fuzz target.
+pub fn decode_checkpoint(
+    path: &Path,
+    bytes: &[u8],
+    device: &Device,
+    expected: Option<&UNetConfig>,
+) -> Result<Checkpoint, TrainError> {
+    let (meta, model_bytes, optim_bytes) = parse(path, bytes)?;
+    check_meta(path, &meta, model_bytes.len())?;
     if let Some(expected) = expected {
         let same = meta.model.fms == expected.fms
             && meta.model.size == expected.size

@@ -78,6 +78,52 @@ impl UNetConfig {
         Ok(())
     }
 
+    /// Number of parameters (weights and biases) of the model this configuration builds,
+    /// computed without building it; `None` when it overflows `u64` (an absurd `fms`).
+    pub fn parameter_count(&self) -> Option<u64> {
+        let f = self.fms as u64;
+        let times = |k: u64| f.checked_mul(k);
+        let conv3x3 =
+            |c_in: u64, c_out: u64| c_in.checked_mul(c_out)?.checked_mul(9)?.checked_add(c_out);
+        let upconv =
+            |c_in: u64, c_out: u64| c_in.checked_mul(c_out)?.checked_mul(4)?.checked_add(c_out);
+        let (f2, f4, f8, f16) = (times(2)?, times(4)?, times(8)?, times(16)?);
+        let up_channels = |below: u64, target: u64| match self.upsampling {
+            Upsampling::TransposedConv => target,
+            Upsampling::Nearest => below,
+        };
+        let mut parts = vec![
+            conv3x3(1, f)?,
+            conv3x3(f, f)?,
+            conv3x3(f, f2)?,
+            conv3x3(f2, f2)?,
+            conv3x3(f2, f4)?,
+            conv3x3(f4, f4)?,
+            conv3x3(f4, f8)?,
+            conv3x3(f8, f8)?,
+            conv3x3(f8, f16)?,
+            conv3x3(f16, f16)?,
+            conv3x3(up_channels(f16, f8).checked_add(f8)?, f8)?,
+            conv3x3(f8, f8)?,
+            conv3x3(up_channels(f8, f4).checked_add(f4)?, f4)?,
+            conv3x3(f4, f4)?,
+            conv3x3(up_channels(f4, f2).checked_add(f2)?, f2)?,
+            conv3x3(f2, f2)?,
+            conv3x3(up_channels(f2, f).checked_add(f)?, f)?,
+            conv3x3(f, f)?,
+            f.checked_add(1)?, // the 1×1 head
+        ];
+        if self.upsampling == Upsampling::TransposedConv {
+            parts.extend([
+                upconv(f16, f8)?,
+                upconv(f8, f4)?,
+                upconv(f4, f2)?,
+                upconv(f2, f)?,
+            ]);
+        }
+        parts.into_iter().try_fold(0u64, u64::checked_add)
+    }
+
     /// Builds the model with weights drawn from `seed` on `device`.
     pub fn init(&self, device: &Device, seed: u64) -> Result<UNet, TrainError> {
         self.validate()?;
@@ -415,6 +461,29 @@ mod tests {
             .init(&device, 0)
             .expect("default config is valid");
         assert_eq!(model.num_params(), 1_940_817);
+        assert_eq!(UNetConfig::default().parameter_count(), Some(1_940_817));
+    }
+
+    #[test]
+    fn parameter_count_matches_the_built_model() {
+        let device = Device::flex();
+        for upsampling in [Upsampling::TransposedConv, Upsampling::Nearest] {
+            for fms in [1, 3] {
+                let cfg = UNetConfig {
+                    fms,
+                    size: 16,
+                    upsampling,
+                    dropout: 0.0,
+                };
+                let model = cfg.init(&device, 0).expect("valid");
+                assert_eq!(cfg.parameter_count(), Some(model.num_params() as u64));
+            }
+        }
+        let absurd = UNetConfig {
+            fms: usize::MAX / 2,
+            ..UNetConfig::default()
+        };
+        assert_eq!(absurd.parameter_count(), None);
     }
 
     #[test]

@@ -172,12 +172,19 @@ pub(crate) struct FastOps {
 
 impl FastOps {
     /// Packs every int8 CONV_2D and TRANSPOSE_CONV with constant weights (and bias) that the
-    /// fast kernels cover; the others keep their reference kernel.
-    pub(crate) fn plan(prepared: &crate::prepare::Prepared, path: Option<Int8Path>) -> Self {
+    /// fast kernels cover; the others keep their reference kernel. The shared workspace must fit
+    /// in `limit` bytes together with the `used` bytes already planned, else
+    /// [`crate::RuntimeError::MemoryLimit`] (checked before it is allocated).
+    pub(crate) fn plan(
+        prepared: &crate::prepare::Prepared,
+        path: Option<Int8Path>,
+        used: u64,
+        limit: u64,
+    ) -> Result<Self, crate::RuntimeError> {
         use crate::exec::Kernel;
         use crate::prepare::Loc;
         let Some(path) = path else {
-            return Self::default();
+            return Ok(Self::default());
         };
         let const_bytes = |t: Option<usize>| -> Option<&[u8]> {
             match prepared.slots.get(t?)?.loc {
@@ -237,20 +244,34 @@ impl FastOps {
             };
             ops.push(fast);
         }
-        let bytes = ops
+        let (largest, bytes) = ops
             .iter()
-            .flatten()
-            .map(|f| match f {
-                FastI8Op::Gemm { gemm, .. } => gemm.workspace_bytes(),
-                FastI8Op::MaxPool { .. } => 0,
+            .enumerate()
+            .filter_map(|(j, f)| match f {
+                Some(FastI8Op::Gemm { gemm, .. }) => Some((j, gemm.workspace_bytes())),
+                _ => None,
             })
-            .max()
-            .unwrap_or(0);
-        Self {
+            .max_by_key(|&(j, bytes)| (bytes, std::cmp::Reverse(j)))
+            .unwrap_or((0, 0));
+        let needed = used.saturating_add(bytes as u64);
+        if needed > limit {
+            let op = &prepared.ops[largest];
+            return Err(crate::RuntimeError::MemoryLimit {
+                what: format!(
+                    "the {} kernels' operand workspace ({bytes} bytes, for operator {} ({})) on top of {used} bytes of arena and scratch",
+                    path.name(),
+                    op.index,
+                    op.op.name()
+                ),
+                needed,
+                limit,
+            });
+        }
+        Ok(Self {
             path: Some(path),
             ops,
             workspace: vec![0u8; bytes],
-        }
+        })
     }
 
     /// Runs executed operator `j` if it has a fast kernel; returns false otherwise.
