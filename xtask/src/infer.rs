@@ -181,121 +181,6 @@ fn read_png_zscored(path: &Path, info: &TensorInfo) -> anyhow::Result<Vec<f32>> 
     Ok(values)
 }
 
-#[cfg(test)]
-mod png_input_tests {
-    use super::read_png_zscored;
-    use tflite_runtime::TensorInfo;
-    use tflite_writer::TensorType;
-
-    fn input(h: usize, w: usize) -> TensorInfo {
-        TensorInfo {
-            index: 0,
-            name: "x".into(),
-            shape: vec![1, h, w, 1],
-            dtype: TensorType::Float32,
-            quantization: None,
-        }
-    }
-
-    fn crc32(bytes: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in bytes {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
-
-    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-        let start = out.len();
-        out.extend_from_slice(kind);
-        out.extend_from_slice(data);
-        let crc = crc32(&out[start..]);
-        out.extend_from_slice(&crc.to_be_bytes());
-    }
-
-    /// An 8-bit grayscale PNG whose header says `w`×`h`, followed by a few bytes of image data:
-    /// enough for `read_info`, far from the pixels the header promises.
-    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
-        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
-        let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&w.to_be_bytes());
-        ihdr.extend_from_slice(&h.to_be_bytes());
-        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // depth 8, grayscale, deflate, no interlace
-        chunk(&mut out, b"IHDR", &ihdr);
-        chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x01, 0x02, 0x00]);
-        chunk(&mut out, b"IEND", &[]);
-        out
-    }
-
-    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
-        let path = std::env::temp_dir().join(format!("xtask-{}-{name}", std::process::id()));
-        std::fs::write(&path, bytes).expect("write");
-        path
-    }
-
-    #[test]
-    fn huge_png_header_is_refused_before_decoding() {
-        let path = temp_file("huge.png", &png_claiming(100_000, 100_000));
-        let result = read_png_zscored(&path, &input(128, 128));
-        let _ = std::fs::remove_file(&path);
-        let message = format!("{:#}", result.expect_err("refused"));
-        assert!(
-            message.contains("huge.png")
-                && message.contains("image is 100000×100000")
-                && message.contains("the model expects 128×128"),
-            "{message}"
-        );
-    }
-
-    #[test]
-    fn png_of_the_model_size_reads() {
-        let mut bytes = Vec::new();
-        {
-            let mut encoder = png::Encoder::new(&mut bytes, 4, 2);
-            encoder.set_color(png::ColorType::Grayscale);
-            encoder.set_depth(png::BitDepth::Eight);
-            let mut writer = encoder.write_header().expect("header");
-            writer
-                .write_image_data(&[0, 10, 20, 30, 40, 50, 60, 70])
-                .expect("data");
-        }
-        let path = temp_file("ok.png", &bytes);
-        let result = read_png_zscored(&path, &input(2, 4));
-        let _ = std::fs::remove_file(&path);
-        let values = result.expect("reads");
-        assert_eq!(values.len(), 8);
-        assert!(values[0] < values[7]);
-    }
-}
-
-/// Writes `bytes` to a temporary file next to `path`, then renames it into place.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let name = path
-        .file_name()
-        .with_context(|| format!("{}: not a file path", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.tmp-{}",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, bytes).with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
 fn overlay_png(display: &[f32], mask: &[bool], h: usize, w: usize) -> anyhow::Result<Vec<u8>> {
     let (lo, hi) = display
         .iter()
@@ -411,4 +296,99 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod png_input_tests {
+    use super::read_png_zscored;
+    use tflite_runtime::TensorInfo;
+    use tflite_writer::TensorType;
+
+    fn input(h: usize, w: usize) -> TensorInfo {
+        TensorInfo {
+            index: 0,
+            name: "x".into(),
+            shape: vec![1, h, w, 1],
+            dtype: TensorType::Float32,
+            quantization: None,
+        }
+    }
+
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+
+    fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+
+    /// An 8-bit grayscale PNG whose header says `w`×`h`, followed by a few bytes of image data:
+    /// enough for `read_info`, far from the pixels the header promises.
+    fn png_claiming(w: u32, h: u32) -> Vec<u8> {
+        let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&w.to_be_bytes());
+        ihdr.extend_from_slice(&h.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 0, 0, 0, 0]); // depth 8, grayscale, deflate, no interlace
+        chunk(&mut out, b"IHDR", &ihdr);
+        chunk(&mut out, b"IDAT", &[0x78, 0x01, 0x01, 0x02, 0x00]);
+        chunk(&mut out, b"IEND", &[]);
+        out
+    }
+
+    fn temp_file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("xtask-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    #[test]
+    fn huge_png_header_is_refused_before_decoding() {
+        let path = temp_file("huge.png", &png_claiming(100_000, 100_000));
+        let result = read_png_zscored(&path, &input(128, 128));
+        let _ = std::fs::remove_file(&path);
+        let message = format!("{:#}", result.expect_err("refused"));
+        assert!(
+            message.contains("huge.png")
+                && message.contains("image is 100000×100000")
+                && message.contains("the model expects 128×128"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn png_of_the_model_size_reads() {
+        let mut bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut bytes, 4, 2);
+            encoder.set_color(png::ColorType::Grayscale);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("header");
+            writer
+                .write_image_data(&[0, 10, 20, 30, 40, 50, 60, 70])
+                .expect("data");
+        }
+        let path = temp_file("ok.png", &bytes);
+        let result = read_png_zscored(&path, &input(2, 4));
+        let _ = std::fs::remove_file(&path);
+        let values = result.expect("reads");
+        assert_eq!(values.len(), 8);
+        assert!(values[0] < values[7]);
+    }
 }

@@ -14,7 +14,7 @@ fn seeds() -> Vec<Vec<u8>> {
     let dir = tempfile::tempdir().unwrap();
     let f32s: Vec<f32> = (0..4 * 3 * 2 * 2).map(|v| v as f32 * 0.25 - 3.0).collect();
     let u8s: Vec<u8> = (0..4 * 3 * 2).map(|v| (v % 3) as u8).collect();
-    let i16s: Vec<i16> = (0..5 * 2 * 1).map(|v| v as i16 * 300 - 1000).collect();
+    let i16s: Vec<i16> = (0..5 * 2).map(|v| v as i16 * 300 - 1000).collect();
     let mut out = Vec::new();
     for ext in ["nii", "nii.gz"] {
         let cases: [(&str, &[usize], NiftiData<'_>); 3] = [
