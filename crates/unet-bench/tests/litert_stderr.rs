@@ -40,7 +40,8 @@ fn child(out: &Path) {
         "1",
         "--no-progress",
         "--backends",
-        &BACKENDS.join(","),
+        // rust-int8 gives the suite one measured row (a run where nothing is measured is an error).
+        &format!("rust-int8,{}", BACKENDS.join(",")),
         "--out",
     ]
     .map(String::from)
@@ -56,8 +57,7 @@ fn gpu_and_npu_errors_go_into_the_row_not_onto_stderr() {
         child(Path::new(&out));
         return;
     }
-    if let Err(why) = find_library(None) {
-        eprintln!("skipped: {why}");
+    if litert_oracle::require("libLiteRt.so (pip ai-edge-litert)", find_library(None)).is_none() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");
