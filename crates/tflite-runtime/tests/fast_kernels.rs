@@ -297,6 +297,23 @@ fn unavailable_path_is_an_error() {
         act_min: -128,
         act_max: 127,
     };
+    // The packed GEMM, whose safe `run` executes the path's instructions, cannot be built for
+    // a path this CPU lacks.
+    assert!(fast::Int8Gemm::conv(missing, &g, &q, &[1], None).is_none());
+    let t = ConvGeometry {
+        in_h: 1,
+        in_w: 1,
+        out_h: 2,
+        out_w: 2,
+        k_h: 2,
+        k_w: 2,
+        stride_h: 2,
+        stride_w: 2,
+        ..g
+    };
+    assert!(fast::Int8Gemm::transposed(missing, &t, &q, &[1; 4], None).is_none());
+    let available = Int8Path::best();
+    assert!(fast::Int8Gemm::transposed(available, &t, &q, &[1; 4], None).is_some());
     let mut out = [0i8];
     let err = fast::conv2d_i8(missing, 1, &g, &q, &[1], &[1], None, &mut out).unwrap_err();
     assert!(matches!(err, RuntimeError::KernelUnavailable { .. }));

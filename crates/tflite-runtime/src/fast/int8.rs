@@ -124,8 +124,26 @@ impl Int8Gemm {
     }
 
     /// Packs a CONV_2D. `None` when the fast kernels do not cover the case (input zero point
-    /// outside int8, wrong slice sizes); the caller then uses the reference kernel.
+    /// outside int8, wrong slice sizes) or `path` is not available on this CPU; the caller then
+    /// uses the reference kernel.
     pub fn conv(
+        path: Int8Path,
+        g: &ConvGeometry,
+        q: &ConvQuantParams,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+    ) -> Option<Self> {
+        // Soundness: `run` calls the `#[target_feature]` kernels of `path`, so safe code may
+        // only pack for a path this CPU has.
+        if !path.is_available() {
+            return None;
+        }
+        Self::pack_conv(path, g, q, filter, bias)
+    }
+
+    /// [`Int8Gemm::conv`] for any path, available or not: only for the scalar emulation of
+    /// every layout in this crate's tests, which never calls [`Int8Gemm::run`].
+    pub(crate) fn pack_conv(
         path: Int8Path,
         g: &ConvGeometry,
         q: &ConvQuantParams,
@@ -204,8 +222,23 @@ impl Int8Gemm {
 
     /// Packs a TRANSPOSE_CONV whose kernel equals its stride with no padding (each input
     /// pixel writes its own output block, as in the U-Net decoder's 2×2 stride 2). `None`
-    /// for every other case; the caller then uses the reference kernel.
+    /// for every other case, and when `path` is not available on this CPU; the caller then uses
+    /// the reference kernel.
     pub fn transposed(
+        path: Int8Path,
+        g: &ConvGeometry,
+        q: &ConvQuantParams,
+        filter: &[i8],
+        bias: Option<&[i32]>,
+    ) -> Option<Self> {
+        if !path.is_available() {
+            return None;
+        }
+        Self::pack_transposed(path, g, q, filter, bias)
+    }
+
+    /// [`Int8Gemm::transposed`] for any path (see [`Int8Gemm::pack_conv`]).
+    pub(crate) fn pack_transposed(
         path: Int8Path,
         g: &ConvGeometry,
         q: &ConvQuantParams,
@@ -968,9 +1001,9 @@ mod tests {
             }
             for path in Int8Path::ALL {
                 let gemm = if transposed {
-                    Int8Gemm::transposed(path, &g, &q, &filter, Some(&bias))
+                    Int8Gemm::pack_transposed(path, &g, &q, &filter, Some(&bias))
                 } else {
-                    Int8Gemm::conv(path, &g, &q, &filter, Some(&bias))
+                    Int8Gemm::pack_conv(path, &g, &q, &filter, Some(&bias))
                 }
                 .expect("covered case");
                 let mut got = vec![0i8; n_out];
