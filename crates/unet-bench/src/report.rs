@@ -60,7 +60,7 @@ impl Report {
     /// The Markdown table (one row per backend).
     pub fn markdown_table(&self) -> String {
         let mut t = String::new();
-        t.push_str("| backend | device | init ms | first run ms | median ms | p90 ms | p99 ms | speedup | agreement vs rust-int8 | Dice | op placement |\n");
+        t.push_str("| backend | device | init ms | first run ms | median ms | p90 ms | p99 ms | speedup | agreement vs rust-int8 | pooled Dice | op placement |\n");
         t.push_str("|---|---|---:|---:|---:|---:|---:|---:|---|---:|---|\n");
         for r in &self.rows {
             let (median, p90, p99) = match &r.stats {
