@@ -10,15 +10,6 @@ use burn::tensor::Device;
 
 const MAGIC: &[u8; 8] = b"UNETCKPT";
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &b in bytes {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let device = Device::flex();
     let path = Path::new("fuzz.ckpt");
@@ -27,7 +18,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     } else {
         let mut sealed = MAGIC.to_vec();
         sealed.extend_from_slice(data);
-        let checksum = fnv1a64(&sealed);
+        let checksum = unet_train::checkpoint::checksum(&sealed);
         sealed.extend_from_slice(&checksum.to_le_bytes());
         let _ = unet_train::checkpoint::decode_checkpoint(path, &sealed, &device, None);
     }

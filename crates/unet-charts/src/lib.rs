@@ -362,17 +362,18 @@ pub fn message_svg(width: u32, height: u32, message: &str) -> String {
     )
 }
 
+/// Whether `v` is a round 1-2-5 value, m × 10ᵏ with m in {1, 2, 5}: what every tick step of
+/// these axes is (for the chart tests of the crates that draw with them).
+pub fn is_125(v: f64) -> bool {
+    let p = 10f64.powf(v.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .iter()
+        .any(|m| ((v / p) - m).abs() < 1e-9)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::Axis;
-
-    /// `v` is m × 10ᵏ with m in {1, 2, 5}.
-    fn is_125(v: f64) -> bool {
-        let p = 10f64.powf(v.log10().floor());
-        [1.0, 2.0, 5.0, 10.0]
-            .iter()
-            .any(|m| ((v / p) - m).abs() < 1e-9)
-    }
+    use super::{Axis, is_125};
 
     #[test]
     fn linear_ticks_are_round_and_cover_the_data() {

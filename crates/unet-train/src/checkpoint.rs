@@ -79,7 +79,9 @@ pub struct Checkpoint {
     pub optimizer: Option<OptimizerRecord>,
 }
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
+/// The checksum a checkpoint ends with: FNV-1a (64-bit) of every byte before it. Public so that
+/// tests and fuzzers can seal damaged payloads and reach the checks behind the checksum.
+pub fn checksum(bytes: &[u8]) -> u64 {
     let mut hash = 0xcbf2_9ce4_8422_2325u64;
     for &b in bytes {
         hash ^= b as u64;
@@ -130,7 +132,7 @@ pub fn save_checkpoint(
     out.extend_from_slice(&model_bytes);
     out.extend_from_slice(&(optim_slice.len() as u64).to_le_bytes());
     out.extend_from_slice(optim_slice);
-    let checksum = fnv1a64(&out);
+    let checksum = checksum(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
     Ok(write_atomic(path, &out)?)
 }
@@ -221,7 +223,7 @@ fn parse<'a>(path: &'a Path, bytes: &'a [u8]) -> Result<Parsed<'a>, TrainError> 
     let mut stored = [0u8; 8];
     stored.copy_from_slice(&bytes[payload_end..]);
     let stored = u64::from_le_bytes(stored);
-    let computed = fnv1a64(&bytes[..payload_end]);
+    let computed = checksum(&bytes[..payload_end]);
     if stored != computed {
         return Err(corrupt(format!(
             "checksum mismatch (stored {stored:016x}, computed {computed:016x}): the file was modified or damaged"

@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::EpochRecord;
     use unet_charts::svg::{Rect, Text, rects_filled, texts};
-    use unet_charts::{LEGEND_BACKGROUND, PLOT_BACKGROUND};
+    use unet_charts::{LEGEND_BACKGROUND, PLOT_BACKGROUND, is_125};
 
     fn history(n: usize) -> History {
         History {
@@ -222,13 +222,6 @@ mod tests {
             .filter(|t| t.x >= plot.x - 1.0 && t.x <= plot.right() + 1.0 && t.y > plot.bottom())
             .filter_map(|t| t.content.parse::<f64>().ok())
             .collect()
-    }
-
-    fn is_125(v: f64) -> bool {
-        let p = 10f64.powf(v.log10().floor());
-        [1.0, 2.0, 5.0, 10.0]
-            .iter()
-            .any(|m| ((v / p) - m).abs() < 1e-9)
     }
 
     #[test]

@@ -9,15 +9,6 @@ use proptest::prelude::*;
 use unet_train::checkpoint::{CheckpointMeta, decode_checkpoint, read_meta, save_checkpoint};
 use unet_train::{History, TrainError, UNetConfig, Upsampling, load_checkpoint};
 
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash = 0xcbf2_9ce4_8422_2325u64;
-    for &b in bytes {
-        hash ^= b as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// A valid checkpoint of a tiny model (fms 2, 16×16), as a file and as bytes.
 fn small_checkpoint(dir: &Path) -> (PathBuf, Vec<u8>) {
     let cfg = UNetConfig {
@@ -52,7 +43,7 @@ fn patch_meta(bytes: &[u8], edit: impl Fn(&mut serde_json::Value)) -> Vec<u8> {
     out.extend_from_slice(&(meta.len() as u32).to_le_bytes());
     out.extend_from_slice(&meta);
     out.extend_from_slice(&bytes[16 + meta_len..bytes.len() - 8]);
-    let checksum = fnv1a64(&out);
+    let checksum = unet_train::checkpoint::checksum(&out);
     out.extend_from_slice(&checksum.to_le_bytes());
     out
 }
@@ -174,7 +165,7 @@ fn mutate(bytes: &[u8], choice: u8, at: usize, value: u64) -> Vec<u8> {
             let i = at % payload;
             out[i] ^= (value as u8) | 1;
             out.truncate(payload);
-            let checksum = fnv1a64(&out);
+            let checksum = unet_train::checkpoint::checksum(&out);
             out.extend_from_slice(&checksum.to_le_bytes());
         }
         _ => {
@@ -202,7 +193,7 @@ proptest! {
         let _ = decode_checkpoint(Path::new("arbitrary.ckpt"), &bytes, &Device::flex(), None);
         let mut sealed = b"UNETCKPT".to_vec();
         sealed.extend_from_slice(&bytes);
-        let checksum = fnv1a64(&sealed);
+        let checksum = unet_train::checkpoint::checksum(&sealed);
         sealed.extend_from_slice(&checksum.to_le_bytes());
         let _ = decode_checkpoint(Path::new("sealed.ckpt"), &sealed, &Device::flex(), None);
     }
