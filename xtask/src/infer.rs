@@ -181,35 +181,6 @@ fn read_png_zscored(path: &Path, info: &TensorInfo) -> anyhow::Result<Vec<f32>> 
     Ok(values)
 }
 
-fn overlay_png(display: &[f32], mask: &[bool], h: usize, w: usize) -> anyhow::Result<Vec<u8>> {
-    let (lo, hi) = display
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let mut rgb = Vec::with_capacity(h * w * 3);
-    for (v, &m) in display.iter().zip(mask) {
-        let g = ((v - lo) / span * 255.0).clamp(0.0, 255.0);
-        if m {
-            rgb.extend_from_slice(&[(0.5 * g + 127.5) as u8, (0.5 * g) as u8, (0.5 * g) as u8]);
-        } else {
-            rgb.extend_from_slice(&[g as u8; 3]);
-        }
-    }
-    let mut out = Vec::new();
-    {
-        let mut encoder = png::Encoder::new(&mut out, w as u32, h as u32);
-        encoder.set_color(png::ColorType::Rgb);
-        encoder.set_depth(png::BitDepth::Eight);
-        let mut writer = encoder.write_header().context("encoding the overlay PNG")?;
-        writer
-            .write_image_data(&rgb)
-            .context("encoding the overlay PNG")?;
-    }
-    Ok(out)
-}
-
 /// Runs `cargo xtask infer`.
 pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     for path in [&args.output, &args.png].into_iter().flatten() {
@@ -292,7 +263,9 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
             "--png: the output is {h}×{w} but the input has {} pixels",
             input.display.len()
         );
-        artifact_io::write_atomic(path, &overlay_png(&input.display, &mask, h, w)?)?;
+        let mask: Vec<f32> = mask.iter().map(|&m| f32::from(u8::from(m))).collect();
+        let overlay = unet_data::preview::render_overlay(&input.display, &mask, h, w);
+        unet_data::preview::write_png(path, &overlay)?;
         println!("wrote {}", path.display());
     }
     Ok(())

@@ -8,7 +8,6 @@
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::str::FromStr;
 use std::time::Instant;
 
@@ -94,17 +93,6 @@ pub struct QuantizeArgs {
     /// Also save the calibration slices as a float32 `.npy` [N,H,W,1] (e.g. for TensorFlow's converter).
     #[arg(long)]
     pub save_calib: Option<PathBuf>,
-}
-
-fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(project_root())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// The training data configuration recorded in `<checkpoint dir>/config.json`, if any.
@@ -386,7 +374,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     };
     let (int8, mut report) = quantize(&float, &calib, &config)?;
     report.command_line = std::env::args().collect();
-    report.git_commit = git_commit();
+    report.git_commit = unet_bench::sys::git_commit(&project_root());
     report.seed = Some(seed);
     report.timings_s.insert("load float model".into(), load_s);
     report.timings_s.insert("load data".into(), data_s);

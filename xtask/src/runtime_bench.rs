@@ -12,8 +12,8 @@
 
 use anyhow::Context;
 use serde_json::json;
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Instant;
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
 use tflite_runtime::profile::{conv_macs, profile_op_types};
@@ -127,56 +127,28 @@ fn time_ours(
 }
 
 fn time_litert(model_path: &Path, args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
-    let script = crate::project_root().join("crates/tflite-runtime/scripts/litert_oracle.py");
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg("time")
-        .arg(model_path)
-        .arg(args.runs.to_string())
-        .arg(args.warmup.to_string())
-        .output()
-        .context("running python3 (pass --no-litert to skip LiteRT)")?;
-    anyhow::ensure!(
-        out.status.success(),
-        "LiteRT timing of {} failed (pass --no-litert to skip): {}",
-        model_path.display(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let runs = args.runs.to_string();
+    let warmup = args.warmup.to_string();
+    let text = litert_oracle::run([
+        OsStr::new("time"),
+        model_path.as_os_str(),
+        OsStr::new(&runs),
+        OsStr::new(&warmup),
+    ])
+    .map_err(|e| anyhow::anyhow!("LiteRT timing (pass --no-litert to skip): {e}"))?;
     let last = text.lines().last().unwrap_or_default();
     serde_json::from_str(last).with_context(|| format!("parsing LiteRT timing output {last:?}"))
 }
 
-fn git_commit() -> String {
-    Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(crate::project_root())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
-}
-
-/// Runs `cargo xtask runtime-bench`.
 /// Why LiteRT cannot be timed on this machine (`python3` cannot import `ai_edge_litert`), if
 /// it cannot; a LiteRT that imports but fails to time the model is an error instead.
 fn litert_unavailable() -> Option<String> {
-    const PROBE: &str = "import ai_edge_litert.interpreter, numpy";
-    match Command::new("python3").args(["-c", PROBE]).output() {
-        Ok(out) if out.status.success() => None,
-        Ok(out) => {
-            let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty());
-            Some(format!(
-                "python3 -c '{PROBE}' failed: {} (python3 -m pip install ai-edge-litert)",
-                last.unwrap_or("no message").trim()
-            ))
-        }
-        Err(err) => Some(format!("cannot run python3: {err}")),
-    }
+    litert_oracle::probe_litert()
+        .err()
+        .map(|why| format!("{why} (python3 -m pip install ai-edge-litert)"))
 }
 
+/// Runs `cargo xtask runtime-bench`.
 pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         args.size >= 16 && args.size.is_multiple_of(16),
@@ -294,11 +266,11 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         rows.join("\n"),
         profiles.join("\n"),
         command.join(" "),
-        git_commit()
+        unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into())
     );
     let full = json!({
         "command": command,
-        "commit": git_commit(),
+        "commit": unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into()),
         "fms": args.fms,
         "size": args.size,
         "seed": args.seed,

@@ -199,17 +199,6 @@ fn backend(arg: BackendArg) -> BackendKind {
     }
 }
 
-fn git_commit() -> Option<String> {
-    let out = Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(project_root())
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
 fn model_config(args: &TrainArgs) -> UNetConfig {
     UNetConfig {
         fms: args.fms,
@@ -272,7 +261,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
             ProgressArg::None => ProgressMode::Hidden,
         },
         command_line: std::env::args().collect(),
-        git_commit: git_commit(),
+        git_commit: unet_bench::sys::git_commit(&project_root()),
     };
     let trained = unet_train::train(&cfg).context("training failed")?;
     let best = trained
@@ -426,7 +415,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         "burn_conv2d": burn_conv2d,
         "keras": keras,
         "command_line": std::env::args().collect::<Vec<_>>(),
-        "git_commit": git_commit(),
+        "git_commit": unet_bench::sys::git_commit(&project_root()),
     });
     artifact_io::write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)?;
     println!("report: {}", path.display());

@@ -1,12 +1,56 @@
-//! Test support shared by the crates whose tests compare against LiteRT.
+//! The one door to outside tools that may be missing: LiteRT's Python interpreter (the
+//! correctness oracle) and the skip rule of every test that needs LiteRT or Vela.
 //!
-//! LiteRT is reached through `python3` and the pip package `ai-edge-litert`. Where it is missing a
-//! test prints why it skips; `.ci/run` sets `REQUIRE_LITERT`, which turns a missing oracle into a
-//! failure so that CI can never pass by skipping.
+//! LiteRT is reached through `python3` and the pip package `ai-edge-litert`, running the one
+//! oracle script shipped in this crate ([`SCRIPT`], commands `run`, `batch`, `signature`, `time`,
+//! `describe`, `compare`; see its docstring) through [`command`] or [`run`]. Where a tool is
+//! missing a test goes through [`require`]: it prints why it skips, or fails when `.ci/run` sets
+//! `REQUIRE_LITERT`, so that CI can never pass by skipping.
 
 #![warn(missing_docs)]
 
+use std::ffi::OsStr;
 use std::process::Command;
+
+/// The oracle script (Python), shipped inside the crate and run with `python3 -c`.
+pub const SCRIPT: &str = include_str!("../scripts/litert_oracle.py");
+
+/// `python3 -c SCRIPT <args>`: the oracle, ready to run (the first argument is its command).
+pub fn command<I, S>(args: I) -> Command
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let mut cmd = Command::new("python3");
+    cmd.arg("-c").arg(SCRIPT).args(args);
+    cmd
+}
+
+/// Runs the oracle with `args`: `Ok(stdout)`, or `Err` with the command and its stderr.
+pub fn run<I, S>(args: I) -> Result<String, String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+    let shown = args
+        .iter()
+        .map(|a| a.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = command(&args)
+        .output()
+        .map_err(|e| format!("cannot run python3 (LiteRT oracle {shown}): {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "LiteRT oracle `{shown}` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
 
 /// The import that proves the oracle is usable.
 const PROBE: &str = "import ai_edge_litert.interpreter, numpy";

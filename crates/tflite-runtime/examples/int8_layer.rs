@@ -2,7 +2,7 @@
 //! `cargo run --release -p tflite-runtime --example int8_layer -- IN_C OUT_C K SIZE`.
 
 use std::time::Instant;
-use tflite_runtime::fast::{Int8Gemm, Int8Path};
+use tflite_runtime::fast::{DetectedPath, Int8Gemm};
 use tflite_runtime::frame::{ConvGeometry, ConvQuantParams};
 use tflite_runtime::synth::Rng;
 
@@ -41,7 +41,7 @@ fn main() {
     let filter = rng.i8s(out_c * k * k * in_c, -127, 127);
     let bias = vec![7; out_c];
     let input = rng.i8s(size * size * in_c, -128, 127);
-    let gemm = Int8Gemm::conv(Int8Path::best(), &g, &q, &filter, Some(&bias)).expect("fast");
+    let gemm = Int8Gemm::conv(DetectedPath::best(), &g, &q, &filter, Some(&bias)).expect("fast");
     let mut ws = vec![0u8; gemm.workspace_bytes()];
     let mut out = vec![0i8; size * size * out_c];
     let mut best = f64::INFINITY;

@@ -8,7 +8,6 @@
 //! training stack to build.)
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Instant;
 use tflite_runtime::synth::{Rng, UNetSpec, unet};
 use tflite_runtime::{Interpreter, KernelTier, Options, RuntimeError};
@@ -18,7 +17,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runs: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(10);
     let out = PathBuf::from(args.next().unwrap_or_else(|| "artifacts/runtime".into()));
     std::fs::create_dir_all(&out)?;
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/litert_oracle.py");
     println!(
         "| model | tflite-runtime reference (median ms) | tflite-runtime best | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | arena peak bytes |"
     );
@@ -60,10 +58,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let (ours, interp) = time_tier(KernelTier::Reference)?;
         let (best, best_interp) = time_tier(KernelTier::Best)?;
-        let litert = Command::new("python3")
-            .arg(&script)
-            .args(["time", &path.to_string_lossy(), &runs.to_string(), "1"])
-            .output();
+        let litert =
+            litert_oracle::command(["time", &path.to_string_lossy(), &runs.to_string(), "1"])
+                .output();
         let (reference, xnnpack) = match litert {
             Ok(o) if o.status.success() => {
                 let text = String::from_utf8_lossy(&o.stdout).into_owned();

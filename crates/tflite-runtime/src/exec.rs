@@ -2,9 +2,10 @@
 
 use crate::fast::f32_conv::{PackedConv2dF32, PackedTransposeConvF32};
 use crate::frame::{
-    AddQuantParams, BroadcastLayout, ConvGeometry, ConvQuantParams, KernelTable, MulQuantParams,
-    PoolGeometry, RequantParams,
+    AddQuantParams, BroadcastLayout, ConvGeometry, ConvQuantParams, MulQuantParams, PoolGeometry,
+    RequantParams,
 };
+use crate::kernels::KernelTable;
 use crate::reference;
 use std::sync::Arc;
 
@@ -188,15 +189,7 @@ pub(crate) fn execute(
             bytemuck::cast_slice_mut(output),
             threads,
         ),
-        Kernel::MaxPoolF32 { geometry, act } if table.fast_f32 => {
-            crate::fast::f32_pool::max_pool_f32(
-                geometry,
-                *act,
-                cast(input(0)),
-                bytemuck::cast_slice_mut(output),
-            )
-        }
-        Kernel::MaxPoolF32 { geometry, act } => reference::pool::max_pool_f32(
+        Kernel::MaxPoolF32 { geometry, act } => (table.max_pool_f32)(
             geometry,
             *act,
             cast(input(0)),

@@ -4,8 +4,8 @@ use tflite_writer::{BuiltinOp, Model};
 
 use crate::error::RuntimeError;
 use crate::exec::execute;
-use crate::fast::{FastOps, Int8Path};
-use crate::frame::{KernelTable, KernelTier};
+use crate::fast::{DetectedPath, FastOps, Int8Path};
+use crate::kernels::{KernelTable, KernelTier};
 use crate::prepare::{Loc, Prepared, prepare};
 use crate::tensor::{AlignedBytes, Element, TensorData, TensorInfo};
 
@@ -163,17 +163,13 @@ impl Interpreter {
         options: Options,
         limits: Limits,
     ) -> Result<Self, RuntimeError> {
-        let int8_path = Int8Path::for_tier(options.kernels)?;
-        let mut table = KernelTable::for_tier(options.kernels);
-        if let Some(path) = int8_path {
-            table.tier_name = path.name();
-        }
+        let table = KernelTable::select(options.kernels)?;
         let limit = limits.max_memory_bytes;
         let prepared = prepare(model, &table, limit)?;
         // `prepare` checked arena + scratch + folded constants against the limit; the fast
         // kernels' workspace gets what is left.
         let used = prepared.allocated_bytes();
-        let fast = FastOps::plan(&prepared, int8_path, used, limit)?;
+        let fast = FastOps::plan(&prepared, table.int8, used, limit)?;
         let arena = AlignedBytes::zeroed(prepared.plan.peak_bytes);
         let scratch = vec![0i32; prepared.scratch_i32];
         let input_set = vec![false; prepared.inputs.len()];
@@ -255,7 +251,7 @@ impl Interpreter {
 
     /// The fast int8 path in use (`None` with the reference kernels).
     pub fn int8_path(&self) -> Option<Int8Path> {
-        self.fast.path
+        self.fast.path.map(DetectedPath::path)
     }
 
     /// Number of executed operators that run a fast int8 kernel.

@@ -11,11 +11,12 @@
 //! `QuantizeMultiplier`, zero points, per-channel weights); the test suite checks this against
 //! LiteRT itself.
 //!
-//! Layout (after tract-linalg): [`frame`] holds the kernel parameter types and the kernel
-//! table (the selection point for future SIMD tiers), [`reference`] one file per operator,
-//! [`fast`] the packed int8 CONV_2D / TRANSPOSE_CONV / MAX_POOL_2D kernels (AVX-512 VNNI, AVX2,
-//! NEON with and without dot product, portable), bit-identical to [`reference`] and chosen with
-//! `KernelTier::Best` (or forced, see [`fast::Int8Path`]).
+//! Layout (after tract-linalg): [`kernels`] is the kernel table, the one place where kernels are
+//! chosen (reference slots first, then the plugs of the fast tier after one CPU-feature read);
+//! [`frame`] holds the kernel parameter types, [`reference`] one file per operator, [`fast`]
+//! the packed f32 convolutions and the packed int8 CONV_2D / TRANSPOSE_CONV / MAX_POOL_2D
+//! kernels (AVX-512 VNNI, AVX2, NEON with and without dot product, portable), bit-identical to
+//! [`reference`] and chosen with `KernelTier::Best` (or forced, see [`fast::Int8Path`]).
 
 #![warn(missing_docs)]
 
@@ -27,6 +28,7 @@ mod exec;
 pub mod fast;
 pub mod frame;
 mod interpreter;
+pub mod kernels;
 pub mod npy;
 pub mod padding;
 pub mod plan;
@@ -38,8 +40,8 @@ pub mod synth;
 pub mod tensor;
 
 pub use error::RuntimeError;
-pub use frame::KernelTier;
 pub use interpreter::{Interpreter, Limits, MAX_MEMORY_ENV, MemoryReport, Observation, Options};
+pub use kernels::KernelTier;
 pub use tensor::{Element, TensorData, TensorInfo};
 
 /// Memory limit of [`fuzz_invoke`]: 64 MiB, so that fuzzing explores shapes, not allocation.

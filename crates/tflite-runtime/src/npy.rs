@@ -226,6 +226,98 @@ pub fn write_npy(array: &NpyArray) -> Vec<u8> {
     out
 }
 
+/// What a stack of slices holds, which decides the dtypes [`SliceStack::from_array`] accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SliceKind {
+    /// Images: float32 only, every value finite.
+    Images,
+    /// Masks: float32 or any integer dtype (converted to f32); the 0/1 check is the caller's.
+    Masks,
+}
+
+/// Single-channel 2D slices as every tool of the workspace reads them from an `.npy`: shape
+/// `[H,W]` (one slice), `[N,H,W]`, `[N,H,W,1]` or `[N,1,H,W]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SliceStack {
+    /// Rows of each slice.
+    pub height: usize,
+    /// Columns of each slice.
+    pub width: usize,
+    /// The slices, `height × width` values each.
+    pub slices: Vec<Vec<f32>>,
+}
+
+impl SliceStack {
+    /// The slices of `array`. `size` is the `(height, width)` the caller needs, when it knows it.
+    /// The error says what is wrong, for the caller to prefix with the file's name.
+    pub fn from_array(
+        array: NpyArray,
+        kind: SliceKind,
+        size: Option<(usize, usize)>,
+    ) -> Result<Self, String> {
+        let shape = array.shape.clone();
+        let expected = match size {
+            Some((h, w)) => format!("[{h},{w}], [N,{h},{w}], [N,{h},{w},1] or [N,1,{h},{w}]"),
+            None => "[H,W], [N,H,W], [N,H,W,1] or [N,1,H,W]".to_string(),
+        };
+        let (n, height, width) = match *shape.as_slice() {
+            [h, w] => (1, h, w),
+            [n, h, w] | [n, h, w, 1] | [n, 1, h, w] => (n, h, w),
+            _ => {
+                return Err(format!(
+                    "shape {shape:?} is not a stack of one-channel slices (expected {expected})"
+                ));
+            }
+        };
+        if let Some((h, w)) = size
+            && (height, width) != (h, w)
+        {
+            return Err(format!(
+                "shape {shape:?} holds {height}x{width} slices, the model needs {h}x{w} (expected {expected})"
+            ));
+        }
+        if n == 0 || height == 0 || width == 0 {
+            return Err(format!("shape {shape:?} holds no slices"));
+        }
+        let values: Vec<f32> = match (array.data, kind) {
+            (NpyData::F32(v), _) => v,
+            (NpyData::U8(v), SliceKind::Masks) => v.into_iter().map(f32::from).collect(),
+            (NpyData::I8(v), SliceKind::Masks) => v.into_iter().map(f32::from).collect(),
+            (NpyData::I32(v), SliceKind::Masks) => v.into_iter().map(|x| x as f32).collect(),
+            (NpyData::I64(v), SliceKind::Masks) => v.into_iter().map(|x| x as f32).collect(),
+            (other, SliceKind::Images) => {
+                return Err(format!(
+                    "dtype {}; save the slices as float32",
+                    other.dtype_name()
+                ));
+            }
+        };
+        let per = height * width;
+        let slices: Vec<Vec<f32>> = values.chunks_exact(per).map(<[f32]>::to_vec).collect();
+        if kind == SliceKind::Images
+            && let Some(i) = slices.iter().position(|s| s.iter().any(|v| !v.is_finite()))
+        {
+            return Err(format!("slice {i} contains NaN or infinite values"));
+        }
+        Ok(Self {
+            height,
+            width,
+            slices,
+        })
+    }
+
+    /// Reads `path` and returns its slices; errors name the file.
+    pub fn read(
+        path: &std::path::Path,
+        kind: SliceKind,
+        size: Option<(usize, usize)>,
+    ) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let array = read_npy(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+        Self::from_array(array, kind, size).map_err(|e| format!("{}: {e}", path.display()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -280,5 +372,49 @@ mod tests {
         }))
         .replace("<f4", ">f8");
         assert!(read_npy(text.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn slice_stacks_accept_the_four_layouts_and_refuse_the_rest() {
+        let array = |shape: Vec<usize>, data: NpyData| NpyArray { shape, data };
+        let f = |n: usize| NpyData::F32((0..n).map(|i| i as f32).collect());
+        for shape in [vec![2, 3, 4], vec![2, 3, 4, 1], vec![2, 1, 3, 4]] {
+            let s = SliceStack::from_array(
+                array(shape.clone(), f(24)),
+                SliceKind::Images,
+                Some((3, 4)),
+            )
+            .unwrap_or_else(|e| panic!("{shape:?}: {e}"));
+            assert_eq!((s.slices.len(), s.height, s.width), (2, 3, 4));
+            assert_eq!(s.slices[1][0], 12.0);
+        }
+        let one =
+            SliceStack::from_array(array(vec![3, 4], f(12)), SliceKind::Images, None).unwrap();
+        assert_eq!(one.slices.len(), 1);
+        let wrong =
+            SliceStack::from_array(array(vec![2, 4, 3], f(24)), SliceKind::Images, Some((3, 4)));
+        assert!(wrong.unwrap_err().contains("the model needs 3x4"));
+        let rank = SliceStack::from_array(array(vec![2, 2, 3, 2], f(24)), SliceKind::Images, None);
+        assert!(rank.unwrap_err().contains("one-channel"));
+        let empty = SliceStack::from_array(array(vec![0, 3, 4], f(0)), SliceKind::Images, None);
+        assert!(empty.unwrap_err().contains("no slices"));
+        let ints = array(vec![1, 2, 2], NpyData::U8(vec![0, 1, 1, 0]));
+        assert!(
+            SliceStack::from_array(ints.clone(), SliceKind::Images, None)
+                .unwrap_err()
+                .contains("uint8")
+        );
+        assert_eq!(
+            SliceStack::from_array(ints, SliceKind::Masks, None)
+                .unwrap()
+                .slices[0],
+            vec![0.0, 1.0, 1.0, 0.0]
+        );
+        let nan = array(vec![1, 1, 2], NpyData::F32(vec![0.0, f32::NAN]));
+        assert!(
+            SliceStack::from_array(nan, SliceKind::Images, None)
+                .unwrap_err()
+                .contains("NaN")
+        );
     }
 }

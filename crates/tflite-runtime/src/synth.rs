@@ -7,52 +7,9 @@ use tflite_writer::{
     ModelBuilder, Padding, Pool2DOptions, Quantization, TensorType, TransposeConvOptions,
 };
 
-/// A small deterministic generator (SplitMix64), so that models depend only on the seed.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    /// A generator for `seed`.
-    pub fn new(seed: u64) -> Self {
-        Self(seed)
-    }
-
-    /// Next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in [0, 1).
-    pub fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// Uniform in [lo, hi).
-    pub fn range_f32(&mut self, lo: f32, hi: f32) -> f32 {
-        lo + (hi - lo) * self.unit()
-    }
-
-    /// Uniform integer in [lo, hi] (inclusive).
-    pub fn range_i64(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next_u64() % ((hi - lo + 1) as u64)) as i64
-    }
-
-    /// `n` int8 values uniform in [lo, hi].
-    pub fn i8s(&mut self, n: usize, lo: i8, hi: i8) -> Vec<i8> {
-        (0..n)
-            .map(|_| self.range_i64(lo as i64, hi as i64) as i8)
-            .collect()
-    }
-
-    /// `n` f32 values uniform in [lo, hi).
-    pub fn f32s(&mut self, n: usize, lo: f32, hi: f32) -> Vec<f32> {
-        (0..n).map(|_| self.range_f32(lo, hi)).collect()
-    }
-}
+/// The seeded generator of the synthetic models (SplitMix64 from `seeded-rng`), so that a model
+/// depends only on its seed.
+pub use seeded_rng::SplitMix64 as Rng;
 
 /// Configuration of [`unet`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

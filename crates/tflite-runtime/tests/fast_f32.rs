@@ -165,8 +165,8 @@ fn conv_random_shapes() {
     while done < 40 {
         let k = (rng.range_i64(1, 3) as usize, rng.range_i64(1, 3) as usize);
         let stride = (rng.range_i64(1, 2) as usize, rng.range_i64(1, 2) as usize);
-        let dilation = if rng.unit() < 0.2 { (2, 1) } else { (1, 1) };
-        let padding = if rng.unit() < 0.5 {
+        let dilation = if rng.next_f32() < 0.2 { (2, 1) } else { (1, 1) };
+        let padding = if rng.next_f32() < 0.5 {
             Padding::Same
         } else {
             Padding::Valid
@@ -184,7 +184,7 @@ fn conv_random_shapes() {
             continue;
         };
         let act = ACTS[rng.range_i64(0, 2) as usize];
-        let with_bias = rng.unit() < 0.8;
+        let with_bias = rng.next_f32() < 0.8;
         conv_both(&mut rng, &g, act, with_bias);
         done += 1;
     }
@@ -464,7 +464,7 @@ fn max_pool_is_bit_identical_to_reference() {
         let (h, w) = (rng.range_i64(1, 12) as usize, rng.range_i64(1, 12) as usize);
         let filter = rng.range_i64(1, 3) as usize;
         let stride = rng.range_i64(1, 3) as usize;
-        let padding = if rng.unit() < 0.5 {
+        let padding = if rng.next_f32() < 0.5 {
             Padding::Same
         } else {
             Padding::Valid

@@ -297,9 +297,14 @@ fn unavailable_path_is_an_error() {
         act_min: -128,
         act_max: 127,
     };
-    // The packed GEMM, whose safe `run` executes the path's instructions, cannot be built for
-    // a path this CPU lacks.
-    assert!(fast::Int8Gemm::conv(missing, &g, &q, &[1], None).is_none());
+    // The packed GEMM, whose safe `run` executes the path's instructions, takes a
+    // `DetectedPath`, and a path this CPU lacks cannot be obtained as one.
+    assert!(missing.detect().is_none());
+    assert!(
+        !fast::DetectedPath::all()
+            .iter()
+            .any(|p| p.path() == missing)
+    );
     let t = ConvGeometry {
         in_h: 1,
         in_w: 1,
@@ -311,8 +316,7 @@ fn unavailable_path_is_an_error() {
         stride_w: 2,
         ..g
     };
-    assert!(fast::Int8Gemm::transposed(missing, &t, &q, &[1; 4], None).is_none());
-    let available = Int8Path::best();
+    let available = fast::DetectedPath::best();
     assert!(fast::Int8Gemm::transposed(available, &t, &q, &[1; 4], None).is_some());
     let mut out = [0i8];
     let err = fast::conv2d_i8(missing, 1, &g, &q, &[1], &[1], None, &mut out).unwrap_err();

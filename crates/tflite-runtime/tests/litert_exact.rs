@@ -6,11 +6,11 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::Command;
 
-use common::{Case, oracle_script};
+use common::Case;
 use litert_oracle::litert;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
 use tflite_runtime::{Interpreter, Options, TensorData};
@@ -133,17 +133,9 @@ fn check_cases(cases: &[Case], dir: &Path) -> String {
         &manifest_path,
         serde_json::to_string(&manifest).unwrap().as_bytes(),
     );
-    let out = Command::new("python3")
-        .arg(oracle_script())
-        .arg("run")
-        .arg(&manifest_path)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "LiteRT oracle failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = litert_oracle::run([OsStr::new("run"), manifest_path.as_os_str()]) {
+        panic!("{e}");
+    }
 
     let mut failures = Vec::new();
     let mut report = String::new();

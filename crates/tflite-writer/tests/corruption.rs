@@ -46,7 +46,7 @@ fn truncated_models_are_errors() {
     let mut n_cases = 0;
     for (name, bytes) in seeds() {
         // Every prefix of the file up to 600 bytes, then 400 random cut points.
-        let mut rng = Rng(0x5eed ^ bytes.len() as u64);
+        let mut rng = Rng::new(0x5eed ^ bytes.len() as u64);
         let cuts: Vec<usize> = (0..bytes.len().min(600))
             .chain((0..400).map(|_| rng.below(bytes.len())))
             .collect();
@@ -69,7 +69,7 @@ fn bit_flipped_models_never_panic() {
     let mut n_cases = 0;
     let mut n_still_valid = 0;
     for (name, bytes) in seeds() {
-        let mut rng = Rng(0xb17f ^ bytes.len() as u64);
+        let mut rng = Rng::new(0xb17f ^ bytes.len() as u64);
         for case in 0..2500 {
             let mut data = bytes.clone();
             // 1 to 8 flipped bits, sometimes a whole random byte or a random u32 (offsets!).
@@ -96,7 +96,7 @@ fn bit_flipped_models_never_panic() {
 
 #[test]
 fn random_bytes_with_a_valid_header_are_errors() {
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     for case in 0..2000 {
         let len = 8 + rng.below(512);
         let mut data: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();

@@ -9,28 +9,16 @@ mod common;
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use tflite_writer::*;
-
-fn probe_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/litert_probe.py")
-}
 
 use litert_oracle::litert;
 
 fn probe(args: &[&Path], command: &str) -> Value {
-    let out = Command::new("python3")
-        .arg(probe_script())
-        .arg(command)
-        .args(args)
-        .output()
-        .expect("run python3");
-    assert!(
-        out.status.success(),
-        "LiteRT rejected {args:?}:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("probe output is JSON")
+    let argv =
+        std::iter::once(std::ffi::OsStr::new(command)).chain(args.iter().map(|p| p.as_os_str()));
+    let stdout =
+        litert_oracle::run(argv).unwrap_or_else(|e| panic!("LiteRT rejected {args:?}:\n{e}"));
+    serde_json::from_str(&stdout).expect("oracle output is JSON")
 }
 
 fn temp_dir(tag: &str) -> PathBuf {

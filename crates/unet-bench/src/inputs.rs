@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
-use tflite_runtime::npy::{NpyData, read_npy};
+use tflite_runtime::npy::{SliceKind, SliceStack, read_npy};
 use unet_data::{DataConfig, SourceKind, Split, open_source};
 
 use crate::error::BenchError;
@@ -83,10 +83,10 @@ impl BenchInputs {
                 width,
             ),
             InputSource::Npy { images, masks } => {
-                let image_slices = read_slices(images, height, width)?;
+                let image_slices = read_slices(images, SliceKind::Images, height, width)?;
                 let mask_slices = match masks {
                     Some(path) => {
-                        let m = read_slices(path, height, width)?;
+                        let m = read_slices(path, SliceKind::Masks, height, width)?;
                         if m.len() != image_slices.len() {
                             return Err(BenchError::BadInput {
                                 path: path.clone(),
@@ -173,59 +173,24 @@ fn from_slice_source(
     })
 }
 
-/// Reads an `.npy` of float32 slices and checks its shape against `height × width`.
-fn read_slices(path: &Path, height: usize, width: usize) -> Result<Vec<Vec<f32>>, BenchError> {
+/// Reads `height × width` slices from an `.npy` (the layouts of [`SliceStack`]).
+fn read_slices(
+    path: &Path,
+    kind: SliceKind,
+    height: usize,
+    width: usize,
+) -> Result<Vec<Vec<f32>>, BenchError> {
     let bytes = std::fs::read(path).map_err(|e| BenchError::io(path, e))?;
-    let array = read_npy(&bytes).map_err(|e| BenchError::BadInput {
+    let bad = |problem: String| BenchError::BadInput {
         path: path.to_path_buf(),
-        problem: e.to_string(),
-    })?;
-    let values: Vec<f32> = match array.data {
-        NpyData::F32(v) => v,
-        other => {
-            return Err(BenchError::BadInput {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "dtype {} is not supported, save the slices as float32",
-                    other.dtype_name()
-                ),
-            });
-        }
+        problem,
     };
-    let shape = array.shape.clone();
-    let n = match shape.as_slice() {
-        [h, w] if *h == height && *w == width => 1,
-        [n, h, w] if *h == height && *w == width => *n,
-        [n, h, w, 1] if *h == height && *w == width => *n,
-        [n, 1, h, w] if *h == height && *w == width => *n,
-        _ => {
-            return Err(BenchError::BadInput {
-                path: path.to_path_buf(),
-                problem: format!(
-                    "shape {shape:?} does not hold {height}x{width} slices (expected [N,{height},{width}], [N,{height},{width},1] or [N,1,{height},{width}])"
-                ),
-            });
-        }
-    };
-    if n == 0 {
-        return Err(BenchError::BadInput {
-            path: path.to_path_buf(),
-            problem: "no slices in the file".into(),
-        });
+    let array = read_npy(&bytes).map_err(|e| bad(e.to_string()))?;
+    let stack = SliceStack::from_array(array, kind, Some((height, width))).map_err(bad)?;
+    if kind == SliceKind::Images && stack.slices.iter().all(|s| s.iter().all(|&v| v == 0.0)) {
+        return Err(bad(
+            "every slice is all zeros; benchmark on real slices".into()
+        ));
     }
-    if values.iter().any(|v| !v.is_finite()) {
-        return Err(BenchError::BadInput {
-            path: path.to_path_buf(),
-            problem: "contains NaN or infinite values".into(),
-        });
-    }
-    let per = height * width;
-    let slices: Vec<Vec<f32>> = values.chunks_exact(per).map(<[f32]>::to_vec).collect();
-    if slices.iter().all(|s| s.iter().all(|&v| v == 0.0)) {
-        return Err(BenchError::BadInput {
-            path: path.to_path_buf(),
-            problem: "every slice is all zeros; benchmark on real slices".into(),
-        });
-    }
-    Ok(slices)
+    Ok(stack.slices)
 }

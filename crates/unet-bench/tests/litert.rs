@@ -3,8 +3,8 @@
 //! report LiteRT's own status. Skipped (with the reason printed) only where ai-edge-litert is
 //! not installed; CI installs it.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
 use unet_bench::backend::{Engine, LoadError, Output};
@@ -91,20 +91,17 @@ fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
             data: NpyData::I8(all_inputs),
         };
         std::fs::write(&x_path, write_npy(&array)).expect("write x.npy");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/litert_python_oracle.py");
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&model)
-            .arg(&x_path)
-            .arg(&y_path)
-            .arg(threads.to_string())
-            .output()
-            .expect("python3 runs");
-        assert!(
-            out.status.success(),
-            "oracle failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let threads_arg = threads.to_string();
+        if let Err(e) = litert_oracle::run([
+            OsStr::new("batch"),
+            model.as_os_str(),
+            x_path.as_os_str(),
+            y_path.as_os_str(),
+            OsStr::new("default"),
+            OsStr::new(&threads_arg),
+        ]) {
+            panic!("{e}");
+        }
         let theirs = read_npy(&std::fs::read(&y_path).expect("y.npy")).expect("npy");
         let NpyData::I8(theirs) = theirs.data else {
             panic!("oracle output is not int8")

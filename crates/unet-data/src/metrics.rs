@@ -10,6 +10,9 @@
 //! - **soft Dice**: the same per-slice formula on probabilities instead of thresholded masks;
 //!   the training loss is `−log` of it (computed on tensors in `unet-train`).
 //!
+//! Training's running validation metrics ([`SliceDiceMeans`]: mean slice Dice and mean soft
+//! Dice) accumulate the same per-slice formulas on the model's own sigmoid outputs, unchecked.
+//!
 //! Predictions are probabilities, thresholded at 0.5 (`p > 0.5` is tumour, which is what
 //! rounding half to even gives on `[0, 1]`). Inputs are checked: a mask must be 0/1 and a
 //! prediction a finite value in `[0, 1]`; anything else is a [`MetricError`], never a silent
@@ -168,6 +171,60 @@ impl PooledDice {
     }
 }
 
+/// Per-slice Dice of thresholded predictions and soft Dice of the probabilities, averaged over
+/// the slices added: training's validation metrics (IntelAI's `dice_coef` and
+/// `soft_dice_coef`). Unchecked, because the inputs are the model's own sigmoid outputs and the
+/// dataset's masks; sums are in f64.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct SliceDiceMeans {
+    hard_sum: f64,
+    soft_sum: f64,
+    slices: usize,
+}
+
+impl SliceDiceMeans {
+    /// Adds one slice (probabilities and its mask, equally long).
+    pub fn add(&mut self, probabilities: &[f32], mask: &[f32]) {
+        let (mut inter_hard, mut union_hard, mut inter_soft, mut union_soft) =
+            (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+        for (&p, &t) in probabilities.iter().zip(mask) {
+            let (p, t) = (f64::from(p), f64::from(t));
+            // Rounding half to even on [0, 1] is the `p > 0.5` threshold.
+            let rounded = p.round_ties_even();
+            inter_hard += rounded * t;
+            union_hard += rounded + t;
+            inter_soft += p * t;
+            union_soft += p + t;
+        }
+        self.hard_sum += (2.0 * inter_hard + DICE_SMOOTH) / (union_hard + DICE_SMOOTH);
+        self.soft_sum += (2.0 * inter_soft + DICE_SMOOTH) / (union_soft + DICE_SMOOTH);
+        self.slices += 1;
+    }
+
+    /// The mean slice Dice (0 when no slice was added).
+    pub fn mean_slice_dice(&self) -> f64 {
+        self.mean(self.hard_sum)
+    }
+
+    /// The mean soft Dice (0 when no slice was added).
+    pub fn mean_soft_dice(&self) -> f64 {
+        self.mean(self.soft_sum)
+    }
+
+    /// Slices added.
+    pub fn slices(&self) -> usize {
+        self.slices
+    }
+
+    fn mean(&self, sum: f64) -> f64 {
+        if self.slices == 0 {
+            0.0
+        } else {
+            sum / self.slices as f64
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +284,27 @@ mod tests {
         assert!(acc.add(&[0.9], &[f32::NAN]).is_err());
         assert_eq!(acc.slices(), 0);
         assert_eq!(acc.finish(), None);
+    }
+
+    #[test]
+    fn slice_dice_means_agree_with_slice_dice_on_binary_inputs() {
+        let slices: [(&[f32], &[f32]); 2] = [
+            (&[0.9, 0.2, 0.7, 0.1], &[1.0, 0.0, 0.0, 0.0]),
+            (&[0.1, 0.2], &[0.0, 0.0]),
+        ];
+        let mut means = SliceDiceMeans::default();
+        let mut expected = 0.0;
+        for (p, m) in slices {
+            means.add(p, m);
+            expected += slice_dice(p, m).unwrap();
+        }
+        assert_eq!(means.slices(), 2);
+        assert!((means.mean_slice_dice() - expected / 2.0).abs() < 1e-12);
+        // Soft Dice of the first slice: 2·0.9 / (0.9+0.2+0.7+0.1 + 1); of the second, whose mask
+        // is empty, smooth / (0.1+0.2 + smooth): the probabilities count against it.
+        let soft =
+            ((1.8 + DICE_SMOOTH) / (2.9 + DICE_SMOOTH) + DICE_SMOOTH / (0.3 + DICE_SMOOTH)) / 2.0;
+        assert!((means.mean_soft_dice() - soft).abs() < 1e-6);
+        assert_eq!(SliceDiceMeans::default().mean_slice_dice(), 0.0);
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde::Serialize;
-use tflite_runtime::npy::{NpyData, read_npy};
+use tflite_runtime::npy::{SliceKind, SliceStack, read_npy};
 use unet_data::{DataConfig, Split, open_source};
 
 use crate::error::QuantError;
@@ -82,8 +82,12 @@ pub fn from_source(cfg: &DataConfig, split: Split, count: usize) -> Result<EvalS
     })
 }
 
-/// Reads a float32 `.npy` of shape `[N,H,W]` or `[N,H,W,1]` (at most `limit` slices).
-pub fn images_from_npy(path: &Path, limit: Option<usize>) -> Result<ImageSet, QuantError> {
+/// The slices of the `.npy` at `path` (layouts of [`SliceStack`]), errors naming the file.
+fn read_stack(
+    path: &Path,
+    kind: SliceKind,
+    size: Option<(usize, usize)>,
+) -> Result<SliceStack, QuantError> {
     let npy_err = |detail: String| QuantError::Npy {
         path: path.to_path_buf(),
         detail,
@@ -93,45 +97,26 @@ pub fn images_from_npy(path: &Path, limit: Option<usize>) -> Result<ImageSet, Qu
         source,
     })?;
     let array = read_npy(&bytes).map_err(|e| npy_err(e.to_string()))?;
-    let shape = array.shape.clone();
-    let ok_rank = shape.len() == 3 || (shape.len() == 4 && shape[3] == 1);
-    if !ok_rank {
-        return Err(npy_err(format!(
-            "shape {shape:?}; expected [N,H,W] or [N,H,W,1] (one channel per slice)"
-        )));
-    }
-    let data = match array.data {
-        NpyData::F32(v) => v,
-        other => {
-            return Err(npy_err(format!(
-                "dtype {}; expected float32",
-                other.dtype_name()
-            )));
-        }
-    };
-    let (n, h, w) = (shape[0], shape[1], shape[2]);
-    if n == 0 || h == 0 || w == 0 {
-        return Err(npy_err(format!("shape {shape:?} holds no slices")));
-    }
-    let take = limit.map_or(n, |l| l.min(n));
+    SliceStack::from_array(array, kind, size).map_err(npy_err)
+}
+
+/// Reads float32 slices from a `.npy` (`[H,W]`, `[N,H,W]`, `[N,H,W,1]` or `[N,1,H,W]`; at most
+/// `limit` slices).
+pub fn images_from_npy(path: &Path, limit: Option<usize>) -> Result<ImageSet, QuantError> {
+    let stack = read_stack(path, SliceKind::Images, None)?;
+    let n = stack.slices.len();
     if let Some(l) = limit
         && l > n
     {
-        return Err(npy_err(format!(
-            "{l} samples requested but the file holds only {n} slices"
-        )));
+        return Err(QuantError::Npy {
+            path: path.to_path_buf(),
+            detail: format!("{l} samples requested but the file holds only {n} slices"),
+        });
     }
-    let per = h * w;
-    let images: Vec<Vec<f32>> = data.chunks(per).take(take).map(<[f32]>::to_vec).collect();
-    if let Some((i, _)) = images
-        .iter()
-        .enumerate()
-        .find(|(_, img)| img.iter().any(|v| !v.is_finite()))
-    {
-        return Err(npy_err(format!(
-            "slice {i} contains NaN or infinite values"
-        )));
-    }
+    let take = limit.map_or(n, |l| l.min(n));
+    let (h, w) = (stack.height, stack.width);
+    let mut images = stack.slices;
+    images.truncate(take);
     Ok(ImageSet {
         description: format!("{} ({take} of {n} slices, {h}x{w})", path.display()),
         height: h,
@@ -140,45 +125,23 @@ pub fn images_from_npy(path: &Path, limit: Option<usize>) -> Result<ImageSet, Qu
     })
 }
 
-/// Reads masks from a `.npy` (`[N,H,W]` or `[N,H,W,1]`, float32, or int8/uint8) for `images`.
+/// Reads 0/1 masks for `images` from a `.npy` (the layouts of [`images_from_npy`]; float32 or
+/// an integer dtype).
 pub fn masks_from_npy(path: &Path, images: &ImageSet) -> Result<Vec<Vec<f32>>, QuantError> {
     let npy_err = |detail: String| QuantError::Npy {
         path: path.to_path_buf(),
         detail,
     };
-    let bytes = std::fs::read(path).map_err(|source| QuantError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let array = read_npy(&bytes).map_err(|e| npy_err(e.to_string()))?;
-    let shape = array.shape.clone();
-    let ok_rank = shape.len() == 3 || (shape.len() == 4 && shape[3] == 1);
-    if !ok_rank || shape[1] != images.height || shape[2] != images.width {
-        return Err(npy_err(format!(
-            "mask shape {shape:?} does not match the images ([N,{},{}] or [N,{},{},1])",
-            images.height, images.width, images.height, images.width
-        )));
-    }
-    if shape[0] < images.images.len() {
+    let stack = read_stack(path, SliceKind::Masks, Some((images.height, images.width)))?;
+    if stack.slices.len() < images.images.len() {
         return Err(npy_err(format!(
             "{} masks for {} images",
-            shape[0],
+            stack.slices.len(),
             images.images.len()
         )));
     }
-    let values: Vec<f32> = match array.data {
-        NpyData::F32(v) => v,
-        NpyData::U8(v) => v.into_iter().map(f32::from).collect(),
-        NpyData::I8(v) => v.into_iter().map(f32::from).collect(),
-        NpyData::I32(v) => v.into_iter().map(|x| x as f32).collect(),
-        NpyData::I64(v) => v.into_iter().map(|x| x as f32).collect(),
-    };
-    let per = images.height * images.width;
-    let masks: Vec<Vec<f32>> = values
-        .chunks(per)
-        .take(images.images.len())
-        .map(<[f32]>::to_vec)
-        .collect();
+    let mut masks = stack.slices;
+    masks.truncate(images.images.len());
     for (i, mask) in masks.iter().enumerate() {
         unet_data::metrics::check_mask(mask).map_err(|e| npy_err(format!("slice {i}: {e}")))?;
     }

@@ -1,8 +1,8 @@
 //! The bit-exactness check: the int8 model on LiteRT's reference kernels (`BUILTIN_REF`, run
 //! through `python3` and `ai_edge_litert`) against `tflite-runtime`, on the same int8 inputs.
 
+use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Command;
 
 use serde::Serialize;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
@@ -11,22 +11,9 @@ use tflite_writer::Model;
 
 use crate::error::QuantError;
 
-/// The Python side, shipped with the crate.
-pub const SCRIPT: &str = include_str!("../scripts/litert_ref.py");
-
 /// `Ok(())` when `python3` can import LiteRT, else the reason it cannot.
 pub fn available() -> Result<(), String> {
-    match Command::new("python3")
-        .args(["-c", "import ai_edge_litert.interpreter, numpy"])
-        .output()
-    {
-        Ok(out) if out.status.success() => Ok(()),
-        Ok(out) => Err(format!(
-            "python3 -c 'import ai_edge_litert.interpreter, numpy' failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Err(e) => Err(format!("cannot run python3: {e}")),
-    }
+    litert_oracle::probe_litert()
 }
 
 /// Result of comparing both runtimes.
@@ -83,8 +70,6 @@ pub fn compare(
         );
     }
     std::fs::create_dir_all(work_dir).map_err(io(work_dir))?;
-    let script = work_dir.join("litert_ref.py");
-    std::fs::write(&script, SCRIPT).map_err(io(&script))?;
     let in_path = work_dir.join("litert_inputs.npy");
     let out_path = work_dir.join("litert_outputs.npy");
     let per = inputs.first().map_or(0, Vec::len);
@@ -93,19 +78,15 @@ pub fn compare(
         data: NpyData::I8(inputs.concat()),
     };
     std::fs::write(&in_path, write_npy(&array)).map_err(io(&in_path))?;
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(model_path)
-        .arg(&in_path)
-        .arg(&out_path)
-        .output()
-        .map_err(|e| tool(format!("cannot run python3: {e}")))?;
-    if !out.status.success() {
-        return Err(tool(format!(
-            "BUILTIN_REF run failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
+    litert_oracle::run([
+        OsStr::new("batch"),
+        model_path.as_os_str(),
+        in_path.as_os_str(),
+        out_path.as_os_str(),
+        OsStr::new("ref"),
+        OsStr::new("1"),
+    ])
+    .map_err(tool)?;
     let bytes = std::fs::read(&out_path).map_err(io(&out_path))?;
     let theirs = read_npy(&bytes).map_err(|e| tool(format!("{}: {e}", out_path.display())))?;
     let NpyData::I8(theirs) = theirs.data else {

@@ -16,7 +16,8 @@ pub mod allocator;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
-pub mod conv3x3;
+/// The shifted-GEMM convolutions of the model (the `burn-shifted-conv` crate).
+pub use burn_shifted_conv as conv3x3;
 mod curves;
 mod error;
 pub mod export;

@@ -60,12 +60,11 @@ pub fn bce_with_logits(logits: Tensor<4>, target: Tensor<4>) -> Tensor<1> {
     (relu_part - logits * target + softplus).mean()
 }
 
-/// Running Dice metrics over many samples.
+/// Running Dice metrics over many samples: [`unet_data::metrics::SliceDiceMeans`] (the one
+/// definition of the mean slice Dice and mean soft Dice) fed a batch at a time.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DiceStats {
-    hard_sum: f64,
-    soft_sum: f64,
-    samples: usize,
+    means: unet_data::metrics::SliceDiceMeans,
 }
 
 impl DiceStats {
@@ -77,44 +76,23 @@ impl DiceStats {
         }
         let per_sample = probs.len() / n_samples;
         for (p, t) in probs.chunks(per_sample).zip(target.chunks(per_sample)) {
-            let (mut inter_hard, mut union_hard, mut inter_soft, mut union_soft) =
-                (0.0, 0.0, 0.0, 0.0);
-            for (&p, &t) in p.iter().zip(t) {
-                let (p, t) = (p as f64, t as f64);
-                let rounded = p.round_ties_even();
-                inter_hard += rounded * t;
-                union_hard += rounded + t;
-                inter_soft += p * t;
-                union_soft += p + t;
-            }
-            let s = SMOOTH as f64;
-            self.hard_sum += (2.0 * inter_hard + s) / (union_hard + s);
-            self.soft_sum += (2.0 * inter_soft + s) / (union_soft + s);
-            self.samples += 1;
+            self.means.add(p, t);
         }
     }
 
-    /// Mean Dice of rounded predictions (IntelAI's `dice_coef`), 0 when empty.
+    /// Mean slice Dice of rounded predictions (IntelAI's `dice_coef`), 0 when empty.
     pub fn dice(&self) -> f64 {
-        if self.samples == 0 {
-            0.0
-        } else {
-            self.hard_sum / self.samples as f64
-        }
+        self.means.mean_slice_dice()
     }
 
     /// Mean soft Dice (`soft_dice_coef`), 0 when empty.
     pub fn soft_dice(&self) -> f64 {
-        if self.samples == 0 {
-            0.0
-        } else {
-            self.soft_sum / self.samples as f64
-        }
+        self.means.mean_soft_dice()
     }
 
     /// Samples seen.
     pub fn samples(&self) -> usize {
-        self.samples
+        self.means.slices()
     }
 }
 

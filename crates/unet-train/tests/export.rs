@@ -3,7 +3,6 @@
 //! (≤ 1e-5 against `tflite-runtime`), for both upsampling variants.
 
 use std::path::Path;
-use std::process::Command;
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
@@ -78,31 +77,15 @@ fn runtime_forward(model: &tflite_writer::Model, image: &[f32]) -> Vec<f32> {
 /// Runs LiteRT on `model_path` with `input_path` (raw little-endian f32) and returns its output,
 /// or `None` (with the reason printed) when the LiteRT oracle is not installed outside CI.
 fn litert_forward(model_path: &Path, input_path: &Path, output_path: &Path) -> Option<Vec<f32>> {
-    let script = r#"
-import sys, numpy as np
-from ai_edge_litert.interpreter import Interpreter
-model, inp, out = sys.argv[1:4]
-it = Interpreter(model_path=model)
-it.allocate_tensors()
-runner = it.get_signature_runner("serving_default")
-detail = it.get_input_details()[0]
-x = np.fromfile(inp, dtype="<f4").reshape(detail["shape"])
-result = runner(input=x)
-np.asarray(result["output"], dtype="<f4").tofile(out)
-"#;
     litert_oracle::require("LiteRT (pip ai-edge-litert)", litert_oracle::probe_litert())?;
-    let out = Command::new("python3")
-        .args(["-c", script])
-        .arg(model_path)
-        .arg(input_path)
-        .arg(output_path)
-        .output()
-        .expect("python3 runs");
-    assert!(
-        out.status.success(),
-        "LiteRT failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if let Err(e) = litert_oracle::run([
+        std::ffi::OsStr::new("signature"),
+        model_path.as_os_str(),
+        input_path.as_os_str(),
+        output_path.as_os_str(),
+    ]) {
+        panic!("{e}");
+    }
     let bytes = std::fs::read(output_path).expect("LiteRT output");
     Some(
         bytes

@@ -23,12 +23,10 @@
 //! few ulps of the sum of the absolute products.
 
 use std::cell::RefCell;
-use std::sync::Arc;
 
 use gemm::Parallelism;
 
-use crate::exec::Kernel;
-use crate::frame::{ConvGeometry, KernelTable};
+use crate::frame::ConvGeometry;
 use crate::quant::clamp_f32;
 
 /// Floats of im2col buffer per chunk (4 MiB).
@@ -484,44 +482,5 @@ impl PackedTransposeConvF32 {
                 bias_act(output, g.out_c, bias, self.act);
             }
         });
-    }
-}
-
-/// The CONV_2D f32 kernel for `table`: packed when the table asks for it and the filter is
-/// constant (`filter` holds its bytes), otherwise the table's `conv2d_f32` slot.
-pub(crate) fn conv2d_kernel(
-    table: &KernelTable,
-    geometry: ConvGeometry,
-    act: (f32, f32),
-    filter: Option<&[u8]>,
-) -> Kernel {
-    match filter {
-        Some(bytes) if table.fast_f32 => {
-            let filter = bytemuck::try_cast_slice(bytes).ok();
-            match filter.and_then(|f| PackedConv2dF32::new(&geometry, act, f)) {
-                Some(packed) => Kernel::ConvF32Packed(Arc::new(packed)),
-                None => Kernel::ConvF32 { geometry, act },
-            }
-        }
-        _ => Kernel::ConvF32 { geometry, act },
-    }
-}
-
-/// The TRANSPOSE_CONV f32 kernel for `table` (see [`conv2d_kernel`]).
-pub(crate) fn transpose_conv_kernel(
-    table: &KernelTable,
-    geometry: ConvGeometry,
-    act: (f32, f32),
-    filter: Option<&[u8]>,
-) -> Kernel {
-    match filter {
-        Some(bytes) if table.fast_f32 => {
-            let filter = bytemuck::try_cast_slice(bytes).ok();
-            match filter.and_then(|f| PackedTransposeConvF32::new(&geometry, act, f)) {
-                Some(packed) => Kernel::TransposeConvF32Packed(Arc::new(packed)),
-                None => Kernel::TransposeConvF32 { geometry, act },
-            }
-        }
-        _ => Kernel::TransposeConvF32 { geometry, act },
     }
 }

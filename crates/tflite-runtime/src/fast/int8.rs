@@ -1,7 +1,7 @@
 //! The shared part of the fast int8 kernels: weight packing, the per-invoke operand buffer,
 //! the pixel/column driver, threading and the exact requantisation parameters.
 
-use super::Int8Path;
+use super::{DetectedPath, Int8Path};
 use crate::frame::{ConvGeometry, ConvQuantParams};
 use crate::quant::multiply_by_quantized_multiplier;
 use crate::reference;
@@ -124,21 +124,18 @@ impl Int8Gemm {
     }
 
     /// Packs a CONV_2D. `None` when the fast kernels do not cover the case (input zero point
-    /// outside int8, wrong slice sizes) or `path` is not available on this CPU; the caller then
-    /// uses the reference kernel.
+    /// outside int8, wrong slice sizes); the caller then uses the reference kernel.
+    ///
+    /// Soundness: [`Int8Gemm::run`] calls the `#[target_feature]` kernels of the path, so the
+    /// path comes as a [`DetectedPath`], which only CPU detection makes.
     pub fn conv(
-        path: Int8Path,
+        path: DetectedPath,
         g: &ConvGeometry,
         q: &ConvQuantParams,
         filter: &[i8],
         bias: Option<&[i32]>,
     ) -> Option<Self> {
-        // Soundness: `run` calls the `#[target_feature]` kernels of `path`, so safe code may
-        // only pack for a path this CPU has.
-        if !path.is_available() {
-            return None;
-        }
-        Self::pack_conv(path, g, q, filter, bias)
+        Self::pack_conv(path.path(), g, q, filter, bias)
     }
 
     /// [`Int8Gemm::conv`] for any path, available or not: only for the scalar emulation of
@@ -222,19 +219,16 @@ impl Int8Gemm {
 
     /// Packs a TRANSPOSE_CONV whose kernel equals its stride with no padding (each input
     /// pixel writes its own output block, as in the U-Net decoder's 2×2 stride 2). `None`
-    /// for every other case, and when `path` is not available on this CPU; the caller then uses
-    /// the reference kernel.
+    /// for every other case; the caller then uses the reference kernel. The path is a
+    /// [`DetectedPath`], as for [`Int8Gemm::conv`].
     pub fn transposed(
-        path: Int8Path,
+        path: DetectedPath,
         g: &ConvGeometry,
         q: &ConvQuantParams,
         filter: &[i8],
         bias: Option<&[i32]>,
     ) -> Option<Self> {
-        if !path.is_available() {
-            return None;
-        }
-        Self::pack_transposed(path, g, q, filter, bias)
+        Self::pack_transposed(path.path(), g, q, filter, bias)
     }
 
     /// [`Int8Gemm::transposed`] for any path (see [`Int8Gemm::pack_conv`]).
@@ -726,8 +720,8 @@ impl Int8Gemm {
             // SAFETY: the caller upholds the buffer contract.
             Int8Path::Portable => unsafe { super::int8_portable::tile(self, a, rows, out) },
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: the path was chosen only if the CPU has AVX2 (checked in `for_tier` /
-            // `conv2d_i8`), and the caller upholds the buffer contract.
+            // SAFETY: `self` was packed for a `DetectedPath`, so the CPU has AVX2; the caller
+            // upholds the buffer contract.
             Int8Path::Avx2 => unsafe { super::int8_x86::tile_avx2(self, a, rows, out) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX-512F + VNNI + AVX2.
@@ -736,7 +730,7 @@ impl Int8Gemm {
             // SAFETY: NEON is baseline on aarch64; the caller upholds the buffer contract.
             Int8Path::Neon => unsafe { super::int8_neon::tile_neon(self, a, rows, out) },
             #[cfg(target_arch = "aarch64")]
-            // SAFETY: the path was chosen only if the CPU has the dot-product extension.
+            // SAFETY: packed for a `DetectedPath`: the CPU has the dot-product extension.
             Int8Path::NeonDotprod => unsafe { super::int8_neon::tile_dotprod(self, a, rows, out) },
             #[allow(unreachable_patterns)]
             // SAFETY: as for `Portable`.
@@ -801,7 +795,7 @@ pub fn conv2d_i8(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<bool, crate::RuntimeError> {
-    check_available(path)?;
+    let path = detect(path)?;
     match Int8Gemm::conv(path, g, q, filter, bias) {
         Some(gemm) => {
             let mut ws = vec![0u8; gemm.workspace_bytes()];
@@ -828,7 +822,7 @@ pub fn transpose_conv_i8(
     bias: Option<&[i32]>,
     output: &mut [i8],
 ) -> Result<bool, crate::RuntimeError> {
-    check_available(path)?;
+    let path = detect(path)?;
     match Int8Gemm::transposed(path, g, q, filter, bias) {
         Some(gemm) => {
             let mut ws = vec![0u8; gemm.workspace_bytes()];
@@ -851,11 +845,9 @@ pub fn transpose_conv_i8(
     }
 }
 
-fn check_available(path: Int8Path) -> Result<(), crate::RuntimeError> {
-    if path.is_available() {
-        Ok(())
-    } else {
-        Err(crate::RuntimeError::KernelUnavailable {
+fn detect(path: Int8Path) -> Result<DetectedPath, crate::RuntimeError> {
+    path.detect()
+        .ok_or_else(|| crate::RuntimeError::KernelUnavailable {
             requested: path.name().to_string(),
             available: Int8Path::available()
                 .into_iter()
@@ -863,7 +855,6 @@ fn check_available(path: Int8Path) -> Result<(), crate::RuntimeError> {
                 .collect::<Vec<_>>()
                 .join(", "),
         })
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! Fast kernels, selected by `KernelTier::Best` (unless `TFLITE_RUNTIME_KERNELS=reference`),
-//! each tested against its reference kernel:
+//! Fast kernels, plugged into the kernel table ([`crate::kernels::KernelTable::select`]) for
+//! `KernelTier::Best` or a forced path, each tested against its reference kernel:
 //! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV on the `gemm` crate with
 //!   weights packed once in `Interpreter::new` (within float rounding of the reference), and a
 //!   bit-identical MAX_POOL_2D;
@@ -33,9 +33,6 @@ mod int8_x86;
 
 pub use int8::{FastI8Op, Int8Gemm, conv2d_i8, transpose_conv_i8};
 pub use int8_pool::max_pool_i8;
-
-use crate::error::RuntimeError;
-use crate::frame::KernelTier;
 
 /// An int8 kernel path (instruction set of the GEMM microkernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -117,44 +114,34 @@ impl Int8Path {
             .unwrap_or(Int8Path::Portable)
     }
 
-    /// The path a kernel tier asks for; `Ok(None)` means the reference kernels.
-    ///
-    /// `KernelTier::Best` honours `TFLITE_RUNTIME_KERNELS` (`reference`, `best`, or a path name);
-    /// a forced path this CPU cannot run is an error, never a silent fallback.
-    pub fn for_tier(tier: KernelTier) -> Result<Option<Int8Path>, RuntimeError> {
-        let requested = match tier {
-            KernelTier::Reference => return Ok(None),
-            KernelTier::Best => match std::env::var("TFLITE_RUNTIME_KERNELS") {
-                Ok(v) if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("best") => {
-                    return Ok(Some(Self::best()));
-                }
-                Ok(v) if v.trim().eq_ignore_ascii_case("reference") => return Ok(None),
-                Ok(v) => Self::parse(&v).ok_or_else(|| RuntimeError::KernelUnavailable {
-                    requested: format!("TFLITE_RUNTIME_KERNELS={v}"),
-                    available: Self::available_names(),
-                })?,
-                Err(_) => return Ok(Some(Self::best())),
-            },
-            KernelTier::Portable => Int8Path::Portable,
-            KernelTier::Avx2 => Int8Path::Avx2,
-            KernelTier::Avx512Vnni => Int8Path::Avx512Vnni,
-            KernelTier::Neon => Int8Path::Neon,
-            KernelTier::NeonDotprod => Int8Path::NeonDotprod,
-        };
-        if requested.is_available() {
-            Ok(Some(requested))
-        } else {
-            Err(RuntimeError::KernelUnavailable {
-                requested: requested.name().to_string(),
-                available: Self::available_names(),
-            })
-        }
+    /// This path as a [`DetectedPath`], if this build and this CPU can run it.
+    pub fn detect(self) -> Option<DetectedPath> {
+        self.is_available().then_some(DetectedPath(self))
+    }
+}
+
+/// An [`Int8Path`] that run-time detection found on this CPU.
+///
+/// Its field is private: the only ways to get one are [`Int8Path::detect`],
+/// [`DetectedPath::best`] and [`DetectedPath::all`]. The packed kernels ([`Int8Gemm`]) take one,
+/// so safe code cannot pack, and then run, instructions the CPU lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DetectedPath(Int8Path);
+
+impl DetectedPath {
+    /// The fastest path of this CPU (portable Rust when nothing faster is there).
+    pub fn best() -> Self {
+        Self(Int8Path::best())
     }
 
-    fn available_names() -> String {
-        let mut names: Vec<&str> = vec!["reference", "best"];
-        names.extend(Self::available().into_iter().map(Int8Path::name));
-        names.join(", ")
+    /// Every path of this CPU, fastest first (always ends with `Portable`).
+    pub fn all() -> Vec<Self> {
+        Int8Path::available().into_iter().map(Self).collect()
+    }
+
+    /// The path.
+    pub fn path(self) -> Int8Path {
+        self.0
     }
 }
 
@@ -163,7 +150,7 @@ impl Int8Path {
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FastOps {
     /// The int8 path in use (`None`: reference kernels only).
-    pub path: Option<Int8Path>,
+    pub path: Option<DetectedPath>,
     /// `ops[j]` replaces executed operator `j` when set.
     pub ops: Vec<Option<FastI8Op>>,
     /// Operand buffer, as large as the largest op needs.
@@ -177,7 +164,7 @@ impl FastOps {
     /// [`crate::RuntimeError::MemoryLimit`] (checked before it is allocated).
     pub(crate) fn plan(
         prepared: &crate::prepare::Prepared,
-        path: Option<Int8Path>,
+        path: Option<DetectedPath>,
         used: u64,
         limit: u64,
     ) -> Result<Self, crate::RuntimeError> {
@@ -259,7 +246,7 @@ impl FastOps {
             return Err(crate::RuntimeError::MemoryLimit {
                 what: format!(
                     "the {} kernels' operand workspace ({bytes} bytes, for operator {} ({})) on top of {used} bytes of arena and scratch",
-                    path.name(),
+                    path.path().name(),
                     op.index,
                     op.op.name()
                 ),
@@ -323,10 +310,17 @@ mod tests {
         assert!(Int8Path::Portable.is_available());
         assert!(Int8Path::best().is_available());
         assert_eq!(Int8Path::available().last(), Some(&Int8Path::Portable));
-        assert_eq!(Int8Path::for_tier(KernelTier::Reference).ok(), Some(None));
         assert_eq!(
-            Int8Path::for_tier(KernelTier::Portable).ok(),
-            Some(Some(Int8Path::Portable))
+            Int8Path::Portable.detect().map(DetectedPath::path),
+            Some(Int8Path::Portable)
+        );
+        // A path the CPU lacks cannot be obtained as a token.
+        for p in Int8Path::ALL {
+            assert_eq!(p.detect().is_some(), p.is_available(), "{}", p.name());
+        }
+        assert_eq!(
+            DetectedPath::all().last().map(|p| p.path()),
+            Some(Int8Path::Portable)
         );
     }
 }

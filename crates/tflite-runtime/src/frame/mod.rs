@@ -1,8 +1,6 @@
-//! Kernel frame: the parameter structs every kernel tier shares, and the kernel table that
-//! `Interpreter::new` fills once (the selection point where faster tiers will plug in).
+//! Kernel frame: the parameter structs every kernel (reference or fast) takes. The choice of
+//! kernels lives in [`crate::kernels`].
 
 pub mod params;
-pub mod table;
 
 pub use params::*;
-pub use table::{KernelTable, KernelTier};

@@ -3,8 +3,6 @@
 
 #![allow(dead_code)]
 
-use std::path::{Path, PathBuf};
-
 use tflite_runtime::npy::{NpyArray, NpyData};
 use tflite_runtime::padding::out_size;
 use tflite_runtime::synth::{Rng, UNetSpec, unet};
@@ -15,10 +13,6 @@ pub struct Case {
     pub name: String,
     pub model: Model,
     pub inputs: Vec<NpyArray>,
-}
-
-pub fn oracle_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/litert_oracle.py")
 }
 
 pub const ACTIVATIONS: [Activation; 4] = [

@@ -3,33 +3,15 @@
 
 use tflite_writer::*;
 
-/// Deterministic pseudo-random numbers (xorshift), so tests need no RNG crate.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
-    }
-    pub fn f32(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
-    }
-    pub fn i8(&mut self) -> i8 {
-        self.next_u64() as i8
-    }
-}
+/// The workspace's seeded generator, so that test models depend only on their seed.
+pub use seeded_rng::SplitMix64 as Rng;
 
 /// A float CONV_2D model: 1×8×8×3 → conv 3×3 (4 filters, ReLU) → 1×8×8×4.
 pub fn float_conv() -> Model {
-    let mut rng = Rng(7);
+    let mut rng = Rng::new(7);
     let mut b = ModelBuilder::new();
     let x = b.add_input("input", &[1, 8, 8, 3], TensorType::Float32, None);
-    let weights: Vec<f32> = (0..4 * 3 * 3 * 3).map(|_| rng.f32()).collect();
+    let weights: Vec<f32> = (0..4 * 3 * 3 * 3).map(|_| rng.uniform(1.0)).collect();
     let w = b.add_const_f32("conv/weights", &[4, 3, 3, 3], &weights);
     let bias = b.add_const_f32("conv/bias", &[4], &[0.1, -0.2, 0.3, 0.0]);
     let y = b.add_activation("output", &[1, 8, 8, 4], TensorType::Float32, None);
@@ -62,7 +44,9 @@ fn int8_weights(
     let n_channels = shape[axis as usize] as usize;
     let count: usize = shape.iter().map(|&d| d as usize).product();
     let scales: Vec<f32> = (0..n_channels).map(|c| 0.01 + 0.002 * c as f32).collect();
-    let values: Vec<i8> = (0..count).map(|_| rng.i8().max(-127)).collect();
+    let values: Vec<i8> = (0..count)
+        .map(|_| (rng.next_u64() as i8).max(-127))
+        .collect();
     let w = b.add_const_i8(
         &format!("{name}/weights"),
         shape,
@@ -85,7 +69,7 @@ fn int8_weights(
 /// CONCATENATION, RESHAPE, STRIDED_SLICE, PACK, RESIZE_NEAREST_NEIGHBOR, RESIZE_BILINEAR, ADD,
 /// MUL, FULLY_CONNECTED, SOFTMAX, LOGISTIC, QUANTIZE, DEQUANTIZE.
 pub fn int8_all_ops() -> Model {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut b = ModelBuilder::new();
     let s_in = 0.02;
     let x = b.add_input("input", &[1, 8, 8, 2], TensorType::Int8, q(s_in, -3));
@@ -225,7 +209,9 @@ pub fn int8_all_ops() -> Model {
         &[flat],
     );
     // FULLY_CONNECTED 512 -> 10 (per-tensor weights, as LiteRT's int8 FC expects).
-    let fc_w: Vec<i8> = (0..10 * 512).map(|_| rng.i8().max(-127)).collect();
+    let fc_w: Vec<i8> = (0..10 * 512)
+        .map(|_| (rng.next_u64() as i8).max(-127))
+        .collect();
     let fw = b.add_const_i8("fc/weights", &[10, 512], &fc_w, q(0.004, 0));
     let fbias = b.add_const_i32(
         "fc/bias",

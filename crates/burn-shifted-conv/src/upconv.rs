@@ -234,8 +234,8 @@ pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
     use crate::test_support::{dot, max_abs_diff, random};
+    use seeded_rng::SplitMix64;
 
     fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
         let (c_in, h, w) = (s.channels, s.height, s.width);

@@ -475,8 +475,8 @@ pub fn bias_grad(grad: &[f32], batch: usize, c_out: usize, plane: usize) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rng::SplitMix64;
     use crate::test_support::{dot, max_abs_diff, random};
+    use seeded_rng::SplitMix64;
 
     /// Direct definition, for checking.
     fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {

@@ -1,5 +1,5 @@
-//! The U-Net's 3×3 "same" convolution and 2×2/2 transposed convolution as a burn backend
-//! extension with a handwritten backward.
+//! The U-Net's 3×3 "same" convolution, 2×2/2 transposed convolution and 2×2 max-pool as a burn
+//! backend extension with a handwritten backward (used by `unet-train`'s model).
 //!
 //! burn 0.22.1's autodiff differentiates `conv2d` through `conv2d_x_backward` and
 //! `conv2d_weight_backward`, which Flex does not override. The generic defaults compute the
@@ -14,8 +14,12 @@
 //! functions; [`conv3x3`] uses the extension only on Flex (with or without autodiff), plain
 //! `conv2d` elsewhere, so every backend feature still builds and runs.
 
+#![warn(missing_docs)]
+
 pub mod kernel;
 pub mod pool;
+#[cfg(test)]
+mod test_support;
 pub mod upconv;
 
 use burn::backend::autodiff::NodeId;

@@ -1,6 +1,7 @@
-//! `parse_vela` on a real Vela 5.2.0 summary CSV and stdout (see `fixtures/README.md`).
+//! `vela_runner::parse` on a real Vela 5.2.0 summary CSV and stdout (see `fixtures/README.md`),
+//! and a real compilation when Vela is installed.
 
-use unet_bench::backends::vela::parse_vela;
+use vela_runner::parse as parse_vela;
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,4 +39,27 @@ fn broken_summary_is_an_error() {
     assert!(e.to_string().contains("no data row"), "{e}");
     let e = parse_vela("experiment,inference_time\ndefault,abc\n", "").expect_err("not numeric");
     assert!(e.to_string().contains("inference_time"), "{e}");
+}
+
+#[test]
+fn real_compilation_of_the_committed_tf_model() {
+    let Some(_) = litert_oracle::require(
+        "Arm Vela (pip ethos-u-vela)",
+        vela_runner::version(std::path::Path::new(vela_runner::DEFAULT_EXECUTABLE))
+            .map_err(|e| e.to_string()),
+    ) else {
+        return;
+    };
+    let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../fixtures/tf_unet/tiny_unet_int8.tflite");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let job = vela_runner::VelaJob::new(&model, "ethos-u55-256", &dir.path().join("u55"));
+    let compiled = job.run().expect("vela compiles the TF model");
+    assert!(compiled.estimate.inference_ms > 0.0);
+    assert!(compiled.estimate.npu_ops.is_some());
+    assert!(dir.path().join("u55/vela_stdout.txt").is_file());
+    // A configuration Vela does not know is an error naming the command, not a panic.
+    let bad = vela_runner::VelaJob::new(&model, "ethos-u99-1", &dir.path().join("bad"));
+    let err = bad.run().expect_err("unknown accelerator");
+    assert!(err.to_string().contains("ethos-u99-1"), "{err}");
 }

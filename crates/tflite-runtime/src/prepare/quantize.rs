@@ -1,0 +1,64 @@
+//! Preparing QUANTIZE and DEQUANTIZE ([`crate::reference::quantize`], [`crate::reference::dequantize`]).
+
+#[allow(unused_imports)]
+use super::*;
+
+impl Builder<'_> {
+    /// QUANTIZE: operand and option checks, output shape, kernel.
+    pub(super) fn quantize(
+        &self,
+        cx: &OpCx,
+        _op: &Operator,
+        ins: &OpInputs,
+        output: usize,
+    ) -> Result<(Kernel, Vec<usize>), RuntimeError> {
+        let out_dtype = self.info(output).dtype;
+        ins.count(1, 1)?;
+        let x = ins.req(0)?;
+        let shape = self.info(x).shape.clone();
+        match (self.info(x).dtype, out_dtype) {
+            (TensorType::Float32, TensorType::Int8) => {
+                let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
+                Ok((Kernel::QuantizeF32I8 { scale, zero_point }, shape))
+            }
+            (TensorType::Int8, TensorType::Int8) => {
+                let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
+                let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
+                let m = self.multiplier(cx, s_in as f64 / s_out as f64)?;
+                Ok((
+                    Kernel::Requantize(RequantParams {
+                        input_zero_point: zp_in,
+                        output_zero_point: zp_out,
+                        multiplier: m.multiplier,
+                        shift: m.shift,
+                        act_min: i8::MIN as i32,
+                        act_max: i8::MAX as i32,
+                    }),
+                    shape,
+                ))
+            }
+            _ => Err(self.type_error(cx, &[x], output)),
+        }
+    }
+
+    /// DEQUANTIZE: operand and option checks, output shape, kernel.
+    pub(super) fn dequantize(
+        &self,
+        cx: &OpCx,
+        _op: &Operator,
+        ins: &OpInputs,
+        output: usize,
+    ) -> Result<(Kernel, Vec<usize>), RuntimeError> {
+        let out_dtype = self.info(output).dtype;
+        ins.count(1, 1)?;
+        let x = ins.req(0)?;
+        let shape = self.info(x).shape.clone();
+        match (self.info(x).dtype, out_dtype) {
+            (TensorType::Int8, TensorType::Float32) => {
+                let (scale, zero_point) = self.per_tensor(cx, x, "input")?;
+                Ok((Kernel::DequantizeI8 { scale, zero_point }, shape))
+            }
+            _ => Err(self.type_error(cx, &[x], output)),
+        }
+    }
+}

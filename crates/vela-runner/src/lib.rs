@@ -1,0 +1,342 @@
+//! Arm Vela (`pip install ethos-u-vela`), the compiler of int8 `.tflite` models for Arm's
+//! Ethos-U NPUs: runs it and parses what it reports.
+//!
+//! This is the one Vela door of the workspace: `unet-quantizer`'s `--vela` check (operators left
+//! on the CPU) and `unet-bench`'s `vela:<config>` rows (the estimated latency) both go through
+//! [`VelaJob::run`]. Every time it returns is an **estimate** of Vela's performance model, never a
+//! measurement on an NPU.
+//!
+//! ```no_run
+//! use std::path::Path;
+//! let job = vela_runner::VelaJob::new(Path::new("unet_int8.tflite"), "ethos-u55-256", Path::new("out/vela"));
+//! let compiled = job.run()?;
+//! println!("{} CPU ops, {:.2} ms (estimate)", compiled.cpu_ops(), compiled.estimate.inference_ms);
+//! # Ok::<(), vela_runner::VelaError>(())
+//! ```
+
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+/// The Ethos-U configurations this project checks its models for.
+pub const ACCELERATORS: [&str; 2] = ["ethos-u55-256", "ethos-u65-256"];
+
+/// The executable looked up on `PATH` when none is given.
+pub const DEFAULT_EXECUTABLE: &str = "vela";
+
+/// What went wrong running or reading Vela.
+#[derive(Debug, thiserror::Error)]
+pub enum VelaError {
+    /// The executable does not run (not installed, or broken).
+    #[error("{0} (pip install ethos-u-vela)")]
+    Unavailable(String),
+    /// Vela ran and failed: the command and the last lines it printed.
+    #[error("`{command}` exited with {status}: {tail}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// Its exit status.
+        status: String,
+        /// The last lines of its stderr and stdout.
+        tail: String,
+    },
+    /// A file of Vela's output could not be read or written.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The stdout log could not be written.
+    #[error(transparent)]
+    Write(#[from] artifact_io::WriteError),
+    /// Vela's summary is not what this parser knows.
+    #[error("Vela summary: {0}")]
+    Parse(String),
+}
+
+/// What Vela's performance model estimated for one compilation.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VelaEstimate {
+    /// Accelerator configuration as Vela names it (e.g. `Ethos_U55_256`).
+    pub accelerator: String,
+    /// System configuration used.
+    pub system_config: String,
+    /// Memory mode used.
+    pub memory_mode: String,
+    /// Core clock in Hz.
+    pub core_clock_hz: f64,
+    /// Estimated inference time in milliseconds.
+    pub inference_ms: f64,
+    /// Estimated total cycles per inference.
+    pub cycles_total: f64,
+    /// Estimated NPU cycles.
+    pub cycles_npu: Option<f64>,
+    /// SRAM used (KiB).
+    pub sram_kib: Option<f64>,
+    /// Off-chip flash used (KiB).
+    pub off_chip_flash_kib: Option<f64>,
+    /// DRAM used (KiB).
+    pub dram_kib: Option<f64>,
+    /// Operators placed on the NPU.
+    pub npu_ops: Option<usize>,
+    /// Operators left for the CPU.
+    pub cpu_ops: Option<usize>,
+    /// MACs per inference.
+    pub macs: Option<f64>,
+}
+
+/// One finished compilation.
+#[derive(Debug, Clone)]
+pub struct Compilation {
+    /// The parsed estimate.
+    pub estimate: VelaEstimate,
+    /// The command line that produced it.
+    pub command: String,
+    /// The directory holding Vela's outputs (the compiled model, the CSVs, `vela_stdout.txt`).
+    pub out_dir: PathBuf,
+}
+
+impl Compilation {
+    /// Operators Vela left for the CPU (0 when its summary had no count, which Vela prints only
+    /// when there are operators to place).
+    pub fn cpu_ops(&self) -> usize {
+        self.estimate.cpu_ops.unwrap_or(0)
+    }
+}
+
+/// `vela --version` of `vela`, or why it does not run.
+pub fn version(vela: &Path) -> Result<String, VelaError> {
+    match Command::new(vela).arg("--version").output() {
+        Ok(out) if out.status.success() => {
+            Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+        Ok(out) => Err(VelaError::Unavailable(format!(
+            "`{} --version` failed: {}",
+            vela.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))),
+        Err(e) => Err(VelaError::Unavailable(format!(
+            "cannot run `{}`: {e}",
+            vela.display()
+        ))),
+    }
+}
+
+/// One Vela compilation to run.
+#[derive(Debug, Clone)]
+pub struct VelaJob {
+    /// The executable.
+    pub vela: PathBuf,
+    /// The int8 model.
+    pub model: PathBuf,
+    /// `--accelerator-config` (`ethos-u55-256`, `ethos-u65-256`, ...).
+    pub accelerator: String,
+    /// Extra flags passed through (`--config my.ini --system-config ... --memory-mode ...`).
+    pub extra_args: Vec<String>,
+    /// `--output-dir`; created when missing.
+    pub out_dir: PathBuf,
+}
+
+impl VelaJob {
+    /// A job with the `vela` on `PATH` and no extra flags.
+    pub fn new(model: &Path, accelerator: &str, out_dir: &Path) -> Self {
+        Self {
+            vela: PathBuf::from(DEFAULT_EXECUTABLE),
+            model: model.to_path_buf(),
+            accelerator: accelerator.to_string(),
+            extra_args: Vec::new(),
+            out_dir: out_dir.to_path_buf(),
+        }
+    }
+
+    /// The command line, as a user would type it.
+    pub fn command_line(&self) -> String {
+        let mut line = format!(
+            "{} {} --accelerator-config {} --output-dir {}",
+            self.vela.display(),
+            self.model.display(),
+            self.accelerator,
+            self.out_dir.display()
+        );
+        for arg in &self.extra_args {
+            line.push(' ');
+            line.push_str(arg);
+        }
+        line
+    }
+
+    /// Runs Vela, keeps its stdout as `vela_stdout.txt` in the output directory, and parses the
+    /// summary CSV it writes there (`<model stem>_summary_<system config>.csv`).
+    pub fn run(&self) -> Result<Compilation, VelaError> {
+        let command = self.command_line();
+        std::fs::create_dir_all(&self.out_dir).map_err(|source| VelaError::Io {
+            path: self.out_dir.clone(),
+            source,
+        })?;
+        let out = Command::new(&self.vela)
+            .arg(&self.model)
+            .arg("--accelerator-config")
+            .arg(&self.accelerator)
+            .arg("--output-dir")
+            .arg(&self.out_dir)
+            .args(&self.extra_args)
+            .output()
+            .map_err(|e| VelaError::Unavailable(format!("cannot run `{command}`: {e}")))?;
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let mut tail: Vec<&str> = stderr
+                .lines()
+                .chain(stdout.lines())
+                .filter(|l| !l.trim().is_empty())
+                .rev()
+                .take(4)
+                .collect();
+            tail.reverse();
+            return Err(VelaError::Failed {
+                command,
+                status: out.status.to_string(),
+                tail: tail.join(" | "),
+            });
+        }
+        artifact_io::write_atomic(&self.out_dir.join("vela_stdout.txt"), stdout.as_bytes())?;
+        let csv_path = self.summary_csv()?;
+        let csv = std::fs::read_to_string(&csv_path).map_err(|source| VelaError::Io {
+            path: csv_path.clone(),
+            source,
+        })?;
+        let estimate = parse(&csv, &stdout)
+            .map_err(|e| VelaError::Parse(format!("{}: {e}", csv_path.display())))?;
+        Ok(Compilation {
+            estimate,
+            command,
+            out_dir: self.out_dir.clone(),
+        })
+    }
+
+    fn summary_csv(&self) -> Result<PathBuf, VelaError> {
+        let stem = self
+            .model
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!("{stem}_summary_");
+        let entries = std::fs::read_dir(&self.out_dir).map_err(|source| VelaError::Io {
+            path: self.out_dir.clone(),
+            source,
+        })?;
+        entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with(&prefix))
+                    && p.extension().is_some_and(|e| e == "csv")
+            })
+            .ok_or_else(|| {
+                VelaError::Parse(format!("no {prefix}*.csv in {}", self.out_dir.display()))
+            })
+    }
+}
+
+/// The header and first data row of a CSV, by column name.
+fn first_row(csv_text: &str) -> Result<BTreeMap<String, String>, VelaError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv_text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| VelaError::Parse(format!("bad CSV header: {e}")))?
+        .clone();
+    let row = reader
+        .records()
+        .find(|r| r.as_ref().map_or(true, |r| r.iter().any(|f| !f.is_empty())))
+        .ok_or_else(|| VelaError::Parse("summary CSV has no data row".into()))?
+        .map_err(|e| VelaError::Parse(format!("bad CSV row: {e}")))?;
+    Ok(header
+        .iter()
+        .zip(row.iter())
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+/// `<label> operators = N` from Vela's printed network summary.
+fn operator_count(stdout: &str, label: &str) -> Option<usize> {
+    stdout.lines().find_map(|l| {
+        let rest = l
+            .trim()
+            .strip_prefix(label)?
+            .trim_start()
+            .strip_prefix("operators")?
+            .trim_start()
+            .strip_prefix('=')?;
+        rest.split_whitespace().next()?.parse::<usize>().ok()
+    })
+}
+
+/// Parses Vela's `<model>_summary_<system>.csv` and the operator counts of its stdout
+/// (`CPU operators = N (…%)`, `NPU operators = N (…%)`).
+pub fn parse(summary_csv: &str, stdout: &str) -> Result<VelaEstimate, VelaError> {
+    let row = first_row(summary_csv)?;
+    let text = |k: &str| row.get(k).cloned().unwrap_or_default();
+    let num = |k: &str| row.get(k).and_then(|v| v.parse::<f64>().ok());
+    let need = |k: &str| {
+        num(k).ok_or_else(|| VelaError::Parse(format!("summary CSV has no numeric {k:?}")))
+    };
+    let inference_s = need("inference_time")?;
+    Ok(VelaEstimate {
+        accelerator: text("accelerator_configuration"),
+        system_config: text("system_config"),
+        memory_mode: text("memory_mode"),
+        core_clock_hz: need("core_clock")?,
+        inference_ms: inference_s * 1e3,
+        cycles_total: need("cycles_total")?,
+        cycles_npu: num("cycles_npu"),
+        sram_kib: num("sram_memory_used"),
+        off_chip_flash_kib: num("off_chip_flash_memory_used"),
+        dram_kib: num("dram_memory_used"),
+        npu_ops: operator_count(stdout, "NPU"),
+        cpu_ops: operator_count(stdout, "CPU"),
+        macs: num("nn_macs"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operator_counts_from_the_printed_summary() {
+        let text =
+            "Network summary for unet\nCPU operators = 3 (8.6%)\nNPU operators = 32 (91.4%)\n";
+        assert_eq!(operator_count(text, "CPU"), Some(3));
+        assert_eq!(operator_count(text, "NPU"), Some(32));
+        assert_eq!(operator_count("nothing here", "CPU"), None);
+    }
+
+    #[test]
+    fn quoted_fields_and_blank_lines() {
+        let csv = "\n\"experiment\",inference_time,core_clock,cycles_total,network\n\n\
+                   default,0.5,\"1e9\",5e8,\"a, b\"\n";
+        let row = first_row(csv).expect("parses");
+        assert_eq!(row["network"], "a, b");
+        let est = parse(csv, "").expect("parses");
+        assert_eq!(est.inference_ms, 500.0);
+        assert_eq!(est.core_clock_hz, 1e9);
+    }
+
+    #[test]
+    fn a_missing_executable_is_unavailable() {
+        let err = version(Path::new("/nonexistent/vela")).expect_err("no such file");
+        assert!(matches!(err, VelaError::Unavailable(_)), "{err}");
+        assert!(err.to_string().contains("/nonexistent/vela"), "{err}");
+    }
+}
