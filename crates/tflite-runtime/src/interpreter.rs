@@ -4,7 +4,8 @@ use tflite_writer::{BuiltinOp, Model};
 
 use crate::error::RuntimeError;
 use crate::exec::execute;
-use crate::fast::{DetectedPath, FastOps, Int8Path};
+use crate::fast::{DetectedPath, Int8Path};
+use crate::fast_ops::FastOps;
 use crate::kernels::{KernelTable, KernelTier};
 use crate::prepare::{Loc, Prepared, prepare};
 use crate::tensor::{AlignedBytes, Element, TensorData, TensorInfo};

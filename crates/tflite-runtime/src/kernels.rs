@@ -12,7 +12,7 @@
 //!   so no table can hold a path the CPU cannot run.
 //!
 //! `prepare` asks the table for every heavy operator's kernel (packing constant weights through
-//! its factories), `exec` calls the slots, and `fast::FastOps` packs the int8 operators of the
+//! its factories), `exec` calls the slots, and `fast_ops::FastOps` packs the int8 operators of the
 //! table's path. Nothing else chooses a kernel.
 
 use crate::error::RuntimeError;
@@ -102,7 +102,7 @@ pub struct KernelTable {
     /// Packed-weight f32 convolutions, for operators whose filter is constant.
     pub packed_f32: Option<PackedF32Factories>,
     /// The int8 GEMM path whose packed CONV_2D / TRANSPOSE_CONV / MAX_POOL_2D replace the
-    /// reference ones (`fast::FastOps`).
+    /// reference ones (`fast_ops::FastOps`).
     pub int8: Option<DetectedPath>,
 }
 

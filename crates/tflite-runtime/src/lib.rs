@@ -26,6 +26,7 @@ compile_error!("tflite-runtime reads TFLite's little-endian buffers in place");
 pub mod error;
 mod exec;
 pub mod fast;
+mod fast_ops;
 pub mod frame;
 mod interpreter;
 pub mod kernels;

@@ -20,6 +20,7 @@ mod error;
 pub mod ir;
 mod read;
 pub mod summary;
+pub mod unet_graph;
 pub mod versioning;
 mod write;
 

@@ -16,13 +16,13 @@
 //! No shape-computation ops: every shape is a constant, so the int8 model can run on an NPU.
 
 use burn::tensor::Tensor;
+use tflite_writer::unet_graph::{self, UNetEmitter, emit_unet};
 use tflite_writer::{
-    Activation, Buffer, BuiltinOp, BuiltinOptions, ConcatenationOptions, Conv2DOptions, Model,
-    Operator, Padding, Pool2DOptions, ResizeOptions, SignatureDef, Subgraph, Tensor as TfTensor,
-    TensorMap, TensorType, TransposeConvOptions,
+    Buffer, BuiltinOp, BuiltinOptions, Model, Operator, ResizeOptions, SignatureDef, Subgraph,
+    Tensor as TfTensor, TensorMap, TensorType,
 };
 
-use crate::model::{Conv1x1, Conv3x3, UNet, UpConv};
+use crate::model::{Conv3x3, UNet, UpConv};
 
 /// Name of the exported input tensor and signature input.
 pub const INPUT_NAME: &str = "input";
@@ -145,7 +145,7 @@ impl GraphBuilder {
         weight: Vec<f32>,
         dims: [usize; 4],
         bias: Vec<f32>,
-        act: Activation,
+        relu: bool,
     ) -> i32 {
         let [o, i, kh, kw] = dims;
         let w = self.tensor(
@@ -162,57 +162,57 @@ impl GraphBuilder {
         );
         let in_shape = self.shape(x);
         let y = self.activation(name, &[1, in_shape[1], in_shape[2], o]);
-        let options = Conv2DOptions {
-            padding: Padding::Same,
-            stride_w: 1,
-            stride_h: 1,
-            fused_activation: act,
-            dilation_w: 1,
-            dilation_h: 1,
-        };
         self.op(
             BuiltinOp::CONV_2D,
             vec![x, w, b],
             vec![y],
-            BuiltinOptions::Conv2D(options),
+            BuiltinOptions::Conv2D(unet_graph::conv_options(relu)),
         );
         y
     }
+}
 
-    fn conv3x3(&mut self, name: &str, x: i32, conv: &Conv3x3) -> i32 {
-        let dims = conv.weight.dims();
-        let (w, b) = (values(conv.weight.val()), values(conv.bias.val()));
-        self.conv(name, x, w, dims, b, Activation::Relu)
+/// The float export as a [`UNetEmitter`]: each layer's weights are the model's next module, in
+/// graph order.
+struct Exporter<'m> {
+    g: GraphBuilder,
+    convs: std::vec::IntoIter<(Vec<f32>, [usize; 4], Vec<f32>)>,
+    ups: std::vec::IntoIter<&'m Option<UpConv>>,
+}
+
+impl UNetEmitter for Exporter<'_> {
+    type Tensor = i32;
+
+    fn input(&mut self, size: usize, channels: usize) -> i32 {
+        self.g.activation(INPUT_NAME, &[1, size, size, channels])
     }
 
-    fn conv1x1(&mut self, name: &str, x: i32, conv: &Conv1x1) -> i32 {
-        let dims = conv.weight.dims();
-        let (w, b) = (values(conv.weight.val()), values(conv.bias.val()));
-        self.conv(name, x, w, dims, b, Activation::None)
+    fn conv(&mut self, name: &str, x: i32, _out_c: usize, _k: usize, relu: bool) -> i32 {
+        let (weight, dims, bias) = self
+            .convs
+            .next()
+            .expect("the U-Net has one convolution module per convolution of the graph");
+        self.g.conv(name, x, weight, dims, bias, relu)
     }
 
-    fn pool(&mut self, name: &str, x: i32) -> i32 {
-        let s = self.shape(x);
-        let y = self.activation(name, &[1, s[1] / 2, s[2] / 2, s[3]]);
-        let options = Pool2DOptions {
-            padding: Padding::Valid,
-            stride_w: 2,
-            stride_h: 2,
-            filter_width: 2,
-            filter_height: 2,
-            fused_activation: Activation::None,
-        };
-        self.op(
+    fn max_pool(&mut self, name: &str, x: i32) -> i32 {
+        let s = self.g.shape(x);
+        let y = self.g.activation(name, &[1, s[1] / 2, s[2] / 2, s[3]]);
+        self.g.op(
             BuiltinOp::MAX_POOL_2D,
             vec![x],
             vec![y],
-            BuiltinOptions::Pool2D(options),
+            BuiltinOptions::Pool2D(unet_graph::pool_options()),
         );
         y
     }
 
-    fn up(&mut self, name: &str, x: i32, conv: &Option<UpConv>) -> i32 {
-        let s = self.shape(x);
+    fn upsample(&mut self, name: &str, x: i32, _out_c: usize) -> i32 {
+        let conv = self
+            .ups
+            .next()
+            .expect("the U-Net has one upsampling per decoder level");
+        let s = self.g.shape(x);
         let (h, w) = (2 * s[1], 2 * s[2]);
         match conv {
             Some(conv) => {
@@ -220,52 +220,46 @@ impl GraphBuilder {
                 let [i, o, kh, kw] = dims;
                 let weight = iohw_to_ohwi(&values(conv.weight.val()), dims);
                 let output_shape = [1, h as i32, w as i32, o as i32];
-                let shape_t = self.tensor(
+                let shape_t = self.g.tensor(
                     &format!("{name}/output_shape"),
                     &[4],
                     TensorType::Int32,
                     Some(i32_bytes(&output_shape)),
                 );
-                let w_t = self.tensor(
+                let w_t = self.g.tensor(
                     &format!("{name}/kernel"),
                     &[o, kh, kw, i],
                     TensorType::Float32,
                     Some(f32_bytes(&weight)),
                 );
-                let b_t = self.tensor(
+                let b_t = self.g.tensor(
                     &format!("{name}/bias"),
                     &[o],
                     TensorType::Float32,
                     Some(f32_bytes(&values(conv.bias.val()))),
                 );
-                let y = self.activation(name, &[1, h, w, o]);
-                let options = TransposeConvOptions {
-                    padding: Padding::Same,
-                    stride_w: 2,
-                    stride_h: 2,
-                    fused_activation: Activation::None,
-                };
-                self.op(
+                let y = self.g.activation(name, &[1, h, w, o]);
+                self.g.op(
                     BuiltinOp::TRANSPOSE_CONV,
                     vec![shape_t, w_t, x, b_t],
                     vec![y],
-                    BuiltinOptions::TransposeConv(options),
+                    BuiltinOptions::TransposeConv(unet_graph::transpose_conv_options()),
                 );
                 y
             }
             None => {
-                let size_t = self.tensor(
+                let size_t = self.g.tensor(
                     &format!("{name}/size"),
                     &[2],
                     TensorType::Int32,
                     Some(i32_bytes(&[h as i32, w as i32])),
                 );
-                let y = self.activation(name, &[1, h, w, s[3]]);
+                let y = self.g.activation(name, &[1, h, w, s[3]]);
                 let options = ResizeOptions {
                     align_corners: false,
                     half_pixel_centers: false,
                 };
-                self.op(
+                self.g.op(
                     BuiltinOp::RESIZE_NEAREST_NEIGHBOR,
                     vec![x, size_t],
                     vec![y],
@@ -276,68 +270,73 @@ impl GraphBuilder {
         }
     }
 
-    fn concat(&mut self, name: &str, a: i32, b: i32) -> i32 {
-        let (sa, sb) = (self.shape(a), self.shape(b));
-        let y = self.activation(name, &[1, sa[1], sa[2], sa[3] + sb[3]]);
-        let options = ConcatenationOptions {
-            axis: 3,
-            fused_activation: Activation::None,
-        };
-        self.op(
+    fn concat(&mut self, name: &str, upsampled: i32, skip: i32) -> i32 {
+        let (sa, sb) = (self.g.shape(upsampled), self.g.shape(skip));
+        let y = self.g.activation(name, &[1, sa[1], sa[2], sa[3] + sb[3]]);
+        self.g.op(
             BuiltinOp::CONCATENATION,
-            vec![a, b],
+            vec![upsampled, skip],
             vec![y],
-            BuiltinOptions::Concatenation(options),
+            BuiltinOptions::Concatenation(unet_graph::concat_options()),
         );
         y
     }
+
+    fn sigmoid(&mut self, logits: i32) -> i32 {
+        let output = self.g.activation(OUTPUT_NAME, &self.g.shape(logits));
+        self.g.op(
+            BuiltinOp::LOGISTIC,
+            vec![logits],
+            vec![output],
+            BuiltinOptions::None,
+        );
+        output
+    }
 }
 
-/// Exports `model` as a float32 TFLite model (NHWC, batch 1, static `size × size` input).
+fn conv_weights(weight: &Tensor<4>, bias: &Tensor<1>) -> (Vec<f32>, [usize; 4], Vec<f32>) {
+    (values(weight.clone()), weight.dims(), values(bias.clone()))
+}
+
+/// Exports `model` as a float32 TFLite model (NHWC, batch 1, static `size × size` input), layer
+/// by layer as [`unet_graph::emit_unet`] orders them.
 pub fn export_float(model: &UNet) -> Model {
-    let size = model.size;
-    let mut g = GraphBuilder::new();
-    let input = g.activation(INPUT_NAME, &[1, size, size, 1]);
-
-    let a = g.conv3x3("encodeAa", input, &model.encode_a0);
-    let encode_a = g.conv3x3("encodeAb", a, &model.encode_a1);
-    let pool_a = g.pool("poolA", encode_a);
-    let b = g.conv3x3("encodeBa", pool_a, &model.encode_b0);
-    let encode_b = g.conv3x3("encodeBb", b, &model.encode_b1);
-    let pool_b = g.pool("poolB", encode_b);
-    let c = g.conv3x3("encodeCa", pool_b, &model.encode_c0);
-    let encode_c = g.conv3x3("encodeCb", c, &model.encode_c1);
-    let pool_c = g.pool("poolC", encode_c);
-    let d = g.conv3x3("encodeDa", pool_c, &model.encode_d0);
-    let encode_d = g.conv3x3("encodeDb", d, &model.encode_d1);
-    let pool_d = g.pool("poolD", encode_d);
-    let e = g.conv3x3("encodeEa", pool_d, &model.encode_e0);
-    let encode_e = g.conv3x3("encodeEb", e, &model.encode_e1);
-
-    let up_e = g.up("upE", encode_e, &model.transconv_e);
-    let concat_d = g.concat("concatD", up_e, encode_d);
-    let dc = g.conv3x3("decodeCa", concat_d, &model.decode_c0);
-    let decode_c = g.conv3x3("decodeCb", dc, &model.decode_c1);
-    let up_c = g.up("upC", decode_c, &model.transconv_c);
-    let concat_c = g.concat("concatC", up_c, encode_c);
-    let db = g.conv3x3("decodeBa", concat_c, &model.decode_b0);
-    let decode_b = g.conv3x3("decodeBb", db, &model.decode_b1);
-    let up_b = g.up("upB", decode_b, &model.transconv_b);
-    let concat_b = g.concat("concatB", up_b, encode_b);
-    let da = g.conv3x3("decodeAa", concat_b, &model.decode_a0);
-    let decode_a = g.conv3x3("decodeAb", da, &model.decode_a1);
-    let up_a = g.up("upA", decode_a, &model.transconv_a);
-    let concat_a = g.concat("concatA", up_a, encode_a);
-    let o = g.conv3x3("convOuta", concat_a, &model.conv_out0);
-    let conv_out = g.conv3x3("convOutb", o, &model.conv_out1);
-    let logits = g.conv1x1("PredictionMask/logits", conv_out, &model.prediction);
-    let output = g.activation(OUTPUT_NAME, &[1, size, size, 1]);
-    g.op(
-        BuiltinOp::LOGISTIC,
-        vec![logits],
-        vec![output],
-        BuiltinOptions::None,
-    );
+    let c3 = |c: &Conv3x3| conv_weights(&c.weight.val(), &c.bias.val());
+    let convs = vec![
+        c3(&model.encode_a0),
+        c3(&model.encode_a1),
+        c3(&model.encode_b0),
+        c3(&model.encode_b1),
+        c3(&model.encode_c0),
+        c3(&model.encode_c1),
+        c3(&model.encode_d0),
+        c3(&model.encode_d1),
+        c3(&model.encode_e0),
+        c3(&model.encode_e1),
+        c3(&model.decode_c0),
+        c3(&model.decode_c1),
+        c3(&model.decode_b0),
+        c3(&model.decode_b1),
+        c3(&model.decode_a0),
+        c3(&model.decode_a1),
+        c3(&model.conv_out0),
+        c3(&model.conv_out1),
+        conv_weights(&model.prediction.weight.val(), &model.prediction.bias.val()),
+    ];
+    let ups = vec![
+        &model.transconv_e,
+        &model.transconv_c,
+        &model.transconv_b,
+        &model.transconv_a,
+    ];
+    let fms = convs[0].1[0];
+    let mut exporter = Exporter {
+        g: GraphBuilder::new(),
+        convs: convs.into_iter(),
+        ups: ups.into_iter(),
+    };
+    let (input, output) = emit_unet(&mut exporter, model.size, 1, fms);
+    let g = exporter.g;
 
     let subgraph = Subgraph {
         name: "main".to_string(),

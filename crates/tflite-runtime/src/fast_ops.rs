@@ -1,0 +1,157 @@
+//! The packed int8 operators of one prepared model: which executed operators the kernel
+//! table's int8 path replaces, their packed weights, and the operand workspace they share.
+//! (Kept out of `fast/`, which holds only kernels, so that the kernels depend on nothing above
+//! them.)
+
+use crate::fast::{DetectedPath, FastI8Op, Int8Gemm, max_pool_i8};
+
+/// The fast int8 operators of a prepared model, parallel to its executed operators, and the
+/// operand workspace they share.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FastOps {
+    /// The int8 path in use (`None`: reference kernels only).
+    pub path: Option<DetectedPath>,
+    /// `ops[j]` replaces executed operator `j` when set.
+    pub ops: Vec<Option<FastI8Op>>,
+    /// Operand buffer, as large as the largest op needs.
+    pub workspace: Vec<u8>,
+}
+
+impl FastOps {
+    /// Packs every int8 CONV_2D and TRANSPOSE_CONV with constant weights (and bias) that the
+    /// fast kernels cover; the others keep their reference kernel. The shared workspace must fit
+    /// in `limit` bytes together with the `used` bytes already planned, else
+    /// [`crate::RuntimeError::MemoryLimit`] (checked before it is allocated).
+    pub(crate) fn plan(
+        prepared: &crate::prepare::Prepared,
+        path: Option<DetectedPath>,
+        used: u64,
+        limit: u64,
+    ) -> Result<Self, crate::RuntimeError> {
+        use crate::exec::Kernel;
+        use crate::prepare::Loc;
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
+        let const_bytes = |t: Option<usize>| -> Option<&[u8]> {
+            match prepared.slots.get(t?)?.loc {
+                Loc::Const(c) => Some(prepared.consts[c].as_bytes()),
+                _ => None,
+            }
+        };
+        let mut ops = Vec::with_capacity(prepared.ops.len());
+        for op in &prepared.ops {
+            let input = |k: usize| op.inputs.get(k).copied().flatten();
+            let fast = match &op.kernel {
+                Kernel::ConvI8 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    let bias = input(2).map(|b| const_bytes(Some(b)));
+                    match (filter, bias) {
+                        (Some(f), Some(Some(b))) => Int8Gemm::conv(
+                            path,
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            Some(bytemuck::cast_slice(b)),
+                        )
+                        .map(|gemm| FastI8Op::Gemm {
+                            input_index: 0,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::TransposeConvI8 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    // Some(None): no bias; None: a bias that is not constant.
+                    let bias = match input(3) {
+                        None => Some(None),
+                        Some(b) => const_bytes(Some(b)).map(Some),
+                    };
+                    match (filter, bias) {
+                        (Some(f), Some(b)) => Int8Gemm::transposed(
+                            path,
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            b.map(bytemuck::cast_slice),
+                        )
+                        .map(|gemm| FastI8Op::Gemm {
+                            input_index: 2,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::MaxPoolI8 { geometry, act } => Some(FastI8Op::MaxPool {
+                    geometry: *geometry,
+                    act: *act,
+                }),
+                _ => None,
+            };
+            ops.push(fast);
+        }
+        let (largest, bytes) = ops
+            .iter()
+            .enumerate()
+            .filter_map(|(j, f)| match f {
+                Some(FastI8Op::Gemm { gemm, .. }) => Some((j, gemm.workspace_bytes())),
+                _ => None,
+            })
+            .max_by_key(|&(j, bytes)| (bytes, std::cmp::Reverse(j)))
+            .unwrap_or((0, 0));
+        let needed = used.saturating_add(bytes as u64);
+        if needed > limit {
+            let op = &prepared.ops[largest];
+            return Err(crate::RuntimeError::MemoryLimit {
+                what: format!(
+                    "the {} kernels' operand workspace ({bytes} bytes, for operator {} ({})) on top of {used} bytes of arena and scratch",
+                    path.path().name(),
+                    op.index,
+                    op.op.name()
+                ),
+                needed,
+                limit,
+            });
+        }
+        Ok(Self {
+            path: Some(path),
+            ops,
+            workspace: vec![0u8; bytes],
+        })
+    }
+
+    /// Runs executed operator `j` if it has a fast kernel; returns false otherwise.
+    pub(crate) fn run(
+        &mut self,
+        j: usize,
+        inputs: &[Option<&[u8]>],
+        output: &mut [u8],
+        threads: usize,
+    ) -> bool {
+        let Some(Some(op)) = self.ops.get(j) else {
+            return false;
+        };
+        match op {
+            FastI8Op::Gemm { input_index, gemm } => {
+                let input = inputs.get(*input_index).copied().flatten().unwrap_or(&[]);
+                gemm.run(
+                    bytemuck::cast_slice(input),
+                    &mut self.workspace,
+                    bytemuck::cast_slice_mut(output),
+                    threads,
+                );
+            }
+            FastI8Op::MaxPool { geometry, act } => {
+                let input = inputs.first().copied().flatten().unwrap_or(&[]);
+                max_pool_i8(
+                    geometry,
+                    *act,
+                    bytemuck::cast_slice(input),
+                    bytemuck::cast_slice_mut(output),
+                );
+            }
+        }
+        true
+    }
+}
