@@ -178,16 +178,12 @@ pub fn parse_minutes(text: &str) -> Result<f64, String> {
 
 /// Parses `--slices`: 1 to [`MAX_SLICES`].
 fn parse_slices(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of slices"))?;
-    if !(1..=MAX_SLICES).contains(&value) {
-        return Err(format!(
-            "`{text}`: --slices takes 1 to {MAX_SLICES} slices per split"
-        ));
-    }
-    Ok(value)
+    unet_bench::cli::parse_count(
+        text,
+        MAX_SLICES,
+        "slices",
+        &format!("--slices takes 1 to {MAX_SLICES} slices per split"),
+    )
 }
 
 fn backend(arg: BackendArg) -> BackendKind {

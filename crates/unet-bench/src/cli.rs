@@ -29,18 +29,27 @@ pub fn parse_seconds(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
-/// Parses `--slices`: 1 to [`MAX_SLICES`].
-pub fn parse_slices(text: &str) -> Result<usize, String> {
+/// Parses a count flag: a whole number of `unit` from 1 to `max`; `range` is the message when
+/// it is out of range. Shared by the count flags of every subcommand.
+pub fn parse_count(text: &str, max: usize, unit: &str, range: &str) -> Result<usize, String> {
     let value: usize = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a whole number of slices"))?;
-    if !(1..=MAX_SLICES).contains(&value) {
-        return Err(format!(
-            "`{text}`: the bench needs 1 to {MAX_SLICES} input slices (runs cycle through them)"
-        ));
+        .map_err(|_| format!("`{text}` is not a whole number of {unit}"))?;
+    if !(1..=max).contains(&value) {
+        return Err(format!("`{text}`: {range}"));
     }
     Ok(value)
+}
+
+/// Parses `--slices`: 1 to [`MAX_SLICES`].
+pub fn parse_slices(text: &str) -> Result<usize, String> {
+    parse_count(
+        text,
+        MAX_SLICES,
+        "slices",
+        &format!("the bench needs 1 to {MAX_SLICES} input slices (runs cycle through them)"),
+    )
 }
 
 /// Which data the input slices come from.

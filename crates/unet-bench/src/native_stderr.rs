@@ -155,6 +155,11 @@ mod imp {
     #[cfg(test)]
     mod tests {
         use super::capture;
+        use std::sync::{Mutex, PoisonError};
+
+        /// These tests read which file fd 2 is before and after a capture: run one at a time,
+        /// or one test's reading lands inside the other's redirect.
+        static SERIAL: Mutex<()> = Mutex::new(());
 
         /// Writes straight to fd 2, as a C library does (bypassing Rust's stderr handle and
         /// the test harness's output capture).
@@ -175,6 +180,7 @@ mod imp {
 
         #[test]
         fn captures_native_writes_and_restores_fd2() {
+            let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
             let before = fd2_identity();
             let (value, text) = capture(|| {
                 raw_write_fd2("ERROR: no GPU adapter\nsecond line\n");
@@ -190,6 +196,7 @@ mod imp {
 
         #[test]
         fn fd2_is_restored_when_the_call_panics() {
+            let _serial = SERIAL.lock().unwrap_or_else(PoisonError::into_inner);
             let before = fd2_identity();
             let result = std::panic::catch_unwind(|| capture(|| panic!("inside the capture")));
             assert!(result.is_err());

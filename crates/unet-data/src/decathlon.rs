@@ -305,17 +305,7 @@ fn decode(pair: &VolumePair) -> Result<DecodedVolume, DataError> {
     let mut image = read_first_volume(&pair.image)?;
     let raw_label = read_first_volume(&pair.label)?;
     // The z-scored value of raw 0: mean and std from the same pass as z_score.
-    let n = image.len() as f64;
-    let mean = image.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let var = image
-        .iter()
-        .map(|&v| {
-            let d = f64::from(v) - mean;
-            d * d
-        })
-        .sum::<f64>()
-        / n;
-    let std = libm::sqrt(var);
+    let (mean, std) = crate::mean_std(&image);
     let background = if std > 1e-12 {
         (-mean / std) as f32
     } else {

@@ -301,12 +301,9 @@ pub fn open_source(cfg: &DataConfig, split: Split) -> Result<Box<dyn SliceSource
     Ok(source)
 }
 
-/// Z-scores `values` in place (population mean and standard deviation, accumulated in f64 in a
-/// fixed order so the result is the same everywhere). A constant input becomes all zeros.
-pub fn z_score(values: &mut [f32]) {
-    if values.is_empty() {
-        return;
-    }
+/// Population mean and standard deviation of `values`, accumulated in f64 in a fixed order
+/// (NaN for an empty slice).
+pub fn mean_std(values: &[f32]) -> (f64, f64) {
     let n = values.len() as f64;
     let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
     let var = values
@@ -317,7 +314,16 @@ pub fn z_score(values: &mut [f32]) {
         })
         .sum::<f64>()
         / n;
-    let std = libm::sqrt(var);
+    (mean, libm::sqrt(var))
+}
+
+/// Z-scores `values` in place (population mean and standard deviation, accumulated in f64 in a
+/// fixed order so the result is the same everywhere). A constant input becomes all zeros.
+pub fn z_score(values: &mut [f32]) {
+    if values.is_empty() {
+        return;
+    }
+    let (mean, std) = mean_std(values);
     let inv = if std > 1e-12 { 1.0 / std } else { 0.0 };
     for v in values.iter_mut() {
         *v = ((f64::from(*v) - mean) * inv) as f32;
