@@ -114,7 +114,12 @@ pub fn activation_range_i8(
     output_zero_point: i32,
 ) -> Option<(i32, i32)> {
     let (qmin, qmax) = (i8::MIN as i32, i8::MAX as i32);
-    let quantize = |f: f32| output_zero_point + round_f32(f / output_scale) as i32;
+    // In i64 and saturated: a zero point far outside int8 (which a malformed model can hold)
+    // must give an empty or clamped range, not an overflow.
+    let quantize = |f: f32| {
+        let q = i64::from(output_zero_point) + round_f32(f / output_scale) as i64;
+        q.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    };
     match activation {
         Activation::None => Some((qmin, qmax)),
         Activation::Relu => Some((qmin.max(quantize(0.0)), qmax)),
@@ -224,5 +229,15 @@ mod tests {
             Some((-100, 100))
         );
         assert_eq!(activation_range_i8(Activation::Tanh, 0.01, 0), None);
+    }
+
+    #[test]
+    fn activation_range_of_an_absurd_zero_point_does_not_overflow() {
+        // Found by the `runtime_invoke` fuzz target: zero point near i32::MAX with a ReLU.
+        // (Wrapping arithmetic, as in a release build, gave a negative upper bound.)
+        let (lo, hi) = activation_range_i8(Activation::Relu6, 1e-3, i32::MAX).unwrap();
+        assert_eq!((lo, hi), (i32::MAX, 127), "an empty range, which `prepare` refuses");
+        let (lo, _) = activation_range_i8(Activation::Relu, 1e-3, i32::MIN).unwrap();
+        assert_eq!(lo, -128);
     }
 }

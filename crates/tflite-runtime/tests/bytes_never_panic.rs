@@ -49,6 +49,23 @@ fn npy_seeds() -> Vec<Vec<u8>> {
     arrays.iter().map(write_npy).collect()
 }
 
+/// Inputs on which a fuzz target once failed (`tests/fuzz_regressions/<target>-<what>`) go
+/// through the same property on every test run.
+#[test]
+fn fuzz_regressions_pass_the_property() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/fuzz_regressions") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("regression input");
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("runtime_invoke-")) {
+            tflite_runtime::fuzz_invoke(&bytes);
+            count += 1;
+        }
+    }
+    assert!(count > 0, "no runtime_invoke regression inputs in {}", dir.display());
+}
+
 #[test]
 fn every_seed_model_runs_through_the_property() {
     // The unmutated corpus prepares and runs (so the mutations below start from working
