@@ -236,7 +236,11 @@ mod tests {
         // Found by the `runtime_invoke` fuzz target: zero point near i32::MAX with a ReLU.
         // (Wrapping arithmetic, as in a release build, gave a negative upper bound.)
         let (lo, hi) = activation_range_i8(Activation::Relu6, 1e-3, i32::MAX).unwrap();
-        assert_eq!((lo, hi), (i32::MAX, 127), "an empty range, which `prepare` refuses");
+        assert_eq!(
+            (lo, hi),
+            (i32::MAX, 127),
+            "an empty range, which `prepare` refuses"
+        );
         let (lo, _) = activation_range_i8(Activation::Relu, 1e-3, i32::MIN).unwrap();
         assert_eq!(lo, -128);
     }

@@ -58,12 +58,19 @@ fn fuzz_regressions_pass_the_property() {
     for entry in std::fs::read_dir(&dir).expect("tests/fuzz_regressions") {
         let path = entry.expect("entry").path();
         let bytes = std::fs::read(&path).expect("regression input");
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with("runtime_invoke-")) {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with("runtime_invoke-"))
+        {
             tflite_runtime::fuzz_invoke(&bytes);
             count += 1;
         }
     }
-    assert!(count > 0, "no runtime_invoke regression inputs in {}", dir.display());
+    assert!(
+        count > 0,
+        "no runtime_invoke regression inputs in {}",
+        dir.display()
+    );
 }
 
 #[test]

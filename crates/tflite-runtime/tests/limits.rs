@@ -148,3 +148,33 @@ fn fuzz_property_holds_for_the_huge_models() {
         tflite_runtime::fuzz_invoke(&bytes);
     }
 }
+
+#[test]
+fn resize_whose_constant_size_is_huge_is_refused_before_its_tables() {
+    // Found by the `runtime_invoke` fuzz target: the declared output is small, the constant
+    // size asks for 2³⁰ × 2³⁰ pixels; the source-index tables were allocated before any check.
+    let mut b = ModelBuilder::new();
+    let x = b.add_input("x", &[1, 2, 2, 0], TensorType::Float32, None);
+    let size = b.add_const_i32("size", &[2], &[1 << 30, 1 << 30], None);
+    let y = b.add_activation("y", &[1, 4, 4, 0], TensorType::Float32, None);
+    b.add_op(
+        BuiltinOp::RESIZE_NEAREST_NEIGHBOR,
+        BuiltinOptions::None,
+        &[x, size],
+        &[y],
+    );
+    b.set_outputs(&[y]);
+    let model = read_model(&write_model(&b.finish()).expect("write")).expect("read back");
+    let limits = Limits::default().with_max_memory_bytes(64 << 20);
+    let (message, needed, _) =
+        memory_err(Interpreter::with_limits(&model, Options::default(), limits));
+    assert_eq!(
+        needed,
+        2 * (1u64 << 30) * 8,
+        "only the index tables: the output is empty"
+    );
+    assert_mentions(
+        &message,
+        &["RESIZE_NEAREST_NEIGHBOR", "1073741824x1073741824"],
+    );
+}

@@ -40,6 +40,23 @@ impl Builder<'_> {
             return Err(self.type_error(cx, &[x], output));
         }
         let (out_h, out_w) = (size[0] as usize, size[1] as usize);
+        // The size comes from a constant, not a declared shape: check what it makes us allocate
+        // (the output and the two source-index tables) before building anything.
+        let element = dtype.size_bytes().unwrap_or(1);
+        let output_bytes = [xs[0], out_h, out_w, xs[3], element]
+            .iter()
+            .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        let table_bytes = (out_h as u64 + out_w as u64) * std::mem::size_of::<usize>() as u64;
+        self.check_limit(
+            || {
+                format!(
+                    "operator {} ({}): a {out_h}x{out_w} resize of {xs:?} (output and index tables)",
+                    cx.index, cx.name
+                )
+            },
+            output_bytes.saturating_add(table_bytes),
+        )?;
         let src_y = (0..out_h)
             .map(|y| nearest_source(y, xs[1], out_h, o.align_corners, o.half_pixel_centers))
             .collect();
