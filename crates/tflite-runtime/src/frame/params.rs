@@ -163,7 +163,8 @@ pub struct BroadcastLayout {
 }
 
 impl BroadcastLayout {
-    /// Layout for NumPy-style broadcasting of two shapes; `None` if they are incompatible.
+    /// Layout for NumPy-style broadcasting of two shapes; `None` if they are incompatible or an
+    /// element count overflows `usize`.
     pub fn new(shape1: &[usize], shape2: &[usize]) -> Option<Self> {
         let rank = shape1.len().max(shape2.len());
         let extend = |s: &[usize]| {
@@ -185,18 +186,23 @@ impl BroadcastLayout {
             };
             out_shape.push(d);
         }
-        let strides = |s: &[usize]| {
+        // Element counts that overflow `usize` (possible when another dimension is 0, so the
+        // tensor holds no bytes) are refused like shapes that do not broadcast.
+        out_shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))?;
+        let strides = |s: &[usize]| -> Option<Vec<usize>> {
             let mut strides = vec![0; rank];
-            let mut acc = 1;
+            let mut acc = 1usize;
             for axis in (0..rank).rev() {
                 strides[axis] = if s[axis] == 1 { 0 } else { acc };
-                acc *= s[axis];
+                acc = acc.checked_mul(s[axis])?;
             }
-            strides
+            Some(strides)
         };
         Some(Self {
-            strides1: strides(&s1),
-            strides2: strides(&s2),
+            strides1: strides(&s1)?,
+            strides2: strides(&s2)?,
             same_shape: s1 == s2,
             out_shape,
         })
@@ -230,5 +236,23 @@ impl BroadcastLayout {
                 index[axis] = 0;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broadcast_layouts_of_overflowing_shapes_are_refused() {
+        // Found by the `runtime_invoke` fuzz target: a zero-size tensor whose other dimensions
+        // multiply past usize::MAX overflowed the stride computation.
+        let huge = 1usize << 40;
+        assert!(BroadcastLayout::new(&[0, huge, huge], &[1]).is_none());
+        assert!(BroadcastLayout::new(&[1], &[huge, huge, 0]).is_none());
+        let ok = BroadcastLayout::new(&[2, 1, 3], &[4, 1]).expect("broadcasts");
+        assert_eq!(ok.out_shape, vec![2, 4, 3]);
+        assert_eq!(ok.strides1, vec![3, 0, 1]);
+        assert_eq!(ok.strides2, vec![0, 1, 0]);
     }
 }

@@ -22,7 +22,7 @@ impl Builder<'_> {
         let layout =
             BroadcastLayout::new(&self.info(a).shape, &self.info(b).shape).ok_or_else(|| {
                 cx.invalid(format!(
-                    "shapes {:?} and {:?} do not broadcast",
+                    "shapes {:?} and {:?} do not broadcast (or their element counts overflow)",
                     self.info(a).shape,
                     self.info(b).shape
                 ))
