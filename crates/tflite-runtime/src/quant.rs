@@ -117,7 +117,8 @@ pub fn activation_range_i8(
     // In i64 and saturated: a zero point far outside int8 (which a malformed model can hold)
     // must give an empty or clamped range, not an overflow.
     let quantize = |f: f32| {
-        let q = i64::from(output_zero_point) + round_f32(f / output_scale) as i64;
+        // `as i64` saturates an infinite quotient (a tiny scale); the sum saturates too.
+        let q = i64::from(output_zero_point).saturating_add(round_f32(f / output_scale) as i64);
         q.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     };
     match activation {
@@ -243,5 +244,8 @@ mod tests {
         );
         let (lo, _) = activation_range_i8(Activation::Relu, 1e-3, i32::MIN).unwrap();
         assert_eq!(lo, -128);
+        // A scale so small that 6 / scale is infinite, with a positive zero point.
+        let (_, hi) = activation_range_i8(Activation::Relu6, f32::MIN_POSITIVE / 4.0, 5).unwrap();
+        assert_eq!(hi, 127);
     }
 }
