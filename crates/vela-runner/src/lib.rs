@@ -309,6 +309,112 @@ pub fn parse(summary_csv: &str, stdout: &str) -> Result<VelaEstimate, VelaError>
     })
 }
 
+/// One row of Vela's per-layer performance CSV (`<model>_per-layer.csv`, written with
+/// `--verbose-performance`): one NPU operation after Vela's graph rewrites. All figures are
+/// estimates of Vela's performance model.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VelaLayer {
+    /// The operator of the input model it came from (`Conv2D`, `CONV_2D`, …; empty if none).
+    pub source_operator: String,
+    /// Vela's own operation (`Conv2D`, `Conv2DBias`, `Relu`, `LUT`, …).
+    pub npu_operation: String,
+    /// The output tensor's name, which ties the row to the model's operator.
+    pub name: String,
+    /// Estimated cycles of the operation.
+    pub cycles: f64,
+    /// Of those, NPU cycles.
+    pub npu_cycles: f64,
+    /// Multiply-accumulates.
+    pub macs: f64,
+    /// MAC utilisation in percent of the configuration's peak.
+    pub mac_utilisation_percent: f64,
+    /// SRAM (staging) bytes in use during the operation.
+    pub sram_bytes: f64,
+    /// Cycles spent on SRAM accesses.
+    pub sram_access_cycles: f64,
+    /// Cycles spent on DRAM accesses.
+    pub dram_access_cycles: f64,
+    /// Cycles spent on on-chip flash accesses.
+    pub on_chip_flash_access_cycles: f64,
+    /// Cycles spent on off-chip flash accesses (weights streamed from flash).
+    pub off_chip_flash_access_cycles: f64,
+}
+
+/// Parses Vela's per-layer CSV. Both column namings of Vela 5.2.0 are accepted: the default
+/// core's (`Original Operator`, `Staging Usage`, `Util% (MAC)`) and the legacy core's
+/// (`TFLite_operator`, `SRAM Usage`, `Util%`, with two columns named `Network%`).
+pub fn parse_per_layer(csv_text: &str) -> Result<Vec<VelaLayer>, VelaError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv_text.as_bytes());
+    let header = reader
+        .headers()
+        .map_err(|e| VelaError::Parse(format!("bad per-layer CSV header: {e}")))?
+        .clone();
+    // The first column with one of `names` (a header may repeat a name; the first is meant).
+    let column = |names: &[&str]| header.iter().position(|h| names.contains(&h));
+    let need = |names: &[&str]| {
+        column(names).ok_or_else(|| {
+            VelaError::Parse(format!(
+                "per-layer CSV has no column {}",
+                names
+                    .iter()
+                    .map(|n| format!("{n:?}"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+        })
+    };
+    let source = column(&["Original Operator", "TFLite_operator", "TOSA_operator"]);
+    let npu_operation = need(&["NNG Operator"])?;
+    let name = need(&["Name"])?;
+    let cycles = need(&["Op Cycles"])?;
+    let npu = need(&["NPU"])?;
+    let macs = need(&["MAC Count"])?;
+    let util = need(&["Util% (MAC)", "MAC Util%", "Util%"])?;
+    let sram = need(&["Staging Usage", "SRAM Usage"])?;
+    let sram_ac = need(&["SRAM AC"])?;
+    let dram_ac = need(&["DRAM AC"])?;
+    let on_flash = need(&["OnFlash AC"])?;
+    let off_flash = need(&["OffFlash AC"])?;
+    let mut layers = Vec::new();
+    for (i, record) in reader.records().enumerate() {
+        let record =
+            record.map_err(|e| VelaError::Parse(format!("per-layer CSV row {}: {e}", i + 1)))?;
+        if record.iter().all(str::is_empty) {
+            continue;
+        }
+        let text = |c: usize| record.get(c).unwrap_or_default().to_string();
+        let num = |c: usize| -> Result<f64, VelaError> {
+            let field = record.get(c).unwrap_or_default();
+            field.parse::<f64>().map_err(|_| {
+                VelaError::Parse(format!(
+                    "per-layer CSV row {} column {:?}: {field:?} is not a number",
+                    i + 1,
+                    header.get(c).unwrap_or_default()
+                ))
+            })
+        };
+        layers.push(VelaLayer {
+            source_operator: source.map(text).unwrap_or_default(),
+            npu_operation: text(npu_operation),
+            name: text(name),
+            cycles: num(cycles)?,
+            npu_cycles: num(npu)?,
+            macs: num(macs)?,
+            mac_utilisation_percent: num(util)?,
+            sram_bytes: num(sram)?,
+            sram_access_cycles: num(sram_ac)?,
+            dram_access_cycles: num(dram_ac)?,
+            on_chip_flash_access_cycles: num(on_flash)?,
+            off_chip_flash_access_cycles: num(off_flash)?,
+        });
+    }
+    Ok(layers)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

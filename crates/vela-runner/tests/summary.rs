@@ -1,7 +1,7 @@
 //! `vela_runner::parse` on a real Vela 5.2.0 summary CSV and stdout (see `fixtures/README.md`),
 //! and a real compilation when Vela is installed.
 
-use vela_runner::parse as parse_vela;
+use vela_runner::{parse as parse_vela, parse_per_layer};
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,4 +62,54 @@ fn real_compilation_of_the_committed_tf_model() {
     let bad = vela_runner::VelaJob::new(&model, "ethos-u99-1", &dir.path().join("bad"));
     let err = bad.run().expect_err("unknown accelerator");
     assert!(err.to_string().contains("ethos-u99-1"), "{err}");
+}
+
+#[test]
+fn real_per_layer_csvs_of_both_compiler_cores() {
+    let summary = parse_vela(
+        &fixture("vela_u55_256_summary.csv"),
+        &fixture("vela_u55_256_stdout.txt"),
+    )
+    .expect("summary");
+    for (file, rows, first_op, last) in [
+        ("vela_u55_256_per-layer.csv", 50, "Conv2D", "mask"),
+        ("vela_u55_256_legacy_per-layer.csv", 35, "CONV_2D", "logits"),
+    ] {
+        let layers = parse_per_layer(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(layers.len(), rows, "{file}");
+        assert_eq!(layers[0].source_operator, first_op, "{file}");
+        assert_eq!(layers[0].name, "conv_in", "{file}");
+        assert_eq!(layers[rows - 1].name, last, "{file}");
+        // The first convolution (1 input channel) barely uses the MACs; the 3×3 convolutions of
+        // the first level do better.
+        assert!(
+            layers[0].mac_utilisation_percent < 10.0,
+            "{file}: {:?}",
+            layers[0]
+        );
+        assert!(
+            layers.iter().any(|l| l.mac_utilisation_percent > 50.0),
+            "{file}"
+        );
+        // Every layer's MACs together are the network's MACs that the summary reports.
+        let macs: f64 = layers.iter().map(|l| l.macs).sum();
+        let network = summary.macs.expect("summary MACs");
+        assert!(
+            (macs - network).abs() / network < 0.01,
+            "{file}: {macs} vs {network}"
+        );
+    }
+}
+
+#[test]
+fn per_layer_csv_without_its_columns_is_an_error() {
+    let e = parse_per_layer("Name,Op Cycles\nconv,12\n").expect_err("columns missing");
+    assert!(e.to_string().contains("NNG Operator"), "{e}");
+    let bad = fixture("vela_u55_256_per-layer.csv").replacen(
+        "Conv2D,Conv2D,NPU,278928",
+        "Conv2D,Conv2D,NPU,lots",
+        1,
+    );
+    let e = parse_per_layer(&bad).expect_err("not a number");
+    assert!(e.to_string().contains("Staging Usage"), "{e}");
 }
