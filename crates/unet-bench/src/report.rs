@@ -167,6 +167,67 @@ impl Report {
             "- `vela:*` rows are **estimates from Vela's performance model**, not measurements; every other figure was measured in this run.\n"
         );
         m.push_str(&self.markdown_table());
+        m.push_str(&self.vela_layers_markdown(5));
+        m
+    }
+
+    /// For every `vela:` row with a per-layer estimate: its `top` layers by cycles, with their
+    /// share, MACs, MAC utilisation, SRAM and what bounds them (all Vela estimates).
+    pub fn vela_layers_markdown(&self, top: usize) -> String {
+        let mut m = String::new();
+        for row in &self.rows {
+            let Some(layers) = row.details.get("layers").and_then(|l| l.as_array()) else {
+                continue;
+            };
+            let num = |v: &serde_json::Value, key: &str| {
+                v.get("layer")
+                    .and_then(|l| l.get(key))
+                    .and_then(serde_json::Value::as_f64)
+                    .unwrap_or(0.0)
+            };
+            let text = |v: &serde_json::Value, key: &str| {
+                v.get("layer")
+                    .and_then(|l| l.get(key))
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let total: f64 = layers.iter().map(|l| num(l, "cycles")).sum();
+            if layers.is_empty() || total <= 0.0 {
+                continue;
+            }
+            let mut sorted: Vec<&serde_json::Value> = layers.iter().collect();
+            sorted.sort_by(|a, b| num(b, "cycles").total_cmp(&num(a, "cycles")));
+            let _ = writeln!(
+                m,
+                "\n### Where `{}` spends its cycles (Vela estimate, top {} of {} NPU operations)\n",
+                row.backend,
+                top.min(sorted.len()),
+                sorted.len()
+            );
+            let _ = writeln!(
+                m,
+                "| layer | Vela op | cycles | share | MACs | MAC util | SRAM KiB | bound |\n|---|---|---:|---:|---:|---:|---:|---|"
+            );
+            for layer in sorted.into_iter().take(top) {
+                let cycles = num(layer, "cycles");
+                let _ = writeln!(
+                    m,
+                    "| {} | {} | {:.0} | {:.1} % | {:.0} | {:.1} % | {:.0} | {} |",
+                    text(layer, "name"),
+                    text(layer, "npu_operation"),
+                    cycles,
+                    100.0 * cycles / total,
+                    num(layer, "macs"),
+                    num(layer, "mac_utilisation_percent"),
+                    num(layer, "sram_bytes") / 1024.0,
+                    layer
+                        .get("why")
+                        .and_then(serde_json::Value::as_str)
+                        .unwrap_or("")
+                );
+            }
+        }
         m
     }
 

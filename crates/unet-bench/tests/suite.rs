@@ -127,11 +127,35 @@ fn suite_on_tiny_models_writes_a_complete_report() {
         assert!(est["inference_ms"].as_f64().expect("inference_ms") > 0.0);
         assert!(est["cycles_total"].as_f64().expect("cycles") > 0.0);
         assert!(est["npu_ops"].as_u64().expect("npu ops") > 0);
+        // The per-layer estimate: every NPU operation with its bound, summing to the total.
+        let layers = vela.details["layers"]
+            .as_array()
+            .expect("per-layer estimate");
+        assert!(!layers.is_empty());
+        let cycles: f64 = layers
+            .iter()
+            .map(|l| l["layer"]["cycles"].as_f64().expect("cycles"))
+            .sum();
+        let total = est["cycles_total"].as_f64().expect("cycles");
+        assert!(
+            cycles > 0.0 && cycles <= total * 1.01,
+            "{cycles} vs {total}"
+        );
+        assert!(
+            layers
+                .iter()
+                .all(|l| l["why"].as_str().is_some_and(|w| !w.is_empty()))
+        );
     } else {
         assert_eq!(vela.status, RowStatus::Skipped);
     }
 
     let md = std::fs::read_to_string(out.join("report.md")).expect("report.md");
+    assert_eq!(
+        md.contains("### Where `vela:ethos-u55-256` spends its cycles"),
+        vela_available(),
+        "report.md names the Vela row's heaviest layers when Vela ran"
+    );
     for r in &report.rows {
         assert!(
             md.contains(&format!("| {} |", r.backend)),

@@ -96,6 +96,8 @@ pub struct VelaEstimate {
 pub struct Compilation {
     /// The parsed estimate.
     pub estimate: VelaEstimate,
+    /// The per-layer estimate, in execution order (empty unless [`VelaJob::per_layer`]).
+    pub layers: Vec<VelaLayer>,
     /// The command line that produced it.
     pub command: String,
     /// The directory holding Vela's outputs (the compiled model, the CSVs, `vela_stdout.txt`).
@@ -141,6 +143,9 @@ pub struct VelaJob {
     pub extra_args: Vec<String>,
     /// `--output-dir`; created when missing.
     pub out_dir: PathBuf,
+    /// Also ask for the per-layer estimate (`--verbose-performance`) and parse it into
+    /// [`Compilation::layers`].
+    pub per_layer: bool,
 }
 
 impl VelaJob {
@@ -152,6 +157,7 @@ impl VelaJob {
             accelerator: accelerator.to_string(),
             extra_args: Vec::new(),
             out_dir: out_dir.to_path_buf(),
+            per_layer: false,
         }
     }
 
@@ -164,6 +170,9 @@ impl VelaJob {
             self.accelerator,
             self.out_dir.display()
         );
+        if self.per_layer {
+            line.push_str(" --verbose-performance");
+        }
         for arg in &self.extra_args {
             line.push(' ');
             line.push_str(arg);
@@ -185,6 +194,7 @@ impl VelaJob {
             .arg(&self.accelerator)
             .arg("--output-dir")
             .arg(&self.out_dir)
+            .args(self.per_layer.then_some("--verbose-performance"))
             .args(&self.extra_args)
             .output()
             .map_err(|e| VelaError::Unavailable(format!("cannot run `{command}`: {e}")))?;
@@ -206,27 +216,40 @@ impl VelaJob {
             });
         }
         artifact_io::write_atomic(&self.out_dir.join("vela_stdout.txt"), stdout.as_bytes())?;
-        let csv_path = self.summary_csv()?;
+        let csv_path = self.output_csv("_summary_")?;
         let csv = std::fs::read_to_string(&csv_path).map_err(|source| VelaError::Io {
             path: csv_path.clone(),
             source,
         })?;
         let estimate = parse(&csv, &stdout)
             .map_err(|e| VelaError::Parse(format!("{}: {e}", csv_path.display())))?;
+        let layers = if self.per_layer {
+            let path = self.output_csv("_per-layer")?;
+            let text = std::fs::read_to_string(&path).map_err(|source| VelaError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            parse_per_layer(&text)
+                .map_err(|e| VelaError::Parse(format!("{}: {e}", path.display())))?
+        } else {
+            Vec::new()
+        };
         Ok(Compilation {
             estimate,
+            layers,
             command,
             out_dir: self.out_dir.clone(),
         })
     }
 
-    fn summary_csv(&self) -> Result<PathBuf, VelaError> {
+    /// The CSV Vela wrote as `<model stem><infix>*.csv`.
+    fn output_csv(&self, infix: &str) -> Result<PathBuf, VelaError> {
         let stem = self
             .model
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let prefix = format!("{stem}_summary_");
+        let prefix = format!("{stem}{infix}");
         let entries = std::fs::read_dir(&self.out_dir).map_err(|source| VelaError::Io {
             path: self.out_dir.clone(),
             source,
@@ -413,6 +436,81 @@ pub fn parse_per_layer(csv_text: &str) -> Result<Vec<VelaLayer>, VelaError> {
         });
     }
     Ok(layers)
+}
+
+/// Why a layer takes its cycles, read from its numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LayerBound {
+    /// Its off-chip flash accesses take at least 90 % of its cycles (weights streamed in): the
+    /// operation lasts as long as the transfer.
+    WeightStreaming,
+    /// Its DRAM accesses take at least 90 % of its cycles.
+    DramBound,
+    /// Its SRAM accesses take at least 90 % of its cycles.
+    SramBound,
+    /// Compute, but the MAC array is mostly idle (under 25 % utilisation).
+    LowMacUtilisation,
+    /// Compute at 25 % MAC utilisation or more.
+    ComputeBound,
+    /// No MACs and no dominant memory (elementwise, LUT, pooling).
+    Elementwise,
+}
+
+impl LayerBound {
+    /// The bound of `layer`: a memory whose access cycles take at least 90 % of the layer's
+    /// cycles (Vela overlaps transfers with compute, so less than that still leaves the MACs
+    /// in charge), else the MAC utilisation.
+    pub fn of(layer: &VelaLayer) -> Self {
+        let most = 0.9 * layer.cycles;
+        if layer.cycles > 0.0 && layer.off_chip_flash_access_cycles >= most {
+            LayerBound::WeightStreaming
+        } else if layer.cycles > 0.0 && layer.dram_access_cycles >= most {
+            LayerBound::DramBound
+        } else if layer.cycles > 0.0 && layer.sram_access_cycles >= most {
+            LayerBound::SramBound
+        } else if layer.macs <= 0.0 {
+            LayerBound::Elementwise
+        } else if layer.mac_utilisation_percent < 25.0 {
+            LayerBound::LowMacUtilisation
+        } else {
+            LayerBound::ComputeBound
+        }
+    }
+
+    /// In words, for reports.
+    pub fn describe(self, layer: &VelaLayer) -> String {
+        let share = |part: f64| {
+            if layer.cycles > 0.0 {
+                100.0 * part / layer.cycles
+            } else {
+                0.0
+            }
+        };
+        match self {
+            LayerBound::WeightStreaming => format!(
+                "weight-streaming: {:.0} % of its cycles read off-chip flash",
+                share(layer.off_chip_flash_access_cycles)
+            ),
+            LayerBound::DramBound => format!(
+                "DRAM-bound: {:.0} % of its cycles are DRAM accesses",
+                share(layer.dram_access_cycles)
+            ),
+            LayerBound::SramBound => format!(
+                "SRAM-bound: {:.0} % of its cycles are SRAM accesses",
+                share(layer.sram_access_cycles)
+            ),
+            LayerBound::LowMacUtilisation => format!(
+                "low MAC utilisation: {:.1} % of the MAC array busy",
+                layer.mac_utilisation_percent
+            ),
+            LayerBound::ComputeBound => format!(
+                "compute-bound at {:.1} % MAC utilisation",
+                layer.mac_utilisation_percent
+            ),
+            LayerBound::Elementwise => "no MACs (elementwise or table lookup)".to_string(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `vela_runner::parse` on a real Vela 5.2.0 summary CSV and stdout (see `fixtures/README.md`),
 //! and a real compilation when Vela is installed.
 
-use vela_runner::{parse as parse_vela, parse_per_layer};
+use vela_runner::{LayerBound, parse as parse_vela, parse_per_layer};
 
 fn fixture(name: &str) -> String {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -53,9 +53,15 @@ fn real_compilation_of_the_committed_tf_model() {
     let model = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../fixtures/tf_unet/tiny_unet_int8.tflite");
     let dir = tempfile::tempdir().expect("tempdir");
-    let job = vela_runner::VelaJob::new(&model, "ethos-u55-256", &dir.path().join("u55"));
+    let mut job = vela_runner::VelaJob::new(&model, "ethos-u55-256", &dir.path().join("u55"));
+    job.per_layer = true;
     let compiled = job.run().expect("vela compiles the TF model");
     assert!(compiled.estimate.inference_ms > 0.0);
+    assert!(
+        !compiled.layers.is_empty(),
+        "--verbose-performance gives per-layer rows"
+    );
+    assert!(compiled.command.contains("--verbose-performance"));
     assert!(compiled.estimate.npu_ops.is_some());
     assert!(dir.path().join("u55/vela_stdout.txt").is_file());
     // A configuration Vela does not know is an error naming the command, not a panic.
@@ -112,4 +118,42 @@ fn per_layer_csv_without_its_columns_is_an_error() {
     );
     let e = parse_per_layer(&bad).expect_err("not a number");
     assert!(e.to_string().contains("Staging Usage"), "{e}");
+}
+
+#[test]
+fn bottlenecks_read_from_the_numbers() {
+    let layers = parse_per_layer(&fixture("vela_u55_256_per-layer.csv")).expect("parses");
+    let mut by_cycles: Vec<_> = layers.iter().collect();
+    by_cycles.sort_by(|a, b| b.cycles.total_cmp(&a.cycles));
+    // The two 8×8×256 bottleneck convolutions of this U-Net wait on their weights from off-chip
+    // flash; the first convolution (one input channel) leaves most of the MAC array idle; a
+    // decoder convolution at ~99 % utilisation is compute-bound.
+    assert_eq!(by_cycles[0].name, "conv_33");
+    assert_eq!(LayerBound::of(by_cycles[0]), LayerBound::WeightStreaming);
+    let conv_30 = layers
+        .iter()
+        .find(|l| l.name == "conv_30")
+        .expect("conv_30");
+    assert_eq!(LayerBound::of(conv_30), LayerBound::WeightStreaming);
+    assert_eq!(LayerBound::of(&layers[0]), LayerBound::LowMacUtilisation);
+    assert!(
+        LayerBound::of(&layers[0])
+            .describe(&layers[0])
+            .contains("9.2 %")
+    );
+    let conv_63 = layers
+        .iter()
+        .find(|l| l.name == "conv_63")
+        .expect("conv_63");
+    assert_eq!(LayerBound::of(conv_63), LayerBound::ComputeBound);
+    let relu = layers
+        .iter()
+        .find(|l| l.macs == 0.0)
+        .expect("a layer without MACs");
+    assert_eq!(LayerBound::of(relu), LayerBound::Elementwise);
+    assert!(
+        LayerBound::WeightStreaming
+            .describe(by_cycles[0])
+            .starts_with("weight-streaming: 100 %")
+    );
 }

@@ -9,7 +9,7 @@ use crate::backend::{Backend, BackendResult, RowStatus, SuiteContext};
 use crate::error::BenchError;
 use crate::stats::Stats;
 
-pub use vela_runner::{VelaEstimate, parse as parse_vela};
+pub use vela_runner::{LayerBound, VelaEstimate, VelaLayer, parse as parse_vela};
 
 /// The `vela:<config>` backend.
 pub struct VelaBackend {
@@ -58,7 +58,7 @@ impl Backend for VelaBackend {
         let out_dir = self.work_dir.join(format!("vela-{}", self.config));
         let t0 = Instant::now();
         match self.compile(&out_dir) {
-            Ok(est) => {
+            Ok((est, layers)) => {
                 let compile_ms = t0.elapsed().as_secs_f64() * 1e3;
                 let mut r = BackendResult::new(name, device, RowStatus::Estimated);
                 r.init_ms = Some(compile_ms);
@@ -83,7 +83,18 @@ impl Backend for VelaBackend {
                     _ => None,
                 };
                 r.reason = Some("estimate from Vela's performance model, not a measurement".into());
-                r.details = serde_json::json!({ "vela_version": version, "estimate": est, "output_dir": out_dir.display().to_string() });
+                let layers: Vec<serde_json::Value> = layers
+                    .iter()
+                    .map(|layer| {
+                        let bound = LayerBound::of(layer);
+                        serde_json::json!({
+                            "layer": layer,
+                            "bound": bound,
+                            "why": bound.describe(layer),
+                        })
+                    })
+                    .collect();
+                r.details = serde_json::json!({ "vela_version": version, "estimate": est, "layers": layers, "output_dir": out_dir.display().to_string() });
                 r
             }
             Err(e) => BackendResult::failed(name, device, &e),
@@ -92,16 +103,17 @@ impl Backend for VelaBackend {
 }
 
 impl VelaBackend {
-    fn compile(&self, out_dir: &Path) -> Result<VelaEstimate, BenchError> {
+    fn compile(&self, out_dir: &Path) -> Result<(VelaEstimate, Vec<VelaLayer>), BenchError> {
         let job = vela_runner::VelaJob {
             vela: self.vela.clone(),
             model: self.model.clone(),
             accelerator: self.config.clone(),
             extra_args: self.extra_args.clone(),
             out_dir: out_dir.to_path_buf(),
+            per_layer: true,
         };
         job.run()
-            .map(|compiled| compiled.estimate)
+            .map(|compiled| (compiled.estimate, compiled.layers))
             .map_err(|e| BenchError::tool("vela", e.to_string()))
     }
 }
