@@ -22,7 +22,7 @@ use burn::module::Module;
 use burn::optim::ModuleOptimizer;
 use burn::optim::OptimizerRecord;
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, DType, Device};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
@@ -316,6 +316,7 @@ pub fn decode_checkpoint(
         path: PathBuf::from(path),
         message: e.to_string(),
     };
+    check_record_tensors(path, model_bytes)?;
     let skeleton = meta.model.init(device, 0)?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(model_bytes.to_vec()))
         .map_err(record_err)?;
@@ -333,6 +334,37 @@ pub fn decode_checkpoint(
         model,
         optimizer,
     })
+}
+
+/// Every tensor of the model record must be float32 and hold the bytes its shape says, as this
+/// crate writes them: burn panics when a float parameter is loaded from another dtype (found by
+/// the `checkpoint` fuzz target: a resealed record whose tensor claims `I32`).
+fn check_record_tensors(path: &Path, model_bytes: &[u8]) -> Result<(), TrainError> {
+    let bad = |message: String| TrainError::Record {
+        path: path.to_path_buf(),
+        message,
+    };
+    let reader = burn_pack::Reader::from_bytes(Bytes::from_bytes_vec(model_bytes.to_vec()))
+        .map_err(|e| bad(e.to_string()))?;
+    for tensor in reader.into_tensors().map_err(|e| bad(e.to_string()))? {
+        let (name, dtype, shape, _, bytes) = tensor.into_parts().map_err(|e| bad(e.to_string()))?;
+        if dtype != DType::F32 {
+            return Err(bad(format!(
+                "tensor {name} is {dtype:?}; the model's parameters are float32"
+            )));
+        }
+        let expected = shape
+            .num_elements()
+            .checked_mul(4)
+            .ok_or_else(|| bad(format!("tensor {name}: shape {shape:?} overflows")))?;
+        if bytes.len() != expected {
+            return Err(bad(format!(
+                "tensor {name}: {} bytes for shape {shape:?} ({expected} expected)",
+                bytes.len()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Loads just the model of the checkpoint at `path` (for export and inference).

@@ -198,3 +198,33 @@ proptest! {
         let _ = decode_checkpoint(Path::new("sealed.ckpt"), &sealed, &Device::flex(), None);
     }
 }
+
+/// Inputs on which the `checkpoint` fuzz target once failed (`tests/fuzz_regressions/`), fed the
+/// way the target feeds them (sealed with the magic and checksum unless they carry the magic):
+/// each must be a clear error. The first is a record whose tensor claims `I32`, on which burn
+/// panicked ("Expected float dtype, got I32").
+#[test]
+fn fuzz_regressions_are_clear_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_regressions");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("tests/fuzz_regressions") {
+        let path = entry.expect("entry").path();
+        let data = std::fs::read(&path).expect("regression input");
+        let bytes = if data.starts_with(b"UNETCKPT") {
+            data
+        } else {
+            let mut sealed = b"UNETCKPT".to_vec();
+            sealed.extend_from_slice(&data);
+            let checksum = unet_train::checkpoint::checksum(&sealed);
+            sealed.extend_from_slice(&checksum.to_le_bytes());
+            sealed
+        };
+        let err = decode_checkpoint(&path, &bytes, &Device::flex(), None)
+            .err()
+            .unwrap_or_else(|| panic!("{} decoded", path.display()));
+        let message = err.to_string();
+        assert!(message.contains(&path.display().to_string()), "{message}");
+        count += 1;
+    }
+    assert!(count > 0, "no regression inputs in {}", dir.display());
+}
