@@ -25,8 +25,6 @@ mod fsutil;
 pub mod loss;
 pub mod model;
 pub mod rng;
-#[cfg(test)]
-mod test_support;
 pub mod training;
 
 pub use backend::BackendKind;

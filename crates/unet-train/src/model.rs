@@ -452,7 +452,14 @@ impl UNet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_support::max_abs_diff;
+
+    /// Largest absolute difference of two equally long slices.
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        assert_eq!(a.len(), b.len());
+        a.iter()
+            .zip(b)
+            .fold(0.0, |m, (x, y)| f32::max(m, (x - y).abs()))
+    }
 
     #[test]
     fn default_model_has_intelai_parameter_count() {

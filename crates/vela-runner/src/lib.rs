@@ -268,8 +268,11 @@ impl VelaJob {
     }
 }
 
-/// The header and first data row of a CSV, by column name.
-fn first_row(csv_text: &str) -> Result<BTreeMap<String, String>, VelaError> {
+/// A reader of Vela's CSV output (fields trimmed, rows of any length) and its header.
+fn csv_with_header<'a>(
+    csv_text: &'a str,
+    what: &str,
+) -> Result<(csv::Reader<&'a [u8]>, csv::StringRecord), VelaError> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
@@ -277,8 +280,14 @@ fn first_row(csv_text: &str) -> Result<BTreeMap<String, String>, VelaError> {
         .from_reader(csv_text.as_bytes());
     let header = reader
         .headers()
-        .map_err(|e| VelaError::Parse(format!("bad CSV header: {e}")))?
+        .map_err(|e| VelaError::Parse(format!("bad {what} header: {e}")))?
         .clone();
+    Ok((reader, header))
+}
+
+/// The header and first data row of a CSV, by column name.
+fn first_row(csv_text: &str) -> Result<BTreeMap<String, String>, VelaError> {
+    let (mut reader, header) = csv_with_header(csv_text, "CSV")?;
     let row = reader
         .records()
         .find(|r| r.as_ref().map_or(true, |r| r.iter().any(|f| !f.is_empty())))
@@ -367,15 +376,7 @@ pub struct VelaLayer {
 /// core's (`Original Operator`, `Staging Usage`, `Util% (MAC)`) and the legacy core's
 /// (`TFLite_operator`, `SRAM Usage`, `Util%`, with two columns named `Network%`).
 pub fn parse_per_layer(csv_text: &str) -> Result<Vec<VelaLayer>, VelaError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(csv::Trim::All)
-        .from_reader(csv_text.as_bytes());
-    let header = reader
-        .headers()
-        .map_err(|e| VelaError::Parse(format!("bad per-layer CSV header: {e}")))?
-        .clone();
+    let (mut reader, header) = csv_with_header(csv_text, "per-layer CSV")?;
     // The first column with one of `names` (a header may repeat a name; the first is meant).
     let column = |names: &[&str]| header.iter().position(|h| names.contains(&h));
     let need = |names: &[&str]| {
