@@ -114,10 +114,7 @@ fn conv2d_f32_kernel(
     act: (f32, f32),
     filter: Option<&[u8]>,
 ) -> Kernel {
-    let packed = table.packed_f32.zip(filter).and_then(|(factories, bytes)| {
-        (factories.conv2d)(&geometry, act, bytemuck::try_cast_slice(bytes).ok()?)
-    });
-    match packed {
+    match pack_f32_filter(table, filter, |f, w| (f.conv2d)(&geometry, act, w)) {
         Some(packed) => Kernel::ConvF32Packed(Arc::new(packed)),
         None => Kernel::ConvF32 { geometry, act },
     }

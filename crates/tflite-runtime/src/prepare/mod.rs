@@ -797,6 +797,18 @@ impl Builder<'_> {
     }
 }
 
+/// A constant f32 filter (`filter` holds its bytes) packed by `pack` through the table's
+/// packed-f32 factories; `None` when the table has none, the filter is not constant, or the
+/// factory does not cover the shape.
+fn pack_f32_filter<T>(
+    table: &KernelTable,
+    filter: Option<&[u8]>,
+    pack: impl FnOnce(&crate::kernels::PackedF32Factories, &[f32]) -> Option<T>,
+) -> Option<T> {
+    let (factories, bytes) = table.packed_f32.as_ref().zip(filter)?;
+    pack(factories, bytemuck::try_cast_slice(bytes).ok()?)
+}
+
 /// Validates and prepares subgraph 0 of `model`; what the shapes make it allocate (activation
 /// tensors, the arena, scratch, folded constants) must fit in `limit` bytes.
 pub(crate) fn prepare(

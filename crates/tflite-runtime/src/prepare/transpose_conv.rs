@@ -129,10 +129,7 @@ fn transpose_conv_f32_kernel(
     act: (f32, f32),
     filter: Option<&[u8]>,
 ) -> Kernel {
-    let packed = table.packed_f32.zip(filter).and_then(|(factories, bytes)| {
-        (factories.transpose_conv)(&geometry, act, bytemuck::try_cast_slice(bytes).ok()?)
-    });
-    match packed {
+    match pack_f32_filter(table, filter, |f, w| (f.transpose_conv)(&geometry, act, w)) {
         Some(packed) => Kernel::TransposeConvF32Packed(Arc::new(packed)),
         None => Kernel::TransposeConvF32 { geometry, act },
     }
