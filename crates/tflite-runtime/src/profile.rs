@@ -8,11 +8,17 @@ use tflite_writer::{BuiltinOp, Model};
 use crate::{Interpreter, RuntimeError};
 
 /// Multiply-accumulates of the model's CONV_2D and TRANSPOSE_CONV operators (subgraph 0),
-/// from the tensor shapes: a convolution does `output elements × k_h·k_w·in_c`, a transposed
-/// convolution `input elements × k_h·k_w·out_c`. Operators with unknown shapes count 0.
+/// from the tensor shapes: the sum of [`op_macs`].
 pub fn conv_macs(model: &Model) -> u64 {
+    op_macs(model).iter().sum()
+}
+
+/// Multiply-accumulates of every operator of subgraph 0, by operator index, from the tensor
+/// shapes: a CONV_2D does `output elements × k_h·k_w·in_c`, a TRANSPOSE_CONV `input elements ×
+/// k_h·k_w·out_c`; every other operator, and one with unknown shapes, counts 0.
+pub fn op_macs(model: &Model) -> Vec<u64> {
     let Some(sg) = model.subgraphs.first() else {
-        return 0;
+        return Vec::new();
     };
     let shape = |t: i32| -> Option<Vec<u64>> {
         let tensor = sg.tensors.get(usize::try_from(t).ok()?)?;
@@ -22,24 +28,75 @@ pub fn conv_macs(model: &Model) -> u64 {
             .map(|&d| u64::try_from(d).ok())
             .collect()
     };
-    let elements = |s: &[u64]| s.iter().product::<u64>();
+    let elements = |s: &[u64]| s.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d));
+    let macs = |op: &tflite_writer::Operator| -> Option<u64> {
+        let w = shape(*op.inputs.get(1)?)?;
+        if w.len() != 4 {
+            return None;
+        }
+        let per = elements(&w)?; // out_c·k_h·k_w·in_c
+        if op.op == BuiltinOp::CONV_2D {
+            (elements(&shape(*op.outputs.first()?)?)? / w[0].max(1)).checked_mul(per)
+        } else if op.op == BuiltinOp::TRANSPOSE_CONV {
+            (elements(&shape(*op.inputs.get(2)?)?)? / w[3].max(1)).checked_mul(per)
+        } else {
+            None
+        }
+    };
     sg.operators
         .iter()
-        .filter_map(|op| {
-            let w = shape(*op.inputs.get(1)?)?;
-            if w.len() != 4 {
-                return None;
+        .map(|op| macs(op).unwrap_or(0))
+        .collect()
+}
+
+/// Time spent in one operator of the model, by its index in subgraph 0.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpTime {
+    /// Operator index in subgraph 0 (the model's order).
+    pub index: usize,
+    /// Operator name (e.g. `CONV_2D`).
+    pub op: String,
+    /// Name of the tensor it writes (how other tools, Vela among them, name the layer).
+    pub output: String,
+    /// Median over the runs, in milliseconds.
+    pub median_ms: f64,
+}
+
+/// Runs `interp` `runs` times (inputs must be set) and returns the median time of every
+/// executed operator, in execution order, measured between the observer's calls (one
+/// `Instant` per operator). Operators folded at load are not executed and not listed.
+pub fn profile_ops(interp: &mut Interpreter, runs: usize) -> Result<Vec<OpTime>, RuntimeError> {
+    let mut ops: Vec<(usize, String, String)> = Vec::new();
+    let mut samples: Vec<Vec<f64>> = Vec::new();
+    for run in 0..runs.max(1) {
+        let mut j = 0usize;
+        let mut last = Instant::now();
+        interp.invoke_with_observer(&mut |obs| {
+            let now = Instant::now();
+            if run == 0 {
+                ops.push((obs.op_index, obs.op.name(), obs.tensor.name.clone()));
+                samples.push(Vec::with_capacity(runs.max(1)));
             }
-            let per = w[0] * w[1] * w[2] * w[3]; // out_c·k_h·k_w·in_c
-            if op.op == BuiltinOp::CONV_2D {
-                Some(elements(&shape(*op.outputs.first()?)?) / w[0].max(1) * per)
-            } else if op.op == BuiltinOp::TRANSPOSE_CONV {
-                Some(elements(&shape(*op.inputs.get(2)?)?) / w[3].max(1) * per)
-            } else {
-                None
+            if let Some(s) = samples.get_mut(j) {
+                s.push((now - last).as_secs_f64() * 1e3);
+            }
+            j += 1;
+            last = Instant::now();
+        })?;
+    }
+    Ok(ops
+        .into_iter()
+        .zip(samples)
+        .map(|((index, op, output), mut v)| {
+            v.sort_by(f64::total_cmp);
+            OpTime {
+                index,
+                op,
+                output,
+                median_ms: v.get(v.len() / 2).copied().unwrap_or(0.0),
             }
         })
-        .sum()
+        .collect())
 }
 
 /// Time spent in one operator type over the profiled runs.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::error::BenchError;
 use crate::inputs::BenchInputs;
+use crate::layers::LayerProfile;
 use crate::stats::{Agreement, AgreementAcc, Stats};
 use crate::sys;
 
@@ -22,6 +23,9 @@ pub struct Protocol {
     pub max_secs: Option<f64>,
     /// CPU threads for backends that can use several.
     pub threads: usize,
+    /// Extra invokes that time every operator, after the timed runs, for the per-layer table
+    /// (`--layer-runs`; 0: no per-layer profile).
+    pub layer_runs: usize,
     /// Show a progress bar on a terminal.
     #[serde(skip)]
     pub progress: bool,
@@ -34,6 +38,7 @@ impl Default for Protocol {
             runs: 100,
             max_secs: None,
             threads: 1,
+            layer_runs: 10,
             progress: true,
         }
     }
@@ -139,6 +144,11 @@ pub struct BackendResult {
     pub speedup_vs_baseline: Option<f64>,
     /// Backend-specific details (Vela's cycles and memory, benchmark_model's command line...).
     pub details: serde_json::Value,
+    /// Per-operator times, for backends that can time single layers (or why not).
+    pub layer_profile: Option<LayerProfile>,
+    /// Vela's per-layer estimate (also in `details.layers`), for the per-layer table.
+    #[serde(skip)]
+    pub npu_layers: Option<NpuLayers>,
     /// Outputs of the evaluation pass (one per slice), kept for agreement checks.
     #[serde(skip)]
     pub outputs: Vec<Output>,
@@ -163,6 +173,8 @@ impl BackendResult {
             threads: None,
             speedup_vs_baseline: None,
             details: serde_json::Value::Null,
+            layer_profile: None,
+            npu_layers: None,
             outputs: Vec::new(),
         }
     }
@@ -188,6 +200,15 @@ impl BackendResult {
         r.reason = Some(error.to_string());
         r
     }
+}
+
+/// Vela's per-layer estimate of one configuration.
+#[derive(Debug, Clone)]
+pub struct NpuLayers {
+    /// The configuration's core clock (Hz), to turn cycles into time.
+    pub core_clock_hz: f64,
+    /// Vela's rows, in execution order.
+    pub layers: Vec<vela_runner::VelaLayer>,
 }
 
 /// What every backend sees while it runs.
@@ -246,6 +267,14 @@ pub trait Engine {
     /// Extra details for the JSON report.
     fn details(&self) -> serde_json::Value {
         serde_json::Value::Null
+    }
+    /// Times every operator over `runs` invokes of the current input, for engines that can
+    /// time single layers; the others say why they cannot.
+    fn layer_profile(&mut self, runs: usize) -> LayerProfile {
+        let _ = runs;
+        LayerProfile::Unavailable {
+            why: "this engine has no per-operator timing".into(),
+        }
     }
 }
 
@@ -367,6 +396,9 @@ fn timed_runs<E: Engine>(
     result.op_placement = engine.op_placement();
     result.threads = engine.threads();
     result.details = engine.details();
+    if protocol.layer_runs > 0 {
+        result.layer_profile = Some(engine.layer_profile(protocol.layer_runs));
+    }
     score_outputs(&mut result, &outputs, ctx);
     result.outputs = outputs;
     Ok(result)

@@ -9,6 +9,7 @@ use unet_charts::plotters::prelude::*;
 use unet_charts::{Axis, FONT, LABEL_SIZE, LegendEntry, PLOT_BACKGROUND, Swatch, TickedCoord};
 
 use crate::backend::{BackendResult, RowStatus};
+use crate::layers::{ColumnKind, LayerTable};
 
 const MEASURED: RGBColor = RGBColor(0x4a, 0x78, 0xb5);
 const ESTIMATED: RGBColor = RGBColor(0xe0, 0xa4, 0x3a);
@@ -171,6 +172,144 @@ pub(crate) fn latency_svg(rows: &[BackendResult]) -> String {
                 width,
                 height,
                 &format!("the latency chart could not be drawn: {e}"),
+            )
+        }
+    }
+}
+
+/// Colours of the per-layer chart's columns: measured ones in blues, estimates in oranges.
+const MEASURED_SHADES: [RGBColor; 4] = [
+    RGBColor(0x4a, 0x78, 0xb5),
+    RGBColor(0x2c, 0xa0, 0x8c),
+    RGBColor(0x7b, 0x5e, 0xa7),
+    RGBColor(0x1b, 0x3a, 0x66),
+];
+const ESTIMATED_SHADES: [RGBColor; 4] = [
+    RGBColor(0xe0, 0xa4, 0x3a),
+    RGBColor(0xc8, 0x5a, 0x2c),
+    RGBColor(0xe8, 0xc8, 0x6a),
+    RGBColor(0x9c, 0x4a, 0x12),
+];
+const LAYER_BAR_H: u32 = 7;
+
+/// The colour of column `j` of the per-layer chart.
+pub(crate) fn layer_colour(table: &LayerTable, j: usize) -> RGBColor {
+    let kind = table.columns[j].kind;
+    let rank = table.columns[..j].iter().filter(|c| c.kind == kind).count();
+    match kind {
+        ColumnKind::Measured => MEASURED_SHADES[rank % MEASURED_SHADES.len()],
+        ColumnKind::Estimated => ESTIMATED_SHADES[rank % ESTIMATED_SHADES.len()],
+    }
+}
+
+fn layer_label(row: &crate::layers::LayerRow) -> String {
+    format!(
+        "#{} {} ({})",
+        row.layer.index, row.layer.output, row.layer.op
+    )
+}
+
+fn layers_size(table: &LayerTable) -> (u32, u32, u32, u32) {
+    let longest = table
+        .rows
+        .iter()
+        .map(|r| layer_label(r).chars().count())
+        .max()
+        .unwrap_or(0);
+    let label_w = unet_charts::text_width(longest, LABEL_SIZE) + 16;
+    let legend_longest = table
+        .columns
+        .iter()
+        .map(|c| c.backend.chars().count() + 12)
+        .max()
+        .unwrap_or(0);
+    let legend_w = unet_charts::text_width(legend_longest, LABEL_SIZE) + 70;
+    let band = LAYER_BAR_H * table.columns.len().max(1) as u32 + 6;
+    let width = label_w + PLOT_W + 30 + legend_w;
+    let height = 90 + band * table.rows.len().max(1) as u32;
+    (width, height, label_w, legend_w)
+}
+
+fn draw_layers(table: &LayerTable, svg: &mut String) -> DrawResult<()> {
+    let (width, height, label_w, legend_w) = layers_size(table);
+    let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plot_area, legend) = root.split_horizontally(width - legend_w);
+    let max = table
+        .rows
+        .iter()
+        .flat_map(|r| r.cells.iter().flatten().map(|c| c.ms))
+        .fold(0.0_f64, f64::max);
+    let x = Axis::linear(0.0, if max > 0.0 { max } else { 1.0 }, 5, 0.0);
+    let n = table.rows.len().max(1) as f64;
+    let labels = table
+        .rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (i as f64 + 0.5, layer_label(r)));
+    let mut chart = ChartBuilder::on(&plot_area)
+        .caption("Time per layer: CPU measured, NPU estimated", (FONT, 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(
+            x.linear_coord(),
+            TickedCoord::<RangedCoordf64>::new(n..0.0, labels),
+        )?;
+    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc("milliseconds per inference")
+        .label_style((FONT, LABEL_SIZE))
+        .axis_desc_style((FONT, LABEL_SIZE))
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .draw()?;
+    let k = table.columns.len().max(1) as f64;
+    for (i, row) in table.rows.iter().enumerate() {
+        for (j, cell) in row.cells.iter().enumerate() {
+            let Some(cell) = cell else { continue };
+            let y0 = i as f64 + 0.1 + 0.8 * j as f64 / k;
+            let y1 = y0 + 0.8 / k;
+            chart.draw_series(std::iter::once(Rectangle::new(
+                [(0.0, y0), (cell.ms, y1)],
+                layer_colour(table, j).filled(),
+            )))?;
+        }
+    }
+    let labels: Vec<String> = table
+        .columns
+        .iter()
+        .map(|c| match c.kind {
+            ColumnKind::Measured => format!("{} (measured)", c.backend),
+            ColumnKind::Estimated => format!("{} (Vela estimate)", c.backend),
+        })
+        .collect();
+    let entries: Vec<LegendEntry<'_>> = labels
+        .iter()
+        .enumerate()
+        .map(|(j, label)| LegendEntry {
+            label,
+            swatch: Swatch::Fill(layer_colour(table, j)),
+        })
+        .collect();
+    unet_charts::draw_legend(&legend.margin(36, 0, 0, 0), &entries)?;
+    root.present()?;
+    Ok(())
+}
+
+/// `layers.svg`: one band per operator of the model, one bar per column (measured CPU
+/// backends and Vela estimates), a round millisecond axis from zero and the legend beside it.
+pub(crate) fn layers_svg(table: &LayerTable) -> String {
+    let mut svg = String::new();
+    match draw_layers(table, &mut svg) {
+        Ok(()) => svg,
+        Err(e) => {
+            let (width, height, _, _) = layers_size(table);
+            unet_charts::message_svg(
+                width,
+                height,
+                &format!("the per-layer chart could not be drawn: {e}"),
             )
         }
     }

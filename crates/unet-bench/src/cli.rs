@@ -92,6 +92,9 @@ pub struct BenchArgs {
     /// CPU threads (LiteRT XNNPACK, benchmark_model; tflite-runtime is single-threaded).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
+    /// Extra runs that time every operator, for the per-layer table (0: none).
+    #[arg(long, default_value_t = 10)]
+    pub layer_runs: usize,
     /// Number of fixed input slices (runs cycle through them; 1 to 4096).
     #[arg(long, default_value_t = 8, value_parser = parse_slices)]
     pub slices: usize,
@@ -236,6 +239,7 @@ impl BenchArgs {
                 runs: self.runs,
                 max_secs: self.max_secs,
                 threads: self.threads.max(1),
+                layer_runs: self.layer_runs,
                 progress: !self.no_progress,
             },
             inputs,

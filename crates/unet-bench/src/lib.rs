@@ -22,6 +22,7 @@ mod chart;
 pub mod cli;
 mod error;
 pub mod inputs;
+pub mod layers;
 mod native_stderr;
 pub mod report;
 pub mod stats;

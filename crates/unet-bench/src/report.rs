@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::backend::{BackendResult, Protocol, RowStatus};
 use crate::error::BenchError;
+use crate::layers::LayerTable;
 use crate::suite::{Libraries, Models};
 use crate::sys::MachineInfo;
 use artifact_io::write_atomic;
@@ -39,6 +40,8 @@ pub struct Report {
     pub process_peak_rss_mib: Option<f64>,
     /// One row per backend.
     pub rows: Vec<BackendResult>,
+    /// Per-layer table (CPU profiles and Vela's per-layer estimates), when any row has one.
+    pub layers: Option<LayerTable>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -168,6 +171,10 @@ impl Report {
         );
         m.push_str(&self.markdown_table());
         m.push_str(&self.vela_layers_markdown(5));
+        if let Some(layers) = &self.layers {
+            m.push_str(&layers.markdown());
+            m.push_str("\n![per-layer chart](layers.svg)\n");
+        }
         m
     }
 
@@ -237,7 +244,8 @@ impl Report {
         crate::chart::latency_svg(&self.rows)
     }
 
-    /// Writes `report.json`, `report.md` and `latency.svg` into `dir`; returns their paths.
+    /// Writes `report.json`, `report.md`, `latency.svg` and, with a per-layer table,
+    /// `layers.svg` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
         let json = dir.join("report.json");
         let md = dir.join("report.md");
@@ -245,6 +253,12 @@ impl Report {
         write_atomic(&json, serde_json::to_string_pretty(self)?.as_bytes())?;
         write_atomic(&md, self.markdown().as_bytes())?;
         write_atomic(&svg, self.svg().as_bytes())?;
-        Ok(vec![json, md, svg])
+        let mut paths = vec![json, md, svg];
+        if let Some(layers) = &self.layers {
+            let path = dir.join("layers.svg");
+            write_atomic(&path, layers.svg().as_bytes())?;
+            paths.push(path);
+        }
+        Ok(paths)
     }
 }

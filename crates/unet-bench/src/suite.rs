@@ -381,6 +381,9 @@ pub fn run_suite(cfg: &SuiteConfig) -> Result<Report, BenchError> {
         },
         baseline,
         process_peak_rss_mib: sys::peak_rss_mib(),
+        layers: crate::layers::model_layers(&cfg.model)
+            .ok()
+            .and_then(|layers| crate::layers::LayerTable::build(&layers, &rows)),
         rows,
     })
 }

@@ -167,3 +167,48 @@ fn a_library_this_machine_cannot_load_skips_the_row() {
         Ok(()) => panic!("a text file loaded as libLiteRt.so"),
     }
 }
+
+/// LiteRT's profiler (enabled on a second compiled model) gives a time for every operator of
+/// our int8 U-Net, each matched to the model's operator by order and kind, and the per-layer
+/// times add up to about one invoke.
+#[test]
+fn litert_cpu_profiles_every_operator() {
+    let probe = litert_oracle::probe_litert().and_then(|()| find_library(None).map(|_| ()));
+    if litert_oracle::require("LiteRT (pip ai-edge-litert)", probe).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let model = tiny_model(dir.path());
+    let layers = unet_bench::layers::model_layers(&model).expect("layers");
+    let inputs =
+        BenchInputs::load(&InputSource::Synthetic { seed: 3 }, 1, SIZE, SIZE).expect("inputs");
+    let mut litert = engine(&model, Accelerator::Cpu, 1);
+    litert
+        .load()
+        .unwrap_or_else(|_| panic!("litert:cpu must load"));
+    litert.set_input(&inputs.images[0]).expect("input");
+    litert.invoke().expect("invoke");
+    match litert.layer_profile(5) {
+        unet_bench::layers::LayerProfile::Measured {
+            layers: times,
+            runs,
+            ..
+        } => {
+            assert_eq!(runs, 5);
+            assert_eq!(times.len(), layers.len(), "{times:?}");
+            for (t, l) in times.iter().zip(&layers) {
+                assert_eq!(
+                    (t.index, &t.output, &t.op),
+                    (Some(l.index), &l.output, &l.op)
+                );
+                assert!(t.ms >= 0.0 && t.ms.is_finite(), "{t:?}");
+            }
+            let total: f64 = times.iter().map(|t| t.ms).sum();
+            assert!(total > 0.0, "{times:?}");
+        }
+        other => panic!("no LiteRT profile: {other:?}"),
+    }
+    // The profiled twin did not disturb the timed engine.
+    litert.set_input(&inputs.images[0]).expect("input");
+    litert.invoke().expect("invoke after profiling");
+}

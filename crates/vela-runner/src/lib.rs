@@ -459,6 +459,18 @@ pub enum LayerBound {
 }
 
 impl LayerBound {
+    /// A short label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            LayerBound::WeightStreaming => "weight streaming",
+            LayerBound::DramBound => "DRAM",
+            LayerBound::SramBound => "SRAM",
+            LayerBound::LowMacUtilisation => "low MAC util.",
+            LayerBound::ComputeBound => "compute",
+            LayerBound::Elementwise => "no MACs",
+        }
+    }
+
     /// The bound of `layer`: a memory whose access cycles take at least 90 % of the layer's
     /// cycles (Vela overlaps transfers with compute, so less than that still leaves the MACs
     /// in charge), else the MAC utilisation.

@@ -78,13 +78,13 @@ fn real_per_layer_csvs_of_both_compiler_cores() {
     )
     .expect("summary");
     for (file, rows, first_op, last) in [
-        ("vela_u55_256_per-layer.csv", 50, "Conv2D", "mask"),
-        ("vela_u55_256_legacy_per-layer.csv", 35, "CONV_2D", "logits"),
+        ("vela_u55_256_per-layer.csv", 50, "Conv2D", "output"),
+        ("vela_u55_256_legacy_per-layer.csv", 35, "CONV_2D", "PredictionMask/logits"),
     ] {
         let layers = parse_per_layer(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(layers.len(), rows, "{file}");
         assert_eq!(layers[0].source_operator, first_op, "{file}");
-        assert_eq!(layers[0].name, "conv_in", "{file}");
+        assert_eq!(layers[0].name, "encodeAa", "{file}");
         assert_eq!(layers[rows - 1].name, last, "{file}");
         // The first convolution (1 input channel) barely uses the MACs; the 3×3 convolutions of
         // the first level do better.

@@ -167,8 +167,40 @@ struct Api {
     unlock_buffer: unsafe extern "C" fn(Handle) -> Status,
     run_compiled_model:
         unsafe extern "C" fn(Handle, usize, usize, *mut Handle, usize, *mut Handle) -> Status,
+    /// The profiler entry points (`litert_profiler.h`), absent from older libraries.
+    profiler: Option<ProfilerApi>,
     _library: libloading::Library,
 }
+
+/// LiteRT's profiler C API.
+struct ProfilerApi {
+    compiled_model_profiler: unsafe extern "C" fn(Handle, *mut Handle) -> Status,
+    start: unsafe extern "C" fn(Handle) -> Status,
+    stop: unsafe extern "C" fn(Handle) -> Status,
+    num_events: unsafe extern "C" fn(Handle, *mut c_int) -> Status,
+    events: unsafe extern "C" fn(Handle, c_int, *mut ProfiledEventData) -> Status,
+}
+
+/// `ProfiledEventData` of `litert_profiler_event.h` (104 bytes on 64-bit targets).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ProfiledEventData {
+    tag: *const c_char,
+    event_type: i32,
+    start_timestamp_us: u64,
+    elapsed_time_us: u64,
+    begin_mem_usage: [usize; 3],
+    end_mem_usage: [usize; 3],
+    event_metadata1: u64,
+    event_metadata2: u64,
+    event_source: i32,
+}
+
+/// `OPERATOR_INVOKE_EVENT`: a TFLite built-in kernel; metadata 1 is the operator's index.
+const EVENT_OPERATOR_INVOKE: i32 = 2;
+/// `DELEGATE_PROFILED_OPERATOR_INVOKE_EVENT`: one operator inside a delegate (XNNPACK's own
+/// operators; metadata 1 is its index within the delegated partition, not the model's).
+const EVENT_DELEGATE_PROFILED_OPERATOR: i32 = 8;
 
 impl Api {
     fn load(path: &Path) -> Result<Self, BenchError> {
@@ -209,9 +241,171 @@ impl Api {
             lock_buffer: sym!("LiteRtLockTensorBuffer"),
             unlock_buffer: sym!("LiteRtUnlockTensorBuffer"),
             run_compiled_model: sym!("LiteRtRunCompiledModel"),
+            profiler: ProfilerApi::load(&library),
             _library: library,
         })
     }
+}
+
+impl ProfilerApi {
+    fn load(library: &libloading::Library) -> Option<Self> {
+        macro_rules! opt_sym {
+            ($name:literal) => {
+                // SAFETY: as in `Api::load`: the prototypes of `litert_profiler.h` and
+                // `litert_compiled_model.h`; `Api` keeps the library loaded.
+                *unsafe { library.get(concat!($name, "\0").as_bytes()) }.ok()?
+            };
+        }
+        Some(Self {
+            compiled_model_profiler: opt_sym!("LiteRtCompiledModelGetProfiler"),
+            start: opt_sym!("LiteRtStartProfiler"),
+            stop: opt_sym!("LiteRtStopProfiler"),
+            num_events: opt_sym!("LiteRtGetNumProfilerEvents"),
+            events: opt_sym!("LiteRtGetProfilerEvents"),
+        })
+    }
+}
+
+/// One operator event of LiteRT's profiler, as [`map_profile`] reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProfileEvent {
+    /// TFLite built-in kernel (`true`: `index` is the model's operator index) or an operator
+    /// inside XNNPACK (`false`: `tag` names XNNPACK's operator).
+    pub builtin: bool,
+    /// The event's tag: the builtin's name or XNNPACK's operator (`Convolution (NHWC, QC8) IGEMM`).
+    pub tag: String,
+    /// Metadata 1: the model's operator index for builtins, XNNPACK's own index otherwise.
+    pub index: u64,
+    /// Microseconds.
+    pub elapsed_us: u64,
+}
+
+/// Whether XNNPACK's operator `tag` can implement a TFLite operator of type `op`.
+fn xnnpack_implements(tag: &str, op: &str) -> bool {
+    let kinds: &[(&str, &[&str])] = &[
+        ("Convolution", &["CONV_2D", "DEPTHWISE_CONV_2D"]),
+        ("Fully Connected", &["CONV_2D", "FULLY_CONNECTED"]),
+        ("Deconvolution", &["TRANSPOSE_CONV"]),
+        ("Max Pooling", &["MAX_POOL_2D"]),
+        ("Average Pooling", &["AVERAGE_POOL_2D"]),
+        ("Copy", &["CONCATENATION", "RESHAPE"]),
+        ("Concatenate", &["CONCATENATION"]),
+        ("Sigmoid", &["LOGISTIC"]),
+        ("Resize", &["RESIZE_NEAREST_NEIGHBOR", "RESIZE_BILINEAR"]),
+        ("Convert", &["QUANTIZE", "DEQUANTIZE"]),
+        ("Add", &["ADD"]),
+        ("Multiply", &["MUL"]),
+        ("Subtract", &["SUB"]),
+        ("Clamp", &["RELU", "RELU6", "RELU_N1_TO_1"]),
+        ("Tanh", &["TANH"]),
+        ("Softmax", &["SOFTMAX"]),
+    ];
+    kinds
+        .iter()
+        .any(|(prefix, ops)| tag.starts_with(prefix) && ops.contains(&op))
+}
+
+/// Turns `runs` invokes' worth of profiler events into one time per model operator.
+///
+/// Builtin events carry the operator's index. XNNPACK's events carry only its own per-partition
+/// index, so they are aligned in order with the model's operators that no builtin event covers,
+/// matching XNNPACK's operator kind to the TFLite operator type (`Deconvolution` ↔
+/// `TRANSPOSE_CONV`, …); an operator XNNPACK split into several of its own operators gets their
+/// sum. When the events cannot be aligned that way the reason is returned instead of a guess.
+pub fn map_profile(
+    events: &[ProfileEvent],
+    runs: usize,
+    layers: &[crate::layers::ModelLayer],
+) -> Result<Vec<crate::layers::LayerTime>, String> {
+    let runs = runs.max(1);
+    if events.is_empty() || events.len() % runs != 0 {
+        return Err(format!(
+            "{} operator events for {runs} runs: not the same events in every run",
+            events.len()
+        ));
+    }
+    let per_run = events.len() / runs;
+    let first = &events[..per_run];
+    for r in 1..runs {
+        let other = &events[r * per_run..(r + 1) * per_run];
+        if first
+            .iter()
+            .zip(other)
+            .any(|(a, b)| a.builtin != b.builtin || a.tag != b.tag || a.index != b.index)
+        {
+            return Err(format!("run {r} produced other events than run 0"));
+        }
+    }
+    // Which model operator each event of one run belongs to.
+    let builtin: std::collections::BTreeSet<usize> = first
+        .iter()
+        .filter(|e| e.builtin)
+        .filter_map(|e| usize::try_from(e.index).ok())
+        .collect();
+    if let Some(bad) = builtin.iter().find(|&&i| i >= layers.len()) {
+        return Err(format!(
+            "a builtin event names operator {bad}, the model has {}",
+            layers.len()
+        ));
+    }
+    let delegated: Vec<usize> = (0..layers.len()).filter(|i| !builtin.contains(i)).collect();
+    let mut owner: Vec<usize> = Vec::with_capacity(per_run);
+    let mut next = 0usize; // position in `delegated`
+    for (k, e) in first.iter().enumerate() {
+        if e.builtin {
+            owner.push(e.index as usize);
+            continue;
+        }
+        // The same model operator as the previous XNNPACK event, when the next operator
+        // cannot take this one (an operator XNNPACK split in several).
+        let previous = owner
+            .last()
+            .copied()
+            .filter(|_| k > 0 && !first[k - 1].builtin);
+        let mut found = None;
+        while next < delegated.len() {
+            let op = &layers[delegated[next]].op;
+            if xnnpack_implements(&e.tag, op) {
+                found = Some(delegated[next]);
+                next += 1;
+                break;
+            }
+            if let Some(p) = previous
+                && xnnpack_implements(&e.tag, &layers[p].op)
+            {
+                found = Some(p);
+                break;
+            }
+            next += 1; // an operator XNNPACK ran without an event of its own
+        }
+        match found.or(previous.filter(|&p| xnnpack_implements(&e.tag, &layers[p].op))) {
+            Some(i) => owner.push(i),
+            None => {
+                return Err(format!(
+                    "XNNPACK operator {:?} (its #{}) matches no remaining operator of the model",
+                    e.tag, e.index
+                ));
+            }
+        }
+    }
+    let mut us: Vec<f64> = vec![0.0; layers.len()];
+    let mut seen: Vec<bool> = vec![false; layers.len()];
+    for (k, e) in events.iter().enumerate() {
+        let i = owner[k % per_run];
+        us[i] += e.elapsed_us as f64;
+        seen[i] = true;
+    }
+    Ok(layers
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| seen[*i])
+        .map(|(i, l)| crate::layers::LayerTime {
+            index: Some(l.index),
+            output: l.output.clone(),
+            op: l.op.clone(),
+            ms: us[i] / runs as f64 / 1e3,
+        })
+        .collect())
 }
 
 /// Finds `libLiteRt.so`: the explicit path, then `$LITERT_LIB`, then the installed pip
@@ -321,6 +515,9 @@ pub struct LiteRtEngine {
     /// What the library wrote to stderr while it loaded and compiled (one line, see
     /// [`native_stderr::summarize`]).
     native_log: Option<String>,
+    /// Compile with LiteRT's profiler on (only the separate engine of
+    /// [`Engine::layer_profile`]: profiling must not touch the timed runs).
+    profiling: bool,
 }
 
 impl LiteRtEngine {
@@ -338,7 +535,134 @@ impl LiteRtEngine {
             n_output: 0,
             staging: Vec::new(),
             native_log: None,
+            profiling: false,
         }
+    }
+
+    /// Runs `runs` invokes on a second compiled model with LiteRT's profiler on and maps its
+    /// operator events to the model's operators.
+    fn profiled_layers(&mut self, runs: usize) -> Result<Vec<crate::layers::LayerTime>, String> {
+        let mut twin = LiteRtEngine::new(self.cfg.clone());
+        twin.profiling = true;
+        match twin.load() {
+            Ok(()) => {}
+            Err(LoadError::Unavailable(why)) => return Err(why),
+            Err(LoadError::Failed(e)) => return Err(e.to_string()),
+        }
+        twin.staging = self.staging.clone();
+        twin.write_staging().map_err(|e| e.to_string())?;
+        let layers = crate::layers::model_layers(&self.cfg.model).map_err(|e| e.to_string())?;
+        let (api, s) = twin.parts().map_err(|e| e.to_string())?;
+        let profiler_api = api
+            .profiler
+            .as_ref()
+            .ok_or("this libLiteRt.so has no profiler API (LiteRtCompiledModelGetProfiler)")?;
+        let mut profiler: Handle = std::ptr::null_mut();
+        // SAFETY: the compiled model is live; the profiler it returns is owned by it (never
+        // destroyed here) and used only while `twin` lives.
+        check("LiteRtCompiledModelGetProfiler", unsafe {
+            (profiler_api.compiled_model_profiler)(s.compiled, &mut profiler)
+        })
+        .map_err(|e| e.to_string())?;
+        if profiler.is_null() {
+            return Err("LiteRT returned no profiler although profiling was requested".into());
+        }
+        // One untimed run first, so that one-off work is not in the profile.
+        twin.invoke().map_err(|e| e.to_string())?;
+        let (api, _) = twin.parts().map_err(|e| e.to_string())?;
+        let profiler_api = api.profiler.as_ref().ok_or("no profiler API")?;
+        // SAFETY: `profiler` is live (see above).
+        check("LiteRtStartProfiler", unsafe {
+            (profiler_api.start)(profiler)
+        })
+        .map_err(|e| e.to_string())?;
+        for _ in 0..runs {
+            twin.invoke().map_err(|e| e.to_string())?;
+        }
+        let (api, _) = twin.parts().map_err(|e| e.to_string())?;
+        let profiler_api = api.profiler.as_ref().ok_or("no profiler API")?;
+        let mut count: c_int = 0;
+        // SAFETY: `profiler` is live; `events` has room for `count` entries, as the call needs.
+        let raw: Vec<ProfiledEventData> = unsafe {
+            check("LiteRtStopProfiler", (profiler_api.stop)(profiler))
+                .and_then(|()| {
+                    check(
+                        "LiteRtGetNumProfilerEvents",
+                        (profiler_api.num_events)(profiler, &mut count),
+                    )
+                })
+                .map_err(|e| e.to_string())?;
+            if count <= 0 {
+                return Err("LiteRT's profiler recorded no events".into());
+            }
+            let mut events: Vec<ProfiledEventData> = vec![
+                ProfiledEventData {
+                    tag: std::ptr::null(),
+                    event_type: 0,
+                    start_timestamp_us: 0,
+                    elapsed_time_us: 0,
+                    begin_mem_usage: [0; 3],
+                    end_mem_usage: [0; 3],
+                    event_metadata1: 0,
+                    event_metadata2: 0,
+                    event_source: 0,
+                };
+                count as usize
+            ];
+            check(
+                "LiteRtGetProfilerEvents",
+                (profiler_api.events)(profiler, count, events.as_mut_ptr()),
+            )
+            .map_err(|e| e.to_string())?;
+            events
+        };
+        let events: Vec<ProfileEvent> = raw
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e.event_type,
+                    EVENT_OPERATOR_INVOKE | EVENT_DELEGATE_PROFILED_OPERATOR
+                )
+            })
+            .map(|e| ProfileEvent {
+                builtin: e.event_type == EVENT_OPERATOR_INVOKE,
+                tag: if e.tag.is_null() {
+                    String::new()
+                } else {
+                    // SAFETY: a non-null tag is a NUL-terminated string owned by the profiler,
+                    // which lives as long as `twin`.
+                    unsafe { std::ffi::CStr::from_ptr(e.tag) }
+                        .to_string_lossy()
+                        .into_owned()
+                },
+                index: e.event_metadata1,
+                elapsed_us: e.elapsed_time_us,
+            })
+            .collect();
+        map_profile(&events, runs, &layers)
+    }
+
+    /// Copies `staging` into the input buffer.
+    fn write_staging(&mut self) -> Result<(), BenchError> {
+        let staging = std::mem::take(&mut self.staging);
+        let (api, s) = self.parts()?;
+        let mut ptr: *mut c_void = std::ptr::null_mut();
+        // SAFETY: the buffer is locked for writing, holds at least `staging.len()` bytes
+        // (checked against the requirements at load), and is unlocked before any run.
+        let result = unsafe {
+            check(
+                "LiteRtLockTensorBuffer",
+                (api.lock_buffer)(s.input, &mut ptr, LOCK_WRITE),
+            )
+            .and_then(|()| {
+                if !ptr.is_null() {
+                    std::ptr::copy_nonoverlapping(staging.as_ptr(), ptr as *mut u8, staging.len());
+                }
+                check("LiteRtUnlockTensorBuffer", (api.unlock_buffer)(s.input))
+            })
+        };
+        self.staging = staging;
+        result
     }
 
     fn parts(&mut self) -> Result<(&Api, &Session), BenchError> {
@@ -440,6 +764,29 @@ impl LiteRtEngine {
                         }
                         check("LiteRtCreateOpaqueOptions", status)?;
                         // Ownership of `opaque` (and its payload) moves to `options`.
+                        check(
+                            "LiteRtAddOpaqueOptions",
+                            (api.add_opaque_options)(options, opaque),
+                        )?;
+                    }
+                    if self.profiling {
+                        // The runtime options (litert_runtime_options.h) are an opaque option
+                        // whose payload is TOML; their builder is not exported, so the option
+                        // is made here the same way as XNNPACK's.
+                        let toml = CString::new("enable_profiling = true\n")
+                            .map_err(|_| BenchError::tool("litert", "bad profiling option"))?;
+                        let payload = toml.into_raw() as *mut c_void;
+                        let mut opaque: Handle = std::ptr::null_mut();
+                        let status = (api.create_opaque_options)(
+                            c"runtime_options_string".as_ptr(),
+                            payload,
+                            Some(free_cstring),
+                            &mut opaque,
+                        );
+                        if status != 0 {
+                            free_cstring(payload);
+                        }
+                        check("LiteRtCreateOpaqueOptions", status)?;
                         check(
                             "LiteRtAddOpaqueOptions",
                             (api.add_opaque_options)(options, opaque),
@@ -723,24 +1070,8 @@ impl Engine for LiteRtEngine {
             }
             _ => staging.extend(image.iter().flat_map(|v| v.to_le_bytes())),
         }
-        let (api, s) = self.parts()?;
-        let mut ptr: *mut c_void = std::ptr::null_mut();
-        // SAFETY: the buffer is locked for writing, holds at least `staging.len()` bytes
-        // (checked against the requirements at load), and is unlocked before any run.
-        let result = unsafe {
-            check(
-                "LiteRtLockTensorBuffer",
-                (api.lock_buffer)(s.input, &mut ptr, LOCK_WRITE),
-            )
-            .and_then(|()| {
-                if !ptr.is_null() {
-                    std::ptr::copy_nonoverlapping(staging.as_ptr(), ptr as *mut u8, staging.len());
-                }
-                check("LiteRtUnlockTensorBuffer", (api.unlock_buffer)(s.input))
-            })
-        };
         self.staging = staging;
-        result
+        self.write_staging()
     }
 
     fn invoke(&mut self) -> Result<(), BenchError> {
@@ -797,6 +1128,24 @@ impl Engine for LiteRtEngine {
         (self.cfg.accelerator == Accelerator::Cpu).then_some(self.cfg.threads.max(1))
     }
 
+    fn layer_profile(&mut self, runs: usize) -> crate::layers::LayerProfile {
+        use crate::layers::LayerProfile;
+        if self.cfg.accelerator != Accelerator::Cpu {
+            return LayerProfile::Unavailable {
+                why: "LiteRT's profiler reports operators of the CPU path (XNNPACK and builtins) only".into(),
+            };
+        }
+        // (The twin's `load` captures what LiteRT prints while it compiles.)
+        match self.profiled_layers(runs) {
+            Ok(layers) => LayerProfile::Measured {
+                source: "LiteRT profiler (runtime option enable_profiling) on a second compiled model: mean µs per run of each builtin or XNNPACK operator event, XNNPACK operators aligned to the model's by order and kind".into(),
+                runs: runs.max(1),
+                layers,
+            },
+            Err(why) => LayerProfile::Unavailable { why },
+        }
+    }
+
     fn details(&self) -> serde_json::Value {
         serde_json::json!({
             "library": self.library_path.as_ref().map(|p| p.display().to_string()),
@@ -805,5 +1154,113 @@ impl Engine for LiteRtEngine {
             "dispatch_dir": self.cfg.dispatch_dir.as_ref().map(|p| p.display().to_string()),
             "native_stderr": self.native_log,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::layers::ModelLayer;
+
+    fn layer(index: usize, op: &str) -> ModelLayer {
+        ModelLayer {
+            index,
+            op: op.into(),
+            output: format!("t{index}"),
+            output_shape: vec![1],
+            macs: 0,
+            in_channels: None,
+            inputs: Vec::new(),
+        }
+    }
+
+    fn xnn(tag: &str, index: u64, us: u64) -> ProfileEvent {
+        ProfileEvent {
+            builtin: false,
+            tag: tag.into(),
+            index,
+            elapsed_us: us,
+        }
+    }
+
+    fn builtin(op: &str, index: u64, us: u64) -> ProfileEvent {
+        ProfileEvent {
+            builtin: true,
+            tag: op.into(),
+            index,
+            elapsed_us: us,
+        }
+    }
+
+    #[test]
+    fn xnnpack_events_align_with_the_model_by_order_and_kind() {
+        let layers = [
+            layer(0, "CONV_2D"),
+            layer(1, "MAX_POOL_2D"),
+            layer(2, "SHAPE"),
+            layer(3, "TRANSPOSE_CONV"),
+            layer(4, "CONCATENATION"),
+            layer(5, "CONV_2D"),
+            layer(6, "LOGISTIC"),
+        ];
+        // Two runs; SHAPE runs as a builtin between two XNNPACK partitions; the concatenation
+        // is two XNNPACK copies; the head convolution is XNNPACK's fully connected operator.
+        let run = |k: u64| {
+            vec![
+                xnn("Convolution (NHWC, QC8) IGEMM", 0, 100 + k),
+                xnn("Max Pooling (NHWC, S8)", 1, 10),
+                builtin("SHAPE", 2, 1),
+                xnn("Deconvolution (NC, QS8, QC8W) Subconv2D", 0, 40),
+                xnn("Copy (NC, X8)", 1, 3),
+                xnn("Copy (NC, X8)", 2, 5),
+                xnn("Fully Connected (NC, QS8) GEMM", 3, 20),
+                xnn("Sigmoid (NC)", 4, 2),
+            ]
+        };
+        let events: Vec<ProfileEvent> = run(0).into_iter().chain(run(2)).collect();
+        let times = map_profile(&events, 2, &layers).expect("aligned");
+        let got: Vec<(usize, f64)> = times
+            .iter()
+            .map(|t| (t.index.expect("index"), t.ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0.101),
+                (1, 0.010),
+                (2, 0.001),
+                (3, 0.040),
+                (4, 0.008),
+                (5, 0.020),
+                (6, 0.002)
+            ]
+        );
+    }
+
+    #[test]
+    fn events_that_do_not_fit_the_model_are_refused() {
+        let layers = [layer(0, "CONV_2D"), layer(1, "LOGISTIC")];
+        let bad_kind = [
+            xnn("Convolution", 0, 1),
+            xnn("Max Pooling (NHWC, S8)", 1, 1),
+        ];
+        let e = map_profile(&bad_kind, 1, &layers).expect_err("no pooling in the model");
+        assert!(e.contains("Max Pooling"), "{e}");
+        let uneven = [
+            xnn("Convolution", 0, 1),
+            xnn("Sigmoid (NC)", 1, 1),
+            xnn("Convolution", 0, 1),
+        ];
+        let e = map_profile(&uneven, 2, &layers).expect_err("3 events, 2 runs");
+        assert!(e.contains("3 operator events for 2 runs"), "{e}");
+        let differ = [xnn("Convolution", 0, 1), xnn("Sigmoid (NC)", 0, 1)];
+        assert!(map_profile(&differ, 2, &layers).is_err());
+        let beyond = [builtin("SHAPE", 7, 1)];
+        assert!(
+            map_profile(&beyond, 1, &layers)
+                .expect_err("index 7")
+                .contains("operator 7")
+        );
+        assert!(map_profile(&[], 1, &layers).is_err());
     }
 }

@@ -7,6 +7,7 @@ use tflite_writer::TensorType;
 
 use crate::backend::{Engine, LoadError, Output};
 use crate::error::BenchError;
+use crate::layers::{LayerProfile, LayerTime};
 
 /// tflite-runtime on one model file.
 pub struct RustEngine {
@@ -159,5 +160,31 @@ impl Engine for RustEngine {
 
     fn threads(&self) -> Option<usize> {
         Some(1)
+    }
+
+    fn layer_profile(&mut self, runs: usize) -> LayerProfile {
+        let Some(interpreter) = self.interpreter.as_mut() else {
+            return LayerProfile::Unavailable {
+                why: "model not loaded".into(),
+            };
+        };
+        match tflite_runtime::profile::profile_ops(interpreter, runs) {
+            Ok(ops) => LayerProfile::Measured {
+                source: "tflite-runtime per-operator observer: median over the runs of the time between consecutive operators".into(),
+                runs: runs.max(1),
+                layers: ops
+                    .into_iter()
+                    .map(|o| LayerTime {
+                        index: Some(o.index),
+                        output: o.output,
+                        op: o.op,
+                        ms: o.median_ms,
+                    })
+                    .collect(),
+            },
+            Err(e) => LayerProfile::Unavailable {
+                why: format!("profiling failed: {e}"),
+            },
+        }
     }
 }

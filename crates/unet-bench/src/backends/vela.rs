@@ -9,7 +9,7 @@ use crate::backend::{Backend, BackendResult, RowStatus, SuiteContext};
 use crate::error::BenchError;
 use crate::stats::Stats;
 
-pub use vela_runner::{LayerBound, VelaEstimate, VelaLayer, parse as parse_vela};
+pub use vela_runner::{LayerBound, VelaEstimate, VelaLayer, parse as parse_vela, parse_per_layer};
 
 /// The `vela:<config>` backend.
 pub struct VelaBackend {
@@ -83,6 +83,10 @@ impl Backend for VelaBackend {
                     _ => None,
                 };
                 r.reason = Some("estimate from Vela's performance model, not a measurement".into());
+                r.npu_layers = Some(crate::backend::NpuLayers {
+                    core_clock_hz: est.core_clock_hz,
+                    layers: layers.clone(),
+                });
                 let layers: Vec<serde_json::Value> = layers
                     .iter()
                     .map(|layer| {
