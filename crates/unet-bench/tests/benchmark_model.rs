@@ -103,3 +103,128 @@ fn output_without_summary_is_a_clear_error() {
     let e = parse_benchmark_model(truncated).expect_err("incomplete");
     assert!(e.to_string().contains("Warmup (avg)"), "{e}");
 }
+
+/// The regular runs' per-operator table of each real `--enable_op_profiling` output (sources in
+/// `fixtures/op_profiling/README.md`): one row per node the tool says it observed, the rows'
+/// per-run times adding up to about the tool's own average, and the names split into output
+/// tensor and node index (or marked as a delegate's own operator).
+#[test]
+fn op_profiles_of_four_tool_generations() {
+    use unet_bench::backends::benchmark_model::parse_op_profile;
+    for (file, nodes) in [
+        ("tf28_mobilenetv1_cpu_riscv64.txt", 31),
+        ("tf24_yolov5s_nnapi_android.txt", 11),
+        ("litert_2024_efficientdet_lite0_xnnpack_x86.txt", 171),
+        ("litert_2025_fc_fp32_xnnpack_kleidiai_android.txt", 5),
+    ] {
+        let text = fixture(&format!("op_profiling/{file}"));
+        let rows = parse_op_profile(&text).unwrap_or_else(|| panic!("{file}: no table"));
+        assert_eq!(rows.len(), nodes, "{file}");
+        // The tool's own average of the profiled runs (`Timings (microseconds): … avg=…`).
+        let avg_us: f64 = text
+            .lines()
+            .rfind(|l| l.contains("Timings (microseconds)"))
+            .and_then(|l| l.split_whitespace().find_map(|t| t.strip_prefix("avg=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{file}: no Timings line"));
+        let sum: f64 = rows.iter().map(|r| r.per_run_ms()).sum();
+        assert!(
+            (sum - avg_us / 1e3).abs() <= 0.1 * avg_us / 1e3,
+            "{file}: rows add up to {sum} ms, the tool says {} ms",
+            avg_us / 1e3
+        );
+    }
+    let mobilenet =
+        parse_op_profile(&fixture("op_profiling/tf28_mobilenetv1_cpu_riscv64.txt")).expect("table");
+    let first = &mobilenet[0];
+    assert_eq!(first.node_type, "CONV_2D");
+    assert!(close(first.avg_ms, 60.957));
+    assert_eq!(
+        (first.output.as_deref(), first.node, first.delegate_op),
+        (
+            Some("MobilenetV1/MobilenetV1/Conv2d_0/Relu6"),
+            Some(0),
+            false
+        )
+    );
+    // A delegate node that writes several tensors is named after the first.
+    let yolo =
+        parse_op_profile(&fixture("op_profiling/tf24_yolov5s_nnapi_android.txt")).expect("table");
+    let nnapi = yolo
+        .iter()
+        .find(|r| r.node_type == "TfLiteNnapiDelegate")
+        .expect("NNAPI rows");
+    assert!(nnapi.output.is_some() && nnapi.node.is_some(), "{nnapi:?}");
+    assert!(!nnapi.output.as_deref().unwrap_or(",").contains(", "));
+    // XNNPACK's own operators (spaces inside the node type, tabs expanded to spaces): delegate
+    // rows without a model index; setup rows with 0 calls count 0 per run.
+    let det = parse_op_profile(&fixture(
+        "op_profiling/litert_2024_efficientdet_lite0_xnnpack_x86.txt",
+    ))
+    .expect("table");
+    let conv = det
+        .iter()
+        .find(|r| r.node_type == "Convolution (NHWC, QC8) DWConv")
+        .expect("XNNPACK rows");
+    assert!(
+        conv.delegate_op && conv.node.is_none() && conv.times_called == 13,
+        "{conv:?}"
+    );
+    assert!(
+        det.iter()
+            .any(|r| r.node_type == "QUANTIZE" && r.node == Some(0))
+    );
+    let fc = parse_op_profile(&fixture(
+        "op_profiling/litert_2025_fc_fp32_xnnpack_kleidiai_android.txt",
+    ))
+    .expect("table");
+    let alloc = fc
+        .iter()
+        .find(|r| r.node_type == "AllocateTensors")
+        .expect("setup row");
+    assert_eq!(alloc.per_run_ms(), 0.0);
+    // No table, no profile.
+    assert!(parse_op_profile(&fixture("imx8mp_cpu.log")).is_none());
+}
+
+/// A board's table for our U-Net (builtins by node index; XNNPACK's operators aligned by order
+/// and kind) fills every operator; one with merged delegate rows keeps the builtins and says why.
+#[test]
+fn op_profile_rows_map_onto_our_model() {
+    use unet_bench::backends::benchmark_model::{op_profile_layers, parse_op_profile};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (int8, _) = unet_bench::cli::write_synth_models(dir.path(), 4, 32, 7).expect("models");
+    let layers = unet_bench::layers::model_layers(&int8).expect("layers");
+    let xnnpack = |op: &str| match op {
+        "CONV_2D" => "Convolution (NHWC, QC8) IGEMM",
+        "MAX_POOL_2D" => "Max Pooling (NHWC, S8)",
+        "TRANSPOSE_CONV" => "Deconvolution (NC, QS8, QC8W) Subconv2D",
+        "CONCATENATION" => "Copy (NC, X8)",
+        "LOGISTIC" => "Sigmoid (NC)",
+        other => panic!("{other}"),
+    };
+    let mut table = String::from(
+        "Operator-wise Profiling Info for Regular Benchmark Runs:\n============================== Run Order ==============================\n\t[node type]\t[first]\t[avg ms]\t[%]\t[cdf%]\t[mem KB]\t[times called]\t[Name]\n",
+    );
+    for (i, l) in layers.iter().enumerate() {
+        let name = format!("Delegate/{}:{i}", xnnpack(&l.op));
+        table.push_str(&format!(
+            "\t{}\t0.1\t{:.3}\t1%\t1%\t0\t1\t{name}\n",
+            xnnpack(&l.op),
+            0.01 * (i + 1) as f64
+        ));
+    }
+    let rows = parse_op_profile(&table).expect("table");
+    let (times, note) = op_profile_layers(&rows, &int8).expect("maps");
+    assert_eq!(note, None);
+    assert_eq!(times.len(), layers.len());
+    for (i, (t, l)) in times.iter().zip(&layers).enumerate() {
+        assert_eq!(t.output, l.output);
+        assert!((t.ms - 0.01 * (i + 1) as f64).abs() < 1e-9, "{t:?}");
+    }
+    let merged = table.replace("\t1\tDelegate/Copy", "\t2\tDelegate/Copy");
+    let (times, note) =
+        op_profile_layers(&parse_op_profile(&merged).expect("table"), &int8).expect("maps");
+    assert!(times.is_empty(), "no builtin rows in this table: {times:?}");
+    assert!(note.expect("why").contains("merged across partitions"));
+}

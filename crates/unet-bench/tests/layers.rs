@@ -61,9 +61,17 @@ fn vela_rows_and_the_cpu_profile_join_on_the_model() {
     // Every operator has a CPU time and an estimate from Vela's default core, TRANSPOSE_CONV
     // included; the legacy core fuses the sigmoid into the head convolution (no row of its own).
     for row in &table.rows {
-        assert!(row.cells[0].as_ref().is_some_and(|c| c.ms > 0.0), "{:?}", row.layer);
+        assert!(
+            row.cells[0].as_ref().is_some_and(|c| c.ms > 0.0),
+            "{:?}",
+            row.layer
+        );
         let cell = row.cells[1].as_ref();
-        assert!(cell.is_some_and(|c| c.ms > 0.0), "{}: {cell:?}", row.layer.output);
+        assert!(
+            cell.is_some_and(|c| c.ms > 0.0),
+            "{}: {cell:?}",
+            row.layer.output
+        );
         let legacy = row.cells[2].as_ref();
         assert_eq!(
             legacy.is_some_and(|c| c.ms > 0.0),

@@ -79,7 +79,12 @@ fn real_per_layer_csvs_of_both_compiler_cores() {
     .expect("summary");
     for (file, rows, first_op, last) in [
         ("vela_u55_256_per-layer.csv", 50, "Conv2D", "output"),
-        ("vela_u55_256_legacy_per-layer.csv", 35, "CONV_2D", "PredictionMask/logits"),
+        (
+            "vela_u55_256_legacy_per-layer.csv",
+            35,
+            "CONV_2D",
+            "PredictionMask/logits",
+        ),
     ] {
         let layers = parse_per_layer(&fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         assert_eq!(layers.len(), rows, "{file}");

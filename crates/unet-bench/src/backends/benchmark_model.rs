@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, BackendResult, RowStatus, SuiteContext};
 use crate::error::BenchError;
+use crate::layers::LayerProfile;
 use crate::stats::Stats;
 
 /// What `benchmark_model` printed, in its own units converted to milliseconds.
@@ -141,6 +142,189 @@ pub fn parse_benchmark_model(output: &str) -> Result<BenchmarkModelSummary, Benc
     })
 }
 
+/// One row of `benchmark_model`'s per-operator "Run Order" table (`--enable_op_profiling`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OpProfileRow {
+    /// `[node type]`: the TFLite operator (`CONV_2D`), the delegate node
+    /// (`TfLiteNnapiDelegate`), or the delegate's own operator (`Convolution (NHWC, QC8) IGEMM`).
+    pub node_type: String,
+    /// `[avg ms]`: average of one call.
+    pub avg_ms: f64,
+    /// `[times called]` per run (0 for setup events that do not run per inference).
+    pub times_called: u64,
+    /// `[Name]` as printed: `[tensor, …]:node`, `Delegate/<op>:<i>` or `AllocateTensors/0`.
+    pub name: String,
+    /// The first output tensor of a `[…]:node` name.
+    pub output: Option<String>,
+    /// The node index of a `[…]:node` name (the model's operator index for builtins).
+    pub node: Option<usize>,
+    /// A delegate's own operator (`Delegate/…` name): its index is the delegate's, not the model's.
+    pub delegate_op: bool,
+}
+
+impl OpProfileRow {
+    /// Time per inference: the average call times the calls per run.
+    pub fn per_run_ms(&self) -> f64 {
+        self.avg_ms * self.times_called as f64
+    }
+}
+
+fn split_columns(line: &str) -> Vec<String> {
+    if line.contains('\t') {
+        line.split('\t')
+            .map(|f| f.trim().to_string())
+            .filter(|f| !f.is_empty())
+            .collect()
+    } else {
+        // Tabs expanded to spaces (pasted logs): columns are two or more spaces apart; node
+        // types and names contain single spaces.
+        let mut out = Vec::new();
+        let mut field = String::new();
+        let mut spaces = 0;
+        for c in line.trim().chars() {
+            if c == ' ' {
+                spaces += 1;
+                continue;
+            }
+            if spaces >= 2 && !field.is_empty() {
+                out.push(std::mem::take(&mut field));
+            } else if spaces == 1 {
+                field.push(' ');
+            }
+            spaces = 0;
+            field.push(c);
+        }
+        if !field.is_empty() {
+            out.push(field);
+        }
+        out
+    }
+}
+
+fn parse_profile_name(name: &str) -> (Option<String>, Option<usize>, bool) {
+    if let Some(rest) = name.strip_prefix('[')
+        && let Some(close) = rest.rfind("]:")
+    {
+        let node = rest[close + 2..].trim().parse().ok();
+        let tensors = &rest[..close];
+        // Several outputs are listed as `a, b`; the first names the node.
+        let first = tensors.split(", ").next().unwrap_or(tensors).trim();
+        return (Some(first.to_string()), node, false);
+    }
+    (None, None, name.starts_with("Delegate/"))
+}
+
+/// Parses the "Run Order" table of the regular runs' per-operator profile that
+/// `benchmark_model --enable_op_profiling=true` prints (TFLite's tool, with or without the
+/// `[start]` column, tabs or spaces, with or without `INFO: `), or of LiteRT's
+/// `benchmark_model --use_profiler=true`, which prints the table without a title. `None` when
+/// the output has no such table.
+pub fn parse_op_profile(output: &str) -> Option<Vec<OpProfileRow>> {
+    let strip = |l: &str| -> String {
+        let t = l.trim_end();
+        t.strip_prefix("INFO: ").unwrap_or(t).to_string()
+    };
+    let lines: Vec<String> = output.lines().map(strip).collect();
+    // The regular runs' section when titled, else the last Run Order table.
+    let start = lines
+        .iter()
+        .position(|l| l.contains("Operator-wise Profiling Info for Regular Benchmark Runs"))
+        .unwrap_or(0);
+    let order = start
+        + lines[start..]
+            .iter()
+            .position(|l| l.contains("=== Run Order ==="))?;
+    let order = if lines[start].contains("Operator-wise") {
+        order
+    } else {
+        lines
+            .iter()
+            .rposition(|l| l.contains("=== Run Order ==="))
+            .unwrap_or(order)
+    };
+    let header = split_columns(lines.get(order + 1)?);
+    let col = |name: &str| header.iter().position(|h| h.eq_ignore_ascii_case(name));
+    let (node_type, avg, called, name) = (
+        col("[node type]")?,
+        col("[avg ms]")?,
+        col("[times called]")?,
+        col("[Name]")?,
+    );
+    let mut rows = Vec::new();
+    for line in &lines[order + 2..] {
+        if line.trim().is_empty() || line.contains("=====") {
+            break;
+        }
+        let fields = split_columns(line);
+        if fields.len() != header.len() {
+            return None;
+        }
+        let (output, node, delegate_op) = parse_profile_name(&fields[name]);
+        rows.push(OpProfileRow {
+            node_type: fields[node_type].clone(),
+            avg_ms: fields[avg].parse().ok()?,
+            times_called: fields[called].parse().ok()?,
+            name: fields[name].clone(),
+            output,
+            node,
+            delegate_op,
+        });
+    }
+    (!rows.is_empty()).then_some(rows)
+}
+
+/// The per-layer profile of a parsed Run Order table: builtin rows by node index and output
+/// tensor; a delegate's own operators (XNNPACK's `Delegate/…` rows) aligned with the model's
+/// operators as LiteRT's events are ([`crate::backends::litert::map_profile`]); where they
+/// cannot be aligned, only the builtin and delegate-node rows, with the reason.
+pub fn op_profile_layers(
+    rows: &[OpProfileRow],
+    model: &Path,
+) -> Result<(Vec<crate::layers::LayerTime>, Option<String>), BenchError> {
+    use crate::backends::litert::{ProfileEvent, map_profile};
+    use crate::layers::LayerTime;
+    let layers = crate::layers::model_layers(model)?;
+    let per_node: Vec<LayerTime> = rows
+        .iter()
+        .filter(|r| r.times_called > 0 && !r.delegate_op)
+        .filter_map(|r| {
+            Some(LayerTime {
+                index: r.node,
+                output: r.output.clone()?,
+                op: r.node_type.clone(),
+                ms: r.per_run_ms(),
+            })
+        })
+        .collect();
+    if !rows.iter().any(|r| r.delegate_op) {
+        return Ok((per_node, None));
+    }
+    if rows.iter().any(|r| r.delegate_op && r.times_called != 1) {
+        return Ok((
+            per_node,
+            Some("the delegate's operators are merged across partitions in this table ([times called] > 1), so they cannot be matched to the model's operators".into()),
+        ));
+    }
+    let events: Vec<ProfileEvent> = rows
+        .iter()
+        .filter(|r| r.times_called > 0 && (r.delegate_op || r.node.is_some()))
+        .map(|r| ProfileEvent {
+            builtin: !r.delegate_op,
+            tag: r.node_type.clone(),
+            index: if r.delegate_op {
+                0
+            } else {
+                r.node.unwrap_or(0) as u64
+            },
+            elapsed_us: r.per_run_ms() * 1e3,
+        })
+        .collect();
+    match map_profile(&events, 1, &layers) {
+        Ok(times) => Ok((times, None)),
+        Err(why) => Ok((per_node, Some(format!("the delegate's operators: {why}")))),
+    }
+}
+
 impl BenchmarkModelSummary {
     /// The statistics the tool gives (no p90/p99: it does not print them).
     pub fn stats(&self) -> Stats {
@@ -223,8 +407,8 @@ impl Backend for BenchmarkModelBackend {
                 format!("{} does not exist", self.model.display()),
             );
         }
-        match self.run_tool(&binary, ctx) {
-            Ok((summary, command)) => {
+        match self.run_tool(&binary, ctx, false) {
+            Ok((summary, command, _)) => {
                 let mut r = BackendResult::new(name, device, RowStatus::Measured);
                 r.init_ms = Some(summary.init_ms);
                 r.first_run_ms = Some(summary.first_inference_ms);
@@ -237,6 +421,9 @@ impl Backend for BenchmarkModelBackend {
                     .or_else(|| Some("TFLite interpreter (no delegate line)".into()));
                 r.peak_rss_mib = summary.memory_overall_mb;
                 r.details = serde_json::json!({ "command": command, "summary": summary });
+                if ctx.protocol.layer_runs > 0 {
+                    r.layer_profile = Some(self.profile_layers(&binary, ctx));
+                }
                 r
             }
             Err(e) => BackendResult::failed(name, device, &e),
@@ -245,21 +432,61 @@ impl Backend for BenchmarkModelBackend {
 }
 
 impl BenchmarkModelBackend {
+    /// A second run with `--enable_op_profiling=true` (profiling must not touch the timed
+    /// runs), its Run Order table turned into per-layer times.
+    fn profile_layers(&self, binary: &Path, ctx: &SuiteContext<'_>) -> LayerProfile {
+        let (text, command) = match self.run_tool(binary, ctx, true) {
+            Ok((_, command, text)) => (text, command),
+            Err(e) => {
+                return LayerProfile::Unavailable {
+                    why: format!("the profiling run failed: {e}"),
+                };
+            }
+        };
+        let Some(rows) = parse_op_profile(&text) else {
+            return LayerProfile::Unavailable {
+                why: format!(
+                    "`{}` printed no per-operator Run Order table",
+                    command.join(" ")
+                ),
+            };
+        };
+        match op_profile_layers(&rows, &self.model) {
+            Ok((layers, note)) => LayerProfile::Measured {
+                source: format!(
+                    "benchmark_model --enable_op_profiling=true (Run Order table: avg ms × times called){}",
+                    note.map(|n| format!("; {n}")).unwrap_or_default()
+                ),
+                runs: ctx.protocol.layer_runs,
+                layers,
+            },
+            Err(e) => LayerProfile::Unavailable { why: e.to_string() },
+        }
+    }
+
     fn run_tool(
         &self,
         binary: &Path,
         ctx: &SuiteContext<'_>,
-    ) -> Result<(BenchmarkModelSummary, Vec<String>), BenchError> {
+        profile: bool,
+    ) -> Result<(BenchmarkModelSummary, Vec<String>, String), BenchError> {
         let p = ctx.protocol;
+        let (warmup, runs) = if profile {
+            (1, p.layer_runs.max(1))
+        } else {
+            (p.warmup, p.runs)
+        };
         let mut args = vec![
             format!("--graph={}", self.model.display()),
             format!("--num_threads={}", p.threads),
-            format!("--warmup_runs={}", p.warmup),
+            format!("--warmup_runs={warmup}"),
             "--warmup_min_secs=0".to_string(),
-            format!("--num_runs={}", p.runs),
+            format!("--num_runs={runs}"),
             "--min_secs=0".to_string(),
         ];
-        if let Some(s) = p.max_secs {
+        if profile {
+            args.push("--enable_op_profiling=true".to_string());
+        } else if let Some(s) = p.max_secs {
             args.push(format!("--max_secs={s}"));
         }
         // Our first slice as the input, so the tool does not run on random data.
@@ -289,7 +516,7 @@ impl BenchmarkModelBackend {
         }
         let mut command = vec![binary.display().to_string()];
         command.extend(args);
-        Ok((parse_benchmark_model(&text)?, command))
+        Ok((parse_benchmark_model(&text)?, command, text))
     }
 
     fn input_file_arg(&self, ctx: &SuiteContext<'_>) -> Result<Option<String>, BenchError> {

@@ -277,7 +277,7 @@ pub struct ProfileEvent {
     /// Metadata 1: the model's operator index for builtins, XNNPACK's own index otherwise.
     pub index: u64,
     /// Microseconds.
-    pub elapsed_us: u64,
+    pub elapsed_us: f64,
 }
 
 /// Whether XNNPACK's operator `tag` can implement a TFLite operator of type `op`.
@@ -392,7 +392,7 @@ pub fn map_profile(
     let mut seen: Vec<bool> = vec![false; layers.len()];
     for (k, e) in events.iter().enumerate() {
         let i = owner[k % per_run];
-        us[i] += e.elapsed_us as f64;
+        us[i] += e.elapsed_us;
         seen[i] = true;
     }
     Ok(layers
@@ -636,7 +636,7 @@ impl LiteRtEngine {
                         .into_owned()
                 },
                 index: e.event_metadata1,
-                elapsed_us: e.elapsed_time_us,
+                elapsed_us: e.elapsed_time_us as f64,
             })
             .collect();
         map_profile(&events, runs, &layers)
@@ -1174,21 +1174,21 @@ mod tests {
         }
     }
 
-    fn xnn(tag: &str, index: u64, us: u64) -> ProfileEvent {
+    fn xnn(tag: &str, index: u64, us: u32) -> ProfileEvent {
         ProfileEvent {
             builtin: false,
             tag: tag.into(),
             index,
-            elapsed_us: us,
+            elapsed_us: f64::from(us),
         }
     }
 
-    fn builtin(op: &str, index: u64, us: u64) -> ProfileEvent {
+    fn builtin(op: &str, index: u64, us: u32) -> ProfileEvent {
         ProfileEvent {
             builtin: true,
             tag: op.into(),
             index,
-            elapsed_us: us,
+            elapsed_us: f64::from(us),
         }
     }
 
@@ -1205,7 +1205,7 @@ mod tests {
         ];
         // Two runs; SHAPE runs as a builtin between two XNNPACK partitions; the concatenation
         // is two XNNPACK copies; the head convolution is XNNPACK's fully connected operator.
-        let run = |k: u64| {
+        let run = |k: u32| {
             vec![
                 xnn("Convolution (NHWC, QC8) IGEMM", 0, 100 + k),
                 xnn("Max Pooling (NHWC, S8)", 1, 10),
