@@ -5,6 +5,7 @@
 
 use unet_charts::plotters::coord::Shift;
 use unet_charts::plotters::coord::types::RangedCoordf64;
+use unet_charts::plotters::element::DynElement;
 use unet_charts::plotters::prelude::*;
 use unet_charts::{Axis, FONT, LABEL_SIZE, LegendEntry, PLOT_BACKGROUND, Swatch, TickedCoord};
 
@@ -312,6 +313,189 @@ pub(crate) fn layers_svg(table: &LayerTable) -> String {
                 &format!("the per-layer chart could not be drawn: {e}"),
             )
         }
+    }
+}
+
+const MODE_COLOURS: [RGBColor; 8] = [
+    RGBColor(0x4a, 0x78, 0xb5),
+    RGBColor(0xe0, 0xa4, 0x3a),
+    RGBColor(0x2c, 0xa0, 0x8c),
+    RGBColor(0xc8, 0x5a, 0x2c),
+    RGBColor(0x7b, 0x5e, 0xa7),
+    RGBColor(0x8c, 0x8c, 0x8c),
+    RGBColor(0x1b, 0x3a, 0x66),
+    RGBColor(0x9c, 0x4a, 0x12),
+];
+const CPU_LINE: RGBColor = RGBColor(0x33, 0x33, 0x33);
+const SWEEP_W: u32 = 620;
+const SWEEP_PANEL_H: u32 = 300;
+
+fn draw_sweep(sweep: &crate::sweep::VelaSweep, svg: &mut String, legend_w: u32) -> DrawResult<()> {
+    let width = SWEEP_W + legend_w;
+    let height = 2 * SWEEP_PANEL_H + 40;
+    let root = SVGBackend::with_string(svg, (width, height)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let (plots, legend) = root.split_horizontally(SWEEP_W);
+    let (top, bottom) = plots.split_vertically(SWEEP_PANEL_H + 20);
+    let ok: Vec<&crate::sweep::SweepPoint> = sweep
+        .points
+        .iter()
+        .filter(|p| p.inference_ms.is_some_and(|v| v > 0.0) && p.macs_per_cycle > 0)
+        .collect();
+    let modes: Vec<&str> = {
+        let mut m: Vec<&str> = ok.iter().map(|p| p.memory_mode.as_str()).collect();
+        m.sort_unstable();
+        m.dedup();
+        m
+    };
+    let colour = |mode: &str| {
+        let k = modes.iter().position(|m| *m == mode).unwrap_or(0);
+        MODE_COLOURS[k % MODE_COLOURS.len()]
+    };
+    let mut macs: Vec<u32> = sweep
+        .points
+        .iter()
+        .map(|p| p.macs_per_cycle)
+        .filter(|&m| m > 0)
+        .collect();
+    macs.sort_unstable();
+    macs.dedup();
+    let (xlo, xhi) = (
+        f64::from(*macs.first().unwrap_or(&32)) / 1.4,
+        f64::from(*macs.last().unwrap_or(&2048)) * 1.4,
+    );
+    let x_ticks: Vec<(f64, String)> = macs
+        .iter()
+        .map(|&m| (f64::from(m), m.to_string()))
+        .collect();
+    let ms = ok
+        .iter()
+        .filter_map(|p| p.inference_ms)
+        .chain(sweep.cpu_lines.iter().map(|(_, v)| *v));
+    let (lo, hi) = ms.fold((f64::INFINITY, 0.0_f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let y = Axis::log(lo, hi);
+    let mut chart = ChartBuilder::on(&top)
+        .caption("Vela estimate per Ethos-U configuration", (FONT, 16))
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            TickedCoord::<LogCoord<f64>>::new((xlo..xhi).log_scale(), x_ticks.clone()),
+            y.log_coord(),
+        )?;
+    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+    chart
+        .configure_mesh()
+        .x_desc("MACs per cycle")
+        .y_desc("ms per inference (estimate)")
+        .label_style((FONT, LABEL_SIZE))
+        .axis_desc_style((FONT, LABEL_SIZE))
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .draw()?;
+    for (name, v) in &sweep.cpu_lines {
+        let _ = name;
+        chart.draw_series(DashedLineSeries::new(
+            vec![(xlo, *v), (xhi, *v)],
+            6,
+            4,
+            CPU_LINE.stroke_width(1),
+        ))?;
+    }
+    let marker =
+        |p: &crate::sweep::SweepPoint, y: f64| -> DynElement<'static, SVGBackend<'_>, (f64, f64)> {
+            // The families share MACs per cycle (U55-256, U65-256, U85-256): nudge them apart.
+            let nudge = match p.accelerator.get(..9) {
+                Some("ethos-u55") => 0.93,
+                Some("ethos-u85") => 1.07,
+                _ => 1.0,
+            };
+            let at = (f64::from(p.macs_per_cycle) * nudge, y);
+            let c = colour(&p.memory_mode);
+            if p.optimise == crate::sweep::OPTIMISE[0] {
+                Circle::new(at, 4, c.filled()).into_dyn()
+            } else {
+                TriangleMarker::new(at, 5, c.stroke_width(2)).into_dyn()
+            }
+        };
+    chart.draw_series(ok.iter().map(|p| marker(p, p.inference_ms.unwrap_or(1.0))))?;
+
+    let sram: Vec<f64> = ok.iter().filter_map(|p| p.sram_kib).collect();
+    let s_hi = sram.iter().copied().fold(0.0_f64, f64::max);
+    let ys = Axis::linear(0.0, if s_hi > 0.0 { s_hi } else { 1.0 }, 5, 0.0);
+    let mut chart = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(36)
+        .y_label_area_size(60)
+        .build_cartesian_2d(
+            TickedCoord::<LogCoord<f64>>::new((xlo..xhi).log_scale(), x_ticks),
+            ys.linear_coord(),
+        )?;
+    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+    chart
+        .configure_mesh()
+        .x_desc("MACs per cycle")
+        .y_desc("SRAM used, KiB (estimate)")
+        .label_style((FONT, LABEL_SIZE))
+        .axis_desc_style((FONT, LABEL_SIZE))
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .draw()?;
+    chart.draw_series(ok.iter().filter_map(|p| Some(marker(p, p.sram_kib?))))?;
+
+    let mut labels: Vec<(String, Swatch)> = modes
+        .iter()
+        .map(|m| {
+            (
+                format!("{m} (● Performance, △ Size)"),
+                Swatch::Fill(colour(m)),
+            )
+        })
+        .collect();
+    for (name, v) in &sweep.cpu_lines {
+        labels.push((
+            format!("{name}: {v:.2} ms measured"),
+            Swatch::Line {
+                colour: CPU_LINE,
+                dashed: true,
+            },
+        ));
+    }
+    let entries: Vec<LegendEntry<'_>> = labels
+        .iter()
+        .map(|(label, swatch)| LegendEntry {
+            label,
+            swatch: *swatch,
+        })
+        .collect();
+    unet_charts::draw_legend(&legend.margin(36, 0, 0, 0), &entries)?;
+    root.present()?;
+    Ok(())
+}
+
+fn sweep_legend_w(sweep: &crate::sweep::VelaSweep) -> u32 {
+    let longest = sweep
+        .points
+        .iter()
+        .map(|p| p.memory_mode.chars().count() + 26)
+        .chain(sweep.cpu_lines.iter().map(|(n, _)| n.chars().count() + 22))
+        .max()
+        .unwrap_or(20);
+    unet_charts::text_width(longest, LABEL_SIZE) + 70
+}
+
+/// `vela_sweep.svg`: estimated latency (log axis) and SRAM against MACs per cycle, a colour
+/// per memory mode, a marker per `--optimise`, the measured CPU rows as dashed lines.
+pub(crate) fn sweep_svg(sweep: &crate::sweep::VelaSweep) -> String {
+    let mut svg = String::new();
+    let legend_w = sweep_legend_w(sweep);
+    match draw_sweep(sweep, &mut svg, legend_w) {
+        Ok(()) => svg,
+        Err(e) => unet_charts::message_svg(
+            SWEEP_W + legend_w,
+            2 * SWEEP_PANEL_H + 40,
+            &format!("the Vela sweep chart could not be drawn: {e}"),
+        ),
     }
 }
 

@@ -125,6 +125,13 @@ pub struct BenchArgs {
     /// Extra Vela flag (repeatable), e.g. `--vela-arg=--system-config=Ethos_U55_High_End_Embedded`.
     #[arg(long = "vela-arg", allow_hyphen_values = true)]
     pub vela_args: Vec<String>,
+    /// Also compile the model with Vela for every Ethos-U configuration and memory mode Vela
+    /// knows, under `--optimise Performance` and `Size` (report section, `vela_sweep.svg`).
+    #[arg(long)]
+    pub vela_sweep: bool,
+    /// Vela processes at a time during `--vela-sweep`.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub vela_sweep_jobs: u16,
     /// Flag passed through to benchmark_model (repeatable), e.g.
     /// `--benchmark-model-arg=--external_delegate_path=/usr/lib/libvx_delegate.so`.
     #[arg(long = "benchmark-model-arg", allow_hyphen_values = true)]
@@ -266,7 +273,24 @@ pub fn run(args: &BenchArgs, command: Vec<String>) -> Result<(Report, Vec<PathBu
             cfg.out_dir.display()
         );
     }
-    let report = run_suite(&cfg)?;
+    let mut report = run_suite(&cfg)?;
+    if args.vela_sweep {
+        eprintln!("Vela sweep: every configuration Vela knows (estimates)…");
+        let mut sweep = crate::sweep::run_sweep(
+            &cfg.model,
+            &cfg.vela,
+            &cfg.out_dir.join("vela-sweep"),
+            usize::from(args.vela_sweep_jobs),
+        )?;
+        sweep.cpu_lines = report
+            .rows
+            .iter()
+            .filter(|r| r.status == RowStatus::Measured)
+            .filter_map(|r| Some((r.backend.clone(), r.stats.as_ref()?.central())))
+            .collect();
+        let _ = std::fs::remove_dir(cfg.out_dir.join("vela-sweep"));
+        report.vela_sweep = Some(sweep);
+    }
     let produced = |s: &RowStatus| matches!(s, RowStatus::Measured | RowStatus::Estimated);
     if !report.rows.iter().any(|r| produced(&r.status)) {
         // Nothing measured: keep the previous report files and say why each backend gave up.

@@ -27,6 +27,7 @@ mod native_stderr;
 pub mod report;
 pub mod stats;
 pub mod suite;
+pub mod sweep;
 pub mod sys;
 
 pub use backend::{Backend, BackendResult, Engine, Output, Protocol, RowStatus};

@@ -42,6 +42,8 @@ pub struct Report {
     pub rows: Vec<BackendResult>,
     /// Per-layer table (CPU profiles and Vela's per-layer estimates), when any row has one.
     pub layers: Option<LayerTable>,
+    /// The Vela configuration sweep (`--vela-sweep`).
+    pub vela_sweep: Option<crate::sweep::VelaSweep>,
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -175,6 +177,10 @@ impl Report {
             m.push_str(&layers.markdown());
             m.push_str("\n![per-layer chart](layers.svg)\n");
         }
+        if let Some(sweep) = &self.vela_sweep {
+            m.push_str(&sweep.markdown());
+            m.push_str("\n![Vela sweep](vela_sweep.svg)\n");
+        }
         m
     }
 
@@ -244,8 +250,8 @@ impl Report {
         crate::chart::latency_svg(&self.rows)
     }
 
-    /// Writes `report.json`, `report.md`, `latency.svg` and, with a per-layer table,
-    /// `layers.svg` into `dir`; returns their paths.
+    /// Writes `report.json`, `report.md`, `latency.svg` and, with a per-layer table or a
+    /// sweep, `layers.svg` and `vela_sweep.svg` into `dir`; returns their paths.
     pub fn write(&self, dir: &Path) -> Result<Vec<PathBuf>, BenchError> {
         let json = dir.join("report.json");
         let md = dir.join("report.md");
@@ -257,6 +263,11 @@ impl Report {
         if let Some(layers) = &self.layers {
             let path = dir.join("layers.svg");
             write_atomic(&path, layers.svg().as_bytes())?;
+            paths.push(path);
+        }
+        if let Some(sweep) = &self.vela_sweep {
+            let path = dir.join("vela_sweep.svg");
+            write_atomic(&path, sweep.svg().as_bytes())?;
             paths.push(path);
         }
         Ok(paths)

@@ -384,6 +384,7 @@ pub fn run_suite(cfg: &SuiteConfig) -> Result<Report, BenchError> {
         layers: crate::layers::model_layers(&cfg.model)
             .ok()
             .and_then(|layers| crate::layers::LayerTable::build(&layers, &rows)),
+        vela_sweep: None,
         rows,
     })
 }

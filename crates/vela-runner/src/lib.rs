@@ -130,6 +130,93 @@ pub fn version(vela: &Path) -> Result<String, VelaError> {
     }
 }
 
+/// What a Vela installation offers: its accelerator configurations (the choices of
+/// `--accelerator-config` in `vela --help`) and, per configuration file it ships
+/// (`--list-config-files`), the system configurations and memory modes it defines
+/// (`--list-configs <file>`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VelaOptions {
+    /// `ethos-u55-32` … in Vela's order.
+    pub accelerators: Vec<String>,
+    /// The configuration file the lists below come from (`Arm/vela.ini`).
+    pub config_file: Option<String>,
+    /// Its `System_Config.*` sections.
+    pub system_configs: Vec<String>,
+    /// Its `Memory_Mode.*` sections.
+    pub memory_modes: Vec<String>,
+}
+
+/// The `--accelerator-config {a,b,…}` choices of Vela's help text.
+pub fn parse_accelerator_choices(help: &str) -> Vec<String> {
+    let Some(pos) = help.find("--accelerator-config {") else {
+        return Vec::new();
+    };
+    let rest = &help[pos + "--accelerator-config {".len()..];
+    rest.split('}')
+        .next()
+        .unwrap_or_default()
+        .split(',')
+        .map(|c| c.trim().to_string())
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
+/// The section names of `vela --list-configs <file>` output, split into system configurations
+/// and memory modes.
+pub fn parse_config_sections(listing: &str) -> (Vec<String>, Vec<String>) {
+    let mut systems = Vec::new();
+    let mut modes = Vec::new();
+    for line in listing.lines().map(str::trim) {
+        if let Some(name) = line.strip_prefix("System_Config.") {
+            systems.push(name.to_string());
+        } else if let Some(name) = line.strip_prefix("Memory_Mode.") {
+            modes.push(name.to_string());
+        }
+    }
+    (systems, modes)
+}
+
+fn vela_output(vela: &Path, args: &[&str]) -> Result<String, VelaError> {
+    let out = Command::new(vela)
+        .args(args)
+        .output()
+        .map_err(|e| VelaError::Unavailable(format!("cannot run `{}`: {e}", vela.display())))?;
+    if !out.status.success() {
+        return Err(VelaError::Failed {
+            command: format!("{} {}", vela.display(), args.join(" ")),
+            status: out.status.to_string(),
+            tail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Asks `vela` what it offers (see [`VelaOptions`]).
+pub fn options(vela: &Path) -> Result<VelaOptions, VelaError> {
+    let accelerators = parse_accelerator_choices(&vela_output(vela, &["--help"])?);
+    if accelerators.is_empty() {
+        return Err(VelaError::Parse(
+            "`vela --help` lists no --accelerator-config choices".into(),
+        ));
+    }
+    let files = vela_output(vela, &["--list-config-files"])?;
+    let config_file = files
+        .lines()
+        .map(str::trim)
+        .find(|l| l.ends_with(".ini"))
+        .map(str::to_string);
+    let (system_configs, memory_modes) = match &config_file {
+        Some(file) => parse_config_sections(&vela_output(vela, &["--list-configs", file])?),
+        None => (Vec::new(), Vec::new()),
+    };
+    Ok(VelaOptions {
+        accelerators,
+        config_file,
+        system_configs,
+        memory_modes,
+    })
+}
+
 /// One Vela compilation to run.
 #[derive(Debug, Clone)]
 pub struct VelaJob {
@@ -529,6 +616,20 @@ impl LayerBound {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vela_help_and_config_listing() {
+        let help = "usage: vela [-h] [--accelerator-config {ethos-u55-32,ethos-u55-64,ethos-u85-2048}]\n  --accelerator-config {ethos-u55-32,ethos-u55-64,ethos-u85-2048}\n";
+        assert_eq!(
+            parse_accelerator_choices(help),
+            ["ethos-u55-32", "ethos-u55-64", "ethos-u85-2048"]
+        );
+        assert!(parse_accelerator_choices("no such flag").is_empty());
+        let listing = "Configurations defined in /x/Arm/vela.ini:\n   System_Config.Ethos_U55_High_End_Embedded\n   Memory_Mode.Shared_Sram\n   Memory_Mode.Dedicated_Sram_256KB\n";
+        let (systems, modes) = parse_config_sections(listing);
+        assert_eq!(systems, ["Ethos_U55_High_End_Embedded"]);
+        assert_eq!(modes, ["Shared_Sram", "Dedicated_Sram_256KB"]);
+    }
 
     #[test]
     fn operator_counts_from_the_printed_summary() {
