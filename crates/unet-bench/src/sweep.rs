@@ -270,7 +270,7 @@ impl VelaSweep {
         for p in self.points.iter().filter(|p| p.rejected.is_none()) {
             let _ = writeln!(
                 m,
-                "| {} | {} | {} | {} | {} | {} | {} | {} |{}",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 p.accelerator,
                 p.macs_per_cycle,
                 p.system_config,
@@ -285,7 +285,6 @@ impl VelaSweep {
                 p.cpu_ops
                     .map(|v| v.to_string())
                     .unwrap_or_else(|| "–".into()),
-                ""
             );
         }
         // Rejections, one line per memory mode and reason.

@@ -318,7 +318,7 @@ pub fn map_profile(
     layers: &[crate::layers::ModelLayer],
 ) -> Result<Vec<crate::layers::LayerTime>, String> {
     let runs = runs.max(1);
-    if events.is_empty() || events.len() % runs != 0 {
+    if events.is_empty() || !events.len().is_multiple_of(runs) {
         return Err(format!(
             "{} operator events for {runs} runs: not the same events in every run",
             events.len()
