@@ -326,7 +326,13 @@ const MODE_COLOURS: [RGBColor; 8] = [
     RGBColor(0x1b, 0x3a, 0x66),
     RGBColor(0x9c, 0x4a, 0x12),
 ];
-const CPU_LINE: RGBColor = RGBColor(0x33, 0x33, 0x33);
+/// Colours of the measured CPU reference lines of the sweep chart.
+const CPU_LINES: [RGBColor; 4] = [
+    RGBColor(0x22, 0x22, 0x22),
+    RGBColor(0xb0, 0x20, 0x20),
+    RGBColor(0x20, 0x80, 0x30),
+    RGBColor(0x20, 0x40, 0xb0),
+];
 const SWEEP_W: u32 = 620;
 const SWEEP_PANEL_H: u32 = 300;
 
@@ -394,13 +400,12 @@ fn draw_sweep(sweep: &crate::sweep::VelaSweep, svg: &mut String, legend_w: u32) 
         .axis_desc_style((FONT, LABEL_SIZE))
         .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
         .draw()?;
-    for (name, v) in &sweep.cpu_lines {
-        let _ = name;
+    for (k, (_, v)) in sweep.cpu_lines.iter().enumerate() {
         chart.draw_series(DashedLineSeries::new(
             vec![(xlo, *v), (xhi, *v)],
             6,
             4,
-            CPU_LINE.stroke_width(1),
+            CPU_LINES[k % CPU_LINES.len()].stroke_width(1),
         ))?;
     }
     let marker =
@@ -452,11 +457,11 @@ fn draw_sweep(sweep: &crate::sweep::VelaSweep, svg: &mut String, legend_w: u32) 
             )
         })
         .collect();
-    for (name, v) in &sweep.cpu_lines {
+    for (k, (name, v)) in sweep.cpu_lines.iter().enumerate() {
         labels.push((
             format!("{name}: {v:.2} ms measured"),
             Swatch::Line {
-                colour: CPU_LINE,
+                colour: CPU_LINES[k % CPU_LINES.len()],
                 dashed: true,
             },
         ));
