@@ -50,6 +50,10 @@ pub struct RuntimeBenchArgs {
     /// Also time our reference kernels (slow: about a second per int8 run).
     #[arg(long)]
     pub with_reference: bool,
+    /// Also time ours and LiteRT XNNPACK with this many threads (in the same run, beside the
+    /// one-thread rows), for the scaling figures.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
     /// The int8 peak the GOPS figure is compared with (default: the issue's AVX-512 VNNI figure
     /// for the Sapphire Rapids machine, ≈590 GOPS; pass this CPU's own peak where known).
     #[arg(long, default_value_t = 590.0)]
@@ -74,16 +78,11 @@ fn time_ours(
     slice: &[f32],
     args: &RuntimeBenchArgs,
     kernels: KernelTier,
+    threads: usize,
 ) -> anyhow::Result<serde_json::Value> {
     let model = tflite_writer::read_model_file(model_path)?;
     let t0 = Instant::now();
-    let mut interp = Interpreter::new(
-        &model,
-        Options {
-            kernels,
-            threads: 1,
-        },
-    )?;
+    let mut interp = Interpreter::new(&model, Options { kernels, threads })?;
     let prepare_ms = t0.elapsed().as_secs_f64() * 1e3;
     let info = interp.input_info(0)?.clone();
     match info.per_tensor_quant() {
@@ -119,6 +118,7 @@ fn time_ours(
         "runs": args.runs,
         "prepare_ms": prepare_ms,
         "kernels": interp.kernel_tier(),
+        "threads": threads,
         "arena_bytes": memory.arena_bytes,
         "unshared_activation_bytes": memory.unshared_bytes,
         "scratch_bytes": memory.scratch_bytes,
@@ -129,11 +129,13 @@ fn time_ours(
 fn time_litert(model_path: &Path, args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
     let runs = args.runs.to_string();
     let warmup = args.warmup.to_string();
+    let threads = args.threads.to_string();
     let text = litert_oracle::run([
         OsStr::new("time"),
         model_path.as_os_str(),
         OsStr::new(&runs),
         OsStr::new(&warmup),
+        OsStr::new(&threads),
     ])
     .map_err(|e| anyhow::anyhow!("LiteRT timing (pass --no-litert to skip): {e}"))?;
     let last = text.lines().last().unwrap_or_default();
@@ -168,6 +170,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut profiles = Vec::new();
     let mut report = Vec::new();
+    let mut scaling: Vec<String> = Vec::new();
     let litert_skipped = if args.no_litert {
         Some("--no-litert".to_string())
     } else {
@@ -189,10 +192,17 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         let bytes = tflite_writer::write_model(&model)?;
         write_atomic(&path, &bytes)?;
         tracing::info!(model = %path.display(), params = parameter_count(&model), "timing tflite-runtime");
-        let ours = time_ours(&path, &slice.image, args, KernelTier::Best)?;
+        let ours = time_ours(&path, &slice.image, args, KernelTier::Best, 1)?;
+        let threads = usize::from(args.threads);
+        let ours_threads = if threads > 1 {
+            tracing::info!(model = %path.display(), threads, "timing tflite-runtime");
+            time_ours(&path, &slice.image, args, KernelTier::Best, threads)?
+        } else {
+            serde_json::Value::Null
+        };
         let ours_reference = if args.with_reference {
             tracing::info!(model = %path.display(), "timing tflite-runtime reference kernels");
-            time_ours(&path, &slice.image, args, KernelTier::Reference)?
+            time_ours(&path, &slice.image, args, KernelTier::Reference, 1)?
         } else {
             serde_json::Value::Null
         };
@@ -237,11 +247,36 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
             ));
         }
         profiles.push(lines.join("\n"));
+        if threads > 1 {
+            let xnn_n = &litert[format!("xnnpack_{threads}threads")];
+            let speedup = |one: &serde_json::Value, many: &serde_json::Value| match (
+                one["median_ms"].as_f64(),
+                many["median_ms"].as_f64(),
+            ) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+                _ => "—".into(),
+            };
+            let ratio_n = match (
+                ours_threads["median_ms"].as_f64(),
+                xnn_n["median_ms"].as_f64(),
+            ) {
+                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}×", a / b),
+                _ => "—".into(),
+            };
+            scaling.push(format!(
+                "| {kind} | {threads} | {} | {} | {} | {} | {ratio_n} |",
+                ms(&ours_threads),
+                speedup(&ours, &ours_threads),
+                ms(xnn_n),
+                speedup(&litert["xnnpack_1thread"], xnn_n),
+            ));
+        }
         report.push(json!({
             "model": kind,
             "path": path,
             "parameters": parameter_count(&model),
             "tflite_runtime": ours,
+            "tflite_runtime_threads": ours_threads,
             "tflite_runtime_reference": ours_reference,
             "litert": litert,
             "ratio_ours_to_xnnpack": ratio,
@@ -250,7 +285,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     }
     let command: Vec<String> = std::env::args().collect();
     let header = format!(
-        "U-Net fms={} {}×{}, random weights (seed {}), {} timed runs after {} warm-up, one thread; median ms. \
+        "U-Net fms={} {}×{}, random weights (seed {}), {} timed runs after {} warm-up, one thread unless said; median ms. \
          GOPS = 2·(conv + transposed-conv MACs, from the model's shapes) / our median; % of peak against --peak-gops {}.",
         args.fms, args.size, args.size, args.seed, args.runs, args.warmup, args.peak_gops
     );
@@ -261,9 +296,19 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         "# tflite-runtime end-to-end latency\n\n{header}\n\n\
          | model | tflite-runtime best (kernel_tier: the int8 path) | tflite-runtime reference | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | ours / XNNPACK | our GOPS | % of peak | arena peak bytes |\n\
          |---|---|---|---|---|---|---|---|---|\n{}\n\n\
-         Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
+         {}         Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
          load average at the end: {load}; command: `{}`, commit {}\n",
         rows.join("\n"),
+        if scaling.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "Threads (same run): ours and LiteRT XNNPACK with --threads against their own one-thread medians.\n\n\
+                 | model | threads | ours ms | ours speedup | XNNPACK ms | XNNPACK speedup | ours / XNNPACK |\n\
+                 |---|---|---|---|---|---|---|\n{}\n\n",
+                scaling.join("\n")
+            )
+        },
         profiles.join("\n"),
         command.join(" "),
         unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into())

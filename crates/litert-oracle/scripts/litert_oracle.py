@@ -19,9 +19,9 @@ or `default` (the default resolver: XNNPACK delegate where it applies).
         Runs the `serving_default` signature with its `input` argument (raw little-endian f32,
         reshaped to the input's shape) and writes its `output` as raw little-endian f32.
 
-    time MODEL RUNS WARMUP
+    time MODEL RUNS WARMUP [THREADS]
         Prints JSON with the median/min/mean invoke time in ms of `ref` and of `default`
-        (1 thread), on seeded random inputs.
+        (1 thread, and THREADS threads when given and above 1), on seeded random inputs.
 
     describe MODEL
         Prints JSON: every tensor (name, shape, dtype, quantisation), inputs, outputs, signatures.
@@ -108,10 +108,13 @@ def signature(model, inputs, outputs):
     np.asarray(result["output"], dtype="<f4").tofile(outputs)
 
 
-def time_model(path, runs, warmup):
+def time_model(path, runs, warmup, threads=1):
     result = {}
-    for name, resolver in (("builtin_ref", "ref"), ("xnnpack_1thread", "default")):
-        interp = load(path, resolver)
+    variants = [("builtin_ref", "ref", 1), ("xnnpack_1thread", "default", 1)]
+    if threads > 1:
+        variants.append((f"xnnpack_{threads}threads", "default", threads))
+    for name, resolver, n in variants:
+        interp = load(path, resolver, n)
         rng = np.random.default_rng(0)
         for d in interp.get_input_details():
             interp.set_tensor(d["index"], random_input(rng, d))
@@ -186,7 +189,7 @@ COMMANDS = {
     "run": (run, 1),
     "batch": (batch, 5),
     "signature": (signature, 3),
-    "time": (lambda m, r, w: time_model(m, int(r), int(w)), 3),
+    "time": (lambda m, r, w, t="1": time_model(m, int(r), int(w), int(t)), (3, 4)),
     "describe": (describe, 1),
     "compare": (compare, 2),
 }
@@ -196,7 +199,8 @@ def main(argv):
     if not argv or argv[0] not in COMMANDS:
         sys.exit(f"usage: COMMAND ARGS... with COMMAND one of {', '.join(COMMANDS)}\n\n{__doc__}")
     command, arity = COMMANDS[argv[0]]
-    if len(argv) - 1 != arity:
+    low, high = arity if isinstance(arity, tuple) else (arity, arity)
+    if not low <= len(argv) - 1 <= high:
         sys.exit(f"{argv[0]} takes {arity} arguments, got {len(argv) - 1}\n\n{__doc__}")
     command(*argv[1:])
 

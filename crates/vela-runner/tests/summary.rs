@@ -133,12 +133,12 @@ fn bottlenecks_read_from_the_numbers() {
     // The two 8×8×256 bottleneck convolutions of this U-Net wait on their weights from off-chip
     // flash; the first convolution (one input channel) leaves most of the MAC array idle; a
     // decoder convolution at ~99 % utilisation is compute-bound.
-    assert_eq!(by_cycles[0].name, "conv_33");
+    assert_eq!(by_cycles[0].name, "encodeEb");
     assert_eq!(LayerBound::of(by_cycles[0]), LayerBound::WeightStreaming);
     let conv_30 = layers
         .iter()
-        .find(|l| l.name == "conv_30")
-        .expect("conv_30");
+        .find(|l| l.name == "encodeEa")
+        .expect("encodeEa");
     assert_eq!(LayerBound::of(conv_30), LayerBound::WeightStreaming);
     assert_eq!(LayerBound::of(&layers[0]), LayerBound::LowMacUtilisation);
     assert!(
@@ -148,8 +148,8 @@ fn bottlenecks_read_from_the_numbers() {
     );
     let conv_63 = layers
         .iter()
-        .find(|l| l.name == "conv_63")
-        .expect("conv_63");
+        .find(|l| l.name == "decodeAa")
+        .expect("decodeAa");
     assert_eq!(LayerBound::of(conv_63), LayerBound::ComputeBound);
     let relu = layers
         .iter()
