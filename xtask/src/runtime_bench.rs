@@ -296,7 +296,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         "# tflite-runtime end-to-end latency\n\n{header}\n\n\
          | model | tflite-runtime best (kernel_tier: the int8 path) | tflite-runtime reference | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | ours / XNNPACK | our GOPS | % of peak | arena peak bytes |\n\
          |---|---|---|---|---|---|---|---|---|\n{}\n\n\
-         {}         Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
+         {}Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
          load average at the end: {load}; command: `{}`, commit {}\n",
         rows.join("\n"),
         if scaling.is_empty() {
