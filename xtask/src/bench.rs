@@ -302,7 +302,11 @@ fn run_remote(args: &BenchArgs, host: &str) -> anyhow::Result<()> {
         format!("--seed={}", b.seed),
         format!("--baseline={}", b.baseline),
         format!("--vela={}", b.vela.display()),
+        format!("--layer-runs={}", b.layer_runs),
     ]);
+    if b.vela_sweep {
+        remote_args.push("--vela-sweep".into());
+    }
     if let Some(s) = b.max_secs {
         remote_args.push(format!("--max-secs={s}"));
     }
@@ -338,6 +342,20 @@ fn run_remote(args: &BenchArgs, host: &str) -> anyhow::Result<()> {
     let fetched =
         ["report.json", "report.md", "latency.svg"].map(|f| format!("{host}:{dir}/bench/{f}"));
     ssh.copy(&fetched, &format!("{}/", local.display()), false)?;
+    // The charts that exist only when the report has their section.
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(local.join("report.json"))
+            .with_context(|| format!("reading {}/report.json", local.display()))?,
+    )
+    .with_context(|| format!("parsing {}/report.json", local.display()))?;
+    let optional: Vec<String> = [("layers", "layers.svg"), ("vela_sweep", "vela_sweep.svg")]
+        .into_iter()
+        .filter(|(key, _)| !report[*key].is_null())
+        .map(|(_, f)| format!("{host}:{dir}/bench/{f}"))
+        .collect();
+    if !optional.is_empty() {
+        ssh.copy(&optional, &format!("{}/", local.display()), false)?;
+    }
     let md = std::fs::read_to_string(local.join("report.md"))
         .with_context(|| format!("reading {}/report.md", local.display()))?;
     println!("\n{md}");

@@ -276,20 +276,26 @@ pub fn run(args: &BenchArgs, command: Vec<String>) -> Result<(Report, Vec<PathBu
     let mut report = run_suite(&cfg)?;
     if args.vela_sweep {
         eprintln!("Vela sweep: every configuration Vela knows (estimates)…");
-        let mut sweep = crate::sweep::run_sweep(
+        // A sweep that cannot run (no Vela here, e.g. on a board) leaves the measured report
+        // as it is and says why.
+        match crate::sweep::run_sweep(
             &cfg.model,
             &cfg.vela,
             &cfg.out_dir.join("vela-sweep"),
             usize::from(args.vela_sweep_jobs),
-        )?;
-        sweep.cpu_lines = report
-            .rows
-            .iter()
-            .filter(|r| r.status == RowStatus::Measured)
-            .filter_map(|r| Some((r.backend.clone(), r.stats.as_ref()?.central())))
-            .collect();
+        ) {
+            Ok(mut sweep) => {
+                sweep.cpu_lines = report
+                    .rows
+                    .iter()
+                    .filter(|r| r.status == RowStatus::Measured)
+                    .filter_map(|r| Some((r.backend.clone(), r.stats.as_ref()?.central())))
+                    .collect();
+                report.vela_sweep = Some(sweep);
+            }
+            Err(e) => eprintln!("Vela sweep skipped: {e}"),
+        }
         let _ = std::fs::remove_dir(cfg.out_dir.join("vela-sweep"));
-        report.vela_sweep = Some(sweep);
     }
     let produced = |s: &RowStatus| matches!(s, RowStatus::Measured | RowStatus::Estimated);
     if !report.rows.iter().any(|r| produced(&r.status)) {

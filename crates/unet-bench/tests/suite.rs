@@ -249,3 +249,31 @@ fn vela_or_litert_missing(backend: &str) -> bool {
     backend.starts_with("vela:")
         && vela_runner::version(std::path::Path::new(vela_runner::DEFAULT_EXECUTABLE)).is_err()
 }
+
+/// `--vela-sweep` where Vela cannot run (a board) keeps the measured report and writes no sweep.
+#[test]
+fn a_sweep_without_vela_leaves_the_measured_report() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench");
+    let a = args(
+        &out,
+        &[
+            "--backends",
+            "rust-int8",
+            "--vela-sweep",
+            "--vela",
+            "/nonexistent/vela",
+        ],
+    );
+    let (report, paths) = unet_bench::cli::run(&a, vec!["test".into()]).expect("suite runs");
+    assert!(report.vela_sweep.is_none());
+    assert!(
+        report.layers.is_some(),
+        "rust-int8 still has its per-layer column"
+    );
+    assert!(
+        !paths.iter().any(|p| p.ends_with("vela_sweep.svg")),
+        "{paths:?}"
+    );
+    assert!(out.join("report.json").is_file());
+}
