@@ -598,4 +598,79 @@ mod tests {
             }
         }
     }
+
+    fn layer_table() -> LayerTable {
+        use crate::layers::{LayerProfile, LayerTime, ModelLayer};
+        let layers: Vec<ModelLayer> = ["conv_a", "pool_b", "conv_c"]
+            .iter()
+            .enumerate()
+            .map(|(index, name)| ModelLayer {
+                index,
+                op: if index == 1 { "MAX_POOL_2D" } else { "CONV_2D" }.into(),
+                output: (*name).into(),
+                output_shape: vec![1, 8, 8, 4],
+                macs: if index == 1 { 0 } else { 1000 },
+                in_channels: None,
+                inputs: Vec::new(),
+            })
+            .collect();
+        let profile = |ms: [f64; 3]| LayerProfile::Measured {
+            source: "test".into(),
+            runs: 1,
+            layers: layers
+                .iter()
+                .zip(ms)
+                .map(|(l, ms)| LayerTime {
+                    index: Some(l.index),
+                    output: l.output.clone(),
+                    op: l.op.clone(),
+                    ms,
+                })
+                .collect(),
+        };
+        let mut a = row("rust-int8", RowStatus::Measured, &[1.0]);
+        a.layer_profile = Some(profile([0.4, 0.05, 1.3]));
+        let mut b = row("litert:cpu", RowStatus::Measured, &[1.0]);
+        b.layer_profile = Some(profile([0.5, 0.02, 1.1]));
+        LayerTable::build(&layers, &[a, b]).expect("table")
+    }
+
+    #[test]
+    fn layer_chart_has_a_bar_per_cell_round_ticks_and_the_legend_beside_it() {
+        let table = layer_table();
+        let svg = layers_svg(&table);
+        let plots = rects_filled(&svg, PLOT_BACKGROUND);
+        let legends = rects_filled(&svg, LEGEND_BACKGROUND);
+        assert_eq!((plots.len(), legends.len()), (1, 1), "{svg}");
+        assert!(!legends[0].overlaps(&plots[0]));
+        // One bar per (layer, column), in the column's colour.
+        for j in 0..table.columns.len() {
+            let bars = rects_filled(&svg, layer_colour(&table, j));
+            let bars: Vec<_> = bars
+                .iter()
+                .filter(|r| plots[0].contains(r.x + 0.5, r.y + 0.5))
+                .collect();
+            assert_eq!(bars.len(), table.rows.len(), "column {j}");
+        }
+        let texts = texts(&svg);
+        let ticks: Vec<f64> = texts
+            .iter()
+            .filter(|t| t.y > plots[0].bottom())
+            .filter_map(|t| t.content.parse::<f64>().ok())
+            .collect();
+        assert!(ticks.len() >= 3 && ticks[0] == 0.0, "{ticks:?}");
+        let step = ticks[1] - ticks[0];
+        assert!(unet_charts::is_125(step), "{ticks:?}");
+        assert!(
+            ticks.windows(2).all(|w| (w[1] - w[0] - step).abs() < 1e-9),
+            "{ticks:?}"
+        );
+        for label in [
+            "rust-int8 (measured)",
+            "litert:cpu (measured)",
+            "#2 conv_c (CONV_2D)",
+        ] {
+            assert!(texts.iter().any(|t| t.content == label), "{label}");
+        }
+    }
 }
