@@ -47,13 +47,10 @@ impl Builder<'_> {
             (out_h, geometry.stride_h, pad_top, fh, xs[1]),
             (out_w, geometry.stride_w, pad_left, fw, xs[2]),
         ] {
-            for o_i in 0..n_out {
-                let start = (o_i * stride) as i64 - pad as i64;
-                if start >= size as i64 || start + window as i64 <= 0 {
-                    return Err(cx.invalid(format!(
-                        "output position {o_i} has a window with no input pixels"
-                    )));
-                }
+            if let Some(o_i) = first_empty_window(n_out, stride, pad, window, size) {
+                return Err(cx.invalid(format!(
+                    "output position {o_i} has a window with no input pixels"
+                )));
             }
         }
         let shape = vec![xs[0], out_h, out_w, xs[3]];
@@ -79,5 +76,59 @@ impl Builder<'_> {
             _ => return Err(self.type_error(cx, &[x], output)),
         };
         Ok((kernel, shape))
+    }
+}
+
+/// The first output position whose window (`window` wide, starting at `o·stride − pad`) covers
+/// no input pixel of `0..size`, if any. Window starts grow with `o`, so only the first window
+/// can end before the input and only the last can start after it: O(1), whatever the output
+/// size (a model may declare billions of positions over an empty tensor).
+fn first_empty_window(
+    n_out: usize,
+    stride: usize,
+    pad: usize,
+    window: usize,
+    size: usize,
+) -> Option<usize> {
+    if n_out == 0 {
+        return None;
+    }
+    let start = |o: usize| (o as i128) * (stride as i128) - pad as i128;
+    if start(0) + window as i128 <= 0 || start(0) >= size as i128 {
+        return Some(0);
+    }
+    let last = n_out - 1;
+    (start(last) >= size as i128).then(|| {
+        // The first position past the input: ceil((size + pad) / stride).
+        (size + pad).div_ceil(stride.max(1)).min(last)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_empty_window;
+
+    /// The O(1) answer is the one the position-by-position scan gives.
+    #[test]
+    fn first_empty_window_matches_the_scan() {
+        for n_out in 0..7 {
+            for stride in 1..4 {
+                for pad in 0..5 {
+                    for window in 1..5 {
+                        for size in 0..6 {
+                            let scan = (0..n_out).find(|&o| {
+                                let start = (o * stride) as i64 - pad as i64;
+                                start >= size as i64 || start + window as i64 <= 0
+                            });
+                            assert_eq!(
+                                first_empty_window(n_out, stride, pad, window, size),
+                                scan,
+                                "n_out {n_out} stride {stride} pad {pad} window {window} size {size}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
     }
 }
