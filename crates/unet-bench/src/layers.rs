@@ -138,7 +138,7 @@ pub struct Column {
 }
 
 /// One backend's figures for one layer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Cell {
     /// Time per invoke (ms); for Vela, its cycles at the configuration's clock.
     pub ms: f64,
@@ -293,7 +293,7 @@ impl LayerTable {
                     for t in times {
                         match by_name.get(tensor_key(&t.output)) {
                             Some(&i) => {
-                                let c = col[i].get_or_insert_with(|| empty_cell(0.0));
+                                let c = col[i].get_or_insert_with(Cell::default);
                                 c.ms += t.ms;
                             }
                             None => unmatched.push(t.output.clone()),
@@ -312,7 +312,7 @@ impl LayerTable {
                             unmatched.push(v.name.clone());
                             continue;
                         };
-                        let c = col[i].get_or_insert_with(|| empty_cell(0.0));
+                        let c = col[i].get_or_insert_with(Cell::default);
                         c.ms += v.cycles / clock_hz * 1e3;
                         *c.cycles.get_or_insert(0.0) += v.cycles;
                         *c.sram_kib.get_or_insert(0.0) =
@@ -464,19 +464,6 @@ impl LayerTable {
     /// `layers.svg`: one group of bars per layer, one bar per column.
     pub fn svg(&self) -> String {
         crate::chart::layers_svg(self)
-    }
-}
-
-fn empty_cell(ms: f64) -> Cell {
-    Cell {
-        ms,
-        share: 0.0,
-        cycles: None,
-        mac_utilisation_percent: None,
-        waits_on: None,
-        sram_kib: None,
-        bound: None,
-        why: None,
     }
 }
 

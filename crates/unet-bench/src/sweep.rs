@@ -63,6 +63,9 @@ pub fn macs_per_cycle(accelerator: &str) -> Option<u32> {
 
 struct Job {
     accelerator: String,
+    /// The system configuration to name with the memory mode (Vela's default for the
+    /// accelerator); `None` with `memory_mode: None` (Vela picks both).
+    system: Option<String>,
     memory_mode: Option<String>,
     optimise: &'static str,
 }
@@ -87,12 +90,12 @@ pub fn run_sweep(
         .iter()
         .map(|a| Job {
             accelerator: a.clone(),
+            system: None,
             memory_mode: None,
             optimise: OPTIMISE[0],
         })
         .collect();
-    let first = run_jobs(&defaults, model, vela, work_dir, &options, &[], jobs);
-    let default_system: Vec<String> = first.iter().map(|p| p.system_config.clone()).collect();
+    let first = run_jobs(&defaults, model, vela, work_dir, &options, jobs);
     let mut rest = Vec::new();
     for (acc, point) in options.accelerators.iter().zip(&first) {
         for optimise in OPTIMISE {
@@ -102,19 +105,14 @@ pub fn run_sweep(
                 }
                 rest.push(Job {
                     accelerator: acc.clone(),
+                    system: Some(point.system_config.clone()),
                     memory_mode: Some(mode.clone()),
                     optimise,
                 });
             }
         }
     }
-    let systems: Vec<(String, String)> = options
-        .accelerators
-        .iter()
-        .cloned()
-        .zip(default_system)
-        .collect();
-    let more = run_jobs(&rest, model, vela, work_dir, &options, &systems, jobs);
+    let more = run_jobs(&rest, model, vela, work_dir, &options, jobs);
     let mut points = first;
     points.extend(more);
     let order = |p: &SweepPoint| {
@@ -141,7 +139,6 @@ fn run_jobs(
     vela: &Path,
     work_dir: &Path,
     options: &VelaOptions,
-    systems: &[(String, String)],
     jobs: usize,
 ) -> Vec<SweepPoint> {
     let next = AtomicUsize::new(0);
@@ -152,11 +149,7 @@ fn run_jobs(
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = list.get(i) else { break };
-                    let system = systems
-                        .iter()
-                        .find(|(a, _)| *a == job.accelerator)
-                        .map(|(_, s)| s.clone());
-                    let point = compile(job, model, vela, work_dir, options, system, i);
+                    let point = compile(job, model, vela, work_dir, options, i);
                     if let Ok(mut v) = out.lock() {
                         v.push((i, point));
                     }
@@ -175,13 +168,12 @@ fn compile(
     vela: &Path,
     work_dir: &Path,
     options: &VelaOptions,
-    system: Option<String>,
     i: usize,
 ) -> SweepPoint {
     let dir: PathBuf = work_dir.join(format!("sweep-{i}-{}", std::process::id()));
     let mut extra = vec!["--optimise".to_string(), job.optimise.to_string()];
     if let (Some(mode), Some(file), Some(system)) =
-        (&job.memory_mode, &options.config_file, &system)
+        (&job.memory_mode, &options.config_file, &job.system)
     {
         extra.extend([
             "--config".into(),
@@ -220,7 +212,10 @@ fn compile(
         Err(e) => SweepPoint {
             accelerator: job.accelerator.clone(),
             macs_per_cycle: macs,
-            system_config: system.unwrap_or_else(|| "Vela's default".into()),
+            system_config: job
+                .system
+                .clone()
+                .unwrap_or_else(|| "Vela's default".into()),
             memory_mode: job
                 .memory_mode
                 .clone()

@@ -748,48 +748,18 @@ impl LiteRtEngine {
                         (api.set_accelerators)(options, self.cfg.accelerator.mask()),
                     )?;
                     if self.cfg.accelerator == Accelerator::Cpu {
-                        let toml =
-                            CString::new(format!("num_threads = {}\n", self.cfg.threads.max(1)))
-                                .map_err(|_| BenchError::tool("litert", "bad thread option"))?;
-                        let payload = toml.into_raw() as *mut c_void;
-                        let mut opaque: Handle = std::ptr::null_mut();
-                        let status = (api.create_opaque_options)(
-                            c"xnnpack".as_ptr(),
-                            payload,
-                            Some(free_cstring),
-                            &mut opaque,
-                        );
-                        if status != 0 {
-                            free_cstring(payload);
-                        }
-                        check("LiteRtCreateOpaqueOptions", status)?;
-                        // Ownership of `opaque` (and its payload) moves to `options`.
-                        check(
-                            "LiteRtAddOpaqueOptions",
-                            (api.add_opaque_options)(options, opaque),
-                        )?;
+                        let toml = format!("num_threads = {}\n", self.cfg.threads.max(1));
+                        add_toml_option(api, options, c"xnnpack", &toml)?;
                     }
                     if self.profiling {
                         // The runtime options (litert_runtime_options.h) are an opaque option
                         // whose payload is TOML; their builder is not exported, so the option
                         // is made here the same way as XNNPACK's.
-                        let toml = CString::new("enable_profiling = true\n")
-                            .map_err(|_| BenchError::tool("litert", "bad profiling option"))?;
-                        let payload = toml.into_raw() as *mut c_void;
-                        let mut opaque: Handle = std::ptr::null_mut();
-                        let status = (api.create_opaque_options)(
-                            c"runtime_options_string".as_ptr(),
-                            payload,
-                            Some(free_cstring),
-                            &mut opaque,
-                        );
-                        if status != 0 {
-                            free_cstring(payload);
-                        }
-                        check("LiteRtCreateOpaqueOptions", status)?;
-                        check(
-                            "LiteRtAddOpaqueOptions",
-                            (api.add_opaque_options)(options, opaque),
+                        add_toml_option(
+                            api,
+                            options,
+                            c"runtime_options_string",
+                            "enable_profiling = true\n",
                         )?;
                     }
                     check(
@@ -912,6 +882,37 @@ impl LiteRtEngine {
             }
             Err(e) => Err(LoadError::Failed(e)),
         }
+    }
+}
+
+/// Adds an opaque option `id` whose payload is the TOML text `toml` to `options`.
+///
+/// # Safety
+/// `options` is a live `LiteRtOptions` of `api`'s library.
+unsafe fn add_toml_option(
+    api: &Api,
+    options: Handle,
+    id: &std::ffi::CStr,
+    toml: &str,
+) -> Result<(), BenchError> {
+    let toml = CString::new(toml)
+        .map_err(|_| BenchError::tool("litert", format!("option {id:?} contains a NUL byte")))?;
+    let payload = toml.into_raw() as *mut c_void;
+    let mut opaque: Handle = std::ptr::null_mut();
+    // SAFETY: `id` and `payload` are NUL-terminated strings; LiteRT owns `payload` (freed by
+    // `free_cstring`) once the call succeeds, and we free it ourselves when it fails.
+    unsafe {
+        let status =
+            (api.create_opaque_options)(id.as_ptr(), payload, Some(free_cstring), &mut opaque);
+        if status != 0 {
+            free_cstring(payload);
+        }
+        check("LiteRtCreateOpaqueOptions", status)?;
+        // Ownership of `opaque` (and its payload) moves to `options`.
+        check(
+            "LiteRtAddOpaqueOptions",
+            (api.add_opaque_options)(options, opaque),
+        )
     }
 }
 
