@@ -1,17 +1,21 @@
-"""TensorFlow's converter on IntelAI's 2D U-Net, for `benches/quantize_vs_tf/run.sh`.
+"""TensorFlow's side of `benches/quantize_vs_tf/run.sh`: a Keras U-Net and TF's converter.
 
-    python3 tf_quantize.py --out DIR --float-only          # just DIR/tf_fp32.tflite
-    python3 tf_quantize.py --calib CALIB.npy --out DIR [--size 128] [--fms 16]
+    python3 tf_quantize.py train   --images TRAIN_images.npy --masks TRAIN_masks.npy --out DIR [--steps 300]
+    python3 tf_quantize.py convert --calib CALIB.npy --out DIR
 
-Builds the U-Net in Keras (fms=16, 1x128x128, Conv2DTranspose upsampling: 1,940,817
-parameters, seeded random weights), writes its float model (DIR/tf_fp32.tflite, which
-`cargo xtask quantize --model` can quantise too), then times TFLiteConverter's full-int8
-post-training quantisation with the slices of CALIB.npy ([N,H,W] or [N,H,W,1] float32) as the
-representative dataset, int8 input and output, and writes DIR/tf_int8.tflite.
-Prints one JSON line: conversion seconds (int8 conversion alone, as TF's 8.4 s figure), sizes,
-operator counts.
+`train` builds IntelAI's 2D U-Net in Keras (fms=16, 1x128x128, Conv2DTranspose upsampling:
+1,940,817 parameters), trains it briefly on the given slices (seeded, deterministic ops,
+Adam 1e-3, batch 8, binary cross-entropy + soft Dice), saves it as DIR/tf_unet.keras and
+converts it to the float model DIR/tf_fp32.tflite that both quantisers start from. `--steps 0`
+keeps the seeded random weights. Prints one JSON line (training time and loss).
 
-Needs `python3 -m pip install tensorflow-cpu` (not installed by CI).
+`convert` loads DIR/tf_unet.keras and times TFLiteConverter's full-int8 post-training
+quantisation with the slices of CALIB.npy ([N,H,W] or [N,H,W,1] float32) as the representative
+dataset, int8 input and output, and writes DIR/tf_int8.tflite. With `--int16x8` it also runs
+TF's 16x8 mode (int16 activations, int8 weights) into DIR/tf_int16x8.tflite. Prints one JSON
+line: conversion seconds (the conversion alone), sizes, operator counts.
+
+Needs `python3 -m pip install tensorflow-cpu`.
 """
 import argparse
 import json
@@ -58,53 +62,109 @@ def op_counts(path):
     return counts
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--calib")
-    parser.add_argument("--float-only", action="store_true")
-    parser.add_argument("--out", required=True)
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--fms", type=int, default=16)
-    args = parser.parse_args()
-    os.makedirs(args.out, exist_ok=True)
+def load_slices(path, size):
+    x = np.load(path).astype(np.float32)
+    return x.reshape(x.shape[0], size, size, 1)
+
+
+def bce_dice(y_true, y_pred):
+    bce = tf.reduce_mean(tf.keras.losses.binary_crossentropy(y_true, y_pred))
+    inter = tf.reduce_sum(y_true * y_pred)
+    dice = (2.0 * inter + 1.0) / (tf.reduce_sum(y_true) + tf.reduce_sum(y_pred) + 1.0)
+    return bce + 1.0 - dice
+
+
+def train(args):
+    tf.config.experimental.enable_op_determinism()
     model = unet(args.size, args.fms)
+    seconds, last_loss = 0.0, None
+    if args.steps > 0:
+        images = load_slices(args.images, args.size)
+        masks = load_slices(args.masks, args.size)
+        rng = np.random.default_rng(7)
+        model.compile(optimizer=tf.keras.optimizers.Adam(1e-3), loss=bce_dice)
+        start = time.perf_counter()
+        losses = []
+        for step in range(args.steps):
+            idx = rng.choice(images.shape[0], size=args.batch, replace=False)
+            losses.append(float(model.train_on_batch(images[idx], masks[idx])))
+            if (step + 1) % 50 == 0:
+                print(f"step {step + 1}/{args.steps}: loss {np.mean(losses[-50:]):.4f}", flush=True)
+        seconds = time.perf_counter() - start
+        last_loss = float(np.mean(losses[-20:]))
+    model.save(os.path.join(args.out, "tf_unet.keras"))
     float_bytes = tf.lite.TFLiteConverter.from_keras_model(model).convert()
-    fp32_path = os.path.join(args.out, "tf_fp32.tflite")
-    with open(fp32_path, "wb") as f:
+    with open(os.path.join(args.out, "tf_fp32.tflite"), "wb") as f:
         f.write(float_bytes)
-    if args.float_only:
-        return
-    if not args.calib:
-        parser.error("--calib is required unless --float-only")
-    calib = np.load(args.calib).astype(np.float32)
-    calib = calib.reshape(calib.shape[0], args.size, args.size, 1)
+    print(json.dumps({
+        "tensorflow": tf.__version__,
+        "parameters": int(model.count_params()),
+        "train_steps": args.steps,
+        "train_batch": args.batch,
+        "train_s": round(seconds, 1),
+        "train_final_loss": last_loss,
+    }))
+
+
+def convert(args):
+    model = tf.keras.models.load_model(os.path.join(args.out, "tf_unet.keras"), compile=False)
+    calib = load_slices(args.calib, args.size)
 
     def representative():
         for x in calib:
             yield [x[None]]
 
-    start = time.perf_counter()
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = tf.int8
-    converter.inference_output_type = tf.int8
-    int8_bytes = converter.convert()
-    seconds = time.perf_counter() - start
-    int8_path = os.path.join(args.out, "tf_int8.tflite")
-    with open(int8_path, "wb") as f:
-        f.write(int8_bytes)
-    print(json.dumps({
-        "tensorflow": tf.__version__,
-        "parameters": int(model.count_params()),
-        "calibration_slices": int(calib.shape[0]),
-        "tf_int8_conversion_s": round(seconds, 3),
-        "tf_int8_bytes": len(int8_bytes),
-        "tf_fp32_bytes": len(float_bytes),
-        "tf_int8_ops": op_counts(int8_path),
-        "tf_fp32_ops": op_counts(fp32_path),
-    }))
+    def quantize(ops, io_type):
+        converter = tf.lite.TFLiteConverter.from_keras_model(model)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = ops
+        converter.inference_input_type = io_type
+        converter.inference_output_type = io_type
+        start = time.perf_counter()
+        out = converter.convert()
+        return out, time.perf_counter() - start
+
+    result = {"tensorflow": tf.__version__, "calibration_slices": int(calib.shape[0])}
+    variants = [("int8", [tf.lite.OpsSet.TFLITE_BUILTINS_INT8], tf.int8)]
+    if args.int16x8:
+        variants.append(("int16x8", [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8],
+                         tf.int16))
+    for name, ops, io_type in variants:
+        data, seconds = quantize(ops, io_type)
+        path = os.path.join(args.out, f"tf_{name}.tflite")
+        with open(path, "wb") as f:
+            f.write(data)
+        result[f"tf_{name}_conversion_s"] = round(seconds, 3)
+        result[f"tf_{name}_bytes"] = len(data)
+        result[f"tf_{name}_ops"] = op_counts(path)
+    result["tf_fp32_ops"] = op_counts(os.path.join(args.out, "tf_fp32.tflite"))
+    print(json.dumps(result))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--images")
+    t.add_argument("--masks")
+    t.add_argument("--steps", type=int, default=300)
+    t.add_argument("--batch", type=int, default=8)
+    c = sub.add_parser("convert")
+    c.add_argument("--calib", required=True)
+    c.add_argument("--int16x8", action="store_true")
+    for p in (t, c):
+        p.add_argument("--out", required=True)
+        p.add_argument("--size", type=int, default=128)
+        p.add_argument("--fms", type=int, default=16)
+    args = parser.parse_args()
+    os.makedirs(args.out, exist_ok=True)
+    if args.command == "train":
+        if args.steps > 0 and not (args.images and args.masks):
+            parser.error("train needs --images and --masks unless --steps 0")
+        train(args)
+    else:
+        convert(args)
 
 
 if __name__ == "__main__":

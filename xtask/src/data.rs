@@ -1,5 +1,5 @@
-//! `cargo xtask data`: look at the slices a source produces (`preview`) and summarise them
-//! (`stats`).
+//! `cargo xtask data`: look at the slices a source produces (`preview`), summarise them
+//! (`stats`), and write them out as `.npy` for other tools (`export`).
 
 use std::path::PathBuf;
 
@@ -14,6 +14,9 @@ pub enum DataCommand {
     Preview(PreviewArgs),
     /// Print intensity statistics and the tumour-pixel fraction of a source.
     Stats(StatsArgs),
+    /// Write slices and their masks as float32 `.npy` arrays `[N,H,W,1]` (e.g. to train or
+    /// calibrate a model in TensorFlow on exactly the slices this toolchain uses).
+    Export(ExportArgs),
 }
 
 /// A source on the command line.
@@ -113,6 +116,22 @@ pub struct PreviewArgs {
     start: usize,
 }
 
+/// `cargo xtask data export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    source: SourceOptions,
+    /// Output prefix: writes `<prefix>_images.npy` and `<prefix>_masks.npy`.
+    #[arg(long, value_name = "PREFIX")]
+    out: PathBuf,
+    /// Number of slices (consecutive from --start).
+    #[arg(long)]
+    count: usize,
+    /// Index of the first slice.
+    #[arg(long, default_value_t = 0)]
+    start: usize,
+}
+
 /// `cargo xtask data stats`.
 #[derive(Debug, Args)]
 pub struct StatsArgs {
@@ -142,7 +161,64 @@ pub fn run(command: DataCommand) -> anyhow::Result<()> {
     match command {
         DataCommand::Preview(args) => preview(args),
         DataCommand::Stats(args) => stats(args),
+        DataCommand::Export(args) => export(args),
     }
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<()> {
+    use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
+    anyhow::ensure!(args.count > 0, "--count must be at least 1");
+    let cfg = args.source.config();
+    let split: Split = args.source.split.into();
+    let source = open_source(&cfg, split)
+        .with_context(|| format!("cannot open the {} source", cfg.source))?;
+    let end = args.start.saturating_add(args.count);
+    anyhow::ensure!(
+        end <= source.len(),
+        "--start {} --count {} runs past the end of the {} slices of {}",
+        args.start,
+        args.count,
+        source.len(),
+        source.describe()
+    );
+    let (mut images, mut masks) = (Vec::new(), Vec::new());
+    let (mut height, mut width) = (0, 0);
+    for index in args.start..end {
+        let slice = source
+            .get(index)
+            .with_context(|| format!("cannot read slice {index}"))?;
+        (height, width) = (slice.height, slice.width);
+        images.extend_from_slice(&slice.image);
+        masks.extend_from_slice(&slice.mask);
+    }
+    let shape = vec![args.count, height, width, 1];
+    let prefix = args.out.to_string_lossy().into_owned();
+    let paths = [
+        PathBuf::from(format!("{prefix}_images.npy")),
+        PathBuf::from(format!("{prefix}_masks.npy")),
+    ];
+    for (path, data) in paths.iter().zip([images, masks]) {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let bytes = write_npy(&NpyArray {
+            shape: shape.clone(),
+            data: NpyData::F32(data),
+        });
+        artifact_io::write_atomic(path, &bytes)?;
+    }
+    println!(
+        "wrote {} and {}: slices {}..{} of {} ({}x{})",
+        paths[0].display(),
+        paths[1].display(),
+        args.start,
+        end,
+        source.describe(),
+        height,
+        width
+    );
+    Ok(())
 }
 
 fn preview(args: PreviewArgs) -> anyhow::Result<()> {

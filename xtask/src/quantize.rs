@@ -75,6 +75,11 @@ pub struct QuantizeArgs {
     /// Empirical bias correction from the calibration set.
     #[arg(long)]
     pub bias_correction: bool,
+    /// Keep concatenation inputs as they are (by default, inputs whose producer is linear or ReLU
+    /// are rescaled per channel, function-preserving, so the widest input no longer sets the
+    /// shared int8 scale).
+    #[arg(long)]
+    pub no_equalize: bool,
     /// Refuse noise-like or off-distribution calibration data instead of warning.
     #[arg(long)]
     pub strict: bool,
@@ -364,6 +369,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         method,
         percentile: args.percentile,
         bias_correction: args.bias_correction,
+        equalize: !args.no_equalize,
         strict: args.strict,
         threads: args
             .threads

@@ -23,6 +23,7 @@
 
 pub mod calibrate;
 pub mod dataset;
+pub mod equalize;
 mod error;
 pub mod graph;
 pub mod litert;
@@ -66,6 +67,9 @@ pub struct QuantConfig {
     pub percentile: f64,
     /// Apply empirical bias correction from the calibration set.
     pub bias_correction: bool,
+    /// Rescale concatenation inputs so the widest no longer dictates the shared int8 scale
+    /// ([`equalize`]).
+    pub equalize: bool,
     /// Make calibration-data problems errors instead of warnings.
     pub strict: bool,
     /// Worker threads.
@@ -85,6 +89,7 @@ impl Default for QuantConfig {
             method: Method::Fixed(Observer::MinMax),
             percentile: DEFAULT_PERCENTILE,
             bias_correction: false,
+            equalize: true,
             strict: false,
             threads: calibrate::default_threads(),
             selection: None,
@@ -124,7 +129,7 @@ pub fn quantize(
         });
     }
     let mut timings = BTreeMap::new();
-    let graph = time(&mut timings, "prepare", || prepare_float(float_model))?;
+    let mut graph = time(&mut timings, "prepare", || prepare_float(float_model))?;
     report.removed_float_ops = graph.removed_ops;
     let shape = format!("[1,{},{},{}]", graph.height, graph.width, graph.channels);
     dataset::check_fits(calib, "calibration", graph.input_len(), &shape)?;
@@ -173,6 +178,13 @@ pub fn quantize(
         problems,
     });
 
+    if config.equalize {
+        let (equalized, rows) = time(&mut timings, "equalise concatenations", || {
+            equalize::equalize_concatenations(&graph, &calib.images, config.threads)
+        })?;
+        graph = equalized;
+        report.equalized = rows;
+    }
     let stats = time(&mut timings, "calibrate", || {
         calibrate::calibrate(&graph.model, &calib.images, config.threads)
     })?;
@@ -271,6 +283,14 @@ pub fn quantize(
     let (observer, plan, int8, _) = candidates.swap_remove(best);
     report.method = observer.to_string();
     report.warnings.extend(plan.warnings.iter().cloned());
+    report.logistic_inputs = plan
+        .logistic_inputs
+        .iter()
+        .map(|(name, fit)| report::LogisticInputReport {
+            name: name.clone(),
+            fit: *fit,
+        })
+        .collect();
     for w in &plan.warnings {
         tracing::warn!("{w}");
     }

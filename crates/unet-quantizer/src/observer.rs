@@ -172,6 +172,110 @@ pub fn observed_range(stats: &TensorStats, observer: Observer, percentile: f64) 
     }
 }
 
+/// How a LOGISTIC input range was chosen (see [`logistic_input_range`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LogisticFit {
+    /// The range the observer chose.
+    pub observer_range: (f32, f32),
+    /// The range chosen against the error after the int8 LOGISTIC.
+    pub chosen_range: (f32, f32),
+    /// SQNR of the int8 LOGISTIC output over the calibration histogram with the observer's range.
+    pub observer_sqnr_db: f64,
+    /// The same with the chosen range.
+    pub chosen_sqnr_db: f64,
+    /// The ceiling: the output grid (1/256, −128) alone, with an exact input.
+    pub ceiling_sqnr_db: f64,
+}
+
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+fn db(signal: f64, noise: f64) -> f64 {
+    if noise <= 0.0 {
+        f64::INFINITY
+    } else {
+        10.0 * (signal.max(1e-300) / noise).log10()
+    }
+}
+
+/// Squared error, after the int8 LOGISTIC (its 256-entry table, output `out`), of the histogram
+/// `bins` quantised on the int8 grid of `[lo, hi]`.
+fn logistic_error(bins: &[(f32, f32, u64)], lo: f32, hi: f32, out: (f32, i32)) -> f64 {
+    let Some((scale, zp)) = qparams(lo, hi) else {
+        return f64::INFINITY;
+    };
+    let lut = tflite_runtime::reference::logistic::logistic_lut_i8(scale, zp, out.0, out.1);
+    let inv = 1.0 / scale;
+    let mut err = 0.0f64;
+    for &(centre, target, count) in bins {
+        let q = ((centre * inv).round() as i32 + zp).clamp(-128, 127);
+        let y = out.0 * (i32::from(lut[(q as i8) as u8 as usize]) - out.1) as f32;
+        let e = f64::from(target - y);
+        err += e * e * count as f64;
+    }
+    err
+}
+
+/// The input range of a tensor read only by an int8 LOGISTIC whose output parameters are `out`
+/// (1/256, −128 in TFLite): chosen against the error *after* the sigmoid, over the calibration
+/// histogram, starting from the observer's range `observed`. The sigmoid is flat beyond about
+/// ±6, so a range that clips there loses nothing after it, while its finer grid helps every
+/// value in between; the search tries the observed bounds and bounds of ±0.25 … ±24 inside them.
+pub fn logistic_input_range(
+    stats: &TensorStats,
+    observed: (f32, f32),
+    out: (f32, i32),
+) -> LogisticFit {
+    let h = &stats.histogram;
+    let bins: Vec<(f32, f32, u64)> = (0..BINS)
+        .filter(|&i| h.counts[i] > 0)
+        .map(|i| {
+            let c = h.bin_centre(i);
+            (c, sigmoid(c), h.counts[i])
+        })
+        .collect();
+    let signal: f64 = bins
+        .iter()
+        .map(|&(_, y, n)| f64::from(y) * f64::from(y) * n as f64)
+        .sum();
+    let ceiling_noise: f64 = bins
+        .iter()
+        .map(|&(_, y, n)| {
+            let q = ((y / out.0).round() as i32 + out.1).clamp(-128, 127);
+            let e = f64::from(y - out.0 * (q - out.1) as f32);
+            e * e * n as f64
+        })
+        .sum();
+    let (lo0, hi0) = observed;
+    let bounds = |limit: f32, sign: f32| -> Vec<f32> {
+        let mut v = vec![limit];
+        v.extend(
+            (1..=96)
+                .map(|k| sign * k as f32 * 0.25)
+                .filter(|b| b.abs() < limit.abs()),
+        );
+        v
+    };
+    let observer_err = logistic_error(&bins, lo0, hi0, out);
+    let mut best = (observer_err, (lo0, hi0));
+    for &lo in &bounds(lo0.min(0.0), -1.0) {
+        for &hi in &bounds(hi0.max(0.0), 1.0) {
+            let err = logistic_error(&bins, lo, hi, out);
+            if err < best.0 {
+                best = (err, (lo, hi));
+            }
+        }
+    }
+    LogisticFit {
+        observer_range: observed,
+        chosen_range: best.1,
+        observer_sqnr_db: db(signal, observer_err),
+        chosen_sqnr_db: db(signal, best.0),
+        ceiling_sqnr_db: db(signal, ceiling_noise),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,6 +305,30 @@ mod tests {
         let (lo, hi) = observed_range(&s, Observer::Percentile, 99.9);
         assert_eq!(lo, 0.0);
         assert!(hi > 0.9 && hi < 1.1, "hi {hi}");
+    }
+
+    #[test]
+    fn logistic_input_range_clips_where_the_sigmoid_is_flat() {
+        // Logits of a confident segmentation: most pixels far below 0, a few far above, a
+        // spread in between.
+        let mut values: Vec<f32> = (0..20_000)
+            .map(|i| -30.0 + (i % 100) as f32 * 0.1)
+            .collect();
+        values.extend((0..2_000).map(|i| 5.0 + (i % 100) as f32 * 0.1));
+        values.extend((0..2_000).map(|i| -6.0 + (i % 120) as f32 * 0.1));
+        let s = stats(&values);
+        let observed = observed_range(&s, Observer::MinMax, 99.99);
+        let fit = logistic_input_range(&s, observed, (1.0 / 256.0, -128));
+        let (lo, hi) = fit.chosen_range;
+        assert!(lo > -20.0 && lo < -4.0, "lo {lo}");
+        assert!(hi < 14.9 && hi > 4.0, "hi {hi}");
+        assert!(
+            fit.chosen_sqnr_db > fit.observer_sqnr_db + 3.0,
+            "{} vs {}",
+            fit.chosen_sqnr_db,
+            fit.observer_sqnr_db
+        );
+        assert!(fit.chosen_sqnr_db <= fit.ceiling_sqnr_db + 1e-9);
     }
 
     #[test]

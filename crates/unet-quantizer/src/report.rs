@@ -118,12 +118,47 @@ pub struct QuantReport {
     pub fp32_model_bytes: Option<usize>,
     /// Warnings (calibration data, range collapse, …).
     pub warnings: Vec<String>,
+    /// Concatenation inputs rescaled so that the widest no longer sets the shared scale.
+    pub equalized: Vec<crate::equalize::EqualizedInput>,
+    /// Tensors read only by LOGISTIC: the range chosen against the error after the sigmoid,
+    /// with the calibration-histogram SQNR of the LOGISTIC output before and after, and its
+    /// ceiling (the fixed 1/256 output grid alone).
+    pub logistic_inputs: Vec<LogisticInputReport>,
     /// Seconds per phase.
     pub timings_s: BTreeMap<String, f64>,
     /// LiteRT BUILTIN_REF vs our runtime on the int8 model (filled by the caller).
     pub litert_bit_exact: Option<String>,
     /// Vela compilation results (filled by the caller).
     pub vela: Vec<VelaResult>,
+}
+
+/// One tensor read only by LOGISTIC (see [`crate::observer::logistic_input_range`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LogisticInputReport {
+    /// Tensor name.
+    pub name: String,
+    /// The fit.
+    #[serde(flatten)]
+    pub fit: crate::observer::LogisticFit,
+}
+
+impl LogisticInputReport {
+    /// One line for the terminal and the Markdown report.
+    pub fn line(&self) -> String {
+        let f = &self.fit;
+        format!(
+            "LOGISTIC input `{}`: range [{:.2}, {:.2}] -> [{:.2}, {:.2}] chosen against the error after the sigmoid; \
+             LOGISTIC output on the calibration histogram {:.1} -> {:.1} dB (ceiling of its 1/256 grid {:.1} dB)",
+            self.name,
+            f.observer_range.0,
+            f.observer_range.1,
+            f.chosen_range.0,
+            f.chosen_range.1,
+            f.observer_sqnr_db,
+            f.chosen_sqnr_db,
+            f.ceiling_sqnr_db
+        )
+    }
 }
 
 fn db(v: Option<f64>) -> String {
@@ -188,6 +223,12 @@ impl QuantReport {
                     let _ = writeln!(s, "  {:<28} {:<16} {}", t.name, t.op, db(t.sqnr_db));
                 }
             }
+        }
+        for e in &self.equalized {
+            let _ = writeln!(s, "{}", e.line());
+        }
+        for l in &self.logistic_inputs {
+            let _ = writeln!(s, "{}", l.line());
         }
         let _ = writeln!(
             s,
@@ -270,6 +311,12 @@ impl QuantReport {
         let _ = writeln!(s, "- int8 ops: {}", ops.join(", "));
         if let Some(l) = &self.litert_bit_exact {
             let _ = writeln!(s, "- LiteRT BUILTIN_REF vs tflite-runtime: {l}");
+        }
+        for e in &self.equalized {
+            let _ = writeln!(s, "- {}", e.line());
+        }
+        for l in &self.logistic_inputs {
+            let _ = writeln!(s, "- {}", l.line());
         }
         if let Some(a) = &self.accuracy {
             let _ = writeln!(s, "\n## Accuracy on held-out data\n");

@@ -22,7 +22,7 @@ use tflite_writer::{Activation, BuiltinOp, Model, ModelBuilder, Quantization, Te
 use crate::calibrate::CalibrationStats;
 use crate::error::QuantError;
 use crate::graph::{FloatGraph, fused_activation};
-use crate::observer::{Observer, observed_range, qparams};
+use crate::observer::{LogisticFit, Observer, logistic_input_range, observed_range, qparams};
 
 /// LOGISTIC's fixed int8 output parameters.
 pub const LOGISTIC_OUTPUT: (f32, i32) = (1.0 / 256.0, -128);
@@ -47,6 +47,8 @@ pub struct ParamPlan {
     pub ranges: HashMap<usize, (f32, f32)>,
     /// Warnings (range collapse, non-finite values).
     pub warnings: Vec<String>,
+    /// Tensors read only by LOGISTIC: their ranges chosen against the error after the sigmoid.
+    pub logistic_inputs: Vec<(String, LogisticFit)>,
 }
 
 struct UnionFind(Vec<usize>);
@@ -122,6 +124,29 @@ pub fn assign_params(
             }
         }
         plan.ranges.insert(t, (lo, hi));
+    }
+
+    // A tensor read only by LOGISTIC ops (whose output grid is fixed): its range is chosen
+    // against the error after the sigmoid, where values beyond about ±6 no longer matter.
+    let mut readers: HashMap<usize, Vec<BuiltinOp>> = HashMap::new();
+    for op in &sg.operators {
+        for &i in &op.inputs {
+            if let Ok(i) = usize::try_from(i) {
+                readers.entry(i).or_default().push(op.op);
+            }
+        }
+    }
+    let outputs: Vec<usize> = sg.outputs.iter().map(|&o| o as usize).collect();
+    for &t in &activations {
+        let only_logistic = readers
+            .get(&t)
+            .is_some_and(|r| r.iter().all(|&op| op == BuiltinOp::LOGISTIC));
+        if !only_logistic || outputs.contains(&t) {
+            continue;
+        }
+        let fit = logistic_input_range(&stats.tensors[&t], plan.ranges[&t], LOGISTIC_OUTPUT);
+        plan.ranges.insert(t, fit.chosen_range);
+        plan.logistic_inputs.push((sg.tensors[t].name.clone(), fit));
     }
 
     // Sharing groups.
