@@ -1,37 +1,84 @@
 #!/usr/bin/env bash
-# Wall time of the whole `cargo xtask quantize` against TensorFlow's converter, same machine, same run.
+# Our quantizer against TensorFlow's converter on TensorFlow's own trained U-Net: accuracy and
+# time, same machine, same run, same calibration slices.
 #
 #   benches/quantize_vs_tf/run.sh [OUT_DIR]        (default artifacts/quantize_vs_tf)
 #
-# 1. tf_quantize.py --float-only: IntelAI's U-Net in Keras (fms=16, 128x128, seeded random weights)
-#    -> OUT/tf_fp32.tflite (the same float model for both quantisers).
-# 2. Timed: the release xtask binary quantises OUT/tf_fp32.tflite end to end (100 synthetic
-#    calibration slices, auto observer, verification on 32 held-out slices, report, model writes),
-#    saving the calibration slices to OUT/calib.npy.
-# 3. Timed inside Python: TFLiteConverter full-int8 PTQ with the same 100 slices.
-# Needs `python3 -m pip install tensorflow-cpu`; prints both times and writes OUT/timings.json.
+# Environment: TRAIN_STEPS (default 100, batch 8), TRAIN_SLICES (512), EVAL_SLICES (64),
+# INT16X8=1 to add TF's 16x8 conversion to the table.
+#
+# 1. `cargo xtask data export`: TRAIN_SLICES phantom slices (train split, seed 42) and EVAL_SLICES
+#    held-out ones (test split) with their masks, as .npy.
+# 2. tf_quantize.py train: IntelAI's U-Net in Keras (fms=16, 128x128, 1,940,817 parameters),
+#    trained TRAIN_STEPS seeded steps on those slices, then TF's float model OUT/tf_fp32.tflite.
+# 3. Timed: the release xtask binary quantises OUT/tf_fp32.tflite end to end with its defaults
+#    (100 calibration slices: the first 100 of the same train split; its own verification on the
+#    first 32 of the same test split), saving the calibration slices to OUT/calib.npy.
+# 4. Timed inside Python: TFLiteConverter full-int8 PTQ with those same 100 slices.
+# 5. compare.py: both int8 models (and TF's 16x8) against the float model in LiteRT on the
+#    held-out slices: output SQNR, Dice, mask agreement, per-layer SQNR.
+# Needs `python3 -m pip install tensorflow-cpu ai-edge-litert`; writes OUT/results.json and
+# OUT/results.md and prints the tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${1:-artifacts/quantize_vs_tf}
+TRAIN_STEPS=${TRAIN_STEPS:-100}
+TRAIN_SLICES=${TRAIN_SLICES:-512}
+EVAL_SLICES=${EVAL_SLICES:-64}
 mkdir -p "$OUT"
 python3 -c "import tensorflow" 2>/dev/null || { echo "skipped: python3 -c 'import tensorflow' failed (pip install tensorflow-cpu)"; exit 0; }
 cargo build --release -p xtask
 XTASK="${CARGO_TARGET_DIR:-target}/release/xtask"
-python3 benches/quantize_vs_tf/tf_quantize.py --float-only --out "$OUT"
+"$XTASK" data export --split train --count "$TRAIN_SLICES" --out "$OUT/train"
+"$XTASK" data export --split test --count "$EVAL_SLICES" --out "$OUT/test"
+train_json=$(python3 benches/quantize_vs_tf/tf_quantize.py train --images "$OUT/train_images.npy" \
+  --masks "$OUT/train_masks.npy" --steps "$TRAIN_STEPS" --out "$OUT" | tail -n 1)
+echo "$train_json"
+
 start=$(date +%s.%N)
-"$XTASK" quantize --model "$OUT/tf_fp32.tflite" --out "$OUT/ours" --save-calib "$OUT/calib.npy"
+"$XTASK" quantize --model "$OUT/tf_fp32.tflite" --out "$OUT/ours" --save-calib "$OUT/calib.npy" \
+  | tee "$OUT/ours.log"
 end=$(date +%s.%N)
 ours=$(python3 -c "print(round($end - $start, 3))")
+
+extra=()
+models=(--model "ours int8=$OUT/ours/unet_int8.tflite" --model "TF int8=$OUT/tf_int8.tflite")
+if [ "${INT16X8:-0}" = 1 ]; then
+  extra=(--int16x8)
+  models+=(--model "TF 16x8=$OUT/tf_int16x8.tflite")
+fi
 # TensorFlow prints its own lines to stdout during conversion; the JSON is the last line.
-tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py --calib "$OUT/calib.npy" --out "$OUT" | tail -n 1)
+tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py convert --calib "$OUT/calib.npy" --out "$OUT" \
+  "${extra[@]}" | tail -n 1)
 echo "$tf_json"
-python3 - "$ours" "$tf_json" "$OUT" <<'PY'
-import json, os, sys
-ours, tf, out = float(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
-result = {"ours_whole_xtask_quantize_s": ours, "cpus": os.cpu_count(), **tf,
-          "ours_over_tf": round(ours / tf["tf_int8_conversion_s"], 3),
+
+python3 benches/quantize_vs_tf/compare.py --fp32 "$OUT/tf_fp32.tflite" "${models[@]}" \
+  --images "$OUT/test_images.npy" --masks "$OUT/test_masks.npy" --out "$OUT/accuracy.json" \
+  | tee "$OUT/accuracy.md"
+
+python3 - "$ours" "$train_json" "$tf_json" "$OUT" <<'PY'
+import json, os, re, sys
+ours, train, tf, out = float(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
+acc = json.load(open(os.path.join(out, "accuracy.json")))
+log = open(os.path.join(out, "ours.log")).read()
+floor = re.search(r"compute floor: .*", log)
+result = {"cpus": os.cpu_count(), "training": train, "tensorflow": tf, "accuracy": acc,
+          "ours_whole_xtask_quantize_s": ours,
+          "ours_over_tf_conversion": round(ours / tf["tf_int8_conversion_s"], 3),
+          "ours_compute_floor": floor.group(0) if floor else None,
           "ours_int8_bytes": os.path.getsize(os.path.join(out, "ours", "unet_int8.tflite"))}
-json.dump(result, open(os.path.join(out, "timings.json"), "w"), indent=2)
-print(f"cargo xtask quantize (whole command): {ours:.2f} s; TF converter (int8 conversion only): "
-      f"{tf['tf_int8_conversion_s']:.2f} s; ratio {result['ours_over_tf']:.3f}")
+json.dump(result, open(os.path.join(out, "results.json"), "w"), indent=2)
+m = acc["models"]
+ours_db, tf_db = m["ours int8"]["output_sqnr_db"], m["TF int8"]["output_sqnr_db"]
+lines = [
+    f"Keras U-Net trained {train['train_steps']} steps (batch {train['train_batch']}, {train['train_s']} s); "
+    f"{acc['slices']} held-out slices, fp32 Dice {acc['dice_fp32']:.4f}",
+    f"output SQNR: ours {ours_db:.2f} dB, TF {tf_db:.2f} dB (ours - TF = {ours_db - tf_db:+.2f} dB)",
+    f"time: cargo xtask quantize (whole command) {ours:.2f} s; TF converter (int8 conversion only) "
+    f"{tf['tf_int8_conversion_s']:.2f} s; ratio {result['ours_over_tf_conversion']:.3f}",
+]
+if floor:
+    lines.append(floor.group(0))
+open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n\n" + open(os.path.join(out, "accuracy.md")).read())
+print("\n".join(lines))
 PY

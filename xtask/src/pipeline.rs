@@ -29,7 +29,7 @@ pub struct PipelineArgs {
     /// Quantize: calibration slices.
     #[arg(long, default_value_t = 32)]
     pub calib_samples: usize,
-    /// Quantize: held-out slices for verification and observer selection.
+    /// Quantize: held-out slices for verification.
     #[arg(long, default_value_t = 8)]
     pub eval_samples: usize,
     /// Bench: timed runs per backend.

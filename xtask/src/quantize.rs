@@ -62,7 +62,7 @@ pub struct QuantizeArgs {
     /// Ground-truth masks (`.npy`, [N,H,W] or [N,H,W,1]) for `--eval npy`.
     #[arg(long)]
     pub eval_masks: Option<PathBuf>,
-    /// Number of held-out slices for verification (and for `auto` selection, from the validation split).
+    /// Number of held-out slices for verification.
     #[arg(long, default_value_t = 32)]
     pub eval_samples: usize,
     /// Observer: minmax, percentile, mse, or auto (the best held-out Dice of the three; within
@@ -194,40 +194,20 @@ fn load_eval_npy(args: &QuantizeArgs) -> anyhow::Result<EvalSet> {
     Ok(EvalSet { images, masks })
 }
 
-/// Splits the `--eval npy` slices: the first `eval_samples` are the reported held-out set; with
-/// `auto`, the observer is chosen on the slices after them (up to as many again), never on the
-/// slices it is then judged on.
-fn split_npy_selection(
-    all: EvalSet,
-    eval_samples: usize,
-    auto: bool,
-) -> anyhow::Result<(EvalSet, Option<EvalSet>)> {
-    let n = all.images.images.len();
-    let take = |range: std::ops::Range<usize>| EvalSet {
+/// The first `n` slices of an `--eval npy` set (all of them when it holds fewer).
+fn first_slices(all: EvalSet, n: usize) -> EvalSet {
+    let n = n.min(all.images.images.len());
+    if n == all.images.images.len() {
+        return all;
+    }
+    EvalSet {
         images: ImageSet {
-            description: format!(
-                "{} [slices {}..{}]",
-                all.images.description, range.start, range.end
-            ),
-            images: all.images.images[range.clone()].to_vec(),
+            description: format!("{} [slices 0..{n}]", all.images.description),
+            images: all.images.images[..n].to_vec(),
             ..all.images.clone()
         },
-        masks: all.masks[range].to_vec(),
-    };
-    if !auto {
-        return Ok((take(0..eval_samples.min(n)), None));
+        masks: all.masks[..n].to_vec(),
     }
-    if n <= eval_samples {
-        bail!(
-            "--method auto with --eval npy chooses the observer on slices that are not reported: \
-             {} holds {n} slices, all of them taken by --eval-samples {eval_samples}; lower \
-             --eval-samples (e.g. {}) or pass a fixed --method",
-            all.images.description,
-            (n / 2).max(1)
-        );
-    }
-    let select_end = (2 * eval_samples).min(n);
-    Ok((take(0..eval_samples), Some(take(eval_samples..select_end))))
 }
 
 /// LiteRT `BUILTIN_REF` against our runtime on the held-out slices: the report's line.
@@ -343,18 +323,10 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         seed,
     )
     .context("calibration data")?;
-    let (evaluation, selection) = if args.eval == Some(DataArg::Npy) {
-        let all = load_eval_npy(args)?;
-        split_npy_selection(all, args.eval_samples, method == Method::Auto)?
+    let evaluation = if args.eval == Some(DataArg::Npy) {
+        first_slices(load_eval_npy(args)?, args.eval_samples)
     } else {
-        let evaluation =
-            load_eval(args, &base, Split::Test, size, seed).context("evaluation data")?;
-        let selection = if method == Method::Auto {
-            Some(load_eval(args, &base, Split::Validation, size, seed).context("selection data")?)
-        } else {
-            None
-        };
-        (evaluation, selection)
+        load_eval(args, &base, Split::Test, size, seed).context("evaluation data")?
     };
     let data_s = t.elapsed().as_secs_f64();
     let calib_npy = args.save_calib.as_ref().map(|_| {
@@ -374,7 +346,6 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         threads: args
             .threads
             .unwrap_or_else(unet_quantizer::calibrate::default_threads),
-        selection,
         evaluation: Some(evaluation.clone()),
         reference: None,
     };
@@ -407,6 +378,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     );
 
     // 5. Optional external checks, on a copy of the new int8 model in quant_checks/.
+    let checks = Instant::now();
     if args.litert || args.vela {
         let checked = args.out.join("quant_checks").join("unet_int8.tflite");
         write_atomic(&checked, &int8_bytes)?;
@@ -427,6 +399,18 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             }
         }
     }
+    let checks_s = checks.elapsed().as_secs_f64();
+    // The floor: the calibration passes at this machine's measured f32 peak, against the whole
+    // command (the peak measurement included, the optional checks not).
+    let peak = unet_quantizer::floor::measure_f32_peak(config.threads);
+    let flops = unet_quantizer::floor::flops_per_pass(&graph.model);
+    report.compute_floor = Some(unet_quantizer::floor::ComputeFloor {
+        flops_per_pass: flops,
+        passes: calib.images.len(),
+        peak,
+        floor_s: calib.images.len() as f64 * flops / (peak.gflops * 1e9),
+        achieved_s: start.elapsed().as_secs_f64() - checks_s,
+    });
     for (name, bytes) in report.files()? {
         staged.write(&args.out.join(name), bytes.as_bytes())?;
     }

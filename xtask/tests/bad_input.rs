@@ -580,22 +580,6 @@ fn cases(fx: &Fixture) -> Vec<Case> {
             &["nan.npy", "evaluation"],
         ),
         owned(
-            "quantize --method auto --eval npy with every slice held out",
-            q(&[
-                "--method",
-                "auto",
-                "--eval-samples",
-                "4",
-                "--eval",
-                "npy",
-                "--eval-data-path",
-                &fx.s("images.npy"),
-                "--eval-masks",
-                &fx.s("masks01.npy"),
-            ]),
-            &["--method auto", "--eval-samples"],
-        ),
-        owned(
             "quantize --method bogus",
             q(&["--method", "bogus"]),
             &["bogus"],

@@ -31,7 +31,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let evaluation = from_source(&cfg, Split::Test, 32)?;
     let config = QuantConfig {
         method: Method::Auto,
-        selection: Some(from_source(&cfg, Split::Validation, 32)?),
         evaluation: Some(evaluation.clone()),
         ..QuantConfig::default()
     };

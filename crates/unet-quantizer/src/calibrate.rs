@@ -128,20 +128,23 @@ impl Default for TensorStats {
 }
 
 impl TensorStats {
-    /// Adds values.
+    /// Adds values (minimum, maximum and histogram).
     pub fn add(&mut self, values: &[f32]) {
-        let (mut lo, mut hi) = (f32::INFINITY, f32::NEG_INFINITY);
-        for &v in values {
-            lo = lo.min(v);
-            hi = hi.max(v);
-        }
+        self.add_observed(values, true);
+    }
+
+    /// Adds finite values; the histogram only when `histogram` is set.
+    fn add_observed(&mut self, values: &[f32], histogram: bool) {
         if values.is_empty() {
             return;
         }
+        let (lo, hi, _) = min_max(values);
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
         self.count += values.len() as u64;
-        self.histogram.add(values, lo.abs().max(hi.abs()));
+        if histogram {
+            self.histogram.add(values, lo.abs().max(hi.abs()));
+        }
     }
 
     fn merge(&mut self, other: &TensorStats) {
@@ -149,6 +152,55 @@ impl TensorStats {
         self.max = self.max.max(other.max);
         self.count += other.count;
         self.histogram.merge(&other.histogram);
+    }
+}
+
+/// Minimum, maximum and whether any value is NaN or infinite, in one pass that the compiler
+/// vectorises (eight independent lanes; a non-finite value makes `v · 0` NaN).
+pub fn min_max(values: &[f32]) -> (f32, f32, bool) {
+    const LANES: usize = 8;
+    let mut lo = [f32::INFINITY; LANES];
+    let mut hi = [f32::NEG_INFINITY; LANES];
+    let mut bad = [0.0f32; LANES];
+    let mut chunks = values.chunks_exact(LANES);
+    for c in &mut chunks {
+        for i in 0..LANES {
+            let v = c[i];
+            lo[i] = if v < lo[i] { v } else { lo[i] };
+            hi[i] = if v > hi[i] { v } else { hi[i] };
+            bad[i] += v * 0.0;
+        }
+    }
+    let (mut l, mut h, mut b) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f32);
+    for i in 0..LANES {
+        l = l.min(lo[i]);
+        h = h.max(hi[i]);
+        b += bad[i];
+    }
+    for &v in chunks.remainder() {
+        l = if v < l { v } else { l };
+        h = if v > h { v } else { h };
+        b += v * 0.0;
+    }
+    (l, h, b != 0.0)
+}
+
+/// Which tensors calibration keeps a histogram of (the `percentile` and `mse` observers and the
+/// LOGISTIC input search need one; `minmax` needs only the extremes).
+#[derive(Debug, Clone)]
+pub enum Histograms {
+    /// Every tensor.
+    All,
+    /// Only these tensor indices.
+    Only(Vec<usize>),
+}
+
+impl Histograms {
+    fn wants(&self, tensor: usize) -> bool {
+        match self {
+            Histograms::All => true,
+            Histograms::Only(t) => t.contains(&tensor),
+        }
     }
 }
 
@@ -163,6 +215,9 @@ pub struct CalibrationStats {
     pub non_finite: Vec<usize>,
     /// Time spent in the observers (min/max and histograms), summed over the worker threads.
     pub observer_thread_s: f64,
+    /// The float model's output on the first calibration slices (as many as asked for), in
+    /// order: `auto` scores its candidates against them without running the float model again.
+    pub outputs: Vec<Vec<f32>>,
 }
 
 impl CalibrationStats {
@@ -172,6 +227,7 @@ impl CalibrationStats {
         }
         self.samples += other.samples;
         self.observer_thread_s += other.observer_thread_s;
+        self.outputs.extend(other.outputs);
         for t in other.non_finite {
             if !self.non_finite.contains(&t) {
                 self.non_finite.push(t);
@@ -230,45 +286,63 @@ where
 }
 
 /// Runs the float `model` over `images` (each `H·W·C` values) and collects statistics of the
-/// input and of every operator output.
+/// input and of every operator output (histograms as `histograms` says), keeping the float
+/// output of the first `keep_outputs` slices.
 pub fn calibrate(
     model: &Model,
     images: &[Vec<f32>],
     threads: usize,
+    histograms: &Histograms,
+    keep_outputs: usize,
 ) -> Result<CalibrationStats, QuantError> {
     let input_tensor = model.subgraphs[0].inputs[0] as usize;
+    let indexed: Vec<(usize, &Vec<f32>)> = images.iter().enumerate().collect();
     let parts = parallel_chunks(
         model,
         "calibration (float model)",
-        images,
+        &indexed,
         threads,
         |interpreter, part| {
             let mut stats = CalibrationStats::default();
-            for image in part {
+            for &(index, image) in part {
                 interpreter
                     .set_input(0, image)
                     .map_err(QuantError::runtime("calibration input"))?;
-                stats.tensors.entry(input_tensor).or_default().add(image);
                 let mut non_finite = Vec::new();
+                observe_values(
+                    &mut stats.tensors,
+                    &mut non_finite,
+                    input_tensor,
+                    image,
+                    histograms.wants(input_tensor),
+                );
                 let tensors = &mut stats.tensors;
                 let mut observing = std::time::Duration::ZERO;
                 interpreter
                     .invoke_with_observer(&mut |obs| {
                         let start = std::time::Instant::now();
                         if let TensorData::F32(values) = obs.data {
-                            if values.iter().any(|v| !v.is_finite()) {
-                                non_finite.push(obs.tensor.index);
-                                let finite: Vec<f32> =
-                                    values.iter().copied().filter(|v| v.is_finite()).collect();
-                                tensors.entry(obs.tensor.index).or_default().add(&finite);
-                            } else {
-                                tensors.entry(obs.tensor.index).or_default().add(values);
-                            }
+                            let t = obs.tensor.index;
+                            observe_values(
+                                tensors,
+                                &mut non_finite,
+                                t,
+                                values,
+                                histograms.wants(t),
+                            );
                         }
                         observing += start.elapsed();
                     })
                     .map_err(QuantError::runtime("calibration run"))?;
                 stats.observer_thread_s += observing.as_secs_f64();
+                if index < keep_outputs {
+                    stats.outputs.push(
+                        interpreter
+                            .output::<f32>(0)
+                            .map_err(QuantError::runtime("calibration output"))?
+                            .to_vec(),
+                    );
+                }
                 for t in non_finite {
                     if !stats.non_finite.contains(&t) {
                         stats.non_finite.push(t);
@@ -286,9 +360,45 @@ pub fn calibrate(
     Ok(total)
 }
 
+/// Adds `values` to the statistics of tensor `t`, dropping NaN and infinities (and noting them).
+fn observe_values(
+    tensors: &mut BTreeMap<usize, TensorStats>,
+    non_finite: &mut Vec<usize>,
+    t: usize,
+    values: &[f32],
+    histogram: bool,
+) {
+    let stats = tensors.entry(t).or_default();
+    if min_max(values).2 {
+        non_finite.push(t);
+        let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
+        stats.add_observed(&finite, histogram);
+    } else {
+        stats.add_observed(values, histogram);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn min_max_finds_extremes_and_non_finite_values_anywhere() {
+        let values: Vec<f32> = (0..37).map(|i| ((i * 11) % 37) as f32 - 18.0).collect();
+        assert_eq!(min_max(&values), (-18.0, 18.0, false));
+        for at in [0, 5, 31, 36] {
+            for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+                let mut v = values.clone();
+                v[at] = bad;
+                assert!(min_max(&v).2, "{bad} at {at}");
+            }
+        }
+        assert_eq!(min_max(&[2.5]), (2.5, 2.5, false));
+        let mut s = TensorStats::default();
+        s.add_observed(&values, false);
+        assert_eq!((s.min, s.max, s.count), (-18.0, 18.0, 37));
+        assert_eq!(s.histogram.total(), 0);
+    }
 
     #[test]
     fn histogram_grows_and_keeps_counts() {

@@ -22,7 +22,7 @@ pub struct ImageSet {
     pub images: Vec<Vec<f32>>,
 }
 
-/// Images with ground-truth masks (for evaluation and `auto` selection).
+/// Images with ground-truth masks (for the held-out evaluation).
 #[derive(Debug, Clone, PartialEq)]
 pub struct EvalSet {
     /// The images.
@@ -59,14 +59,36 @@ pub fn from_source(cfg: &DataConfig, split: Split, count: usize) -> Result<EvalS
             ),
         });
     }
+    // Slices are independent (`get` is deterministic per index): read them on every core.
+    let threads = crate::calibrate::default_threads().min(count);
+    let per = count.div_ceil(threads);
+    let source = source.as_ref();
+    let parts: Vec<Result<Vec<unet_data::Slice>, unet_data::DataError>> =
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..count)
+                .step_by(per)
+                .map(|first| {
+                    scope.spawn(move || {
+                        (first..(first + per).min(count))
+                            .map(|i| source.get(i))
+                            .collect()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+                .collect()
+        });
     let mut images = Vec::with_capacity(count);
     let mut masks = Vec::with_capacity(count);
     let (mut height, mut width) = (0, 0);
-    for i in 0..count {
-        let slice = source.get(i)?;
-        (height, width) = (slice.height, slice.width);
-        images.push(slice.image);
-        masks.push(slice.mask);
+    for part in parts {
+        for slice in part? {
+            (height, width) = (slice.height, slice.width);
+            images.push(slice.image);
+            masks.push(slice.mask);
+        }
     }
     Ok(EvalSet {
         images: ImageSet {

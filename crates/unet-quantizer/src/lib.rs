@@ -25,6 +25,7 @@ pub mod calibrate;
 pub mod dataset;
 pub mod equalize;
 mod error;
+pub mod floor;
 pub mod graph;
 pub mod litert;
 pub mod observer;
@@ -54,9 +55,9 @@ use crate::verify::{Accuracy, evaluate};
 /// Default percentile of the `percentile` observer.
 pub const DEFAULT_PERCENTILE: f64 = 99.99;
 
-/// `--method auto`: candidates whose held-out Dice is within this of the best count as tied, and
-/// the tie goes to the best output SQNR against fp32 (the fidelity goal is |ΔDice| ≤ 0.005).
-pub const AUTO_DICE_TIE: f64 = 0.005;
+/// `--method auto` scores each observer's int8 model by its output SQNR against fp32 on this many
+/// calibration slices, whose float outputs the calibration pass kept (no second float run).
+pub const AUTO_SLICES: usize = 16;
 
 /// Options of [`quantize`].
 #[derive(Debug, Clone)]
@@ -74,8 +75,6 @@ pub struct QuantConfig {
     pub strict: bool,
     /// Worker threads.
     pub threads: usize,
-    /// Held-out set for `auto` (required with `auto`).
-    pub selection: Option<EvalSet>,
     /// Held-out set for the final verification (per-tensor SQNR, Dice, agreement).
     pub evaluation: Option<EvalSet>,
     /// In-distribution statistics to compare the calibration data with (default: those of the
@@ -92,7 +91,6 @@ impl Default for QuantConfig {
             equalize: true,
             strict: false,
             threads: calibrate::default_threads(),
-            selection: None,
             evaluation: None,
             reference: None,
         }
@@ -100,7 +98,7 @@ impl Default for QuantConfig {
 }
 
 /// One observer's model: its parameters, the int8 graph, and its selection score.
-type Candidate = (Observer, ParamPlan, Int8Model, Option<Accuracy>);
+type Candidate = (Observer, ParamPlan, Int8Model, Option<Option<f64>>);
 
 fn time<T>(timings: &mut BTreeMap<String, f64>, key: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
@@ -133,10 +131,7 @@ pub fn quantize(
     report.removed_float_ops = graph.removed_ops;
     let shape = format!("[1,{},{},{}]", graph.height, graph.width, graph.channels);
     dataset::check_fits(calib, "calibration", graph.input_len(), &shape)?;
-    for set in [&config.selection, &config.evaluation]
-        .into_iter()
-        .flatten()
-    {
+    if let Some(set) = &config.evaluation {
         dataset::check_fits(&set.images, "evaluation", graph.input_len(), &shape)?;
         if set.masks.len() != set.images.images.len()
             || set.masks.iter().any(|m| m.len() != graph.input_len())
@@ -157,7 +152,6 @@ pub fn quantize(
         config
             .evaluation
             .as_ref()
-            .or(config.selection.as_ref())
             .map(|e| dataset::data_stats(&e.images))
     });
     let problems = dataset::check_calibration(&calib_stats, reference.as_ref());
@@ -185,32 +179,36 @@ pub fn quantize(
         graph = equalized;
         report.equalized = rows;
     }
+    let observers: Vec<Observer> = match config.method {
+        Method::Fixed(o) => vec![o],
+        Method::Auto => Observer::ALL.to_vec(),
+    };
+    // `minmax` needs only the extremes; histograms where an observer or the LOGISTIC input
+    // search reads them.
+    let histograms = if observers.iter().all(|&o| o == Observer::MinMax) {
+        calibrate::Histograms::Only(rewrite::logistic_inputs(&graph.model))
+    } else {
+        calibrate::Histograms::All
+    };
+    let keep_outputs = if config.method == Method::Auto {
+        AUTO_SLICES.min(calib.images.len())
+    } else {
+        0
+    };
     let stats = time(&mut timings, "calibrate", || {
-        calibrate::calibrate(&graph.model, &calib.images, config.threads)
+        calibrate::calibrate(
+            &graph.model,
+            &calib.images,
+            config.threads,
+            &histograms,
+            keep_outputs,
+        )
     })?;
     timings.insert(
         "calibrate: of which observers (thread-seconds)".into(),
         stats.observer_thread_s,
     );
 
-    let observers: Vec<Observer> = match config.method {
-        Method::Fixed(o) => vec![o],
-        Method::Auto => Observer::ALL.to_vec(),
-    };
-    if config.method == Method::Auto && config.selection.is_none() {
-        return Err(QuantError::BadData {
-            what: "evaluation",
-            detail: "--method auto needs a held-out selection set".into(),
-        });
-    }
-    let selection_reference = match (&config.selection, config.method) {
-        (Some(selection), Method::Auto) => {
-            Some(time(&mut timings, "select (auto): float outputs", || {
-                verify::float_outputs(&graph.model, selection, config.threads)
-            })?)
-        }
-        _ => None,
-    };
     let mut candidates: Vec<Candidate> = Vec::new();
     for &observer in &observers {
         let plan = time(&mut timings, "assign parameters", || {
@@ -228,54 +226,40 @@ pub fn quantize(
                 build_int8(&graph, &plan, &deltas, &description)
             })?;
         }
-        let score = match (&config.selection, config.method) {
-            (Some(selection), Method::Auto) => Some(time(
+        let score = if config.method == Method::Auto {
+            let n = stats.outputs.len();
+            Some(time(
                 &mut timings,
                 "select (auto): int8 candidates",
                 || {
-                    evaluate(
-                        &graph.model,
+                    verify::output_sqnr(
                         &int8.model,
-                        &int8.activations,
-                        selection,
-                        false,
-                        selection_reference.as_deref(),
+                        &calib.images[..n],
+                        &stats.outputs,
                         config.threads,
                     )
                 },
-            )?),
-            _ => None,
+            )?)
+        } else {
+            None
         };
         candidates.push((observer, plan, int8, score));
     }
-    // Keep the best Dice. Dice values within AUTO_DICE_TIE of the best are ties (on a few dozen
-    // held-out slices such a difference is noise, and an observer that clips can even "beat"
-    // fp32 by luck); ties go to the better output SQNR, i.e. to the model closest to fp32.
-    let key = |c: &Option<Accuracy>| {
-        c.as_ref().map_or((0.0, 0.0), |a| {
-            (a.dice_int8, a.output_sqnr_db.unwrap_or(1e9))
-        })
-    };
-    let best_dice = candidates
-        .iter()
-        .map(|c| key(&c.3).0)
-        .fold(f64::NEG_INFINITY, f64::max);
-    let best = candidates
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| key(&c.3).0 >= best_dice - AUTO_DICE_TIE)
-        .max_by(|(_, a), (_, b)| {
-            key(&a.3)
-                .1
-                .partial_cmp(&key(&b.3).1)
+    // Keep the best output SQNR against fp32 (`None` = identical to fp32, the best).
+    let key = |c: &Candidate| c.3.flatten().unwrap_or(f64::INFINITY);
+    let best = (0..candidates.len())
+        .max_by(|&a, &b| {
+            key(&candidates[a])
+                .partial_cmp(&key(&candidates[b]))
                 .unwrap_or(std::cmp::Ordering::Equal)
         })
-        .map_or(0, |(i, _)| i);
-    for (i, (observer, _, _, score)) in candidates.iter().enumerate() {
-        if let Some(accuracy) = score {
+        .unwrap_or(0);
+    if config.method == Method::Auto {
+        for (i, c) in candidates.iter().enumerate() {
             report.selection.push(MethodScore {
-                observer: observer.to_string(),
-                accuracy: accuracy.clone(),
+                observer: c.0.to_string(),
+                output_sqnr_db: c.3.flatten(),
+                slices: stats.outputs.len(),
                 chosen: i == best,
             });
         }

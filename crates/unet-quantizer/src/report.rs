@@ -43,8 +43,11 @@ pub struct TensorReport {
 pub struct MethodScore {
     /// Observer name.
     pub observer: String,
-    /// Accuracy on the selection set.
-    pub accuracy: Accuracy,
+    /// Output SQNR of its int8 model against fp32 on the first calibration slices (`null` =
+    /// identical).
+    pub output_sqnr_db: Option<f64>,
+    /// Calibration slices scored.
+    pub slices: usize,
     /// Whether this observer's model was kept.
     pub chosen: bool,
 }
@@ -126,6 +129,9 @@ pub struct QuantReport {
     pub logistic_inputs: Vec<LogisticInputReport>,
     /// Seconds per phase.
     pub timings_s: BTreeMap<String, f64>,
+    /// The calibration passes' compute floor and the whole command against it (filled by the
+    /// caller).
+    pub compute_floor: Option<crate::floor::ComputeFloor>,
     /// LiteRT BUILTIN_REF vs our runtime on the int8 model (filled by the caller).
     pub litert_bit_exact: Option<String>,
     /// Vela compilation results (filled by the caller).
@@ -196,12 +202,10 @@ impl QuantReport {
         for m in &self.selection {
             let _ = writeln!(
                 s,
-                "  {:<10} Dice int8 {:.4} (fp32 {:.4}), output SQNR {}, agreement {:.3} %{}",
+                "  {:<10} output SQNR {} on {} calibration slices{}",
                 m.observer,
-                m.accuracy.dice_int8,
-                m.accuracy.dice_fp32,
-                db(m.accuracy.output_sqnr_db),
-                100.0 * m.accuracy.mask_agreement,
+                db(m.output_sqnr_db),
+                m.slices,
                 if m.chosen { "  <- kept" } else { "" }
             );
         }
@@ -237,6 +241,9 @@ impl QuantReport {
         );
         if !self.timings_s.is_empty() {
             let _ = writeln!(s, "{}", self.timing_table());
+        }
+        if let Some(f) = &self.compute_floor {
+            let _ = writeln!(s, "{}", f.line());
         }
         for w in &self.warnings {
             let _ = writeln!(s, "warning: {w}");
@@ -340,17 +347,15 @@ impl QuantReport {
             let _ = writeln!(s, "\n## Observer selection\n");
             let _ = writeln!(
                 s,
-                "| observer | Dice int8 | Dice fp32 | output SQNR | agreement | kept |\n|---|---|---|---|---|---|"
+                "| observer | output SQNR (calibration slices) | slices | kept |\n|---|---|---|---|"
             );
             for m in &self.selection {
                 let _ = writeln!(
                     s,
-                    "| {} | {:.4} | {:.4} | {} | {:.3} % | {} |",
+                    "| {} | {} | {} | {} |",
                     m.observer,
-                    m.accuracy.dice_int8,
-                    m.accuracy.dice_fp32,
-                    db(m.accuracy.output_sqnr_db),
-                    100.0 * m.accuracy.mask_agreement,
+                    db(m.output_sqnr_db),
+                    m.slices,
                     if m.chosen { "yes" } else { "" }
                 );
             }
@@ -398,6 +403,9 @@ impl QuantReport {
             let _ = writeln!(s, "\n## Timings\n");
             for (k, v) in &self.timings_s {
                 let _ = writeln!(s, "- {k}: {v:.3} s");
+            }
+            if let Some(f) = &self.compute_floor {
+                let _ = writeln!(s, "- {}", f.line());
             }
         }
         if !self.warnings.is_empty() {

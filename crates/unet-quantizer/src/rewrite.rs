@@ -77,6 +77,31 @@ fn op_label(model: &Model, op_index: usize) -> String {
     )
 }
 
+/// Activation tensors read only by LOGISTIC ops (and not a model output): their ranges are
+/// chosen against the error after the sigmoid.
+pub fn logistic_inputs(model: &Model) -> Vec<usize> {
+    let sg = &model.subgraphs[0];
+    let mut readers: HashMap<usize, Vec<BuiltinOp>> = HashMap::new();
+    for op in &sg.operators {
+        for &i in &op.inputs {
+            if let Ok(i) = usize::try_from(i) {
+                readers.entry(i).or_default().push(op.op);
+            }
+        }
+    }
+    let mut found: Vec<usize> = readers
+        .into_iter()
+        .filter(|(t, r)| {
+            r.iter().all(|&op| op == BuiltinOp::LOGISTIC)
+                && !sg.outputs.contains(&(*t as i32))
+                && model.tensor_data(0, *t).is_none()
+        })
+        .map(|(t, _)| t)
+        .collect();
+    found.sort_unstable();
+    found
+}
+
 /// Chooses the parameters of every activation tensor (model input and operator outputs).
 pub fn assign_params(
     graph: &FloatGraph,
@@ -128,23 +153,11 @@ pub fn assign_params(
 
     // A tensor read only by LOGISTIC ops (whose output grid is fixed): its range is chosen
     // against the error after the sigmoid, where values beyond about ±6 no longer matter.
-    let mut readers: HashMap<usize, Vec<BuiltinOp>> = HashMap::new();
-    for op in &sg.operators {
-        for &i in &op.inputs {
-            if let Ok(i) = usize::try_from(i) {
-                readers.entry(i).or_default().push(op.op);
-            }
-        }
-    }
-    let outputs: Vec<usize> = sg.outputs.iter().map(|&o| o as usize).collect();
-    for &t in &activations {
-        let only_logistic = readers
-            .get(&t)
-            .is_some_and(|r| r.iter().all(|&op| op == BuiltinOp::LOGISTIC));
-        if !only_logistic || outputs.contains(&t) {
+    for t in logistic_inputs(model) {
+        let (Some(s), Some(&range)) = (stats.tensors.get(&t), plan.ranges.get(&t)) else {
             continue;
-        }
-        let fit = logistic_input_range(&stats.tensors[&t], plan.ranges[&t], LOGISTIC_OUTPUT);
+        };
+        let fit = logistic_input_range(s, range, LOGISTIC_OUTPUT);
         plan.ranges.insert(t, fit.chosen_range);
         plan.logistic_inputs.push((sg.tensors[t].name.clone(), fit));
     }
