@@ -1,5 +1,6 @@
 //! Per-operator time of the random-weight U-Net (fms=16, 128×128) through tflite-runtime:
-//! `cargo run --release -p tflite-runtime --example op_profile -- [f32|int8] [reference|best] [RUNS] [THREADS]`.
+//! `cargo run --release -p tflite-runtime --example op_profile -- [f32|int8] [reference|best] [RUNS] [THREADS] [MODEL.tflite [SLICES.npy]]`
+//! (a float MODEL instead of the random one, fed the first slice of SLICES or random values).
 //!
 //! The time of an operator is measured between consecutive observer calls (so it includes the
 //! interpreter's small per-op overhead); the median over RUNS invokes is printed per op.
@@ -18,16 +19,28 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let runs: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(10);
     let threads: usize = args.get(3).map(|s| s.parse()).transpose()?.unwrap_or(1);
-    let model = unet(UNetSpec {
-        fms: 16,
-        size: 128,
-        in_channels: 1,
-        int8,
-        seed: 1,
-    });
+    let model = match args.get(4) {
+        Some(path) => tflite_writer::read_model_file(std::path::Path::new(path))?,
+        None => unet(UNetSpec {
+            fms: 16,
+            size: 128,
+            in_channels: 1,
+            int8,
+            seed: 1,
+        }),
+    };
     let mut interp = Interpreter::new(&model, Options { kernels, threads })?;
     let mut rng = Rng::new(2);
-    if int8 {
+    let n = interp.input_info(0)?.num_elements();
+    if let Some(npy) = args.get(5) {
+        let array = tflite_runtime::npy::read_npy(&std::fs::read(npy)?)?;
+        let tflite_runtime::npy::NpyData::F32(values) = array.data else {
+            return Err("SLICES.npy must be float32".into());
+        };
+        interp.set_input(0, &values[..n])?;
+    } else if args.get(4).is_some() {
+        interp.set_input(0, &rng.f32s(n, -1.0, 3.0))?;
+    } else if int8 {
         interp.set_input(0, &rng.i8s(128 * 128, -128, 127))?;
     } else {
         interp.set_input(0, &rng.f32s(128 * 128, -2.0, 2.0))?;

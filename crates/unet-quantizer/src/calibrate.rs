@@ -139,6 +139,14 @@ impl TensorStats {
             return;
         }
         let (lo, hi, _) = min_max(values);
+        self.add_with_extremes(values, lo, hi, histogram);
+    }
+
+    /// [`Self::add_observed`] with the values' extremes already known.
+    fn add_with_extremes(&mut self, values: &[f32], lo: f32, hi: f32, histogram: bool) {
+        if values.is_empty() {
+            return;
+        }
         self.min = self.min.min(lo);
         self.max = self.max.max(hi);
         self.count += values.len() as u64;
@@ -156,19 +164,21 @@ impl TensorStats {
 }
 
 /// Minimum, maximum and whether any value is NaN or infinite, in one pass that the compiler
-/// vectorises (eight independent lanes; a non-finite value makes `v · 0` NaN).
+/// vectorises (sixteen independent lanes; a non-finite value makes `v · 0` NaN).
 pub fn min_max(values: &[f32]) -> (f32, f32, bool) {
-    const LANES: usize = 8;
+    const LANES: usize = 16;
     let mut lo = [f32::INFINITY; LANES];
     let mut hi = [f32::NEG_INFINITY; LANES];
     let mut bad = [0.0f32; LANES];
     let mut chunks = values.chunks_exact(LANES);
     for c in &mut chunks {
+        let Ok(c) = <&[f32; LANES]>::try_from(c) else {
+            continue;
+        };
         for i in 0..LANES {
-            let v = c[i];
-            lo[i] = if v < lo[i] { v } else { lo[i] };
-            hi[i] = if v > hi[i] { v } else { hi[i] };
-            bad[i] += v * 0.0;
+            lo[i] = lo[i].min(c[i]);
+            hi[i] = hi[i].max(c[i]);
+            bad[i] += c[i] * 0.0;
         }
     }
     let (mut l, mut h, mut b) = (f32::INFINITY, f32::NEG_INFINITY, 0.0f32);
@@ -178,8 +188,8 @@ pub fn min_max(values: &[f32]) -> (f32, f32, bool) {
         b += bad[i];
     }
     for &v in chunks.remainder() {
-        l = if v < l { v } else { l };
-        h = if v > h { v } else { h };
+        l = l.min(v);
+        h = h.max(v);
         b += v * 0.0;
     }
     (l, h, b != 0.0)
@@ -369,12 +379,13 @@ fn observe_values(
     histogram: bool,
 ) {
     let stats = tensors.entry(t).or_default();
-    if min_max(values).2 {
+    let (lo, hi, non_finite_values) = min_max(values);
+    if non_finite_values {
         non_finite.push(t);
         let finite: Vec<f32> = values.iter().copied().filter(|v| v.is_finite()).collect();
         stats.add_observed(&finite, histogram);
     } else {
-        stats.add_observed(values, histogram);
+        stats.add_with_extremes(values, lo, hi, histogram);
     }
 }
 

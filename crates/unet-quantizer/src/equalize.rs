@@ -26,7 +26,7 @@ use crate::error::QuantError;
 use crate::graph::{FloatGraph, fused_activation};
 
 /// Calibration slices the pre-pass observes.
-pub const PREPASS_SLICES: usize = 8;
+pub const PREPASS_SLICES: usize = 4;
 
 /// Bounds of a channel's factor.
 const FACTOR_LIMITS: (f32, f32) = (1.0 / 64.0, 64.0);

@@ -71,6 +71,9 @@ pub struct QuantConfig {
     /// Rescale concatenation inputs so the widest no longer dictates the shared int8 scale
     /// ([`equalize`]).
     pub equalize: bool,
+    /// Choose the range of a tensor read only by LOGISTIC against the error after the sigmoid
+    /// ([`observer::logistic_input_range`]) instead of taking the observer's.
+    pub logistic_range: bool,
     /// Make calibration-data problems errors instead of warnings.
     pub strict: bool,
     /// Worker threads.
@@ -89,6 +92,7 @@ impl Default for QuantConfig {
             percentile: DEFAULT_PERCENTILE,
             bias_correction: false,
             equalize: true,
+            logistic_range: true,
             strict: false,
             threads: calibrate::default_threads(),
             evaluation: None,
@@ -212,7 +216,13 @@ pub fn quantize(
     let mut candidates: Vec<Candidate> = Vec::new();
     for &observer in &observers {
         let plan = time(&mut timings, "assign parameters", || {
-            assign_params(&graph, &stats, observer, config.percentile)
+            assign_params(
+                &graph,
+                &stats,
+                observer,
+                config.percentile,
+                config.logistic_range,
+            )
         })?;
         let description = format!("int8 U-Net (unet-quantizer, observer {observer})");
         let mut int8 = time(&mut timings, "rewrite", || {

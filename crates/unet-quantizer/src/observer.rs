@@ -221,18 +221,31 @@ fn logistic_error(bins: &[(f32, f32, u64)], lo: f32, hi: f32, out: (f32, i32)) -
 /// (1/256, −128 in TFLite): chosen against the error *after* the sigmoid, over the calibration
 /// histogram, starting from the observer's range `observed`. The sigmoid is flat beyond about
 /// ±6, so a range that clips there loses nothing after it, while its finer grid helps every
-/// value in between; the search tries the observed bounds and bounds of ±0.25 … ±24 inside them.
+/// value in between; the search tries the observed bounds and bounds of ±0.5 … ±24 inside them.
 pub fn logistic_input_range(
     stats: &TensorStats,
     observed: (f32, f32),
     out: (f32, i32),
 ) -> LogisticFit {
+    // The histogram merged 8 bins to 1 (1024 bins over the range: finer than any candidate's
+    // int8 grid), so the search costs milliseconds.
+    const MERGE: usize = 8;
     let h = &stats.histogram;
-    let bins: Vec<(f32, f32, u64)> = (0..BINS)
-        .filter(|&i| h.counts[i] > 0)
-        .map(|i| {
-            let c = h.bin_centre(i);
-            (c, sigmoid(c), h.counts[i])
+    let bins: Vec<(f32, f32, u64)> = (0..BINS / MERGE)
+        .filter_map(|j| {
+            let counts = &h.counts[j * MERGE..(j + 1) * MERGE];
+            let n: u64 = counts.iter().sum();
+            if n == 0 {
+                return None;
+            }
+            let mean = counts
+                .iter()
+                .enumerate()
+                .map(|(k, &c)| f64::from(h.bin_centre(j * MERGE + k)) * c as f64)
+                .sum::<f64>()
+                / n as f64;
+            let c = mean as f32;
+            Some((c, sigmoid(c), n))
         })
         .collect();
     let signal: f64 = bins
@@ -251,8 +264,8 @@ pub fn logistic_input_range(
     let bounds = |limit: f32, sign: f32| -> Vec<f32> {
         let mut v = vec![limit];
         v.extend(
-            (1..=96)
-                .map(|k| sign * k as f32 * 0.25)
+            (1..=48)
+                .map(|k| sign * k as f32 * 0.5)
                 .filter(|b| b.abs() < limit.abs()),
         );
         v

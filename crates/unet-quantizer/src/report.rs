@@ -172,12 +172,14 @@ fn db(v: Option<f64>) -> String {
 }
 
 impl QuantReport {
-    /// The `n` tensors with the lowest SQNR.
+    /// The `n` tensors with the lowest SQNR (a LOGISTIC input clipped on purpose excluded).
     pub fn worst_tensors(&self, n: usize) -> Vec<&TensorReport> {
+        // A LOGISTIC input clipped on purpose (see `logistic_inputs`) is not a weak layer.
         let mut rows: Vec<&TensorReport> = self
             .tensors
             .iter()
             .filter(|t| t.sqnr_db.is_some())
+            .filter(|t| !self.logistic_inputs.iter().any(|l| l.name == t.name))
             .collect();
         rows.sort_by(|a, b| {
             a.sqnr_db

@@ -102,12 +102,14 @@ pub fn logistic_inputs(model: &Model) -> Vec<usize> {
     found
 }
 
-/// Chooses the parameters of every activation tensor (model input and operator outputs).
+/// Chooses the parameters of every activation tensor (model input and operator outputs); with
+/// `logistic_range`, tensors read only by LOGISTIC get the range that is best after the sigmoid.
 pub fn assign_params(
     graph: &FloatGraph,
     stats: &CalibrationStats,
     observer: Observer,
     percentile: f64,
+    logistic_range: bool,
 ) -> Result<ParamPlan, QuantError> {
     let model = &graph.model;
     let sg = &model.subgraphs[0];
@@ -153,7 +155,10 @@ pub fn assign_params(
 
     // A tensor read only by LOGISTIC ops (whose output grid is fixed): its range is chosen
     // against the error after the sigmoid, where values beyond about ±6 no longer matter.
-    for t in logistic_inputs(model) {
+    for t in logistic_inputs(model)
+        .into_iter()
+        .filter(|_| logistic_range)
+    {
         let (Some(s), Some(&range)) = (stats.tensors.get(&t), plan.ranges.get(&t)) else {
             continue;
         };
