@@ -11,7 +11,10 @@ the reference kernels (`BUILTIN_REF`, the semantics both quantisers target). Per
   (2·|P∩T| + 1e-4) / (|P| + |T| + 1e-4), the definition `cargo xtask quantize` reports;
 - mask agreement: share of pixels where the quantised and the float masks agree;
 - per-layer SQNR: every operator output against the float model's, operators matched by type
-  and order (QUANTIZE/DEQUANTIZE and the float model's shape ops are skipped).
+  and order (QUANTIZE/DEQUANTIZE and the float model's shape ops are skipped). A model quantised
+  by `cargo xtask quantize` holds its equalised concatenation inputs rescaled per channel; with
+  `--report NAME=quant_report.json` those channels are divided back by the factors the report
+  lists, so the comparison is with the original float tensor.
 Prints a Markdown table and writes the JSON.
 """
 import argparse
@@ -75,8 +78,23 @@ def main():
     parser.add_argument("--model", action="append", required=True, help="NAME=PATH")
     parser.add_argument("--images", required=True)
     parser.add_argument("--masks", required=True)
+    parser.add_argument("--report", action="append", default=[], help="NAME=quant_report.json")
     parser.add_argument("--out", required=True)
     args = parser.parse_args()
+    rescaled, notes = {}, []
+    for spec in args.report:
+        name, path = spec.split("=", 1)
+        per_tensor = {}
+        report = json.load(open(path))
+        for l in report.get("logistic_inputs", []):
+            lo, hi = l["chosen_range"]
+            notes.append(f"{name} clips `{l['name']}` to [{lo:.2f}, {hi:.2f}] on purpose: the LOGISTIC input range is "
+                         f"chosen against the error after the sigmoid, so that tensor's own SQNR is low by design")
+        for e in report.get("equalized", []):
+            f = np.asarray(e["factors"], dtype=np.float64)
+            per_tensor.setdefault(e["tensor"], []).append((0, f))
+            per_tensor.setdefault(e["concatenation"], []).append((e["offset"], f))
+        rescaled[name] = per_tensor
     images = np.load(args.images).astype(np.float32)
     masks = np.load(args.masks).astype(np.float32)
     images = images.reshape(images.shape[0], 128, 128, 1)
@@ -125,6 +143,8 @@ def main():
             dices.append(dice(out, masks[i].reshape(-1)))
             for k, (_, t) in enumerate(q_ops):
                 d = dequantize(q.get_tensor(t), q_details[t]).astype(np.float64)
+                for offset, f in rescaled.get(name, {}).get(q_details[t]["name"], []):
+                    d[..., offset:offset + f.size] /= f
                 fl = float_layers[i][k].astype(np.float64)
                 sig[k] += np.sum(fl ** 2)
                 noise[k] += np.sum((fl - d) ** 2)
@@ -158,6 +178,8 @@ def main():
     for k, lab in enumerate(labels):
         cells = [fmt(results["models"][n]["per_layer_sqnr_db"][k]["sqnr_db"]) for n in names]
         print(f"| {lab} | {fp_ops[k][0]} | " + " | ".join(cells) + " |")
+    for note in notes:
+        print(f"\nnote: {note}")
 
 
 if __name__ == "__main__":

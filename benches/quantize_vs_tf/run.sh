@@ -53,6 +53,7 @@ tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py convert --calib "$OUT/ca
 echo "$tf_json"
 
 python3 benches/quantize_vs_tf/compare.py --fp32 "$OUT/tf_fp32.tflite" "${models[@]}" \
+  --report "ours int8=$OUT/ours/quant_report.json" \
   --images "$OUT/test_images.npy" --masks "$OUT/test_masks.npy" --out "$OUT/accuracy.json" \
   | tee "$OUT/accuracy.md"
 

@@ -38,23 +38,30 @@ pub struct EqualizedInput {
     pub tensor: String,
     /// The concatenation's output tensor.
     pub concatenation: String,
-    /// Largest |value| of the inputs that were not rescaled (the target).
-    pub target_abs: f32,
+    /// The range each rescaled channel is brought inside: the maximum of the inputs that were not
+    /// rescaled, and a negative side in the proportion of the whole group before rescaling.
+    pub target_range: (f32, f32),
     /// Largest |value| of this input before rescaling.
     pub before_abs: f32,
     /// Smallest and largest per-channel factor.
     pub factor_range: (f32, f32),
+    /// The factor of every channel: the int8 model holds `factor[c] ×` the original channel `c`
+    /// of `tensor`, and of channel `offset + c` of `concatenation`.
+    pub factors: Vec<f32>,
+    /// The channel offset of `tensor` in `concatenation`.
+    pub offset: usize,
 }
 
 impl EqualizedInput {
     /// One line for the terminal and the Markdown report.
     pub fn line(&self) -> String {
         format!(
-            "equalised `{}` into `{}`: |max| {:.2} -> {:.2} (channel factors {:.3}..{:.3})",
+            "equalised `{}` into `{}`: |max| {:.2} -> within [{:.2}, {:.2}] (channel factors {:.3}..{:.3})",
             self.tensor,
             self.concatenation,
             self.before_abs,
-            self.target_abs,
+            self.target_range.0,
+            self.target_range.1,
             self.factor_range.0,
             self.factor_range.1
         )
@@ -185,7 +192,7 @@ fn candidates(model: &Model) -> (Vec<Candidate>, HashMap<usize, Vec<usize>>) {
 }
 
 /// Per-channel (min, max) of `tensors` and the overall |max| of `whole`, over `images`.
-type Ranges = (HashMap<usize, Vec<(f32, f32)>>, HashMap<usize, f32>);
+type Ranges = (HashMap<usize, Vec<(f32, f32)>>, HashMap<usize, (f32, f32)>);
 
 fn observe(
     model: &Model,
@@ -201,7 +208,7 @@ fn observe(
         threads,
         |rt, part| {
             let mut channel: HashMap<usize, Vec<(f32, f32)>> = HashMap::new();
-            let mut abs: HashMap<usize, f32> = HashMap::new();
+            let mut whole_range: HashMap<usize, (f32, f32)> = HashMap::new();
             for image in part {
                 rt.set_input(0, image)
                     .map_err(QuantError::runtime("equalisation pre-pass"))?;
@@ -224,21 +231,20 @@ fn observe(
                         }
                     }
                     if whole.contains(&t) {
-                        let m = values
-                            .iter()
-                            .filter(|v| v.is_finite())
-                            .fold(0.0f32, |m, v| m.max(v.abs()));
-                        let e = abs.entry(t).or_default();
-                        *e = e.max(m);
+                        let (lo, hi, _) = crate::calibrate::min_max(values);
+                        let e = whole_range
+                            .entry(t)
+                            .or_insert((f32::INFINITY, f32::NEG_INFINITY));
+                        *e = (e.0.min(lo), e.1.max(hi));
                     }
                 })
                 .map_err(QuantError::runtime("equalisation pre-pass"))?;
             }
-            Ok((channel, abs))
+            Ok((channel, whole_range))
         },
     )?;
     let mut channel: HashMap<usize, Vec<(f32, f32)>> = HashMap::new();
-    let mut abs: HashMap<usize, f32> = HashMap::new();
+    let mut whole_range: HashMap<usize, (f32, f32)> = HashMap::new();
     for (c, a) in parts {
         for (t, r) in c {
             let e = channel.entry(t).or_insert_with(|| r.clone());
@@ -247,12 +253,14 @@ fn observe(
                 e.1 = e.1.max(r.1);
             }
         }
-        for (t, m) in a {
-            let e = abs.entry(t).or_default();
-            *e = e.max(m);
+        for (t, (lo, hi)) in a {
+            let e = whole_range
+                .entry(t)
+                .or_insert((f32::INFINITY, f32::NEG_INFINITY));
+            *e = (e.0.min(lo), e.1.max(hi));
         }
     }
-    Ok((channel, abs))
+    Ok((channel, whole_range))
 }
 
 /// Rescales the scalable inputs of every concatenation of `graph` (see the module docs), using
@@ -269,28 +277,46 @@ pub fn equalize_concatenations(
     let per_channel: HashMap<usize, usize> = found.iter().map(|c| (c.tensor, c.channels)).collect();
     let whole: Vec<usize> = anchors.values().flatten().copied().collect();
     let subset = &images[..images.len().min(PREPASS_SLICES)];
-    let (channel_ranges, anchor_abs) =
+    let (channel_ranges, anchor_ranges) =
         observe(&graph.model, subset, &per_channel, &whole, threads)?;
 
     let mut out = graph.clone();
     let mut report = Vec::new();
     for cand in &found {
-        let target = anchors[&cand.concat_out]
+        // The inputs that stay as they are set the target [lo_t, hi_t]: their maximum, and a
+        // negative side in the proportion the whole group had before (so a ReLU skip beside a
+        // signed up-convolution does not lose its sign bit to it).
+        let (anchor_lo, anchor_hi) = anchors[&cand.concat_out]
             .iter()
-            .map(|t| anchor_abs.get(t).copied().unwrap_or(0.0))
-            .fold(0.0f32, f32::max);
+            .filter_map(|t| anchor_ranges.get(t))
+            .fold((0.0f32, 0.0f32), |(a, b), &(lo, hi)| (a.min(lo), b.max(hi)));
+        let (group_lo, group_hi) = found
+            .iter()
+            .filter(|c| c.concat_out == cand.concat_out)
+            .filter_map(|c| channel_ranges.get(&c.tensor))
+            .flatten()
+            .fold((anchor_lo, anchor_hi), |(a, b), &(lo, hi)| {
+                (a.min(lo), b.max(hi))
+            });
         let Some(ranges) = channel_ranges.get(&cand.tensor) else {
             continue;
         };
-        if !(target > 0.0 && target.is_finite()) {
+        if !(anchor_hi > 0.0 && anchor_hi.is_finite() && group_hi > 0.0 && group_lo.is_finite()) {
             continue;
         }
+        let target = (anchor_lo.min(group_lo / group_hi * anchor_hi), anchor_hi);
         let factors: Vec<f32> = ranges
             .iter()
             .map(|&(lo, hi)| {
-                let r = lo.abs().max(hi.abs());
-                if r > 0.0 && r.is_finite() {
-                    (target / r).clamp(FACTOR_LIMITS.0, FACTOR_LIMITS.1)
+                let mut f = f32::INFINITY;
+                if hi > 0.0 {
+                    f = f.min(target.1 / hi);
+                }
+                if lo < 0.0 && target.0 < 0.0 {
+                    f = f.min(target.0 / lo);
+                }
+                if f.is_finite() && f > 0.0 {
+                    f.clamp(FACTOR_LIMITS.0, FACTOR_LIMITS.1)
                 } else {
                     1.0
                 }
@@ -307,13 +333,15 @@ pub fn equalize_concatenations(
         report.push(EqualizedInput {
             tensor: sg.tensors[cand.tensor].name.clone(),
             concatenation: sg.tensors[cand.concat_out].name.clone(),
-            target_abs: target,
+            target_range: target,
             before_abs: ranges
                 .iter()
                 .fold(0.0f32, |m, &(lo, hi)| m.max(lo.abs()).max(hi.abs())),
             factor_range: factors
                 .iter()
                 .fold((f32::INFINITY, 0.0f32), |(a, b), &f| (a.min(f), b.max(f))),
+            factors,
+            offset: cand.offset,
         });
     }
     Ok((out, report))
@@ -449,7 +477,7 @@ mod tests {
         let (eq, report) = equalize_concatenations(&wide, &images, 2).expect("equalise");
         assert_eq!(report.len(), 4, "{report:?}");
         for r in &report {
-            assert!(r.before_abs > 2.0 * r.target_abs, "{r:?}");
+            assert!(r.before_abs > 2.0 * r.target_range.1, "{r:?}");
             assert!(r.factor_range.1 < 1.0, "{r:?}");
         }
         // Same function: the output and every tensor's |max| agree except the rescaled inputs.
