@@ -96,6 +96,11 @@ pub struct Int8Gemm {
     /// otherwise the scalar reference arithmetic is used.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) vector_requant: bool,
+    /// True when no packed weight byte is −128, so two products of an i8 weight and an i8
+    /// operand byte sum without i16 overflow (2 · 127 · 128 = 32512): the plain-NEON kernel
+    /// then pairs two K steps per `smull`/`smlal`.
+    #[cfg_attr(not(target_arch = "aarch64"), allow(dead_code))]
+    pub(crate) weights_above_min: bool,
     pub(crate) out_zp: i32,
     pub(crate) act_min: i32,
     pub(crate) act_max: i32,
@@ -381,6 +386,7 @@ impl Int8Gemm {
                     .count(),
             );
         }
+        let weights_above_min = w.iter().all(|&b| b != 0x80);
         let gemm = Self {
             path,
             operand,
@@ -398,6 +404,7 @@ impl Int8Gemm {
             lshift,
             rshift,
             vector_requant,
+            weights_above_min,
             out_zp: q.output_zero_point,
             act_min: q.act_min,
             act_max: q.act_max,
