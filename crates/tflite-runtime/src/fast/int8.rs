@@ -497,21 +497,55 @@ impl Int8Gemm {
 
     /// Fills the operand buffer from the int8 input.
     fn fill_operand(&self, input: &[i8], a: &mut [u8]) {
+        let (units, unit_bytes) = self.fill_units();
+        self.fill_operand_part(input, &mut a[..units * unit_bytes], 0..units);
+    }
+
+    /// How the operand buffer splits into independent parts: (number of units, bytes per unit).
+    /// A unit is one padded input row (direct convolution), one output row (im2col) or one
+    /// input pixel (transposed convolution); `units · bytes` is `a_bytes`.
+    fn fill_units(&self) -> (usize, usize) {
+        let g = &self.geom;
+        let elems = match self.map {
+            RowMap::Conv {
+                batches, hp, wp, ..
+            } => (batches * hp, wp * self.cp),
+            RowMap::Im2col { .. } => (g.batches * g.out_h, g.out_w * self.cp),
+            RowMap::Transposed { .. } => (self.rows, self.cp),
+        };
+        (elems.0, elems.1 * self.operand.bytes())
+    }
+
+    /// Fills units `part` of the operand buffer; `a` is exactly those units' bytes.
+    fn fill_operand_part(&self, input: &[i8], a: &mut [u8], part: std::ops::Range<usize>) {
         let zp = self.input_zp;
-        let a = &mut a[..self.a_bytes];
         match self.operand {
             Operand::CenteredI16 => {
                 let a: &mut [[u8; 2]] = bytemuck::cast_slice_mut(a);
-                self.fill_with(input, a, |x| (x as i16 - zp as i16).to_le_bytes(), [0, 0]);
+                self.fill_with(
+                    input,
+                    a,
+                    part,
+                    |x| (x as i16 - zp as i16).to_le_bytes(),
+                    [0, 0],
+                );
             }
-            Operand::RawI8 => self.fill_with(input, a, |x| x as u8, zp as i8 as u8),
+            Operand::RawI8 => self.fill_with(input, a, part, |x| x as u8, zp as i8 as u8),
             Operand::ShiftedU8 => {
-                self.fill_with(input, a, |x| x as u8 ^ 0x80, (zp as i8 as u8) ^ 0x80)
+                self.fill_with(input, a, part, |x| x as u8 ^ 0x80, (zp as i8 as u8) ^ 0x80)
             }
         }
     }
 
-    fn fill_with<E: Copy>(&self, input: &[i8], a: &mut [E], f: impl Fn(i8) -> E, pad: E) {
+    /// Fills units `part` (see [`Self::fill_units`]) into `a`, which holds exactly those units.
+    fn fill_with<E: Copy>(
+        &self,
+        input: &[i8],
+        a: &mut [E],
+        part: std::ops::Range<usize>,
+        f: impl Fn(i8) -> E,
+        pad: E,
+    ) {
         let g = &self.geom;
         let (cp, in_c) = (self.cp, self.in_c);
         let convert = |src: &[i8], dst: &mut [E]| {
@@ -519,30 +553,30 @@ impl Int8Gemm {
                 *d = f(x);
             }
         };
+        a.fill(pad);
         match self.map {
-            RowMap::Conv {
-                batches, hp, wp, ..
-            } => {
-                a.fill(pad);
-                for b in 0..batches {
-                    for y in 0..g.in_h {
-                        let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
-                        let at = ((b * hp + y + g.pad_top) * wp + g.pad_left) * cp;
-                        let dst = &mut a[at..][..g.in_w * cp];
-                        for (s, d) in src.chunks_exact(in_c).zip(dst.chunks_exact_mut(cp)) {
-                            convert(s, d);
-                        }
+            RowMap::Conv { hp, wp, .. } => {
+                for r in part.clone() {
+                    let (b, py) = (r / hp, r % hp);
+                    if py < g.pad_top || py >= g.pad_top + g.in_h {
+                        continue;
+                    }
+                    let y = py - g.pad_top;
+                    let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
+                    let at = ((r - part.start) * wp + g.pad_left) * cp;
+                    let dst = &mut a[at..][..g.in_w * cp];
+                    for (s, d) in src.chunks_exact(in_c).zip(dst.chunks_exact_mut(cp)) {
+                        convert(s, d);
                     }
                 }
             }
             RowMap::Transposed { .. } => {
-                a.fill(pad);
-                for (s, d) in input.chunks_exact(in_c).zip(a.chunks_exact_mut(cp)) {
+                let src = &input[part.start * in_c..part.end * in_c];
+                for (s, d) in src.chunks_exact(in_c).zip(a.chunks_exact_mut(cp)) {
                     convert(s, d);
                 }
             }
             RowMap::Im2col { .. } => {
-                a.fill(pad);
                 // Tap by tap, output row by output row, over the columns whose tap lands
                 // inside the image (no per-element bounds test).
                 let sw = g.stride_w as isize;
@@ -559,27 +593,26 @@ impl Int8Gemm {
                         let hi =
                             ((g.in_w as isize - shift + sw - 1) / sw).clamp(0, g.out_w as isize);
                         let (lo, hi) = (lo.min(hi) as usize, hi as usize);
-                        for b in 0..g.batches {
-                            for oy in 0..g.out_h {
-                                let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
-                                    - g.pad_top as isize;
-                                if iy < 0 || iy >= g.in_h as isize {
-                                    continue;
-                                }
-                                let src_row = &input[(b * g.in_h + iy as usize) * g.in_w * in_c..]
-                                    [..g.in_w * in_c];
-                                let row0 = (b * g.out_h + oy) * g.out_w;
-                                if lo == hi {
-                                    continue;
-                                }
-                                let first = (lo as isize * sw + shift) as usize * in_c;
-                                let dst = &mut a[(row0 + lo) * cp..(row0 + hi) * cp];
-                                for (d, src) in dst
-                                    .chunks_exact_mut(cp)
-                                    .zip(src_row[first..].chunks(in_c * g.stride_w))
-                                {
-                                    convert(&src[..in_c], &mut d[off..off + in_c]);
-                                }
+                        if lo == hi {
+                            continue;
+                        }
+                        for q in part.clone() {
+                            let (b, oy) = (q / g.out_h, q % g.out_h);
+                            let iy =
+                                (oy * g.stride_h + ky * g.dilation_h) as isize - g.pad_top as isize;
+                            if iy < 0 || iy >= g.in_h as isize {
+                                continue;
+                            }
+                            let src_row = &input[(b * g.in_h + iy as usize) * g.in_w * in_c..]
+                                [..g.in_w * in_c];
+                            let row0 = (q - part.start) * g.out_w;
+                            let first = (lo as isize * sw + shift) as usize * in_c;
+                            let dst = &mut a[(row0 + lo) * cp..(row0 + hi) * cp];
+                            for (d, src) in dst
+                                .chunks_exact_mut(cp)
+                                .zip(src_row[first..].chunks(in_c * g.stride_w))
+                            {
+                                convert(&src[..in_c], &mut d[off..off + in_c]);
                             }
                         }
                     }
@@ -678,25 +711,51 @@ impl Int8Gemm {
             workspace.len() >= self.a_bytes,
             "fast int8 kernel: workspace"
         );
-        self.fill_operand(input, workspace);
-        let a: &[u8] = &workspace[..self.a_bytes];
         let out = OutPtr(output.as_mut_ptr());
         let chunks = self.rows.div_ceil(CHUNK);
         let threads = threads.clamp(1, chunks.max(1));
         if threads == 1 {
-            self.run_rows(a, out, 0, self.rows);
+            self.fill_operand(input, workspace);
+            self.run_rows(&workspace[..self.a_bytes], out, 0, self.rows);
             return;
         }
+        // Every thread fills its share of the operand buffer, waits for the others (a row's
+        // taps read its neighbours' units), then runs its share of the rows.
+        let (units, unit_bytes) = self.fill_units();
+        debug_assert_eq!(units * unit_bytes, self.a_bytes);
+        let per_fill = units.div_ceil(threads);
         let per = chunks.div_ceil(threads) * CHUNK;
+        let ws = WorkspacePtr(workspace.as_mut_ptr());
+        let barrier = std::sync::Barrier::new(threads);
+        let work = |t: usize| {
+            let (u0, u1) = ((t * per_fill).min(units), ((t + 1) * per_fill).min(units));
+            {
+                // SAFETY: the workspace holds at least `a_bytes = units · unit_bytes` bytes
+                // (asserted above); thread t writes only units u0..u1, disjoint from every
+                // other thread's, and this borrow ends before the barrier.
+                let part = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        ws.get().add(u0 * unit_bytes),
+                        (u1 - u0) * unit_bytes,
+                    )
+                };
+                self.fill_operand_part(input, part, u0..u1);
+            }
+            barrier.wait();
+            // SAFETY: every write to the buffer happened before the barrier, and no mutable
+            // borrow of it is alive after it.
+            let a = unsafe { std::slice::from_raw_parts(ws.get().cast_const(), self.a_bytes) };
+            let (lo, hi) = ((t * per).min(self.rows), ((t + 1) * per).min(self.rows));
+            if lo < hi {
+                self.run_rows(a, out, lo, hi);
+            }
+        };
+        let work = &work;
         std::thread::scope(|s| {
             for t in 1..threads {
-                let lo = (t * per).min(self.rows);
-                let hi = ((t + 1) * per).min(self.rows);
-                if lo < hi {
-                    s.spawn(move || self.run_rows(a, out, lo, hi));
-                }
+                s.spawn(move || work(t));
             }
-            self.run_rows(a, out, 0, per.min(self.rows));
+            work(0);
         });
     }
 
@@ -745,6 +804,22 @@ impl Int8Gemm {
         }
     }
 }
+
+/// The operand workspace shared by the row threads: each fills its own units, then all read.
+#[derive(Clone, Copy)]
+struct WorkspacePtr(*mut u8);
+
+impl WorkspacePtr {
+    /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
+    fn get(self) -> *mut u8 {
+        self.0
+    }
+}
+// SAFETY: threads write disjoint units before a barrier and only read after it (see
+// `Int8Gemm::run`).
+unsafe impl Send for WorkspacePtr {}
+// SAFETY: as above; the pointer itself is only copied.
+unsafe impl Sync for WorkspacePtr {}
 
 /// The output pointer shared by the row threads (each writes only its own rows).
 #[derive(Clone, Copy)]
