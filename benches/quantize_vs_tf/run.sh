@@ -17,6 +17,8 @@
 # 4. Timed inside Python: TFLiteConverter full-int8 PTQ with those same 100 slices.
 # 5. compare.py: both int8 models (and TF's 16x8) against the float model in LiteRT on the
 #    held-out slices: output SQNR, Dice, mask agreement, per-layer SQNR.
+# 6. Arm Vela (`cargo xtask bench --backends vela:...`): each model's ethos-u55-256 and
+#    ethos-u65-256 estimate and how many of its operators stay on the CPU.
 # Needs `python3 -m pip install tensorflow-cpu ai-edge-litert`; writes OUT/results.json and
 # OUT/results.md and prints the tables.
 set -euo pipefail
@@ -57,17 +59,32 @@ python3 benches/quantize_vs_tf/compare.py --fp32 "$OUT/tf_fp32.tflite" "${models
   --images "$OUT/test_images.npy" --masks "$OUT/test_masks.npy" --out "$OUT/accuracy.json" \
   | tee "$OUT/accuracy.md"
 
+# Arm Vela's estimate of each quantised model (and its CPU fallback ops), through `cargo xtask bench`.
+for spec in "${models[@]}"; do
+  [ "$spec" = --model ] && continue
+  name=${spec%%=*}; path=${spec#*=}
+  "$XTASK" bench --model "$path" --backends vela:ethos-u55-256,vela:ethos-u65-256 \
+    --out "$OUT/vela/${name// /_}" > /dev/null
+done
+
 python3 - "$ours" "$train_json" "$tf_json" "$OUT" <<'PY'
 import json, os, re, sys
 ours, train, tf, out = float(sys.argv[1]), json.loads(sys.argv[2]), json.loads(sys.argv[3]), sys.argv[4]
 acc = json.load(open(os.path.join(out, "accuracy.json")))
+vela = {}
+for name in acc["models"]:
+    path = os.path.join(out, "vela", name.replace(" ", "_"), "report.json")
+    if os.path.exists(path):
+        rows = json.load(open(path))["rows"]
+        vela[name] = {r["backend"].split(":", 1)[1]: r.get("details", {}).get("estimate") or {"status": r["status"], "reason": r.get("reason")}
+                      for r in rows}
 log = open(os.path.join(out, "ours.log")).read()
 floor = re.search(r"compute floor: .*", log)
 result = {"cpus": os.cpu_count(), "training": train, "tensorflow": tf, "accuracy": acc,
           "ours_whole_xtask_quantize_s": ours,
           "ours_over_tf_conversion": round(ours / tf["tf_int8_conversion_s"], 3),
           "ours_compute_floor": floor.group(0) if floor else None,
-          "ours_int8_bytes": os.path.getsize(os.path.join(out, "ours", "unet_int8.tflite"))}
+          "ours_int8_bytes": os.path.getsize(os.path.join(out, "ours", "unet_int8.tflite")), "vela": vela}
 json.dump(result, open(os.path.join(out, "results.json"), "w"), indent=2)
 m = acc["models"]
 ours_db, tf_db = m["ours int8"]["output_sqnr_db"], m["TF int8"]["output_sqnr_db"]
@@ -80,6 +97,20 @@ lines = [
 ]
 if floor:
     lines.append(floor.group(0))
+lines.append("")
+lines.append("| model | output SQNR | Dice | mask agreement | size | ethos-u55-256 | ethos-u65-256 |")
+lines.append("|---|---|---|---|---|---|---|")
+sizes = {"ours int8": os.path.join(out, "ours", "unet_int8.tflite"), "TF int8": os.path.join(out, "tf_int8.tflite"),
+         "TF 16x8": os.path.join(out, "tf_int16x8.tflite")}
+for name, mm in m.items():
+    def est(acc_name):
+        e = vela.get(name, {}).get(acc_name)
+        if not e or "inference_ms" not in e:
+            return "–"
+        return f"{e['inference_ms']:.2f} ms ({e['npu_ops']} NPU / {e['cpu_ops']} CPU ops)"
+    size = os.path.getsize(sizes[name]) if name in sizes and os.path.exists(sizes[name]) else 0
+    lines.append(f"| {name} | {mm['output_sqnr_db']:.2f} dB | {mm['dice']:.4f} | {100 * mm['mask_agreement']:.3f} % | "
+                 f"{size:,} B | {est('ethos-u55-256')} | {est('ethos-u65-256')} |")
 open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n\n" + open(os.path.join(out, "accuracy.md")).read())
 print("\n".join(lines))
 PY

@@ -366,4 +366,62 @@ mod tests {
         );
         assert!(!out.exists(), "nothing may be written on bad input");
     }
+
+    fn export_args(start: usize, count: usize, out: PathBuf) -> ExportArgs {
+        ExportArgs {
+            source: SourceOptions {
+                source: SourceArg::Synthetic,
+                data_path: None,
+                size: 32,
+                seed: 3,
+                split: SplitArg::Test,
+                augment: false,
+            },
+            out,
+            count,
+            start,
+        }
+    }
+
+    #[test]
+    fn export_writes_the_slices_and_masks_the_source_gives() {
+        use tflite_runtime::npy::{NpyData, read_npy};
+        let dir = std::env::temp_dir().join(format!("xtask-data-export-{}", std::process::id()));
+        export(export_args(2, 3, dir.join("held_out"))).unwrap();
+        let read = |name: &str| read_npy(&std::fs::read(dir.join(name)).unwrap()).unwrap();
+        let (images, masks) = (read("held_out_images.npy"), read("held_out_masks.npy"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(images.shape, vec![3, 32, 32, 1]);
+        assert_eq!(masks.shape, vec![3, 32, 32, 1]);
+        let source = open_source(
+            &export_args(0, 1, PathBuf::new()).source.config(),
+            Split::Test,
+        )
+        .unwrap();
+        let (NpyData::F32(images), NpyData::F32(masks)) = (images.data, masks.data) else {
+            panic!("float32 arrays expected");
+        };
+        for k in 0..3 {
+            let slice = source.get(2 + k).unwrap();
+            assert_eq!(&images[k * 1024..(k + 1) * 1024], slice.image.as_slice());
+            assert_eq!(&masks[k * 1024..(k + 1) * 1024], slice.mask.as_slice());
+        }
+    }
+
+    #[test]
+    fn export_past_the_end_of_the_split_is_refused_without_writing() {
+        let dir =
+            std::env::temp_dir().join(format!("xtask-data-export-bad-{}", std::process::id()));
+        let len = open_source(
+            &export_args(0, 1, PathBuf::new()).source.config(),
+            Split::Test,
+        )
+        .unwrap()
+        .len();
+        let err = export(export_args(len - 1, 2, dir.join("x"))).unwrap_err();
+        assert!(format!("{err:#}").contains("runs past the end"), "{err:#}");
+        let err = export(export_args(0, 0, dir.join("x"))).unwrap_err();
+        assert!(format!("{err:#}").contains("--count"), "{err:#}");
+        assert!(!dir.exists(), "nothing may be written on bad input");
+    }
 }
