@@ -209,6 +209,32 @@ pub fn unet(spec: UNetSpec) -> Model {
     u.b.finish()
 }
 
+/// Multiplies the filter of every TRANSPOSE_CONV of a float model by `factor`: the
+/// up-convolutions then span a much wider range than the skip tensors they are concatenated
+/// with, as in TensorFlow's trained U-Net (the case the quantizer's concatenation
+/// equalisation is for). Returns how many filters were scaled.
+pub fn widen_transpose_convs(model: &mut Model, factor: f32) -> usize {
+    let Some(sg) = model.subgraphs.first() else {
+        return 0;
+    };
+    let buffers: Vec<usize> = sg
+        .operators
+        .iter()
+        .filter(|op| op.op == BuiltinOp::TRANSPOSE_CONV)
+        .filter_map(|op| op.inputs.get(1).and_then(|&w| usize::try_from(w).ok()))
+        .filter_map(|w| sg.tensors.get(w).map(|t| t.buffer as usize))
+        .collect();
+    for &b in &buffers {
+        if let Some(buffer) = model.buffers.get_mut(b) {
+            for chunk in buffer.data.chunks_exact_mut(4) {
+                let v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) * factor;
+                chunk.copy_from_slice(&v.to_le_bytes());
+            }
+        }
+    }
+    buffers.len()
+}
+
 /// Number of weights and biases: the elements of the filter and bias inputs of every CONV_2D
 /// and TRANSPOSE_CONV of subgraph 0.
 pub fn parameter_count(model: &Model) -> usize {

@@ -421,7 +421,7 @@ fn scale_reader(
 mod tests {
     use super::*;
     use crate::graph::prepare_float;
-    use tflite_runtime::synth::{UNetSpec, unet};
+    use tflite_runtime::synth::{UNetSpec, unet, widen_transpose_convs};
     use tflite_runtime::{Interpreter, Options};
 
     fn run(model: &Model, image: &[f32]) -> Vec<f32> {
@@ -452,21 +452,7 @@ mod tests {
         .expect("prepare");
         // Make every transposed convolution much wider than the skip it is concatenated with.
         let mut wide = graph.clone();
-        let sg = &wide.model.subgraphs[0];
-        let tconv_filters: Vec<usize> = sg
-            .operators
-            .iter()
-            .filter(|op| op.op == BuiltinOp::TRANSPOSE_CONV)
-            .map(|op| sg.tensors[op.inputs[1] as usize].buffer as usize)
-            .collect();
-        assert_eq!(tconv_filters.len(), 4);
-        for b in tconv_filters {
-            let w: Vec<f32> = f32s(&wide.model.buffers[b].data)
-                .iter()
-                .map(|w| w * 40.0)
-                .collect();
-            wide.model.buffers[b].data = to_bytes(&w);
-        }
+        assert_eq!(widen_transpose_convs(&mut wide.model, 40.0), 4);
         let images: Vec<Vec<f32>> = (0..4)
             .map(|k| {
                 (0..size * size)

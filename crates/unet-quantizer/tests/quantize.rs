@@ -1,6 +1,6 @@
 //! End-to-end tests of the quantizer on tiny random-weight U-Nets (`tflite_runtime::synth`).
 
-use tflite_runtime::synth::{UNetSpec, unet};
+use tflite_runtime::synth::{UNetSpec, unet, widen_transpose_convs};
 use tflite_writer::{
     BuiltinOp, BuiltinOptions, Model, Operator, PackOptions, StridedSliceOptions, Tensor,
     TensorType, read_model, write_model,
@@ -542,24 +542,6 @@ fn a_float_model_from_tensorflows_converter_quantises_to_a_clean_int8_graph() {
     assert!(sqnr >= 22.0, "output SQNR {sqnr}");
 }
 
-/// Scales every TRANSPOSE_CONV filter by `factor` (the up-convolutions become much wider than the
-/// skips they are concatenated with, as in TensorFlow's trained U-Net).
-fn wide_up_convolutions(model: &mut Model, factor: f32) {
-    let sg = &model.subgraphs[0];
-    let buffers: Vec<usize> = sg
-        .operators
-        .iter()
-        .filter(|op| op.op == BuiltinOp::TRANSPOSE_CONV)
-        .map(|op| sg.tensors[op.inputs[1] as usize].buffer as usize)
-        .collect();
-    for b in buffers {
-        for chunk in model.buffers[b].data.chunks_exact_mut(4) {
-            let v = f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]) * factor;
-            chunk.copy_from_slice(&v.to_le_bytes());
-        }
-    }
-}
-
 fn output_sqnr(float: &Model, calib: &ImageSet, config: &QuantConfig) -> f64 {
     let (int8, report) = quantize(float, calib, config).expect("quantize");
     check_int8_constraints(&int8);
@@ -573,7 +555,7 @@ fn output_sqnr(float: &Model, calib: &ImageSet, config: &QuantConfig) -> f64 {
 #[test]
 fn concatenation_equalisation_and_the_logistic_range_raise_output_sqnr() {
     let mut float = float_unet(4);
-    wide_up_convolutions(&mut float, 3.0);
+    assert_eq!(widen_transpose_convs(&mut float, 3.0), 4);
     let calib = data(SourceKind::Synthetic, Split::Train, 16).images;
     let base = QuantConfig {
         equalize: false,
