@@ -239,13 +239,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
         100.0 * n_mask as f64 / mask.len().max(1) as f64
     );
     if let Some(path) = &args.output {
-        let data = match out {
-            TensorData::F32(v) => NpyData::F32(v.to_vec()),
-            TensorData::I8(v) => NpyData::I8(v.to_vec()),
-            TensorData::U8(v) => NpyData::U8(v.to_vec()),
-            TensorData::I32(v) => NpyData::I32(v.to_vec()),
-            TensorData::I64(v) => NpyData::I64(v.to_vec()),
-        };
+        let data = NpyData::from(out);
         let array = NpyArray {
             shape: out_info.shape.clone(),
             data,

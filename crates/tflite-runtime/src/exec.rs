@@ -40,6 +40,10 @@ pub(crate) enum Kernel {
         geometry: PoolGeometry,
         act: (i32, i32),
     },
+    MaxPoolI16 {
+        geometry: PoolGeometry,
+        act: (i32, i32),
+    },
     AveragePoolF32 {
         geometry: PoolGeometry,
         act: (f32, f32),
@@ -63,7 +67,21 @@ pub(crate) enum Kernel {
         zero_point: i32,
     },
     Requantize(RequantParams),
+    QuantizeF32I16 {
+        scale: f32,
+        zero_point: i32,
+    },
+    /// QUANTIZE between int8 and int16 (either way) or int16 → int16.
+    RequantizeI16 {
+        params: RequantParams,
+        input_i16: bool,
+        output_i16: bool,
+    },
     DequantizeI8 {
+        scale: f32,
+        zero_point: i32,
+    },
+    DequantizeI16 {
         scale: f32,
         zero_point: i32,
     },
@@ -201,6 +219,12 @@ pub(crate) fn execute(
             cast(input(0)),
             bytemuck::cast_slice_mut(output),
         ),
+        Kernel::MaxPoolI16 { geometry, act } => reference::pool::max_pool_i16(
+            geometry,
+            *act,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
         Kernel::AveragePoolF32 { geometry, act } => reference::pool::average_pool_f32(
             geometry,
             *act,
@@ -238,6 +262,40 @@ pub(crate) fn execute(
         Kernel::Requantize(p) => {
             reference::quantize::requantize_i8(p, cast(input(0)), bytemuck::cast_slice_mut(output))
         }
+        Kernel::QuantizeF32I16 { scale, zero_point } => reference::quantize::quantize_f32_i16(
+            *scale,
+            *zero_point,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::RequantizeI16 {
+            params,
+            input_i16,
+            output_i16,
+        } => {
+            use reference::quantize::requantize;
+            let out = &mut *output;
+            match (input_i16, output_i16) {
+                (true, true) => {
+                    requantize::<i16, i16>(params, cast(input(0)), bytemuck::cast_slice_mut(out))
+                }
+                (true, false) => {
+                    requantize::<i16, i8>(params, cast(input(0)), bytemuck::cast_slice_mut(out))
+                }
+                (false, true) => {
+                    requantize::<i8, i16>(params, cast(input(0)), bytemuck::cast_slice_mut(out))
+                }
+                (false, false) => {
+                    requantize::<i8, i8>(params, cast(input(0)), bytemuck::cast_slice_mut(out))
+                }
+            }
+        }
+        Kernel::DequantizeI16 { scale, zero_point } => reference::dequantize::dequantize_i16_f32(
+            *scale,
+            *zero_point,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
         Kernel::DequantizeI8 { scale, zero_point } => reference::dequantize::dequantize_i8_f32(
             *scale,
             *zero_point,

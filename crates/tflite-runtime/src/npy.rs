@@ -1,5 +1,5 @@
 //! A small `.npy` (NumPy array file, format versions 1–3) reader and writer for the dtypes the
-//! runtime exchanges: `<f4`, `|i1`, `|u1`, `<i4`, `<i8`, little-endian and C order only.
+//! runtime exchanges: `<f4`, `|i1`, `|u1`, `<i2`, `<i4`, `<i8`, little-endian and C order only.
 
 use crate::error::RuntimeError;
 
@@ -12,6 +12,8 @@ pub enum NpyData {
     I8(Vec<i8>),
     /// `|u1` (also `|b1`).
     U8(Vec<u8>),
+    /// `<i2`.
+    I16(Vec<i16>),
     /// `<i4`.
     I32(Vec<i32>),
     /// `<i8`.
@@ -24,6 +26,7 @@ impl NpyData {
             NpyData::F32(_) => "<f4",
             NpyData::I8(_) => "|i1",
             NpyData::U8(_) => "|u1",
+            NpyData::I16(_) => "<i2",
             NpyData::I32(_) => "<i4",
             NpyData::I64(_) => "<i8",
         }
@@ -35,6 +38,7 @@ impl NpyData {
             NpyData::F32(v) => v.len(),
             NpyData::I8(v) => v.len(),
             NpyData::U8(v) => v.len(),
+            NpyData::I16(v) => v.len(),
             NpyData::I32(v) => v.len(),
             NpyData::I64(v) => v.len(),
         }
@@ -51,8 +55,24 @@ impl NpyData {
             NpyData::F32(_) => "float32",
             NpyData::I8(_) => "int8",
             NpyData::U8(_) => "uint8",
+            NpyData::I16(_) => "int16",
             NpyData::I32(_) => "int32",
             NpyData::I64(_) => "int64",
+        }
+    }
+}
+
+impl From<crate::tensor::TensorData<'_>> for NpyData {
+    /// An owned copy of a tensor's data, in the matching `.npy` dtype.
+    fn from(data: crate::tensor::TensorData<'_>) -> Self {
+        use crate::tensor::TensorData;
+        match data {
+            TensorData::F32(v) => NpyData::F32(v.to_vec()),
+            TensorData::I8(v) => NpyData::I8(v.to_vec()),
+            TensorData::U8(v) => NpyData::U8(v.to_vec()),
+            TensorData::I16(v) => NpyData::I16(v.to_vec()),
+            TensorData::I32(v) => NpyData::I32(v.to_vec()),
+            TensorData::I64(v) => NpyData::I64(v.to_vec()),
         }
     }
 }
@@ -126,9 +146,10 @@ pub fn read_npy(bytes: &[u8]) -> Result<NpyArray, RuntimeError> {
         "<f4" | "<i4" => 4,
         "|i1" | "|u1" | "|b1" | "<i1" | "<u1" => 1,
         "<i8" => 8,
+        "<i2" => 2,
         other => {
             return Err(bad(format!(
-                "dtype '{other}' is not supported (use float32, int8, uint8, int32 or int64, little-endian)"
+                "dtype '{other}' is not supported (use float32, int8, uint8, int16, int32 or int64, little-endian)"
             )));
         }
     };
@@ -159,6 +180,11 @@ pub fn read_npy(bytes: &[u8]) -> Result<NpyArray, RuntimeError> {
                 .collect(),
         ),
         "|i1" | "<i1" => NpyData::I8(body.iter().map(|&b| b as i8).collect()),
+        "<i2" => NpyData::I16(
+            body.chunks_exact(2)
+                .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                .collect(),
+        ),
         _ => NpyData::U8(body.to_vec()),
     };
     Ok(NpyArray { shape, data })
@@ -216,6 +242,9 @@ pub fn write_npy(array: &NpyArray) -> Vec<u8> {
             .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         NpyData::I8(v) => out.extend(v.iter().map(|&x| x as u8)),
         NpyData::U8(v) => out.extend_from_slice(v),
+        NpyData::I16(v) => v
+            .iter()
+            .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
         NpyData::I32(v) => v
             .iter()
             .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
@@ -283,6 +312,7 @@ impl SliceStack {
             (NpyData::F32(v), _) => v,
             (NpyData::U8(v), SliceKind::Masks) => v.into_iter().map(f32::from).collect(),
             (NpyData::I8(v), SliceKind::Masks) => v.into_iter().map(f32::from).collect(),
+            (NpyData::I16(v), SliceKind::Masks) => v.into_iter().map(f32::from).collect(),
             (NpyData::I32(v), SliceKind::Masks) => v.into_iter().map(|x| x as f32).collect(),
             (NpyData::I64(v), SliceKind::Masks) => v.into_iter().map(|x| x as f32).collect(),
             (other, SliceKind::Images) => {
@@ -344,6 +374,10 @@ mod tests {
             NpyArray {
                 shape: vec![3, 1],
                 data: NpyData::U8(vec![0, 200, 255]),
+            },
+            NpyArray {
+                shape: vec![5],
+                data: NpyData::I16(vec![i16::MIN, -1, 0, 1, i16::MAX]),
             },
         ];
         for a in arrays {

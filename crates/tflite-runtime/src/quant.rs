@@ -113,7 +113,22 @@ pub fn activation_range_i8(
     output_scale: f32,
     output_zero_point: i32,
 ) -> Option<(i32, i32)> {
-    let (qmin, qmax) = (i8::MIN as i32, i8::MAX as i32);
+    activation_range_quantized(
+        activation,
+        output_scale,
+        output_zero_point,
+        (i8::MIN as i32, i8::MAX as i32),
+    )
+}
+
+/// [`activation_range_i8`] for an output type whose values span `limits` (int16: ±32767/−32768).
+pub fn activation_range_quantized(
+    activation: Activation,
+    output_scale: f32,
+    output_zero_point: i32,
+    limits: (i32, i32),
+) -> Option<(i32, i32)> {
+    let (qmin, qmax) = limits;
     // In i64 and saturated: a zero point far outside int8 (which a malformed model can hold)
     // must give an empty or clamped range, not an overflow.
     let quantize = |f: f32| {

@@ -8,6 +8,7 @@ mod sealed {
     impl Sealed for f32 {}
     impl Sealed for i8 {}
     impl Sealed for u8 {}
+    impl Sealed for i16 {}
     impl Sealed for i32 {}
     impl Sealed for i64 {}
 }
@@ -27,6 +28,9 @@ impl Element for i8 {
 impl Element for u8 {
     const DTYPE: TensorType = TensorType::UInt8;
 }
+impl Element for i16 {
+    const DTYPE: TensorType = TensorType::Int16;
+}
 impl Element for i32 {
     const DTYPE: TensorType = TensorType::Int32;
 }
@@ -43,6 +47,8 @@ pub enum TensorData<'a> {
     I8(&'a [i8]),
     /// UINT8 or BOOL.
     U8(&'a [u8]),
+    /// INT16.
+    I16(&'a [i16]),
     /// INT32.
     I32(&'a [i32]),
     /// INT64.
@@ -56,6 +62,7 @@ impl<'a> TensorData<'a> {
         match dtype {
             TensorType::Float32 => TensorData::F32(bytemuck::cast_slice(bytes)),
             TensorType::Int8 => TensorData::I8(bytemuck::cast_slice(bytes)),
+            TensorType::Int16 => TensorData::I16(bytemuck::cast_slice(bytes)),
             TensorType::Int32 => TensorData::I32(bytemuck::cast_slice(bytes)),
             TensorType::Int64 => TensorData::I64(bytemuck::cast_slice(bytes)),
             _ => TensorData::U8(bytes),
@@ -68,6 +75,7 @@ impl<'a> TensorData<'a> {
             TensorData::F32(v) => v.len(),
             TensorData::I8(v) => v.len(),
             TensorData::U8(v) => v.len(),
+            TensorData::I16(v) => v.len(),
             TensorData::I32(v) => v.len(),
             TensorData::I64(v) => v.len(),
         }
@@ -89,6 +97,7 @@ impl<'a> TensorData<'a> {
             TensorData::F32(v) => v.to_vec(),
             TensorData::I8(v) => v.iter().map(|&x| deq(x as i64)).collect(),
             TensorData::U8(v) => v.iter().map(|&x| deq(x as i64)).collect(),
+            TensorData::I16(v) => v.iter().map(|&x| deq(x as i64)).collect(),
             TensorData::I32(v) => v.iter().map(|&x| deq(x as i64)).collect(),
             TensorData::I64(v) => v.iter().map(|&x| deq(x)).collect(),
         }

@@ -1,6 +1,6 @@
 //! Bit-exactness against LiteRT: every case of `common::all_cases()` runs in our interpreter and
 //! in LiteRT with `OpResolverType.BUILTIN_REF` on the same inputs (exchanged as `.npy`).
-//! int8 outputs must be identical; f32 outputs must agree to 1e-5 relative to the output's
+//! int8 and int16 outputs must be identical; f32 outputs must agree to 1e-5 relative to the output's
 //! largest magnitude. The difference from LiteRT's default path (XNNPACK, 1 thread) is printed,
 //! not asserted.
 
@@ -13,7 +13,7 @@ use std::path::Path;
 use common::Case;
 use litert_oracle::litert;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
-use tflite_runtime::{Interpreter, Options, TensorData};
+use tflite_runtime::{Interpreter, Options};
 
 const F32_RELATIVE_TOLERANCE: f64 = 1e-5;
 
@@ -24,6 +24,7 @@ fn run_ours(case: &Case) -> Vec<NpyArray> {
         match &input.data {
             NpyData::F32(v) => interp.set_input(i, v),
             NpyData::I8(v) => interp.set_input(i, v),
+            NpyData::I16(v) => interp.set_input(i, v),
             other => panic!(
                 "{}: unexpected input type {}",
                 case.name,
@@ -38,13 +39,7 @@ fn run_ours(case: &Case) -> Vec<NpyArray> {
     (0..interp.num_outputs())
         .map(|k| {
             let shape = interp.output_info(k).unwrap().shape.clone();
-            let data = match interp.output_data(k).unwrap() {
-                TensorData::F32(v) => NpyData::F32(v.to_vec()),
-                TensorData::I8(v) => NpyData::I8(v.to_vec()),
-                TensorData::I32(v) => NpyData::I32(v.to_vec()),
-                TensorData::I64(v) => NpyData::I64(v.to_vec()),
-                TensorData::U8(v) => NpyData::U8(v.to_vec()),
-            };
+            let data = NpyData::from(interp.output_data(k).unwrap());
             NpyArray { shape, data }
         })
         .collect()
@@ -69,6 +64,11 @@ fn diff(ours: &NpyArray, theirs: &NpyArray) -> Result<Diff, String> {
             .map(|(&x, &y)| (x as f64, y as f64))
             .collect(),
         (NpyData::I8(a), NpyData::I8(b)) => a
+            .iter()
+            .zip(b)
+            .map(|(&x, &y)| (x as f64, y as f64))
+            .collect(),
+        (NpyData::I16(a), NpyData::I16(b)) => a
             .iter()
             .zip(b)
             .map(|(&x, &y)| (x as f64, y as f64))
@@ -207,7 +207,7 @@ fn bit_exact_with_litert_builtin_ref() {
     let cases = common::all_cases();
     let report = check_cases(&cases, dir.path());
     eprintln!(
-        "{} cases identical to LiteRT BUILTIN_REF (int8 0 LSB, f32 ≤ {F32_RELATIVE_TOLERANCE:e} relative)",
+        "{} cases identical to LiteRT BUILTIN_REF (int8 and int16 0 LSB, f32 ≤ {F32_RELATIVE_TOLERANCE:e} relative)",
         cases.len()
     );
     eprintln!("{report}");

@@ -44,6 +44,7 @@ impl Builder<'_> {
             dtype,
             TensorType::Float32
                 | TensorType::Int8
+                | TensorType::Int16
                 | TensorType::Int32
                 | TensorType::Int64
                 | TensorType::UInt8
@@ -70,13 +71,14 @@ impl Builder<'_> {
             }
             shape[axis] += s[axis];
         }
-        if dtype == TensorType::Int8 {
+        if matches!(dtype, TensorType::Int8 | TensorType::Int16) {
             let out_q = self.per_tensor(cx, output, "output")?;
             for &t in &operands {
                 let q = self.per_tensor(cx, t, "input")?;
                 if q.0.to_bits() != out_q.0.to_bits() || q.1 != out_q.1 {
                     return Err(cx.invalid(format!(
-                        "int8 input tensor {t} has scale {} zero point {}, output has {} {}; CONCATENATION needs them equal",
+                        "{} input tensor {t} has scale {} zero point {}, output has {} {}; CONCATENATION needs them equal",
+                        dtype.name(),
                         q.0, q.1, out_q.0, out_q.1
                     )));
                 }

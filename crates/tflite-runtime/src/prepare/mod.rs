@@ -738,6 +738,40 @@ impl Builder<'_> {
         Ok((lo, hi))
     }
 
+    /// Clamp range of a fused activation on an int16 output.
+    fn act_i16(
+        &self,
+        cx: &OpCx,
+        output: usize,
+        activation: Activation,
+    ) -> Result<(i32, i32), RuntimeError> {
+        let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
+        let (lo, hi) = crate::quant::activation_range_quantized(
+            activation,
+            scale,
+            zero_point,
+            (i16::MIN as i32, i16::MAX as i32),
+        )
+        .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
+        if lo > hi {
+            return Err(cx.invalid(format!(
+                "fused activation {activation:?} gives an empty int16 range [{lo}, {hi}]"
+            )));
+        }
+        Ok((lo, hi))
+    }
+
+    /// An int16 activation of a 16x8 model: per-tensor, zero point 0 (LiteRT refuses others).
+    fn symmetric_i16(&self, cx: &OpCx, t: usize, what: &str) -> Result<(), RuntimeError> {
+        let (_, zero_point) = self.per_tensor(cx, t, what)?;
+        if zero_point != 0 {
+            return Err(cx.invalid(format!(
+                "int16 {what} tensor {t} has zero point {zero_point}; 16x8 activations are symmetric (zero point 0)"
+            )));
+        }
+        Ok(())
+    }
+
     /// `PopulateConvolutionQuantizationParams`.
     fn conv_quant(
         &self,

@@ -73,6 +73,13 @@ impl Builder<'_> {
                     Kernel::AveragePoolI8 { geometry, act }
                 }
             }
+            // 16x8 models: int16 activations, symmetric (zero point 0), max pool only.
+            (TensorType::Int16, TensorType::Int16) if is_max => {
+                self.symmetric_i16(cx, x, "input")?;
+                self.symmetric_i16(cx, output, "output")?;
+                let act = self.act_i16(cx, output, o.fused_activation)?;
+                Kernel::MaxPoolI16 { geometry, act }
+            }
             _ => return Err(self.type_error(cx, &[x], output)),
         };
         Ok((kernel, shape))

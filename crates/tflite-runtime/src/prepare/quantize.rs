@@ -1,4 +1,5 @@
-//! Preparing QUANTIZE and DEQUANTIZE ([`crate::reference::quantize`], [`crate::reference::dequantize`]).
+//! Preparing QUANTIZE and DEQUANTIZE ([`crate::reference::quantize`], [`crate::reference::dequantize`]):
+//! f32 → int8/int16, int8 ↔ int16 and same-type requantisation, int8/int16 → f32.
 
 #[allow(unused_imports)]
 use super::*;
@@ -20,6 +21,38 @@ impl Builder<'_> {
             (TensorType::Float32, TensorType::Int8) => {
                 let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
                 Ok((Kernel::QuantizeF32I8 { scale, zero_point }, shape))
+            }
+            (TensorType::Float32, TensorType::Int16) => {
+                let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
+                Ok((Kernel::QuantizeF32I16 { scale, zero_point }, shape))
+            }
+            (
+                from @ (TensorType::Int8 | TensorType::Int16),
+                to @ (TensorType::Int8 | TensorType::Int16),
+            ) if from == TensorType::Int16 || to == TensorType::Int16 => {
+                let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
+                let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
+                let m = self.multiplier(cx, s_in as f64 / s_out as f64)?;
+                let (act_min, act_max) = if to == TensorType::Int16 {
+                    (i16::MIN as i32, i16::MAX as i32)
+                } else {
+                    (i8::MIN as i32, i8::MAX as i32)
+                };
+                Ok((
+                    Kernel::RequantizeI16 {
+                        params: RequantParams {
+                            input_zero_point: zp_in,
+                            output_zero_point: zp_out,
+                            multiplier: m.multiplier,
+                            shift: m.shift,
+                            act_min,
+                            act_max,
+                        },
+                        input_i16: from == TensorType::Int16,
+                        output_i16: to == TensorType::Int16,
+                    },
+                    shape,
+                ))
             }
             (TensorType::Int8, TensorType::Int8) => {
                 let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
@@ -57,6 +90,10 @@ impl Builder<'_> {
             (TensorType::Int8, TensorType::Float32) => {
                 let (scale, zero_point) = self.per_tensor(cx, x, "input")?;
                 Ok((Kernel::DequantizeI8 { scale, zero_point }, shape))
+            }
+            (TensorType::Int16, TensorType::Float32) => {
+                let (scale, zero_point) = self.per_tensor(cx, x, "input")?;
+                Ok((Kernel::DequantizeI16 { scale, zero_point }, shape))
             }
             _ => Err(self.type_error(cx, &[x], output)),
         }

@@ -34,7 +34,11 @@ impl Builder<'_> {
         if dtype != out_dtype
             || !matches!(
                 dtype,
-                TensorType::Float32 | TensorType::Int8 | TensorType::Int32 | TensorType::UInt8
+                TensorType::Float32
+                    | TensorType::Int8
+                    | TensorType::Int16
+                    | TensorType::Int32
+                    | TensorType::UInt8
             )
         {
             return Err(self.type_error(cx, &[x], output));

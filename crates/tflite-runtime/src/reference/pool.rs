@@ -59,6 +59,17 @@ pub fn max_pool_i8(g: &PoolGeometry, act: (i32, i32), input: &[i8], output: &mut
     });
 }
 
+/// Int16 max pool (16x8 models), clamped to the fused activation's range.
+pub fn max_pool_i16(g: &PoolGeometry, act: (i32, i32), input: &[i16], output: &mut [i16]) {
+    for_each_window(g, |o, window| {
+        let mut max = i16::MIN as i32;
+        for i in window {
+            max = max.max(input[i] as i32);
+        }
+        output[o] = max.clamp(act.0, act.1) as i16;
+    });
+}
+
 /// f32 average pool over the in-image part of each window.
 pub fn average_pool_f32(g: &PoolGeometry, act: (f32, f32), input: &[f32], output: &mut [f32]) {
     for_each_window(g, |o, window| {

@@ -1,5 +1,6 @@
-//! QUANTIZE: f32 → int8 (`AffineQuantize`, f32 division, ties away from zero) and int8 → int8
-//! (`Requantize`).
+//! QUANTIZE: f32 → int8/int16 (`AffineQuantize`, f32 division, ties away from zero) and
+//! int8/int16 → int8/int16 (`Requantize`: `MultiplyByQuantizedMultiplier(q − zp_in) + zp_out`,
+//! clamped to the output type).
 
 use crate::frame::RequantParams;
 use crate::quant::{multiply_by_quantized_multiplier, round_f32};
@@ -20,5 +21,57 @@ pub fn requantize_i8(p: &RequantParams, input: &[i8], output: &mut [i8]) {
             multiply_by_quantized_multiplier(*x as i32 - p.input_zero_point, p.multiplier, p.shift)
                 .wrapping_add(p.output_zero_point);
         *y = v.clamp(p.act_min, p.act_max) as i8;
+    }
+}
+
+/// A quantised integer element (int8 or int16): its range and conversions.
+pub trait QuantInt: bytemuck::Pod {
+    /// Smallest value.
+    const MIN: i32;
+    /// Largest value.
+    const MAX: i32;
+    /// Widened.
+    fn widen(self) -> i32;
+    /// Narrowed (the caller clamped `v` to `MIN..=MAX`).
+    fn narrow(v: i32) -> Self;
+}
+
+impl QuantInt for i8 {
+    const MIN: i32 = i8::MIN as i32;
+    const MAX: i32 = i8::MAX as i32;
+    fn widen(self) -> i32 {
+        i32::from(self)
+    }
+    fn narrow(v: i32) -> Self {
+        v as i8
+    }
+}
+
+impl QuantInt for i16 {
+    const MIN: i32 = i16::MIN as i32;
+    const MAX: i32 = i16::MAX as i32;
+    fn widen(self) -> i32 {
+        i32::from(self)
+    }
+    fn narrow(v: i32) -> Self {
+        v as i16
+    }
+}
+
+/// f32 → int16 (the int8 formula with int16 limits).
+pub fn quantize_f32_i16(scale: f32, zero_point: i32, input: &[f32], output: &mut [i16]) {
+    for (x, y) in input.iter().zip(output.iter_mut()) {
+        let v = (round_f32(*x / scale) as i32).saturating_add(zero_point);
+        *y = v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
+    }
+}
+
+/// Any of int8/int16 → int8/int16, clamped to `p.act_min..=p.act_max` (the output type's range).
+pub fn requantize<I: QuantInt, O: QuantInt>(p: &RequantParams, input: &[I], output: &mut [O]) {
+    for (x, y) in input.iter().zip(output.iter_mut()) {
+        let v =
+            multiply_by_quantized_multiplier(x.widen() - p.input_zero_point, p.multiplier, p.shift)
+                .wrapping_add(p.output_zero_point);
+        *y = O::narrow(v.clamp(p.act_min, p.act_max));
     }
 }

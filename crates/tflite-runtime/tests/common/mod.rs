@@ -776,6 +776,196 @@ pub fn all_cases() -> Vec<Case> {
     }
     cases.extend(logistic_cases(&mut rng));
     cases.extend(relu_quantize_dequantize_cases(&mut rng));
+    cases.extend(int16_cases(&mut rng));
+    cases
+}
+
+/// Random int16 values over the whole range, extremes included.
+fn i16_array(rng: &mut Rng, shape: &[usize]) -> NpyArray {
+    let n: usize = shape.iter().product();
+    let mut values: Vec<i16> = (0..n)
+        .map(|_| rng.range_i64(i16::MIN as i64, i16::MAX as i64) as i16)
+        .collect();
+    for (slot, v) in values.iter_mut().zip([i16::MIN, i16::MAX, 0, -1, 1]) {
+        *slot = v;
+    }
+    NpyArray {
+        shape: shape.to_vec(),
+        data: NpyData::I16(values),
+    }
+}
+
+/// The int16 operators of 16x8 models (symmetric int16 activations, zero point 0): max pool,
+/// concatenation, nearest resize, and QUANTIZE/DEQUANTIZE between f32, int8 and int16.
+pub fn int16_cases(rng: &mut Rng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let q16 = |rng: &mut Rng| Quantization::per_tensor(rng.range_f32(1e-4, 2e-3), 0);
+    // MAX_POOL_2D.
+    let pools: [((usize, usize), usize, usize, Padding); 3] = [
+        ((7, 9), 2, 2, Padding::Same),
+        ((8, 8), 3, 1, Padding::Valid),
+        ((5, 6), 3, 2, Padding::Same),
+    ];
+    for (k, (hw, filter, stride, padding)) in pools.into_iter().enumerate() {
+        let act = ACTIVATIONS[k % 4];
+        let q = q16(rng);
+        let mut b = ModelBuilder::new();
+        let in_shape = [1, hw.0, hw.1, 3];
+        let x = b.add_input("x", &dims(&in_shape), TensorType::Int16, Some(q.clone()));
+        let oh = out_size(padding, hw.0 as i64, filter as i64, stride as i64, 1) as usize;
+        let ow = out_size(padding, hw.1 as i64, filter as i64, stride as i64, 1) as usize;
+        let y = b.add_activation("y", &dims(&[1, oh, ow, 3]), TensorType::Int16, Some(q));
+        b.add_op(
+            BuiltinOp::MAX_POOL_2D,
+            BuiltinOptions::Pool2D(Pool2DOptions {
+                padding,
+                stride_w: stride as i32,
+                stride_h: stride as i32,
+                filter_width: filter as i32,
+                filter_height: filter as i32,
+                fused_activation: act,
+            }),
+            &[x],
+            &[y],
+        );
+        b.set_outputs(&[y]);
+        cases.push(Case {
+            name: format!(
+                "maxpool_i16_{}x{}_f{filter}_s{stride}_{padding:?}_{act:?}",
+                hw.0, hw.1
+            ),
+            model: b.finish(),
+            inputs: vec![i16_array(rng, &in_shape)],
+        });
+    }
+    // CONCATENATION along channels and along height (same parameters, as LiteRT requires).
+    for axis in [3, 1] {
+        let q = q16(rng);
+        let mut b = ModelBuilder::new();
+        let shapes = [[1, 3, 4, 2], [1, 3, 4, 5]];
+        let shapes = if axis == 3 {
+            shapes
+        } else {
+            [[1, 3, 4, 2], [1, 5, 4, 2]]
+        };
+        let xs: Vec<i32> = shapes
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                b.add_input(
+                    &format!("x{i}"),
+                    &dims(s),
+                    TensorType::Int16,
+                    Some(q.clone()),
+                )
+            })
+            .collect();
+        let mut out = shapes[0];
+        out[axis] = shapes[0][axis] + shapes[1][axis];
+        let y = b.add_activation("y", &dims(&out), TensorType::Int16, Some(q));
+        b.add_op(
+            BuiltinOp::CONCATENATION,
+            BuiltinOptions::Concatenation(ConcatenationOptions {
+                axis: axis as i32,
+                fused_activation: Activation::None,
+            }),
+            &xs,
+            &[y],
+        );
+        b.set_outputs(&[y]);
+        cases.push(Case {
+            name: format!("concat_i16_axis{axis}"),
+            model: b.finish(),
+            inputs: shapes.iter().map(|s| i16_array(rng, s)).collect(),
+        });
+    }
+    // RESIZE_NEAREST_NEIGHBOR ×2 (the U-Net's nearest upsampling) and to an odd size.
+    for (to, half_pixel) in [((8, 10), false), ((7, 9), true)] {
+        let q = q16(rng);
+        let mut b = ModelBuilder::new();
+        let in_shape = [1, 4, 5, 2];
+        let x = b.add_input("x", &dims(&in_shape), TensorType::Int16, Some(q.clone()));
+        let size = b.add_const_i32("size", &[2], &[to.0 as i32, to.1 as i32], None);
+        let y = b.add_activation("y", &dims(&[1, to.0, to.1, 2]), TensorType::Int16, Some(q));
+        b.add_op(
+            BuiltinOp::RESIZE_NEAREST_NEIGHBOR,
+            BuiltinOptions::ResizeNearestNeighbor(ResizeOptions {
+                align_corners: false,
+                half_pixel_centers: half_pixel,
+            }),
+            &[x, size],
+            &[y],
+        );
+        b.set_outputs(&[y]);
+        cases.push(Case {
+            name: format!("resize_i16_to_{}x{}_hp{half_pixel}", to.0, to.1),
+            model: b.finish(),
+            inputs: vec![i16_array(rng, &in_shape)],
+        });
+    }
+    // QUANTIZE and DEQUANTIZE.
+    for i in 0..3 {
+        let q_out = q16(rng);
+        let s_out = q_out.scale[0];
+        let mut values = Vec::new();
+        for _ in 0..600 {
+            let k = rng.range_i64(-33000, 33000) as f32;
+            values.push((k + 0.5) * s_out);
+            values.push(rng.range_f32(-40.0, 40.0));
+        }
+        cases.push(unary(
+            format!("quantize_f32_i16_{i}"),
+            BuiltinOp::QUANTIZE,
+            BuiltinOptions::Untyped { options_type: 89 },
+            (TensorType::Float32, None),
+            (TensorType::Int16, Some(q_out.clone())),
+            NpyArray {
+                shape: vec![1, values.len()],
+                data: NpyData::F32(values),
+            },
+        ));
+        let q_in8 = act_quant(rng);
+        cases.push(unary(
+            format!("requantize_i8_i16_{i}"),
+            BuiltinOp::QUANTIZE,
+            BuiltinOptions::Untyped { options_type: 89 },
+            (
+                TensorType::Int8,
+                Some(Quantization::per_tensor(q_in8.0, q_in8.1)),
+            ),
+            (TensorType::Int16, Some(q_out.clone())),
+            all_int8_values(1),
+        ));
+        let q_in16 = q16(rng);
+        let q_out8 = act_quant(rng);
+        cases.push(unary(
+            format!("requantize_i16_i8_{i}"),
+            BuiltinOp::QUANTIZE,
+            BuiltinOptions::Untyped { options_type: 89 },
+            (TensorType::Int16, Some(q_in16.clone())),
+            (
+                TensorType::Int8,
+                Some(Quantization::per_tensor(q_out8.0, q_out8.1)),
+            ),
+            i16_array(rng, &[2, 300]),
+        ));
+        cases.push(unary(
+            format!("requantize_i16_i16_{i}"),
+            BuiltinOp::QUANTIZE,
+            BuiltinOptions::Untyped { options_type: 89 },
+            (TensorType::Int16, Some(q_in16.clone())),
+            (TensorType::Int16, Some(q_out)),
+            i16_array(rng, &[2, 300]),
+        ));
+        cases.push(unary(
+            format!("dequantize_i16_{i}"),
+            BuiltinOp::DEQUANTIZE,
+            BuiltinOptions::Untyped { options_type: 38 },
+            (TensorType::Int16, Some(q_in16)),
+            (TensorType::Float32, None),
+            i16_array(rng, &[2, 300]),
+        ));
+    }
     cases
 }
 
