@@ -20,9 +20,19 @@ pub(crate) enum Kernel {
         geometry: ConvGeometry,
         quant: ConvQuantParams,
     },
+    /// 16x8 CONV_2D (int16 activations, int8 weights, int64 bias).
+    ConvI16 {
+        geometry: ConvGeometry,
+        quant: ConvQuantParams,
+    },
     TransposeConvF32 {
         geometry: ConvGeometry,
         act: (f32, f32),
+    },
+    /// 16x8 TRANSPOSE_CONV (int16 activations, int8 weights, int64 bias).
+    TransposeConvI16 {
+        geometry: ConvGeometry,
+        quant: ConvQuantParams,
     },
     TransposeConvI8 {
         geometry: ConvGeometry,
@@ -178,6 +188,24 @@ pub(crate) fn execute(
             cast_opt(input(2)),
             bytemuck::cast_slice_mut(output),
         ),
+        Kernel::ConvI16 { geometry, quant } => reference::conv::conv2d_i16(
+            geometry,
+            quant,
+            cast(input(0)),
+            cast(input(1)),
+            cast_opt::<i64>(input(2)),
+            bytemuck::cast_slice_mut(output),
+        ),
+        Kernel::TransposeConvI16 { geometry, quant } => {
+            reference::transpose_conv::transpose_conv_i16(
+                geometry,
+                quant,
+                cast(input(2)),
+                cast(input(1)),
+                cast_opt::<i64>(input(3)),
+                bytemuck::cast_slice_mut(output),
+            )
+        }
         Kernel::TransposeConvF32 { geometry, act } => (table.transpose_conv_f32)(
             geometry,
             *act,

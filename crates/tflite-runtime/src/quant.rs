@@ -164,6 +164,21 @@ pub fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
     if hi < y { hi } else { y }
 }
 
+/// `MultiplyByQuantizedMultiplier` for the int64 accumulators of 16x8 kernels: the multiplier
+/// reduced to 16 bits (`(m + 2^15) >> 16`, or 0x7FFF at the top), one rounding shift by
+/// `15 − shift`. The result saturates to i32 where LiteRT asserts it fits.
+pub fn multiply_by_quantized_multiplier_i64(x: i64, multiplier: i32, shift: i32) -> i32 {
+    let reduced = if multiplier < 0x7FFF_0000 {
+        (i64::from(multiplier) + (1 << 15)) >> 16
+    } else {
+        0x7FFF
+    };
+    let total_shift = (15 - shift).clamp(1, 62);
+    let round = 1i64 << (total_shift - 1);
+    let result = x.wrapping_mul(reduced).wrapping_add(round) >> total_shift;
+    result.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +277,31 @@ mod tests {
         // A scale so small that 6 / scale is infinite, with a positive zero point.
         let (_, hi) = activation_range_i8(Activation::Relu6, f32::MIN_POSITIVE / 4.0, 5).unwrap();
         assert_eq!(hi, 127);
+    }
+
+    #[test]
+    fn i64_multiplier_rounds_half_up_with_the_reduced_multiplier() {
+        // 0.5 as Q31 (1 << 30, shift 0): reduced to 1 << 14, total shift 15.
+        assert_eq!(multiply_by_quantized_multiplier_i64(3, 1 << 30, 0), 2); // 1.5 → 2
+        assert_eq!(multiply_by_quantized_multiplier_i64(-3, 1 << 30, 0), -1); // −1.5 → −1
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(1 << 40, 1 << 30, 0),
+            i32::MAX
+        );
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(1 << 20, 1 << 30, 0),
+            1 << 19
+        );
+        // At the top the multiplier saturates to 0x7FFF.
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(1 << 15, i32::MAX, 0),
+            0x7FFF
+        );
+        // Left shifts, and saturation instead of an overflow.
+        assert_eq!(multiply_by_quantized_multiplier_i64(5, 1 << 30, 2), 10);
+        assert_eq!(
+            multiply_by_quantized_multiplier_i64(1 << 46, i32::MAX, 7),
+            i32::MAX
+        );
     }
 }

@@ -100,6 +100,18 @@ impl Builder<'_> {
                 geometry,
                 quant: self.conv_quant(cx, x, w, Some(bias), output, o.fused_activation)?,
             },
+            // 16x8 with the int64 bias TensorFlow's converter writes. (LiteRT 2.3's reference
+            // kernel gives other results for an int32 bias than the int32 reading of it, so such a
+            // model is refused here rather than run differently.)
+            [
+                TensorType::Int16,
+                TensorType::Int8,
+                TensorType::Int64,
+                TensorType::Int16,
+            ] => Kernel::ConvI16 {
+                geometry,
+                quant: self.conv_quant_16x8(cx, x, w, Some(bias), output, o.fused_activation)?,
+            },
             _ => return Err(self.type_error(cx, &[x, w, bias], output)),
         };
         Ok((kernel, shape))

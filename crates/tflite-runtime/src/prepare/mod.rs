@@ -772,6 +772,23 @@ impl Builder<'_> {
         Ok(())
     }
 
+    /// [`Self::conv_quant`] for 16x8: symmetric int16 input and output, int16 activation range.
+    fn conv_quant_16x8(
+        &self,
+        cx: &OpCx,
+        x: usize,
+        w: usize,
+        bias: Option<usize>,
+        output: usize,
+        activation: Activation,
+    ) -> Result<ConvQuantParams, RuntimeError> {
+        self.symmetric_i16(cx, x, "input")?;
+        self.symmetric_i16(cx, output, "output")?;
+        let mut q = self.conv_quant(cx, x, w, bias, output, Activation::None)?;
+        (q.act_min, q.act_max) = self.act_i16(cx, output, activation)?;
+        Ok(q)
+    }
+
     /// `PopulateConvolutionQuantizationParams`.
     fn conv_quant(
         &self,

@@ -116,6 +116,14 @@ impl Builder<'_> {
                     quant: self.conv_quant(cx, x, w, bias, output, o.fused_activation)?,
                 }
             }
+            (TensorType::Int16, TensorType::Int8, TensorType::Int16)
+                if bias_ok(TensorType::Int64) =>
+            {
+                Kernel::TransposeConvI16 {
+                    geometry,
+                    quant: self.conv_quant_16x8(cx, x, w, bias, output, o.fused_activation)?,
+                }
+            }
             _ => return Err(self.type_error(cx, &typed[..typed.len() - 1], output)),
         };
         Ok((kernel, os))

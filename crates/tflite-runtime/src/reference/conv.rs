@@ -2,6 +2,7 @@
 //! `reference_integer_ops::ConvPerChannel`).
 
 use crate::frame::{ConvGeometry, ConvQuantParams};
+use crate::quant::multiply_by_quantized_multiplier_i64;
 use crate::quant::{clamp_f32, multiply_by_quantized_multiplier};
 
 /// f32 convolution: `output = act(Σ input·filter + bias)`, taps outside the image skipped.
@@ -101,6 +102,57 @@ pub fn conv2d_i8(
                     v = v.wrapping_add(q.output_zero_point);
                     v = v.clamp(q.act_min, q.act_max);
                     output[((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc] = v as i8;
+                }
+            }
+        }
+    }
+}
+
+/// 16x8 CONV_2D (`reference_integer_ops::ConvPerChannel` for int16): int16 input and output
+/// (zero point 0), int8 per-channel weights, int64 bias, int64 accumulator, the
+/// int64 [`multiply_by_quantized_multiplier_i64`], no zero-point offsets.
+pub fn conv2d_i16(
+    g: &ConvGeometry,
+    q: &ConvQuantParams,
+    input: &[i16],
+    filter: &[i8],
+    bias: Option<&[i64]>,
+    output: &mut [i16],
+) {
+    for b in 0..g.batches {
+        for oy in 0..g.out_h {
+            let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+            for ox in 0..g.out_w {
+                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+                for oc in 0..g.out_c {
+                    let mut acc = 0i64;
+                    for ky in 0..g.k_h {
+                        let iy = iy0 + (g.dilation_h * ky) as isize;
+                        if iy < 0 || iy >= g.in_h as isize {
+                            continue;
+                        }
+                        for kx in 0..g.k_w {
+                            let ix = ix0 + (g.dilation_w * kx) as isize;
+                            if ix < 0 || ix >= g.in_w as isize {
+                                continue;
+                            }
+                            let in_base =
+                                ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
+                            let f_base = ((oc * g.k_h + ky) * g.k_w + kx) * g.in_c;
+                            let xs = &input[in_base..in_base + g.in_c];
+                            let ws = &filter[f_base..f_base + g.in_c];
+                            for (&x, &w) in xs.iter().zip(ws) {
+                                acc += i64::from(w) * i64::from(x);
+                            }
+                        }
+                    }
+                    if let Some(bias) = bias {
+                        acc = acc.wrapping_add(bias[oc]);
+                    }
+                    let v =
+                        multiply_by_quantized_multiplier_i64(acc, q.multipliers[oc], q.shifts[oc]);
+                    output[((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc] =
+                        v.clamp(q.act_min, q.act_max) as i16;
                 }
             }
         }

@@ -795,6 +795,9 @@ fn i16_array(rng: &mut Rng, shape: &[usize]) -> NpyArray {
     }
 }
 
+/// A 16x8 convolution case: (transposed, input H×W, kernel, stride, padding, activation).
+type Conv16x8 = (bool, (usize, usize), usize, usize, Padding, Activation);
+
 /// The int16 operators of 16x8 models (symmetric int16 activations, zero point 0): max pool,
 /// concatenation, nearest resize, and QUANTIZE/DEQUANTIZE between f32, int8 and int16.
 pub fn int16_cases(rng: &mut Rng) -> Vec<Case> {
@@ -899,6 +902,100 @@ pub fn int16_cases(rng: &mut Rng) -> Vec<Case> {
         b.set_outputs(&[y]);
         cases.push(Case {
             name: format!("resize_i16_to_{}x{}_hp{half_pixel}", to.0, to.1),
+            model: b.finish(),
+            inputs: vec![i16_array(rng, &in_shape)],
+        });
+    }
+    // 16x8 CONV_2D and TRANSPOSE_CONV: int16 input and output, int8 per-channel weights, int64
+    // bias.
+    let convs: [Conv16x8; 7] = [
+        (false, (7, 9), 3, 1, Padding::Same, Activation::None),
+        (false, (8, 8), 3, 2, Padding::Valid, Activation::Relu),
+        (false, (6, 5), 1, 1, Padding::Same, Activation::Relu6),
+        (false, (5, 7), 2, 1, Padding::Same, Activation::ReluN1To1),
+        (true, (4, 5), 2, 2, Padding::Same, Activation::None),
+        (true, (3, 4), 3, 2, Padding::Same, Activation::None),
+        (true, (3, 3), 3, 1, Padding::Valid, Activation::None),
+    ];
+    for (transposed, hw, k, stride, padding, act) in convs {
+        let (in_c, out_c) = (3, 4);
+        let s_in = rng.range_f32(1e-4, 1e-3);
+        let mut b = ModelBuilder::new();
+        let in_shape = [1, hw.0, hw.1, in_c];
+        let x = b.add_input(
+            "x",
+            &dims(&in_shape),
+            TensorType::Int16,
+            Some(Quantization::per_tensor(s_in, 0)),
+        );
+        let scales: Vec<f32> = (0..out_c).map(|_| rng.range_f32(0.002, 0.02)).collect();
+        let w = b.add_const_i8(
+            "filter",
+            &[out_c as i32, k as i32, k as i32, in_c as i32],
+            &rng.i8s(out_c * k * k * in_c, -127, 127),
+            Some(Quantization::per_axis(scales.clone(), 0)),
+        );
+        let bias_q = Quantization::per_axis(scales.iter().map(|s| s * s_in).collect(), 0);
+        let bias_values: Vec<i64> = (0..out_c)
+            .map(|_| rng.range_i64(-400_000, 400_000))
+            .collect();
+        let data = bias_values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bias = b.add_const(
+            "bias",
+            &[out_c as i32],
+            TensorType::Int64,
+            data,
+            Some(bias_q),
+        );
+        let mean_scale = scales.iter().sum::<f32>() / out_c as f32;
+        let taps = (k * k * in_c) as f32;
+        let s_out = s_in * mean_scale * taps.sqrt() * 1.5e4 / 3.0e4 * rng.range_f32(0.6, 1.5);
+        let out_q = Some(Quantization::per_tensor(s_out, 0));
+        let (name, y) = if transposed {
+            let big = |n: usize| match padding {
+                Padding::Same => n * stride,
+                Padding::Valid => (n - 1) * stride + k,
+            };
+            let out_shape = [1, big(hw.0), big(hw.1), out_c];
+            let shape_t = b.add_const_i32("output_shape", &[4], &dims(&out_shape), None);
+            let y = b.add_activation("y", &dims(&out_shape), TensorType::Int16, out_q);
+            b.add_op(
+                BuiltinOp::TRANSPOSE_CONV,
+                BuiltinOptions::TransposeConv(TransposeConvOptions {
+                    padding,
+                    stride_w: stride as i32,
+                    stride_h: stride as i32,
+                    fused_activation: act,
+                }),
+                &[shape_t, w, x, bias],
+                &[y],
+            );
+            ("tconv", y)
+        } else {
+            let oh = out_size(padding, hw.0 as i64, k as i64, stride as i64, 1) as usize;
+            let ow = out_size(padding, hw.1 as i64, k as i64, stride as i64, 1) as usize;
+            let y = b.add_activation("y", &dims(&[1, oh, ow, out_c]), TensorType::Int16, out_q);
+            b.add_op(
+                BuiltinOp::CONV_2D,
+                BuiltinOptions::Conv2D(Conv2DOptions {
+                    padding,
+                    stride_w: stride as i32,
+                    stride_h: stride as i32,
+                    dilation_w: 1,
+                    dilation_h: 1,
+                    fused_activation: act,
+                }),
+                &[x, w, bias],
+                &[y],
+            );
+            ("conv", y)
+        };
+        b.set_outputs(&[y]);
+        cases.push(Case {
+            name: format!(
+                "{name}_16x8_{}x{}_k{k}_s{stride}_{padding:?}_{act:?}",
+                hw.0, hw.1
+            ),
             model: b.finish(),
             inputs: vec![i16_array(rng, &in_shape)],
         });
