@@ -70,6 +70,11 @@ pub(crate) enum Kernel {
     LogisticI8 {
         lut: Box<[i8; 256]>,
     },
+    /// 16x8 LOGISTIC: the input rescaling.
+    LogisticI16 {
+        multiplier: i32,
+        left_shift: i32,
+    },
     ReluF32,
     ReluI8(RequantParams),
     QuantizeF32I8 {
@@ -275,6 +280,15 @@ pub(crate) fn execute(
         Kernel::LogisticI8 { lut } => {
             reference::logistic::logistic_i8(lut, cast(input(0)), bytemuck::cast_slice_mut(output))
         }
+        Kernel::LogisticI16 {
+            multiplier,
+            left_shift,
+        } => reference::logistic::logistic_i16(
+            *multiplier,
+            *left_shift,
+            cast(input(0)),
+            bytemuck::cast_slice_mut(output),
+        ),
         Kernel::ReluF32 => {
             reference::relu::relu_f32(cast(input(0)), bytemuck::cast_slice_mut(output))
         }

@@ -256,6 +256,11 @@ fn tensorflow_fixture_matches_litert() {
             let n = info.num_elements();
             let data = match info.dtype {
                 tflite_writer::TensorType::Int8 => NpyData::I8(rng.i8s(n, -128, 127)),
+                tflite_writer::TensorType::Int16 => NpyData::I16(
+                    (0..n)
+                        .map(|_| rng.range_i64(-32768, 32767) as i16)
+                        .collect(),
+                ),
                 tflite_writer::TensorType::Float32 => NpyData::F32(rng.f32s(n, -2.0, 2.0)),
                 other => panic!("{}: input type {}", path.display(), other.name()),
             };

@@ -234,13 +234,16 @@ fn activation(code: fb::ActivationFunctionType) -> Result<Activation, String> {
     })
 }
 
-/// `quantized_bias_type` (int16 models) has no place in the IR, so only its default is accepted.
+/// `quantized_bias_type` (16x8 models) has no place in the IR: accepted when unset or INT64 (what
+/// TensorFlow's 16x8 converter writes, and what an unset field means for an int64 bias), both
+/// written back unset; INT32 (an int32 bias in a 16x8 model, which LiteRT reads differently) is
+/// refused.
 fn no_bias_type(bias_type: fb::TensorType) -> Result<(), String> {
-    if bias_type.0 == 0 {
+    if bias_type.0 == 0 || bias_type == fb::TensorType::INT64 {
         Ok(())
     } else {
         Err(format!(
-            "quantized_bias_type {} (int16 models) is not supported",
+            "quantized_bias_type {} (an int32 bias in a 16x8 model) is not supported",
             bias_type.0
         ))
     }

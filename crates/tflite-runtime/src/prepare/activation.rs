@@ -29,6 +29,29 @@ impl Builder<'_> {
                 let lut = Box::new(logistic_lut_i8(s_in, zp_in, s_out, zp_out));
                 Ok((Kernel::LogisticI8 { lut }, shape))
             }
+            (TensorType::Int16, TensorType::Int16) => {
+                use crate::reference::logistic::{checked_log2, logistic_i16_params};
+                self.symmetric_i16(cx, x, "input")?;
+                self.symmetric_i16(cx, output, "output")?;
+                let (s_in, _) = self.per_tensor(cx, x, "input")?;
+                let (s_out, _) = self.per_tensor(cx, output, "output")?;
+                if checked_log2(s_out) != (-15, true) {
+                    return Err(cx.invalid(format!(
+                        "int16 output must have scale 2^-15 (1/32768), has {s_out}"
+                    )));
+                }
+                if !(s_in > 0.0 && s_in.is_finite()) {
+                    return Err(cx.invalid(format!("int16 input scale {s_in} is not positive")));
+                }
+                let (multiplier, left_shift) = logistic_i16_params(s_in);
+                Ok((
+                    Kernel::LogisticI16 {
+                        multiplier,
+                        left_shift,
+                    },
+                    shape,
+                ))
+            }
             _ => Err(self.type_error(cx, &[x], output)),
         }
     }

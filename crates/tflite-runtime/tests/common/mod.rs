@@ -1000,6 +1000,24 @@ pub fn int16_cases(rng: &mut Rng) -> Vec<Case> {
             inputs: vec![i16_array(rng, &in_shape)],
         });
     }
+    // LOGISTIC on every int16 value: the power-of-two input scale LiteRT uses as it is (2^-12),
+    // and rescaled ones; the output is fixed at 2^-15.
+    for s_in in [1.0 / 4096.0, 1.0 / 3000.0, 0.00123, 2.5e-4, 0.01] {
+        cases.push(unary(
+            format!("logistic_i16_scale{s_in:e}"),
+            BuiltinOp::LOGISTIC,
+            BuiltinOptions::None,
+            (TensorType::Int16, Some(Quantization::per_tensor(s_in, 0))),
+            (
+                TensorType::Int16,
+                Some(Quantization::per_tensor(1.0 / 32768.0, 0)),
+            ),
+            NpyArray {
+                shape: vec![256, 256],
+                data: NpyData::I16((0..65536).map(|i| (i as u16) as i16).collect()),
+            },
+        ));
+    }
     // QUANTIZE and DEQUANTIZE.
     for i in 0..3 {
         let q_out = q16(rng);
