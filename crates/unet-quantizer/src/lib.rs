@@ -7,17 +7,22 @@
 //!
 //! 1. [`graph`]: checks the model and folds shape-only subgraphs away (TRANSPOSE_CONV output
 //!    shapes become constants; no SHAPE/STRIDED_SLICE/PACK survives).
-//! 2. [`calibrate`]: runs the float model through `tflite-runtime`, observing every tensor.
-//! 3. [`observer`]: `minmax`, `percentile`, `mse` ranges; `auto` picks by held-out Dice.
-//! 4. [`rewrite`]: parameters under the TFLite int8 constraints (shared scales for max-pool,
+//! 2. [`equalize`]: rescales concatenation inputs per channel (function-preserving) so the widest
+//!    no longer sets the shared int8 scale.
+//! 3. [`calibrate`]: runs the float model through `tflite-runtime`, observing every tensor.
+//! 4. [`observer`]: `minmax`, `percentile`, `mse` ranges (and the LOGISTIC input's range, chosen
+//!    after the sigmoid); `auto` picks by output SQNR on calibration slices.
+//! 5. [`rewrite`]: parameters under the TFLite int8 constraints (shared scales for max-pool,
 //!    resize and concatenation, assigned to the producers so no requantise op is needed;
 //!    LOGISTIC at 1/256, −128; ReLU ranges from 0), weights and bias, and the int8 graph.
-//! 5. [`verify`]: per-tensor and output SQNR, Dice and mask agreement on held-out data.
-//! 6. [`report`]: JSON, Markdown and the terminal summary; [`vela`] and [`litert`] run the
+//! 6. [`verify`]: per-tensor and output SQNR, Dice and mask agreement on held-out data.
+//! 7. [`report`]: JSON, Markdown and the terminal summary; [`vela`] and [`litert`] run the
 //!    external checks (Arm Vela, LiteRT `BUILTIN_REF`).
 //!
 //! [`dataset`] loads calibration and evaluation sets and flags noise-like or off-distribution
-//! calibration data — the mistake that collapsed the seed project's int8 Dice.
+//! calibration data — the mistake that collapsed the seed project's int8 Dice. [`floor`] measures
+//! the machine's f32 peak and the calibration passes' compute floor that `cargo xtask quantize`
+//! reports its time against.
 
 #![warn(missing_docs)]
 

@@ -45,12 +45,13 @@ impl fmt::Display for Observer {
     }
 }
 
-/// The calibration method: one observer, or `auto` (each observer, keep the best Dice).
+/// The calibration method: one observer, or `auto` (each observer, keep the best output SQNR).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum Method {
     /// One observer.
     Fixed(Observer),
-    /// Try every observer and keep the model with the best held-out Dice.
+    /// Try every observer and keep the model with the best output SQNR against fp32 on the
+    /// first calibration slices.
     Auto,
 }
 
