@@ -5,6 +5,31 @@ use crate::frame::{ConvGeometry, ConvQuantParams};
 use crate::quant::multiply_by_quantized_multiplier_i64;
 use crate::quant::{clamp_f32, multiply_by_quantized_multiplier};
 
+/// Calls `f(input_offset, filter_offset)` for every kernel tap of output pixel `(b, oy, ox)` that
+/// lands inside the image, in (ky, kx) order; each offset starts `in_c` contiguous values, the
+/// filter offset within one output channel's `k_h · k_w · in_c` weights.
+#[inline]
+fn for_each_tap(g: &ConvGeometry, b: usize, oy: usize, ox: usize, mut f: impl FnMut(usize, usize)) {
+    let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
+    let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
+    for ky in 0..g.k_h {
+        let iy = iy0 + (g.dilation_h * ky) as isize;
+        if iy < 0 || iy >= g.in_h as isize {
+            continue;
+        }
+        for kx in 0..g.k_w {
+            let ix = ix0 + (g.dilation_w * kx) as isize;
+            if ix < 0 || ix >= g.in_w as isize {
+                continue;
+            }
+            f(
+                ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c,
+                (ky * g.k_w + kx) * g.in_c,
+            );
+        }
+    }
+}
+
 /// f32 convolution: `output = act(Σ input·filter + bias)`, taps outside the image skipped.
 pub fn conv2d_f32(
     g: &ConvGeometry,
@@ -19,31 +44,17 @@ pub fn conv2d_f32(
     debug_assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
     for b in 0..g.batches {
         for oy in 0..g.out_h {
-            let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
             for ox in 0..g.out_w {
-                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
                 for oc in 0..g.out_c {
                     let mut total = 0.0f32;
-                    for ky in 0..g.k_h {
-                        let iy = iy0 + (g.dilation_h * ky) as isize;
-                        if iy < 0 || iy >= g.in_h as isize {
-                            continue;
+                    let f_oc = oc * g.k_h * g.k_w * g.in_c;
+                    for_each_tap(g, b, oy, ox, |in_base, f_base| {
+                        let xs = &input[in_base..in_base + g.in_c];
+                        let ws = &filter[f_oc + f_base..f_oc + f_base + g.in_c];
+                        for (x, w) in xs.iter().zip(ws) {
+                            total += x * w;
                         }
-                        for kx in 0..g.k_w {
-                            let ix = ix0 + (g.dilation_w * kx) as isize;
-                            if ix < 0 || ix >= g.in_w as isize {
-                                continue;
-                            }
-                            let in_base =
-                                ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                            let f_base = ((oc * g.k_h + ky) * g.k_w + kx) * g.in_c;
-                            let xs = &input[in_base..in_base + g.in_c];
-                            let ws = &filter[f_base..f_base + g.in_c];
-                            for (x, w) in xs.iter().zip(ws) {
-                                total += x * w;
-                            }
-                        }
-                    }
+                    });
                     let bias_value = bias.map_or(0.0, |bias| bias[oc]);
                     output[((b * g.out_h + oy) * g.out_w + ox) * g.out_c + oc] =
                         clamp_f32(total + bias_value, act.0, act.1);
@@ -68,32 +79,18 @@ pub fn conv2d_i8(
     let input_offset = -q.input_zero_point;
     for b in 0..g.batches {
         for oy in 0..g.out_h {
-            let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
             for ox in 0..g.out_w {
-                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
                 for oc in 0..g.out_c {
                     let mut acc = 0i32;
-                    for ky in 0..g.k_h {
-                        let iy = iy0 + (g.dilation_h * ky) as isize;
-                        if iy < 0 || iy >= g.in_h as isize {
-                            continue;
+                    let f_oc = oc * g.k_h * g.k_w * g.in_c;
+                    for_each_tap(g, b, oy, ox, |in_base, f_base| {
+                        let xs = &input[in_base..in_base + g.in_c];
+                        let ws = &filter[f_oc + f_base..f_oc + f_base + g.in_c];
+                        for (&x, &w) in xs.iter().zip(ws) {
+                            acc =
+                                acc.wrapping_add((w as i32).wrapping_mul(x as i32 + input_offset));
                         }
-                        for kx in 0..g.k_w {
-                            let ix = ix0 + (g.dilation_w * kx) as isize;
-                            if ix < 0 || ix >= g.in_w as isize {
-                                continue;
-                            }
-                            let in_base =
-                                ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                            let f_base = ((oc * g.k_h + ky) * g.k_w + kx) * g.in_c;
-                            let xs = &input[in_base..in_base + g.in_c];
-                            let ws = &filter[f_base..f_base + g.in_c];
-                            for (&x, &w) in xs.iter().zip(ws) {
-                                acc = acc
-                                    .wrapping_add((w as i32).wrapping_mul(x as i32 + input_offset));
-                            }
-                        }
-                    }
+                    });
                     if let Some(bias) = bias {
                         acc = acc.wrapping_add(bias[oc]);
                     }
@@ -121,31 +118,17 @@ pub fn conv2d_i16(
 ) {
     for b in 0..g.batches {
         for oy in 0..g.out_h {
-            let iy0 = (oy * g.stride_h) as isize - g.pad_top as isize;
             for ox in 0..g.out_w {
-                let ix0 = (ox * g.stride_w) as isize - g.pad_left as isize;
                 for oc in 0..g.out_c {
                     let mut acc = 0i64;
-                    for ky in 0..g.k_h {
-                        let iy = iy0 + (g.dilation_h * ky) as isize;
-                        if iy < 0 || iy >= g.in_h as isize {
-                            continue;
+                    let f_oc = oc * g.k_h * g.k_w * g.in_c;
+                    for_each_tap(g, b, oy, ox, |in_base, f_base| {
+                        let xs = &input[in_base..in_base + g.in_c];
+                        let ws = &filter[f_oc + f_base..f_oc + f_base + g.in_c];
+                        for (&x, &w) in xs.iter().zip(ws) {
+                            acc += i64::from(w) * i64::from(x);
                         }
-                        for kx in 0..g.k_w {
-                            let ix = ix0 + (g.dilation_w * kx) as isize;
-                            if ix < 0 || ix >= g.in_w as isize {
-                                continue;
-                            }
-                            let in_base =
-                                ((b * g.in_h + iy as usize) * g.in_w + ix as usize) * g.in_c;
-                            let f_base = ((oc * g.k_h + ky) * g.k_w + kx) * g.in_c;
-                            let xs = &input[in_base..in_base + g.in_c];
-                            let ws = &filter[f_base..f_base + g.in_c];
-                            for (&x, &w) in xs.iter().zip(ws) {
-                                acc += i64::from(w) * i64::from(x);
-                            }
-                        }
-                    }
+                    });
                     if let Some(bias) = bias {
                         acc = acc.wrapping_add(bias[oc]);
                     }
