@@ -15,9 +15,7 @@ use crate::frame::{
 use crate::kernels::KernelTable;
 use crate::padding::{leading_padding, out_size};
 use crate::plan::{ArenaPlan, Lifetime, plan_arena};
-use crate::quant::{
-    QuantizedMultiplier, activation_range_f32, activation_range_i8, quantize_multiplier,
-};
+use crate::quant::{QuantizedMultiplier, activation_range_f32, quantize_multiplier};
 use crate::reference::logistic::logistic_lut_i8;
 use crate::reference::resize_nearest::nearest_source;
 use crate::tensor::{AlignedBytes, TensorInfo};
@@ -727,15 +725,13 @@ impl Builder<'_> {
         output: usize,
         activation: Activation,
     ) -> Result<(i32, i32), RuntimeError> {
-        let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
-        let (lo, hi) = activation_range_i8(activation, scale, zero_point)
-            .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
-        if lo > hi {
-            return Err(cx.invalid(format!(
-                "fused activation {activation:?} gives an empty int8 range [{lo}, {hi}]"
-            )));
-        }
-        Ok((lo, hi))
+        self.act_int(
+            cx,
+            output,
+            activation,
+            (i8::MIN as i32, i8::MAX as i32),
+            "int8",
+        )
     }
 
     /// Clamp range of a fused activation on an int16 output.
@@ -745,17 +741,31 @@ impl Builder<'_> {
         output: usize,
         activation: Activation,
     ) -> Result<(i32, i32), RuntimeError> {
-        let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
-        let (lo, hi) = crate::quant::activation_range_quantized(
+        self.act_int(
+            cx,
+            output,
             activation,
-            scale,
-            zero_point,
             (i16::MIN as i32, i16::MAX as i32),
+            "int16",
         )
-        .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
+    }
+
+    /// Clamp range of a fused activation on a quantised output whose type spans `limits`.
+    fn act_int(
+        &self,
+        cx: &OpCx,
+        output: usize,
+        activation: Activation,
+        limits: (i32, i32),
+        type_name: &str,
+    ) -> Result<(i32, i32), RuntimeError> {
+        let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
+        let (lo, hi) =
+            crate::quant::activation_range_quantized(activation, scale, zero_point, limits)
+                .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
         if lo > hi {
             return Err(cx.invalid(format!(
-                "fused activation {activation:?} gives an empty int16 range [{lo}, {hi}]"
+                "fused activation {activation:?} gives an empty {type_name} range [{lo}, {hi}]"
             )));
         }
         Ok((lo, hi))

@@ -2,6 +2,7 @@
 //! `reference_integer_ops::MaxPool`/`AveragePool`). Windows are clipped to the image; int8
 //! values are pooled raw, without a rescale.
 
+use super::quantize::QuantInt;
 use crate::frame::PoolGeometry;
 use crate::quant::clamp_f32;
 
@@ -50,24 +51,23 @@ pub fn max_pool_f32(g: &PoolGeometry, act: (f32, f32), input: &[f32], output: &m
 
 /// Int8 max pool.
 pub fn max_pool_i8(g: &PoolGeometry, act: (i32, i32), input: &[i8], output: &mut [i8]) {
+    max_pool_int(g, act, input, output);
+}
+
+/// Int8 or int16 max pool, clamped to the fused activation's range.
+fn max_pool_int<T: QuantInt>(g: &PoolGeometry, act: (i32, i32), input: &[T], output: &mut [T]) {
     for_each_window(g, |o, window| {
-        let mut max = i8::MIN as i32;
+        let mut max = T::MIN;
         for i in window {
-            max = max.max(input[i] as i32);
+            max = max.max(input[i].widen());
         }
-        output[o] = max.clamp(act.0, act.1) as i8;
+        output[o] = T::narrow(max.clamp(act.0, act.1));
     });
 }
 
 /// Int16 max pool (16x8 models), clamped to the fused activation's range.
 pub fn max_pool_i16(g: &PoolGeometry, act: (i32, i32), input: &[i16], output: &mut [i16]) {
-    for_each_window(g, |o, window| {
-        let mut max = i16::MIN as i32;
-        for i in window {
-            max = max.max(input[i] as i32);
-        }
-        output[o] = max.clamp(act.0, act.1) as i16;
-    });
+    max_pool_int(g, act, input, output);
 }
 
 /// f32 average pool over the in-image part of each window.

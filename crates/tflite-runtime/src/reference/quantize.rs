@@ -7,21 +7,21 @@ use crate::quant::{multiply_by_quantized_multiplier, round_f32};
 
 /// f32 → int8.
 pub fn quantize_f32_i8(scale: f32, zero_point: i32, input: &[f32], output: &mut [i8]) {
+    quantize_f32(scale, zero_point, input, output);
+}
+
+/// f32 → int8 or int16: `round(x / scale) + zero_point`, clamped to the type.
+pub fn quantize_f32<T: QuantInt>(scale: f32, zero_point: i32, input: &[f32], output: &mut [T]) {
     for (x, y) in input.iter().zip(output.iter_mut()) {
         // `as i32` saturates (C's cast of out-of-range floats is UB; LiteRT's inputs never are).
         let v = (round_f32(*x / scale) as i32).saturating_add(zero_point);
-        *y = v.clamp(i8::MIN as i32, i8::MAX as i32) as i8;
+        *y = T::narrow(v.clamp(T::MIN, T::MAX));
     }
 }
 
 /// int8 → int8 with a new scale and zero point.
 pub fn requantize_i8(p: &RequantParams, input: &[i8], output: &mut [i8]) {
-    for (x, y) in input.iter().zip(output.iter_mut()) {
-        let v =
-            multiply_by_quantized_multiplier(*x as i32 - p.input_zero_point, p.multiplier, p.shift)
-                .wrapping_add(p.output_zero_point);
-        *y = v.clamp(p.act_min, p.act_max) as i8;
-    }
+    requantize(p, input, output);
 }
 
 /// A quantised integer element (int8 or int16): its range and conversions.
@@ -58,12 +58,9 @@ impl QuantInt for i16 {
     }
 }
 
-/// f32 → int16 (the int8 formula with int16 limits).
+/// f32 → int16.
 pub fn quantize_f32_i16(scale: f32, zero_point: i32, input: &[f32], output: &mut [i16]) {
-    for (x, y) in input.iter().zip(output.iter_mut()) {
-        let v = (round_f32(*x / scale) as i32).saturating_add(zero_point);
-        *y = v.clamp(i16::MIN as i32, i16::MAX as i32) as i16;
-    }
+    quantize_f32(scale, zero_point, input, output);
 }
 
 /// Any of int8/int16 → int8/int16, clamped to `p.act_min..=p.act_max` (the output type's range).
