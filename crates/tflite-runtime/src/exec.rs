@@ -81,13 +81,12 @@ pub(crate) enum Kernel {
         scale: f32,
         zero_point: i32,
     },
-    Requantize(RequantParams),
     QuantizeF32I16 {
         scale: f32,
         zero_point: i32,
     },
-    /// QUANTIZE between int8 and int16 (either way) or int16 → int16.
-    RequantizeI16 {
+    /// QUANTIZE between int8/int16 and int8/int16 (a new scale and zero point).
+    Requantize {
         params: RequantParams,
         input_i16: bool,
         output_i16: bool,
@@ -301,16 +300,13 @@ pub(crate) fn execute(
             cast(input(0)),
             bytemuck::cast_slice_mut(output),
         ),
-        Kernel::Requantize(p) => {
-            reference::quantize::requantize_i8(p, cast(input(0)), bytemuck::cast_slice_mut(output))
-        }
         Kernel::QuantizeF32I16 { scale, zero_point } => reference::quantize::quantize_f32_i16(
             *scale,
             *zero_point,
             cast(input(0)),
             bytemuck::cast_slice_mut(output),
         ),
-        Kernel::RequantizeI16 {
+        Kernel::Requantize {
             params,
             input_i16,
             output_i16,

@@ -29,7 +29,7 @@ impl Builder<'_> {
             (
                 from @ (TensorType::Int8 | TensorType::Int16),
                 to @ (TensorType::Int8 | TensorType::Int16),
-            ) if from == TensorType::Int16 || to == TensorType::Int16 => {
+            ) => {
                 let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
                 let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
                 let m = self.multiplier(cx, s_in as f64 / s_out as f64)?;
@@ -39,7 +39,7 @@ impl Builder<'_> {
                     (i8::MIN as i32, i8::MAX as i32)
                 };
                 Ok((
-                    Kernel::RequantizeI16 {
+                    Kernel::Requantize {
                         params: RequantParams {
                             input_zero_point: zp_in,
                             output_zero_point: zp_out,
@@ -51,22 +51,6 @@ impl Builder<'_> {
                         input_i16: from == TensorType::Int16,
                         output_i16: to == TensorType::Int16,
                     },
-                    shape,
-                ))
-            }
-            (TensorType::Int8, TensorType::Int8) => {
-                let (s_in, zp_in) = self.per_tensor(cx, x, "input")?;
-                let (s_out, zp_out) = self.per_tensor(cx, output, "output")?;
-                let m = self.multiplier(cx, s_in as f64 / s_out as f64)?;
-                Ok((
-                    Kernel::Requantize(RequantParams {
-                        input_zero_point: zp_in,
-                        output_zero_point: zp_out,
-                        multiplier: m.multiplier,
-                        shift: m.shift,
-                        act_min: i8::MIN as i32,
-                        act_max: i8::MAX as i32,
-                    }),
                     shape,
                 ))
             }

@@ -19,11 +19,6 @@ pub fn quantize_f32<T: QuantInt>(scale: f32, zero_point: i32, input: &[f32], out
     }
 }
 
-/// int8 → int8 with a new scale and zero point.
-pub fn requantize_i8(p: &RequantParams, input: &[i8], output: &mut [i8]) {
-    requantize(p, input, output);
-}
-
 /// A quantised integer element (int8 or int16): its range and conversions.
 pub trait QuantInt: bytemuck::Pod {
     /// Smallest value.
