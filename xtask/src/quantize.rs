@@ -1,10 +1,13 @@
-//! `cargo xtask quantize`: trained checkpoint (or a float `.tflite`) → `unet_int8.tflite`.
+//! `cargo xtask quantize`: trained checkpoint (or a float `.tflite`) → `unet_int8.tflite`
+//! (and, with `--precision`, `unet_int16x8.tflite`, `unet_mixed.tflite`).
 //!
 //! Loads the float model (exporting the checkpoint, or reading `--model`), calibrates on 100
-//! slices of the training source by default, quantises with crates/unet-quantizer, verifies on
-//! held-out slices, and writes `unet_fp32.tflite`, `unet_int8.tflite`, `quant_report.json` and
-//! `quant_report.md` into `--out` (atomic writes). `--vela` and `--litert` add the NPU-coverage
-//! and bit-exactness checks to the report.
+//! slices of the training source by default, quantises with crates/unet-quantizer in every
+//! requested precision, verifies on held-out slices, and writes `unet_fp32.tflite`, one
+//! `unet_<precision>.tflite` each, `quant_report.json` and `quant_report.md` (the first
+//! precision's report, with a row per precision) and `quant_report_<precision>.json` for the
+//! others into `--out` (atomic writes, all or nothing). `--vela` and `--litert` add the
+//! NPU-coverage and bit-exactness checks (and LiteRT XNNPACK latency) to every precision.
 
 use anyhow::{Context, bail};
 use std::path::{Path, PathBuf};
@@ -15,7 +18,9 @@ use artifact_io::write_atomic;
 use tflite_runtime::npy::{NpyArray, NpyData, write_npy};
 use unet_data::{DataConfig, SourceKind, Split};
 use unet_quantizer::dataset::{EvalSet, ImageSet, from_source, images_from_npy, masks_from_npy};
-use unet_quantizer::{Method, QuantConfig, litert, quantize, vela};
+use unet_quantizer::report::{PrecisionRow, QuantReport};
+use unet_quantizer::verify::QuantInput;
+use unet_quantizer::{Method, Precision, QuantConfig, litert, quantize_all, vela};
 
 use crate::project_root;
 
@@ -103,6 +108,56 @@ pub struct QuantizeArgs {
     /// Also save the calibration slices as a float32 `.npy` [N,H,W,1] (e.g. for TensorFlow's converter).
     #[arg(long)]
     pub save_calib: Option<PathBuf>,
+    /// Activation precisions to build, comma-separated, from one calibration: int8 (TFLite
+    /// full int8), int16x8 (int16 activations, int8 weights, int64 bias), mixed (int8 except
+    /// the sharing groups that limit the output, chosen by measurement under a 25 % NPU cost
+    /// budget), or all. The first one's report is quant_report.json, with a row per precision.
+    #[arg(long, value_delimiter = ',', default_value = "int8")]
+    pub precision: Vec<String>,
+    /// Model input/output type: int8 or int16 (default: the precision's own, so that no
+    /// QUANTIZE op is added: int16 for int16x8, int8 for int8).
+    #[arg(long)]
+    pub io: Option<String>,
+    /// Latency runs per precision for the per-precision table (our runtime and, with
+    /// --litert, LiteRT XNNPACK); 0 skips the timing.
+    #[arg(long, default_value_t = 5)]
+    pub latency_runs: usize,
+}
+
+/// The `--precision` list, `all` expanded, duplicates dropped.
+fn precisions(args: &QuantizeArgs) -> anyhow::Result<Vec<Precision>> {
+    let mut out = Vec::new();
+    for p in &args.precision {
+        let list = if p.eq_ignore_ascii_case("all") {
+            Precision::ALL.to_vec()
+        } else {
+            vec![Precision::from_str(p.trim()).map_err(anyhow::Error::msg)?]
+        };
+        for p in list {
+            if !out.contains(&p) {
+                out.push(p);
+            }
+        }
+    }
+    if out.is_empty() {
+        bail!("--precision: give at least one of int8, int16x8, mixed, all");
+    }
+    Ok(out)
+}
+
+/// The `--io` type.
+fn io_type(args: &QuantizeArgs) -> anyhow::Result<Option<tflite_writer::TensorType>> {
+    match args.io.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None => Ok(None),
+        Some("int8") => Ok(Some(tflite_writer::TensorType::Int8)),
+        Some("int16") => Ok(Some(tflite_writer::TensorType::Int16)),
+        Some(other) => bail!("--io {other}: expected int8 or int16"),
+    }
+}
+
+/// The model file of a precision.
+pub fn model_file(precision: Precision) -> String {
+    format!("unet_{precision}.tflite")
 }
 
 /// The training data configuration recorded in `<checkpoint dir>/config.json`, if any.
@@ -222,21 +277,22 @@ fn litert_check(
     evaluation: &EvalSet,
     args: &QuantizeArgs,
 ) -> anyhow::Result<String> {
-    let sg = &int8.subgraphs[0];
-    let q = sg.tensors[sg.inputs[0] as usize]
-        .quantization
-        .clone()
-        .context("int8 input has no quantisation")?;
-    let inputs: Vec<Vec<i8>> = evaluation
+    let interpreter = tflite_runtime::Interpreter::new(int8, tflite_runtime::Options::default())
+        .context("preparing the quantised model")?;
+    let info = interpreter.input_info(0)?.clone();
+    let inputs = evaluation
         .images
         .images
         .iter()
-        .map(|x| unet_quantizer::verify::quantize_input(x, q.scale[0], q.zero_point[0] as i32))
-        .collect();
+        .map(|x| QuantInput::for_tensor(x, &info))
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(match litert::available() {
         Err(why) => format!("skipped: {why}"),
         Ok(()) => {
-            let work = args.out.join("quant_checks");
+            let stem = model_path
+                .file_stem()
+                .map_or("model".into(), |s| s.to_string_lossy().into_owned());
+            let work = args.out.join("quant_checks").join(stem);
             let r = litert::compare(int8, model_path, &inputs, &work)?;
             format!(
                 "{} slices, {} values, {} mismatches (max |diff| {} LSB){}",
@@ -254,15 +310,29 @@ fn litert_check(
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     let start = Instant::now();
     let method = Method::from_str(&args.method).map_err(anyhow::Error::msg)?;
+    let precisions = precisions(args)?;
+    let io = io_type(args)?;
     if args.calib_samples == 0 {
         bail!("--calib-samples 0: at least one calibration slice is needed");
     }
     // Refuse unusable output paths before any work, and clear what killed runs left behind.
     let fp32_path = args.out.join("unet_fp32.tflite");
-    let int8_path = args.out.join("unet_int8.tflite");
-    let report_paths = unet_quantizer::report::QuantReport::FILE_NAMES.map(|n| args.out.join(n));
-    for path in [&fp32_path, &int8_path]
-        .into_iter()
+    let model_paths: Vec<PathBuf> = precisions
+        .iter()
+        .map(|&p| args.out.join(model_file(p)))
+        .collect();
+    let report_paths: Vec<PathBuf> = QuantReport::FILE_NAMES
+        .iter()
+        .map(|n| args.out.join(n))
+        .chain(
+            precisions
+                .iter()
+                .skip(1)
+                .map(|p| args.out.join(format!("quant_report_{p}.json"))),
+        )
+        .collect();
+    for path in std::iter::once(&fp32_path)
+        .chain(&model_paths)
         .chain(&report_paths)
         .chain(&args.save_calib)
     {
@@ -354,55 +424,85 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
             .unwrap_or_else(unet_quantizer::calibrate::default_threads),
         evaluation: Some(evaluation.clone()),
         reference: None,
+        precisions: precisions.clone(),
+        io,
+        vela_dir: (args.vela && precisions.contains(&Precision::Mixed))
+            .then(|| args.out.join("quant_checks")),
     };
-    let (int8, mut report) = quantize(&float, &calib, &config)?;
-    report.command_line = std::env::args().collect();
-    report.git_commit = unet_bench::sys::git_commit(&project_root());
-    report.seed = Some(seed);
-    report.timings_s.insert("load float model".into(), load_s);
-    report.timings_s.insert("load data".into(), data_s);
+    let mut outcomes = quantize_all(&float, &calib, &config)?;
+    for o in &mut outcomes {
+        let report = &mut o.report;
+        report.command_line = std::env::args().collect();
+        report.git_commit = unet_bench::sys::git_commit(&project_root());
+        report.seed = Some(seed);
+        report.timings_s.insert("load float model".into(), load_s);
+        report.timings_s.insert("load data".into(), data_s);
+    }
 
-    // 4. Stage the models: written to temporaries now, put in place together with the report
+    // 4. Stage the models: written to temporaries now, put in place together with the reports
     //    only after the optional checks passed, so a failed check leaves the previous set.
     let t = Instant::now();
     let mut staged = artifact_io::Staged::new();
     let fp32_bytes =
         tflite_writer::write_model(&graph.model).context("serialising the float model")?;
-    let int8_bytes = tflite_writer::write_model(&int8).context("serialising the int8 model")?;
     staged.write(&fp32_path, &fp32_bytes)?;
-    staged.write(&int8_path, &int8_bytes)?;
+    let mut model_bytes = Vec::with_capacity(outcomes.len());
+    for (o, path) in outcomes.iter().zip(&model_paths) {
+        let bytes = tflite_writer::write_model(&o.model)
+            .with_context(|| format!("serialising the {} model", o.precision))?;
+        staged.write(path, &bytes)?;
+        model_bytes.push(bytes);
+    }
     if let (Some(path), Some(bytes)) = (&args.save_calib, &calib_npy) {
         staged.write(path, bytes)?;
     }
-    report.fp32_model_bytes = Some(fp32_bytes.len());
-    report
-        .timings_s
-        .insert("write models".into(), t.elapsed().as_secs_f64());
-    report.timings_s.insert(
-        "total (quantize command, before optional checks)".into(),
-        start.elapsed().as_secs_f64(),
-    );
+    let write_s = t.elapsed().as_secs_f64();
+    let before_checks_s = start.elapsed().as_secs_f64();
+    for o in &mut outcomes {
+        o.report.fp32_model_bytes = Some(fp32_bytes.len());
+        o.report.timings_s.insert("write models".into(), write_s);
+        o.report.timings_s.insert(
+            "total (quantize command, before optional checks)".into(),
+            before_checks_s,
+        );
+    }
 
-    // 5. Optional external checks, on a copy of the new int8 model in quant_checks/.
+    // 5. Optional external checks, on copies of the new models in quant_checks/.
     let checks = Instant::now();
-    if args.litert || args.vela {
-        let checked = args.out.join("quant_checks").join("unet_int8.tflite");
-        write_atomic(&checked, &int8_bytes)?;
-        if args.litert {
-            report.litert_bit_exact = Some(litert_check(&int8, &checked, &evaluation, args)?);
-        }
-        if args.vela {
-            match vela::available() {
-                Err(why) => report.warnings.push(format!("vela skipped: {why}")),
-                Ok(_) => {
-                    for accelerator in vela::ACCELERATORS {
-                        let dir = args.out.join("quant_checks").join(accelerator);
-                        report
-                            .vela
-                            .push(vela::compile(&checked, accelerator, &dir)?);
-                    }
+    let vela_ok = if args.vela {
+        match vela::available() {
+            Err(why) => {
+                for o in &mut outcomes {
+                    o.report.warnings.push(format!("vela skipped: {why}"));
                 }
+                false
             }
+            Ok(_) => true,
+        }
+    } else {
+        false
+    };
+    let mut rows = Vec::with_capacity(outcomes.len());
+    for (o, bytes) in outcomes.iter_mut().zip(&model_bytes) {
+        let file = model_file(o.precision);
+        let checked = args.out.join("quant_checks").join(&file);
+        if args.litert || args.vela || (precisions.len() > 1 && args.latency_runs > 0) {
+            write_atomic(&checked, bytes)?;
+        }
+        if args.litert {
+            o.report.litert_bit_exact = Some(litert_check(&o.model, &checked, &evaluation, args)?);
+        }
+        if vela_ok {
+            for accelerator in vela::ACCELERATORS {
+                let dir = args
+                    .out
+                    .join("quant_checks")
+                    .join(format!("{}_{accelerator}", o.precision));
+                o.report.vela.push(vela::compile(&checked, accelerator, &dir)?);
+            }
+        }
+        if precisions.len() > 1 {
+            rows.push(precision_row(o, &file, &checked, &evaluation, args)?);
         }
     }
     let checks_s = checks.elapsed().as_secs_f64();
@@ -410,37 +510,143 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     // command (the peak measurement included, the optional checks not).
     let peak = unet_quantizer::floor::measure_f32_peak(config.threads);
     let flops = unet_quantizer::floor::flops_per_pass(&graph.model);
-    report.compute_floor = Some(unet_quantizer::floor::ComputeFloor {
+    let floor = unet_quantizer::floor::ComputeFloor {
         flops_per_pass: flops,
         passes: calib.images.len(),
         peak,
         floor_s: calib.images.len() as f64 * flops / (peak.gflops * 1e9),
         achieved_s: start.elapsed().as_secs_f64() - checks_s,
-    });
-    for (name, bytes) in report.files()? {
-        staged.write(&args.out.join(name), bytes.as_bytes())?;
+    };
+    for (i, o) in outcomes.iter_mut().enumerate() {
+        o.report.compute_floor = Some(floor.clone());
+        if i == 0 {
+            o.report.precisions = rows.clone();
+            for (name, text) in o.report.files()? {
+                staged.write(&args.out.join(name), text.as_bytes())?;
+            }
+        } else {
+            let text = serde_json::to_string_pretty(&o.report)?;
+            staged.write(
+                &args.out.join(format!("quant_report_{}.json", o.precision)),
+                text.as_bytes(),
+            )?;
+        }
     }
     staged.commit()?;
 
-    println!("{}", report.summary());
-    if let Some(l) = &report.litert_bit_exact {
-        println!("LiteRT BUILTIN_REF vs tflite-runtime: {l}");
+    for o in &outcomes {
+        let report = &o.report;
+        if outcomes.len() > 1 {
+            println!("== {} ==", o.precision);
+        }
+        println!("{}", report.summary());
+        if let Some(l) = &report.litert_bit_exact {
+            println!("LiteRT BUILTIN_REF vs tflite-runtime: {l}");
+        }
+        for v in &report.vela {
+            println!(
+                "vela {}: {} NPU ops, {} CPU ops, estimated {}",
+                v.accelerator,
+                v.npu_ops,
+                v.cpu_ops,
+                v.inference_ms.map_or("-".into(), |m| format!("{m:.2} ms"))
+            );
+        }
     }
-    for v in &report.vela {
-        println!(
-            "vela {}: {} NPU ops, {} CPU ops, estimated {}",
-            v.accelerator,
-            v.npu_ops,
-            v.cpu_ops,
-            v.inference_ms.map_or("-".into(), |m| format!("{m:.2} ms"))
-        );
+    if let Some(first) = outcomes.first()
+        && !first.report.precisions.is_empty()
+    {
+        println!("{}", first.report.precision_table());
     }
+    let written: Vec<String> = model_paths.iter().map(|p| p.display().to_string()).collect();
     println!(
-        "wrote {}, {}, quant_report.json and quant_report.md in {} ({:.2} s)",
+        "wrote {}, {}, and the reports in {} ({:.2} s)",
         fp32_path.display(),
-        int8_path.display(),
+        written.join(", "),
         args.out.display(),
         start.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// One precision's row of the comparison: accuracy from its report, latency of our runtime
+/// (median of `--latency-runs`, best kernels, one thread) and of LiteRT XNNPACK (with --litert).
+fn precision_row(
+    o: &unet_quantizer::QuantOutcome,
+    file: &str,
+    checked: &Path,
+    evaluation: &EvalSet,
+    args: &QuantizeArgs,
+) -> anyhow::Result<PrecisionRow> {
+    let r = &o.report;
+    let a = r.accuracy.as_ref();
+    let mut row = PrecisionRow {
+        precision: o.precision.to_string(),
+        file: file.to_string(),
+        io: r.io.clone(),
+        output_sqnr_db: a.and_then(|a| a.output_sqnr_db),
+        dice: a.map(|a| a.dice_quantized),
+        dice_fp32: a.map(|a| a.dice_fp32),
+        mask_agreement: a.map(|a| a.mask_agreement),
+        model_bytes: r.model_bytes,
+        quantize_ops: r.ops.get("QUANTIZE").copied().unwrap_or(0),
+        int16_tensors: (
+            r.tensors.iter().filter(|t| t.dtype == "int16").count(),
+            r.tensors.len(),
+        ),
+        bit_exact: r.litert_bit_exact.clone(),
+        vela: r.vela.clone(),
+        ..PrecisionRow::default()
+    };
+    if args.latency_runs == 0 {
+        row.latency_note = Some("--latency-runs 0".into());
+        return Ok(row);
+    }
+    let mut rt = tflite_runtime::Interpreter::new(
+        &o.model,
+        tflite_runtime::Options {
+            kernels: tflite_runtime::KernelTier::Best,
+            threads: 1,
+            ..tflite_runtime::Options::default()
+        },
+    )?;
+    let info = rt.input_info(0)?.clone();
+    let image = evaluation
+        .images
+        .images
+        .first()
+        .context("no evaluation slice to time with")?;
+    QuantInput::for_tensor(image, &info)?.set(&mut rt, 0)?;
+    rt.invoke()?;
+    let mut times = Vec::with_capacity(args.latency_runs);
+    for _ in 0..args.latency_runs {
+        let t = Instant::now();
+        rt.invoke()?;
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    row.cpu_ms = Some(times[times.len() / 2]);
+    if args.litert {
+        match litert::available() {
+            Err(why) => row.latency_note = Some(format!("XNNPACK not timed: {why}")),
+            Ok(()) => {
+                let runs = args.latency_runs.to_string();
+                let text = litert_oracle::run([
+                    std::ffi::OsStr::new("time"),
+                    checked.as_os_str(),
+                    std::ffi::OsStr::new(&runs),
+                    std::ffi::OsStr::new("1"),
+                    std::ffi::OsStr::new("1"),
+                ])
+                .map_err(|e| anyhow::anyhow!("LiteRT timing of {}: {e}", checked.display()))?;
+                let last = text.lines().last().unwrap_or_default();
+                let json: serde_json::Value = serde_json::from_str(last)
+                    .with_context(|| format!("parsing LiteRT timing output {last:?}"))?;
+                row.xnnpack_ms = json["xnnpack_1thread"]["median_ms"].as_f64();
+            }
+        }
+    } else {
+        row.latency_note = Some("XNNPACK timed with --litert only".into());
+    }
+    Ok(row)
 }

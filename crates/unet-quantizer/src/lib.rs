@@ -33,6 +33,7 @@ mod error;
 pub mod floor;
 pub mod graph;
 pub mod litert;
+pub mod mixed;
 pub mod observer;
 pub mod report;
 pub mod rewrite;
@@ -40,21 +41,23 @@ pub mod vela;
 pub mod verify;
 
 use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tflite_runtime::{Interpreter, KernelTier, Options, TensorData};
-use tflite_writer::{Activation, BuiltinOp, Model};
+use tflite_writer::{Activation, BuiltinOp, Model, TensorType};
 
 pub use dataset::{DataStats, EvalSet, ImageSet};
 pub use error::QuantError;
 pub use graph::{FloatGraph, prepare_float};
 pub use observer::{Method, Observer};
 pub use report::QuantReport;
+pub use rewrite::Precision;
 
 use crate::calibrate::parallel_chunks;
 use crate::graph::fused_activation;
 use crate::report::{CalibrationInfo, MethodScore, TensorReport};
-use crate::rewrite::{Int8Model, ParamPlan, assign_params, build_int8};
+use crate::rewrite::{ParamPlan, QuantizedModel, assign_params, build_quantized};
 use crate::verify::{Accuracy, evaluate};
 
 /// Default percentile of the `percentile` observer.
@@ -88,6 +91,14 @@ pub struct QuantConfig {
     /// In-distribution statistics to compare the calibration data with (default: those of the
     /// evaluation set, else of the selection set).
     pub reference: Option<DataStats>,
+    /// The precisions to build, from one calibration (the first is [`quantize`]'s).
+    pub precisions: Vec<Precision>,
+    /// Type of the model input and output (`None`: their own precision, so no QUANTIZE op;
+    /// otherwise QUANTIZE ops convert where they differ).
+    pub io: Option<TensorType>,
+    /// Where `mixed` may compile models with Arm Vela for its per-layer costs (`None`, or Vela
+    /// missing: MAC-based costs).
+    pub vela_dir: Option<PathBuf>,
 }
 
 impl Default for QuantConfig {
@@ -102,12 +113,26 @@ impl Default for QuantConfig {
             threads: calibrate::default_threads(),
             evaluation: None,
             reference: None,
+            precisions: vec![Precision::Int8],
+            io: None,
+            vela_dir: None,
         }
     }
 }
 
 /// One observer's model: its parameters, the int8 graph, and its selection score.
-type Candidate = (Observer, ParamPlan, Int8Model, Option<Option<f64>>);
+type Candidate = (Observer, ParamPlan, QuantizedModel, Option<Option<f64>>);
+
+/// One precision's model and report.
+#[derive(Debug, Clone)]
+pub struct QuantOutcome {
+    /// Its precision.
+    pub precision: Precision,
+    /// The quantised model.
+    pub model: Model,
+    /// Its report.
+    pub report: QuantReport,
+}
 
 fn time<T>(timings: &mut BTreeMap<String, f64>, key: &str, f: impl FnOnce() -> T) -> T {
     let start = Instant::now();
@@ -116,12 +141,49 @@ fn time<T>(timings: &mut BTreeMap<String, f64>, key: &str, f: impl FnOnce() -> T
     out
 }
 
-/// Quantises `float_model` with the calibration images `calib` (see the crate docs).
+/// Quantises `float_model` with the calibration images `calib` (see the crate docs) in the first
+/// of `config.precisions` (int8 when empty).
 pub fn quantize(
     float_model: &Model,
     calib: &ImageSet,
     config: &QuantConfig,
 ) -> Result<(Model, QuantReport), QuantError> {
+    let mut config = config.clone();
+    config.precisions.truncate(1);
+    let outcome = quantize_all(float_model, calib, &config)?
+        .into_iter()
+        .next()
+        .ok_or_else(|| QuantError::UnsupportedModel("no precision requested".into()))?;
+    Ok((outcome.model, outcome.report))
+}
+
+/// Quantises `float_model` in every precision of `config.precisions` (int8 when empty) from one
+/// calibration: the observer is chosen on the int8 model, then each precision's model is built,
+/// verified and reported.
+pub fn quantize_all(
+    float_model: &Model,
+    calib: &ImageSet,
+    config: &QuantConfig,
+) -> Result<Vec<QuantOutcome>, QuantError> {
+    let precisions = if config.precisions.is_empty() {
+        vec![Precision::Int8]
+    } else {
+        config.precisions.clone()
+    };
+    if config.bias_correction && precisions.iter().any(|&p| p != Precision::Int8) {
+        return Err(QuantError::BadData {
+            what: "options",
+            detail: "bias correction is implemented for int8 only; drop --bias-correction or use --precision int8".into(),
+        });
+    }
+    if let Some(io) = config.io
+        && !matches!(io, TensorType::Int8 | TensorType::Int16)
+    {
+        return Err(QuantError::BadData {
+            what: "options",
+            detail: format!("model IO type {io:?}: expected int8 or int16"),
+        });
+    }
     let mut report = QuantReport {
         tool: format!("unet-quantizer {}", env!("CARGO_PKG_VERSION")),
         method_requested: config.method.to_string(),
@@ -199,7 +261,7 @@ pub fn quantize(
     } else {
         calibrate::Histograms::All
     };
-    let keep_outputs = if config.method == Method::Auto {
+    let keep_outputs = if config.method == Method::Auto || precisions.contains(&Precision::Mixed) {
         AUTO_SLICES.min(calib.images.len())
     } else {
         0
@@ -231,14 +293,14 @@ pub fn quantize(
         })?;
         let description = format!("int8 U-Net (unet-quantizer, observer {observer})");
         let mut int8 = time(&mut timings, "rewrite", || {
-            build_int8(&graph, &plan, &HashMap::new(), &description)
+            build_quantized(&graph, &plan, None, &HashMap::new(), &description)
         })?;
         if config.bias_correction {
             let deltas = time(&mut timings, "bias correction", || {
                 bias_correction(&graph, &int8, &calib.images, config.threads)
             })?;
             int8 = time(&mut timings, "rewrite", || {
-                build_int8(&graph, &plan, &deltas, &description)
+                build_quantized(&graph, &plan, None, &deltas, &description)
             })?;
         }
         let score = if config.method == Method::Auto {
@@ -294,32 +356,161 @@ pub fn quantize(
         tracing::warn!("{w}");
     }
 
-    let accuracy = match &config.evaluation {
-        Some(eval) => Some(time(&mut timings, "verify", || {
-            evaluate(
-                &graph.model,
-                &int8.model,
-                &int8.activations,
-                eval,
-                true,
-                None,
-                config.threads,
-            )
-        })?),
-        None => None,
-    };
-    let bytes = time(&mut timings, "write (serialise)", || {
-        tflite_writer::write_model(&int8.model)
-    })?;
-    report.int8_model_bytes = bytes.len();
-    fill_tensor_rows(&mut report, &graph, &stats, &plan, &int8, accuracy.as_ref());
-    report.accuracy = accuracy;
-    report.parameters = tflite_runtime::synth::parameter_count(&int8.model);
-    for op in &int8.model.subgraphs[0].operators {
-        *report.int8_ops.entry(op.op.name()).or_default() += 1;
+    let mut outcomes = Vec::with_capacity(precisions.len());
+    for &precision in &precisions {
+        let mut report = report.clone();
+        let mut timings = timings.clone();
+        let (plan_p, model) = match precision {
+            Precision::Int8 => (plan.clone(), int8.clone()),
+            Precision::Int16x8 | Precision::Mixed => {
+                let plan_p = if precision == Precision::Mixed {
+                    let (costs, int8_ms) = time(&mut timings, "mixed: costs", || {
+                        mixed_costs(&graph, &plan, config)
+                    })?;
+                    let compile = |groups: &std::collections::BTreeSet<usize>| {
+                        mixed_compiled_cost(&graph, &plan, groups, config, int8_ms.unwrap_or(1.0))
+                    };
+                    let n = stats.outputs.len();
+                    let choice = time(&mut timings, "mixed: choose", || {
+                        mixed::choose(
+                            &graph,
+                            &plan,
+                            &costs,
+                            &calib.images[..n],
+                            &stats.outputs,
+                            config.threads,
+                            int8_ms.map(|_| &compile as mixed::CompiledCost<'_>),
+                        )
+                    })?;
+                    let p = plan.with_int16_groups(&choice.int16_groups());
+                    report.mixed = Some(choice);
+                    p
+                } else {
+                    plan.in_precision(precision)
+                };
+                let description = format!("{precision} U-Net (unet-quantizer, observer {observer})");
+                let model = time(&mut timings, "rewrite", || {
+                    build_quantized(&graph, &plan_p, config.io, &HashMap::new(), &description)
+                })?;
+                (plan_p, model)
+            }
+        };
+        let model = if config.io.is_some() && precision == Precision::Int8 {
+            build_quantized(
+                &graph,
+                &plan_p,
+                config.io,
+                &HashMap::new(),
+                &format!("int8 U-Net (unet-quantizer, observer {observer})"),
+            )?
+        } else {
+            model
+        };
+        report.precision = precision.to_string();
+        report.conversions = model.conversions;
+        let accuracy = match &config.evaluation {
+            Some(eval) => Some(time(&mut timings, "verify", || {
+                evaluate(
+                    &graph.model,
+                    &model.model,
+                    &model.activations,
+                    eval,
+                    true,
+                    None,
+                    config.threads,
+                )
+            })?),
+            None => None,
+        };
+        let bytes = time(&mut timings, "write (serialise)", || {
+            tflite_writer::write_model(&model.model)
+        })?;
+        report.model_bytes = bytes.len();
+        let sg = &model.model.subgraphs[0];
+        report.io = [sg.inputs[0], sg.outputs[0]]
+            .map(|t| format!("{:?}", sg.tensors[t as usize].dtype).to_lowercase())
+            .join(" -> ");
+        fill_tensor_rows(&mut report, &graph, &stats, &plan_p, &model, accuracy.as_ref());
+        report.accuracy = accuracy;
+        report.parameters = tflite_runtime::synth::parameter_count(&model.model);
+        for op in &sg.operators {
+            *report.ops.entry(op.op.name()).or_default() += 1;
+        }
+        report.timings_s = timings;
+        outcomes.push(QuantOutcome {
+            precision,
+            model: model.model,
+            report,
+        });
     }
-    report.timings_s = timings;
-    Ok((int8.model, report))
+    Ok(outcomes)
+}
+
+/// The group costs `mixed` trades against: Vela per-layer cycles on `ethos-u55-256` of the int8
+/// and the int16x8 model when `config.vela_dir` is set and Vela runs (with the int8 model's
+/// estimated ms), else MACs.
+fn mixed_costs(
+    graph: &FloatGraph,
+    plan: &ParamPlan,
+    config: &QuantConfig,
+) -> Result<(mixed::GroupCosts, Option<f64>), QuantError> {
+    let Some(dir) = &config.vela_dir else {
+        return Ok((mixed::GroupCosts::from_macs(plan, graph), None));
+    };
+    if let Err(why) = vela::available() {
+        tracing::warn!("mixed precision costs from MACs: vela not available ({why})");
+        return Ok((mixed::GroupCosts::from_macs(plan, graph), None));
+    }
+    let accelerator = vela::COST_ACCELERATOR;
+    let mut cycles = Vec::new();
+    let mut int8_ms = None;
+    for precision in [Precision::Int8, Precision::Int16x8] {
+        let model = build_quantized(
+            graph,
+            &plan.in_precision(precision),
+            None,
+            &HashMap::new(),
+            "mixed precision cost model",
+        )?;
+        let (layers, ms) = vela::layer_cycles(
+            &model.model,
+            accelerator,
+            &dir.join(format!("mixed_cost_{precision}")),
+        )?;
+        cycles.push(layers);
+        int8_ms.get_or_insert(ms);
+    }
+    let costs = mixed::GroupCosts::from_layer_cycles(
+        plan,
+        graph,
+        &cycles[0],
+        &cycles[1],
+        format!("vela {accelerator} per-layer cycles"),
+    );
+    Ok((costs, int8_ms))
+}
+
+/// Vela's estimate of the mixed model with `groups` in int16, as a fraction of int8's `int8_ms`.
+fn mixed_compiled_cost(
+    graph: &FloatGraph,
+    plan: &ParamPlan,
+    groups: &std::collections::BTreeSet<usize>,
+    config: &QuantConfig,
+    int8_ms: f64,
+) -> Result<f64, QuantError> {
+    let dir = config
+        .vela_dir
+        .as_ref()
+        .ok_or_else(|| QuantError::UnsupportedModel("no Vela directory".into()))?;
+    let model = build_quantized(
+        graph,
+        &plan.with_int16_groups(groups),
+        config.io,
+        &HashMap::new(),
+        "mixed precision cost check",
+    )?;
+    let (_, ms) = vela::layer_cycles(&model.model, vela::COST_ACCELERATOR, &dir.join("mixed_check"))?;
+    Ok(ms / int8_ms)
 }
 
 fn fill_tensor_rows(
@@ -327,7 +518,7 @@ fn fill_tensor_rows(
     graph: &FloatGraph,
     stats: &calibrate::CalibrationStats,
     plan: &ParamPlan,
-    int8: &Int8Model,
+    int8: &QuantizedModel,
     accuracy: Option<&Accuracy>,
 ) {
     let sg = &graph.model.subgraphs[0];
@@ -356,10 +547,20 @@ fn fill_tensor_rows(
             range: plan.ranges.get(&f).copied().unwrap_or((0.0, 0.0)),
             scale: p.scale,
             zero_point: p.zero_point,
-            covered: (
-                p.scale * (-128 - p.zero_point) as f32,
-                p.scale * (127 - p.zero_point) as f32,
-            ),
+            covered: if p.dtype == TensorType::Int16 {
+                (p.scale * -32768.0, p.scale * 32767.0)
+            } else {
+                (
+                    p.scale * (-128 - p.zero_point) as f32,
+                    p.scale * (127 - p.zero_point) as f32,
+                )
+            },
+            dtype: if p.dtype == TensorType::Int16 {
+                "int16"
+            } else {
+                "int8"
+            }
+            .into(),
             group: p.group,
             sqnr_db: sqnr.get(t.name.as_str()).copied().flatten(),
         });
@@ -372,7 +573,7 @@ fn fill_tensor_rows(
 /// correction does not yet see the corrections upstream of it.
 fn bias_correction(
     graph: &FloatGraph,
-    int8: &Int8Model,
+    int8: &QuantizedModel,
     images: &[Vec<f32>],
     threads: usize,
 ) -> Result<HashMap<usize, Vec<f32>>, QuantError> {

@@ -1,4 +1,4 @@
-//! The bit-exactness check: the int8 model on LiteRT's reference kernels (`BUILTIN_REF`, run
+//! The bit-exactness check: the quantised model (int8, 16x8 or mixed) on LiteRT's reference kernels (`BUILTIN_REF`, run
 //! through `python3` and `ai_edge_litert`) against `tflite-runtime`, on the same int8 inputs.
 
 use std::ffi::OsStr;
@@ -6,10 +6,11 @@ use std::path::Path;
 
 use serde::Serialize;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
-use tflite_runtime::{Interpreter, Options};
+use tflite_runtime::{Interpreter, Options, TensorData};
 use tflite_writer::Model;
 
 use crate::error::QuantError;
+use crate::verify::QuantInput;
 
 /// `Ok(())` when `python3` can import LiteRT, else the reason it cannot.
 pub fn available() -> Result<(), String> {
@@ -36,12 +37,13 @@ impl BitExactness {
     }
 }
 
-/// Runs `model` (written at `model_path`) on `inputs` (int8, one `Vec` per sample) with LiteRT
-/// `BUILTIN_REF` and with our reference kernels, in `work_dir`, and compares the outputs.
+/// Runs `model` (written at `model_path`) on `inputs` (one per sample, the model input's type)
+/// with LiteRT `BUILTIN_REF` and with our reference kernels, in `work_dir`, and compares the
+/// outputs.
 pub fn compare(
     model: &Model,
     model_path: &Path,
-    inputs: &[Vec<i8>],
+    inputs: &[QuantInput],
     work_dir: &Path,
 ) -> Result<BitExactness, QuantError> {
     let tool = |detail: String| QuantError::Tool {
@@ -52,30 +54,35 @@ pub fn compare(
         let path = path.to_path_buf();
         move |source| QuantError::Io { path, source }
     };
-    let mut ours = Vec::new();
-    let mut interpreter =
-        Interpreter::new(model, Options::default()).map_err(QuantError::runtime("int8 model"))?;
+    let mut ours: Vec<i64> = Vec::new();
+    let mut interpreter = Interpreter::new(model, Options::default())
+        .map_err(QuantError::runtime("quantised model"))?;
     for x in inputs {
-        interpreter
-            .set_input(0, x)
-            .map_err(QuantError::runtime("int8 input"))?;
+        x.set(&mut interpreter, 0)
+            .map_err(QuantError::runtime("quantised input"))?;
         interpreter
             .invoke()
-            .map_err(QuantError::runtime("int8 run"))?;
-        ours.push(
-            interpreter
-                .output::<i8>(0)
-                .map_err(QuantError::runtime("int8 output"))?
-                .to_vec(),
-        );
+            .map_err(QuantError::runtime("quantised run"))?;
+        match interpreter
+            .output_data(0)
+            .map_err(QuantError::runtime("quantised output"))?
+        {
+            TensorData::I8(v) => ours.extend(v.iter().map(|&q| i64::from(q))),
+            TensorData::I16(v) => ours.extend(v.iter().map(|&q| i64::from(q))),
+            _ => {
+                return Err(QuantError::UnsupportedModel(
+                    "the model output is neither INT8 nor INT16".into(),
+                ));
+            }
+        }
     }
     std::fs::create_dir_all(work_dir).map_err(io(work_dir))?;
     let in_path = work_dir.join("litert_inputs.npy");
     let out_path = work_dir.join("litert_outputs.npy");
-    let per = inputs.first().map_or(0, Vec::len);
+    let per = inputs.first().map_or(0, QuantInput::len);
     let array = NpyArray {
         shape: vec![inputs.len(), per],
-        data: NpyData::I8(inputs.concat()),
+        data: QuantInput::batch_npy(inputs)?,
     };
     std::fs::write(&in_path, write_npy(&array)).map_err(io(&in_path))?;
     litert_oracle::run([
@@ -89,13 +96,16 @@ pub fn compare(
     .map_err(tool)?;
     let bytes = std::fs::read(&out_path).map_err(io(&out_path))?;
     let theirs = read_npy(&bytes).map_err(|e| tool(format!("{}: {e}", out_path.display())))?;
-    let NpyData::I8(theirs) = theirs.data else {
-        return Err(tool(format!(
-            "{}: expected int8 outputs",
-            out_path.display()
-        )));
+    let theirs: Vec<i64> = match theirs.data {
+        NpyData::I8(v) => v.iter().map(|&q| i64::from(q)).collect(),
+        NpyData::I16(v) => v.iter().map(|&q| i64::from(q)).collect(),
+        _ => {
+            return Err(tool(format!(
+                "{}: expected int8 or int16 outputs",
+                out_path.display()
+            )));
+        }
     };
-    let ours = ours.concat();
     if ours.len() != theirs.len() {
         return Err(tool(format!(
             "output sizes differ: ours {} values, LiteRT {}",
@@ -112,7 +122,7 @@ pub fn compare(
     for (&a, &b) in ours.iter().zip(&theirs) {
         if a != b {
             result.mismatches += 1;
-            result.max_abs_diff = result.max_abs_diff.max((i32::from(a) - i32::from(b)).abs());
+            result.max_abs_diff = result.max_abs_diff.max((a - b).unsigned_abs() as i32);
         }
     }
     Ok(result)

@@ -28,12 +28,15 @@ pub struct TensorReport {
     pub range: (f32, f32),
     /// Int8 scale.
     pub scale: f32,
-    /// Int8 zero point.
+    /// Zero point.
     pub zero_point: i32,
-    /// The float range the int8 grid covers: `scale·(−128 − zp) … scale·(127 − zp)`.
+    /// The float range the grid covers: int8 `scale·(−128 − zp) … scale·(127 − zp)`, int16
+    /// `scale·(−32768 … 32767)`.
     pub covered: (f32, f32),
     /// Sharing group id (equal ids = identical parameters).
     pub group: usize,
+    /// `int8` or `int16`.
+    pub dtype: String,
     /// SQNR on the held-out set, in dB (`null` = identical, or not evaluated).
     pub sqnr_db: Option<f64>,
 }
@@ -82,6 +85,41 @@ pub struct VelaResult {
     pub command: String,
 }
 
+/// One precision's model in the per-precision comparison.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct PrecisionRow {
+    /// `int8`, `int16x8`, `mixed`.
+    pub precision: String,
+    /// Model file.
+    pub file: String,
+    /// Model input and output types.
+    pub io: String,
+    /// Output SQNR vs fp32 on the held-out slices.
+    pub output_sqnr_db: Option<f64>,
+    /// Dice vs the ground truth.
+    pub dice: Option<f64>,
+    /// Dice of the float model.
+    pub dice_fp32: Option<f64>,
+    /// Mask agreement with fp32.
+    pub mask_agreement: Option<f64>,
+    /// Model size in bytes.
+    pub model_bytes: usize,
+    /// QUANTIZE ops in the model.
+    pub quantize_ops: usize,
+    /// Activation tensors in int16, of all.
+    pub int16_tensors: (usize, usize),
+    /// Our runtime's latency, median ms, and how it was measured.
+    pub cpu_ms: Option<f64>,
+    /// LiteRT XNNPACK (default resolver) latency, median ms.
+    pub xnnpack_ms: Option<f64>,
+    /// Why a latency is missing.
+    pub latency_note: Option<String>,
+    /// LiteRT BUILTIN_REF vs our runtime.
+    pub bit_exact: Option<String>,
+    /// Vela per accelerator.
+    pub vela: Vec<VelaResult>,
+}
+
 /// Everything `quantize` did and measured.
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct QuantReport {
@@ -101,6 +139,16 @@ pub struct QuantReport {
     pub percentile: f64,
     /// Whether empirical bias correction was applied.
     pub bias_correction: bool,
+    /// `int8`, `int16x8` or `mixed`.
+    pub precision: String,
+    /// Model input and output types (`int8 -> int8`).
+    pub io: String,
+    /// QUANTIZE ops between precisions and at the IO.
+    pub conversions: usize,
+    /// What `mixed` measured and chose.
+    pub mixed: Option<crate::mixed::MixedChoice>,
+    /// One row per precision built in the same run (filled by the caller).
+    pub precisions: Vec<PrecisionRow>,
     /// Calibration data.
     pub calibration: Option<CalibrationInfo>,
     /// Per-observer scores (`auto`).
@@ -109,14 +157,14 @@ pub struct QuantReport {
     pub accuracy: Option<Accuracy>,
     /// Every activation tensor.
     pub tensors: Vec<TensorReport>,
-    /// Operators per type in the int8 model.
-    pub int8_ops: BTreeMap<String, usize>,
+    /// Operators per type in the quantised model.
+    pub ops: BTreeMap<String, usize>,
     /// Operators removed from the float model (shape folding, dead code).
     pub removed_float_ops: usize,
     /// Weights and biases.
     pub parameters: usize,
-    /// Size of the written int8 model in bytes.
-    pub int8_model_bytes: usize,
+    /// Size of the written quantised model in bytes.
+    pub model_bytes: usize,
     /// Size of the float model in bytes (filled by the caller).
     pub fp32_model_bytes: Option<usize>,
     /// Warnings (calibration data, range collapse, …).
@@ -132,7 +180,7 @@ pub struct QuantReport {
     /// The calibration passes' compute floor and the whole command against it (filled by the
     /// caller).
     pub compute_floor: Option<crate::floor::ComputeFloor>,
-    /// LiteRT BUILTIN_REF vs our runtime on the int8 model (filled by the caller).
+    /// LiteRT BUILTIN_REF vs our runtime on the quantised model (filled by the caller).
     pub litert_bit_exact: Option<String>,
     /// Vela compilation results (filled by the caller).
     pub vela: Vec<VelaResult>,
@@ -190,9 +238,90 @@ impl QuantReport {
         rows
     }
 
+    /// The per-precision comparison (`precisions`) as a Markdown table.
+    pub fn precision_table(&self) -> String {
+        let mut s = String::new();
+        let accelerators: Vec<String> = self
+            .precisions
+            .iter()
+            .flat_map(|r| r.vela.iter().map(|v| v.accelerator.clone()))
+            .fold(Vec::new(), |mut acc, a| {
+                if !acc.contains(&a) {
+                    acc.push(a);
+                }
+                acc
+            });
+        let _ = write!(
+            s,
+            "| precision | IO | int16 tensors | QUANTIZE ops | output SQNR | Dice (fp32 {}) | mask agreement | size | ours CPU ms | XNNPACK ms |",
+            self.precisions
+                .first()
+                .and_then(|r| r.dice_fp32)
+                .map_or("-".into(), |d| format!("{d:.4}"))
+        );
+        for a in &accelerators {
+            let _ = write!(s, " Vela {a} ms (CPU ops) |");
+        }
+        let _ = write!(s, " LiteRT BUILTIN_REF |\n|---|---|---|---|---|---|---|---|---|---|");
+        for _ in &accelerators {
+            s.push_str("---|");
+        }
+        s.push_str("---|\n");
+        let ms = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.2}"));
+        for r in &self.precisions {
+            let _ = write!(
+                s,
+                "| {} | {} | {}/{} | {} | {} | {} | {} | {:.1} KiB | {} | {} |",
+                r.precision,
+                r.io,
+                r.int16_tensors.0,
+                r.int16_tensors.1,
+                r.quantize_ops,
+                db(r.output_sqnr_db),
+                r.dice.map_or("-".into(), |d| format!("{d:.4}")),
+                r.mask_agreement
+                    .map_or("-".into(), |m| format!("{:.3} %", 100.0 * m)),
+                r.model_bytes as f64 / 1024.0,
+                ms(r.cpu_ms),
+                ms(r.xnnpack_ms),
+            );
+            for a in &accelerators {
+                let v = r.vela.iter().find(|v| &v.accelerator == a);
+                let _ = write!(
+                    s,
+                    " {} |",
+                    v.map_or("-".into(), |v| format!(
+                        "{} ({})",
+                        ms(v.inference_ms),
+                        v.cpu_ops
+                    ))
+                );
+            }
+            let _ = writeln!(
+                s,
+                " {} |",
+                r.bit_exact.as_deref().unwrap_or("not checked (--litert)")
+            );
+        }
+        for r in &self.precisions {
+            if let Some(n) = &r.latency_note {
+                let _ = writeln!(s, "\n{}: {n}", r.precision);
+            }
+        }
+        s
+    }
+
     /// A short summary for the terminal (accuracy, five worst layers, warnings).
     pub fn summary(&self) -> String {
         let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "precision: {} (IO {}, {} QUANTIZE ops between precisions and at the IO)",
+            self.precision, self.io, self.conversions
+        );
+        if let Some(m) = &self.mixed {
+            let _ = writeln!(s, "{}", m.line());
+        }
         let _ = writeln!(
             s,
             "method: {} (requested {})",
@@ -214,11 +343,12 @@ impl QuantReport {
         if let Some(a) = &self.accuracy {
             let _ = writeln!(
                 s,
-                "held-out ({} slices): output SQNR {}, Dice fp32 {:.4}, int8 {:.4} (Δ {:+.4}), mask agreement {:.3} %",
+                "held-out ({} slices): output SQNR {}, Dice fp32 {:.4}, {} {:.4} (Δ {:+.4}), mask agreement {:.3} %",
                 a.samples,
                 db(a.output_sqnr_db),
                 a.dice_fp32,
-                a.dice_int8,
+                self.precision,
+                a.dice_quantized,
                 a.dice_delta(),
                 100.0 * a.mask_agreement
             );
@@ -238,8 +368,8 @@ impl QuantReport {
         }
         let _ = writeln!(
             s,
-            "int8 model: {} bytes, {} parameters",
-            self.int8_model_bytes, self.parameters
+            "{} model: {} bytes, {} parameters",
+            self.precision, self.model_bytes, self.parameters
         );
         if !self.timings_s.is_empty() {
             let _ = writeln!(s, "{}", self.timing_table());
@@ -305,19 +435,25 @@ impl QuantReport {
         }
         let _ = writeln!(
             s,
-            "- int8 model: {} bytes; float model: {}; {} parameters; {} float ops removed by folding",
-            self.int8_model_bytes,
+            "- precision: **{}**; IO {}; {} QUANTIZE ops between precisions and at the IO",
+            self.precision, self.io, self.conversions
+        );
+        let _ = writeln!(
+            s,
+            "- {} model: {} bytes; float model: {}; {} parameters; {} float ops removed by folding",
+            self.precision,
+            self.model_bytes,
             self.fp32_model_bytes
                 .map_or("-".into(), |b| format!("{b} bytes")),
             self.parameters,
             self.removed_float_ops
         );
         let ops: Vec<String> = self
-            .int8_ops
+            .ops
             .iter()
             .map(|(k, v)| format!("{k}×{v}"))
             .collect();
-        let _ = writeln!(s, "- int8 ops: {}", ops.join(", "));
+        let _ = writeln!(s, "- {} ops: {}", self.precision, ops.join(", "));
         if let Some(l) = &self.litert_bit_exact {
             let _ = writeln!(s, "- LiteRT BUILTIN_REF vs tflite-runtime: {l}");
         }
@@ -333,17 +469,54 @@ impl QuantReport {
             let _ = writeln!(s, "| metric | value |\n|---|---|");
             let _ = writeln!(
                 s,
-                "| output SQNR (int8 vs fp32) | {} |",
+                "| output SQNR ({} vs fp32) | {} |",
+                self.precision,
                 db(a.output_sqnr_db)
             );
             let _ = writeln!(s, "| Dice fp32 vs ground truth | {:.4} |", a.dice_fp32);
-            let _ = writeln!(s, "| Dice int8 vs ground truth | {:.4} |", a.dice_int8);
-            let _ = writeln!(s, "| Dice int8 − fp32 | {:+.4} |", a.dice_delta());
             let _ = writeln!(
                 s,
-                "| mask agreement int8 vs fp32 | {:.3} % |",
+                "| Dice {} vs ground truth | {:.4} |",
+                self.precision, a.dice_quantized
+            );
+            let _ = writeln!(
+                s,
+                "| Dice {} − fp32 | {:+.4} |",
+                self.precision,
+                a.dice_delta()
+            );
+            let _ = writeln!(
+                s,
+                "| mask agreement {} vs fp32 | {:.3} % |",
+                self.precision,
                 100.0 * a.mask_agreement
             );
+        }
+        if !self.precisions.is_empty() {
+            let _ = writeln!(
+                s,
+                "\n## Precisions (same calibration, same held-out slices)\n\n{}",
+                self.precision_table()
+            );
+        }
+        if let Some(m) = &self.mixed {
+            let _ = writeln!(s, "\n## Mixed precision choice\n\n{}\n", m.line());
+            let _ = writeln!(
+                s,
+                "| groups | tensors | output SQNR alone in int16 | gain | added cost | kept |\n|---|---|---|---|---|---|"
+            );
+            for p in &m.probes {
+                let _ = writeln!(
+                    s,
+                    "| {:?} | {} | {} | {:+.2} dB | {:.3e} | {} |",
+                    p.groups,
+                    p.tensors.join(", "),
+                    db(p.sqnr_db),
+                    p.gain_db,
+                    p.cost,
+                    if p.chosen { "int16" } else { "" }
+                );
+            }
         }
         if !self.selection.is_empty() {
             let _ = writeln!(s, "\n## Observer selection\n");
@@ -382,12 +555,12 @@ impl QuantReport {
         let _ = writeln!(s, "\n## Tensors\n");
         let _ = writeln!(
             s,
-            "| tensor | op | shape | observed | observer range | scale | zp | group | SQNR |\n|---|---|---|---|---|---|---|---|---|"
+            "| tensor | op | shape | observed | observer range | type | scale | zp | group | SQNR |\n|---|---|---|---|---|---|---|---|---|---|"
         );
         for t in &self.tensors {
             let _ = writeln!(
                 s,
-                "| {} | {} | {:?} | [{:.4}, {:.4}] | [{:.4}, {:.4}] | {:.6} | {} | {} | {} |",
+                "| {} | {} | {:?} | [{:.4}, {:.4}] | [{:.4}, {:.4}] | {} | {:.6} | {} | {} | {} |",
                 t.name,
                 t.op,
                 t.shape,
@@ -395,6 +568,7 @@ impl QuantReport {
                 t.observed_max,
                 t.range.0,
                 t.range.1,
+                t.dtype,
                 t.scale,
                 t.zero_point,
                 t.group,

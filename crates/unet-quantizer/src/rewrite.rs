@@ -13,11 +13,20 @@
 //! - LOGISTIC's output is fixed at 1/256, −128 (its group takes these).
 //! - Fused ReLU (and RELU) outputs start at 0, so their zero point is −128 and the clamp is free.
 //! - Weights: symmetric per output channel (dim 0), `[-127, 127]`; bias: int32 at `s_in·s_w[c]`.
+//!
+//! 16x8 (TFLite's int16-activation scheme): a sharing group may instead be int16, symmetric
+//! (zero point 0) over the largest magnitude of its range; LOGISTIC's int16 output is fixed at
+//! 2^-15, 0; ops with int16 activations take int64 bias. Every operator runs in its output's
+//! precision; where an input's group has the other precision ([`Precision::Mixed`]), one
+//! requantising QUANTIZE op converts it (one per tensor and direction). The sharing groups keep
+//! MAX_POOL, RESIZE and CONCATENATION free of such ops in every precision.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tflite_writer::{Activation, BuiltinOp, Model, ModelBuilder, Quantization, TensorType};
+use tflite_writer::{
+    Activation, BuiltinOp, BuiltinOptions, Model, ModelBuilder, Quantization, TensorType,
+};
 
 use crate::calibrate::CalibrationStats;
 use crate::error::QuantError;
@@ -26,6 +35,56 @@ use crate::observer::{LogisticFit, Observer, logistic_input_range, observed_rang
 
 /// LOGISTIC's fixed int8 output parameters.
 pub const LOGISTIC_OUTPUT: (f32, i32) = (1.0 / 256.0, -128);
+
+/// LOGISTIC's fixed int16 output parameters (2^-15, 0).
+pub const LOGISTIC_OUTPUT_I16: (f32, i32) = (1.0 / 32768.0, 0);
+
+/// An int16 tensor read only by LOGISTIC keeps at most ±ln(2·32768) ≈ 11.09: beyond it the
+/// sigmoid is within half an output LSB (2^-16) of 0 or 1, so wider inputs only cost resolution.
+pub const LOGISTIC_INPUT_I16_LIMIT: f32 = 11.09;
+
+/// Activation precision of a quantised model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Every activation int8 (TFLite's full-int8 scheme).
+    Int8,
+    /// Every activation int16, weights int8, bias int64 (TFLite's 16x8 scheme).
+    Int16x8,
+    /// int8, with the sharing groups that limit the output moved to int16.
+    Mixed,
+}
+
+impl Precision {
+    /// Every precision, cheapest first.
+    pub const ALL: [Precision; 3] = [Precision::Int8, Precision::Int16x8, Precision::Mixed];
+
+    /// The command-line name (also the model file's suffix: `unet_<name>.tflite`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Int8 => "int8",
+            Precision::Int16x8 => "int16x8",
+            Precision::Mixed => "mixed",
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Precision::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown precision {s:?}, expected int8, int16x8 or mixed"))
+    }
+}
 
 /// Quantisation parameters of one activation tensor.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -36,6 +95,30 @@ pub struct ActParams {
     pub zero_point: i32,
     /// Sharing group (tensors with the same group have identical parameters).
     pub group: usize,
+    /// `Int8` or `Int16`.
+    pub dtype: TensorType,
+}
+
+/// One sharing group: its members and its parameters in either precision.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupParams {
+    /// Float tensor indices of its members, in execution order.
+    pub members: Vec<usize>,
+    /// int8 (scale, zero point).
+    pub int8: (f32, i32),
+    /// int16 (scale, zero point 0).
+    pub int16: (f32, i32),
+}
+
+impl GroupParams {
+    /// The parameters in `dtype` (`Int16`, else int8).
+    pub fn params(&self, dtype: TensorType) -> (f32, i32) {
+        if dtype == TensorType::Int16 {
+            self.int16
+        } else {
+            self.int8
+        }
+    }
 }
 
 /// The activation parameters of a whole graph.
@@ -49,6 +132,52 @@ pub struct ParamPlan {
     pub warnings: Vec<String>,
     /// Tensors read only by LOGISTIC: their ranges chosen against the error after the sigmoid.
     pub logistic_inputs: Vec<(String, LogisticFit)>,
+    /// Sharing groups by id ([`ActParams::group`]).
+    pub groups: Vec<GroupParams>,
+}
+
+impl ParamPlan {
+    /// This plan with the groups in `int16` at their int16 parameters and every other group int8.
+    pub fn with_int16_groups(&self, int16: &std::collections::BTreeSet<usize>) -> ParamPlan {
+        let mut plan = self.clone();
+        for p in plan.params.values_mut() {
+            p.dtype = if int16.contains(&p.group) {
+                TensorType::Int16
+            } else {
+                TensorType::Int8
+            };
+            (p.scale, p.zero_point) = plan.groups[p.group].params(p.dtype);
+        }
+        plan
+    }
+
+    /// This plan in one uniform precision (`Mixed` is left as it is).
+    pub fn in_precision(&self, precision: Precision) -> ParamPlan {
+        match precision {
+            Precision::Int8 => self.with_int16_groups(&Default::default()),
+            Precision::Int16x8 => self.with_int16_groups(&(0..self.groups.len()).collect()),
+            Precision::Mixed => self.clone(),
+        }
+    }
+
+    /// The sharing groups whose tensors are int16.
+    pub fn int16_groups(&self) -> std::collections::BTreeSet<usize> {
+        self.params
+            .values()
+            .filter(|p| p.dtype == TensorType::Int16)
+            .map(|p| p.group)
+            .collect()
+    }
+}
+
+/// Symmetric int16 parameters covering `[lo, hi]` (zero point 0); a collapsed range gets 1/32767.
+pub fn qparams_i16(lo: f32, hi: f32) -> (f32, i32) {
+    let m = lo.abs().max(hi.abs());
+    if !m.is_finite() || m < 1e-6 {
+        (1.0 / 32767.0, 0)
+    } else {
+        (m / 32767.0, 0)
+    }
 }
 
 struct UnionFind(Vec<usize>);
@@ -153,12 +282,19 @@ pub fn assign_params(
         plan.ranges.insert(t, (lo, hi));
     }
 
+    // int16 ranges: the observer's, a LOGISTIC-only input clipped where the sigmoid saturates.
+    let logistic_in = logistic_inputs(model);
+    let mut ranges_i16 = plan.ranges.clone();
+    for t in &logistic_in {
+        if let Some(r) = ranges_i16.get_mut(t) {
+            r.0 = r.0.max(-LOGISTIC_INPUT_I16_LIMIT);
+            r.1 = r.1.min(LOGISTIC_INPUT_I16_LIMIT);
+        }
+    }
+
     // A tensor read only by LOGISTIC ops (whose output grid is fixed): its range is chosen
     // against the error after the sigmoid, where values beyond about ±6 no longer matter.
-    for t in logistic_inputs(model)
-        .into_iter()
-        .filter(|_| logistic_range)
-    {
+    for t in logistic_in.into_iter().filter(|_| logistic_range) {
         let (Some(s), Some(&range)) = (stats.tensors.get(&t), plan.ranges.get(&t)) else {
             continue;
         };
@@ -206,13 +342,19 @@ pub fn assign_params(
 
     // Group ranges and fixed parameters.
     let mut group_range: HashMap<usize, (f32, f32)> = HashMap::new();
+    let mut group_range_i16: HashMap<usize, (f32, f32)> = HashMap::new();
     let mut group_fixed: HashMap<usize, (f32, i32)> = HashMap::new();
     for &t in &activations {
         let g = uf.find(t);
-        let (lo, hi) = plan.ranges[&t];
-        let e = group_range.entry(g).or_insert((lo, hi));
-        e.0 = e.0.min(lo);
-        e.1 = e.1.max(hi);
+        for (ranges, group) in [
+            (&plan.ranges, &mut group_range),
+            (&ranges_i16, &mut group_range_i16),
+        ] {
+            let (lo, hi) = ranges[&t];
+            let e = group.entry(g).or_insert((lo, hi));
+            e.0 = e.0.min(lo);
+            e.1 = e.1.max(hi);
+        }
         if let Some(&f) = fixed.get(&t) {
             if let Some(&other) = group_fixed.get(&g)
                 && other != f
@@ -231,6 +373,20 @@ pub fn assign_params(
         let g = uf.find(t);
         let next_id = group_ids.len();
         let id = *group_ids.entry(g).or_insert(next_id);
+        if id == plan.groups.len() {
+            let int16 = if group_fixed.contains_key(&g) {
+                LOGISTIC_OUTPUT_I16
+            } else {
+                let (lo, hi) = group_range_i16[&g];
+                qparams_i16(lo, hi)
+            };
+            plan.groups.push(GroupParams {
+                members: Vec::new(),
+                int8: (0.0, 0),
+                int16,
+            });
+        }
+        plan.groups[id].members.push(t);
         let params = match group_params.get(&g) {
             Some(&p) => p,
             None => {
@@ -268,12 +424,14 @@ pub fn assign_params(
                 p
             }
         };
+        plan.groups[id].int8 = params;
         plan.params.insert(
             t,
             ActParams {
                 scale: params.0,
                 zero_point: params.1,
                 group: id,
+                dtype: TensorType::Int8,
             },
         );
     }
@@ -294,22 +452,28 @@ fn f32s(bytes: &[u8]) -> Vec<f32> {
         .collect()
 }
 
-/// Per-channel symmetric weights and the matching int32 bias.
+/// Per-channel symmetric weights and the matching int32 or int64 bias.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QuantizedLayer {
     /// Weights, same layout as the float weights.
     pub weights: Vec<i8>,
     /// Scale per output channel.
     pub weight_scales: Vec<f32>,
-    /// Bias (one per output channel).
-    pub bias: Vec<i32>,
+    /// Bias (one per output channel), within int32 for int8 operators.
+    pub bias: Vec<i64>,
     /// Bias scale per output channel (`s_in·s_w[c]`).
     pub bias_scales: Vec<f32>,
 }
 
-/// Quantises float weights `[Cout, …]` per output channel to `[-127, 127]` and the bias to int32
-/// at `s_in·s_w[c]`. A channel's scale grows where needed so that its bias fits in int32.
-pub fn quantize_layer(weights: &[f32], bias: &[f32], input_scale: f32) -> QuantizedLayer {
+/// Quantises float weights `[Cout, …]` per output channel to `[-127, 127]` and the bias at
+/// `s_in·s_w[c]`: int32 for int8 operators (a channel's scale grows where needed so that its
+/// bias fits), int64 for 16x8 operators (`wide_bias`).
+pub fn quantize_layer(
+    weights: &[f32],
+    bias: &[f32],
+    input_scale: f32,
+    wide_bias: bool,
+) -> QuantizedLayer {
     let n_out = bias.len().max(1);
     let per = weights.len() / n_out;
     let mut layer = QuantizedLayer {
@@ -319,11 +483,17 @@ pub fn quantize_layer(weights: &[f32], bias: &[f32], input_scale: f32) -> Quanti
         bias_scales: Vec::with_capacity(n_out),
     };
     let s_in = f64::from(input_scale);
+    let bias_limit = if wide_bias {
+        // Well inside int64 and exactly representable in f64.
+        (1i64 << 62) as f64
+    } else {
+        f64::from(i32::MAX - 1)
+    };
     for (c, chunk) in weights.chunks(per.max(1)).enumerate().take(n_out) {
         let max_abs = chunk.iter().fold(0.0f32, |m, &w| m.max(w.abs()));
         let b = f64::from(bias.get(c).copied().unwrap_or(0.0));
         let mut scale = f64::from(max_abs) / 127.0;
-        let bias_floor = b.abs() / (s_in * f64::from(i32::MAX - 1));
+        let bias_floor = b.abs() / (s_in * bias_limit);
         if scale < bias_floor {
             scale = bias_floor;
         }
@@ -338,27 +508,28 @@ pub fn quantize_layer(weights: &[f32], bias: &[f32], input_scale: f32) -> Quanti
                 .map(|&w| (f64::from(w) / s).round().clamp(-127.0, 127.0) as i8),
         );
         let bias_scale = s_in * s;
-        layer.bias.push(
-            (b / bias_scale)
-                .round()
-                .clamp(f64::from(i32::MIN + 1), f64::from(i32::MAX - 1)) as i32,
-        );
+        layer
+            .bias
+            .push((b / bias_scale).round().clamp(-bias_limit, bias_limit) as i64);
         layer.weight_scales.push(scale);
         layer.bias_scales.push(bias_scale as f32);
     }
     layer
 }
 
-/// The int8 model and how its activation tensors correspond to the float model's.
+/// A quantised model and how its activation tensors correspond to the float model's.
 #[derive(Debug, Clone)]
-pub struct Int8Model {
-    /// The int8 model.
+pub struct QuantizedModel {
+    /// The quantised model.
     pub model: Model,
-    /// (float tensor index, int8 tensor index) of every activation tensor, in execution order
-    /// (the model input first).
+    /// (float tensor index, quantised tensor index) of every activation tensor, in execution
+    /// order (the model input first). A tensor converted by a QUANTIZE op is paired with its
+    /// original precision's tensor.
     pub activations: Vec<(usize, usize)>,
     /// Per CONV_2D / TRANSPOSE_CONV op index: its output channels' weight scales.
     pub weight_scales: HashMap<usize, Vec<f32>>,
+    /// QUANTIZE ops added between precisions (and at the model IO).
+    pub conversions: usize,
 }
 
 fn unquantisable(model: &Model, op_index: usize, reason: impl Into<String>) -> QuantError {
@@ -369,44 +540,102 @@ fn unquantisable(model: &Model, op_index: usize, reason: impl Into<String>) -> Q
     }
 }
 
-/// Rebuilds `graph` as a fully int8 model. `bias_delta` (op index → per-channel float bias
-/// correction) is added to the float bias before quantisation.
-pub fn build_int8(
-    graph: &FloatGraph,
-    plan: &ParamPlan,
-    bias_delta: &HashMap<usize, Vec<f32>>,
-    description: &str,
-) -> Result<Int8Model, QuantError> {
-    let model = &graph.model;
-    let sg = &model.subgraphs[0];
-    let mut b = ModelBuilder::new();
-    let mut map: HashMap<usize, i32> = HashMap::new();
-    let mut activations = Vec::new();
-    let mut weight_scales = HashMap::new();
-    let act = |b: &mut ModelBuilder,
-               map: &mut HashMap<usize, i32>,
-               t: usize,
-               input: bool|
-     -> Result<i32, QuantError> {
-        if let Some(&n) = map.get(&t) {
-            return Ok(n);
-        }
-        let src = &sg.tensors[t];
-        let p = plan.params.get(&t).ok_or_else(|| {
+/// Builds the quantised tensors and the QUANTIZE ops between precisions.
+struct Tensors<'a> {
+    graph: &'a FloatGraph,
+    plan: &'a ParamPlan,
+    b: ModelBuilder,
+    map: HashMap<usize, i32>,
+    converted: HashMap<(usize, TensorType), i32>,
+    conversions: usize,
+}
+
+impl Tensors<'_> {
+    fn params(&self, t: usize) -> Result<&ActParams, QuantError> {
+        self.plan.params.get(&t).ok_or_else(|| {
             QuantError::UnsupportedModel(format!(
                 "tensor `{}` has no quantisation parameters",
-                src.name
+                self.graph.model.subgraphs[0].tensors[t].name
             ))
-        })?;
+        })
+    }
+
+    /// The quantised tensor of float tensor `t` in its own precision.
+    fn get(&mut self, t: usize, input: bool) -> Result<i32, QuantError> {
+        if let Some(&n) = self.map.get(&t) {
+            return Ok(n);
+        }
+        let p = *self.params(t)?;
+        let src = &self.graph.model.subgraphs[0].tensors[t];
         let q = Some(Quantization::per_tensor(p.scale, i64::from(p.zero_point)));
         let n = if input {
-            b.add_input(&src.name, &src.shape, TensorType::Int8, q)
+            self.b.add_input(&src.name, &src.shape, p.dtype, q)
         } else {
-            b.add_activation(&src.name, &src.shape, TensorType::Int8, q)
+            self.b.add_activation(&src.name, &src.shape, p.dtype, q)
         };
-        map.insert(t, n);
+        self.map.insert(t, n);
         Ok(n)
+    }
+
+    /// The quantised tensor of `t` in `dtype`: itself, or a QUANTIZE op's output (made once).
+    fn get_as(&mut self, t: usize, dtype: TensorType) -> Result<i32, QuantError> {
+        let own = self.get(t, false)?;
+        let p = *self.params(t)?;
+        if p.dtype == dtype {
+            return Ok(own);
+        }
+        if let Some(&n) = self.converted.get(&(t, dtype)) {
+            return Ok(n);
+        }
+        let (scale, zp) = self.plan.groups[p.group].params(dtype);
+        let src = &self.graph.model.subgraphs[0].tensors[t];
+        let name = format!("{}_{}", src.name, type_suffix(dtype));
+        let n = self.b.add_activation(
+            &name,
+            &src.shape,
+            dtype,
+            Some(Quantization::per_tensor(scale, i64::from(zp))),
+        );
+        self.b
+            .add_op(BuiltinOp::QUANTIZE, BuiltinOptions::None, &[own], &[n]);
+        self.conversions += 1;
+        self.converted.insert((t, dtype), n);
+        Ok(n)
+    }
+}
+
+fn type_suffix(dtype: TensorType) -> &'static str {
+    if dtype == TensorType::Int16 {
+        "int16"
+    } else {
+        "int8"
+    }
+}
+
+/// Rebuilds `graph` as a quantised model in the precisions of `plan` (every operator in its
+/// output's precision; QUANTIZE ops where an input has the other one). `io` sets the type of
+/// the model input and output (`None`: their own precision; otherwise a QUANTIZE op converts
+/// where they differ). `bias_delta` (op index → per-channel float bias correction) is added to
+/// the float bias before quantisation.
+pub fn build_quantized(
+    graph: &FloatGraph,
+    plan: &ParamPlan,
+    io: Option<TensorType>,
+    bias_delta: &HashMap<usize, Vec<f32>>,
+    description: &str,
+) -> Result<QuantizedModel, QuantError> {
+    let model = &graph.model;
+    let sg = &model.subgraphs[0];
+    let mut tensors = Tensors {
+        graph,
+        plan,
+        b: ModelBuilder::new(),
+        map: HashMap::new(),
+        converted: HashMap::new(),
+        conversions: 0,
     };
+    let mut activations = Vec::new();
+    let mut weight_scales = HashMap::new();
     let const_f32 = |t: i32| -> Option<Vec<f32>> {
         let t = usize::try_from(t).ok()?;
         if sg.tensors[t].dtype != TensorType::Float32 {
@@ -415,10 +644,34 @@ pub fn build_int8(
         model.tensor_data(0, t).map(f32s)
     };
     let input = sg.inputs[0] as usize;
-    let new_input = act(&mut b, &mut map, input, true)?;
-    activations.push((input, new_input as usize));
+    let input_type = tensors.params(input)?.dtype;
+    match io.filter(|&t| t != input_type) {
+        None => {
+            let new_input = tensors.get(input, true)?;
+            activations.push((input, new_input as usize));
+        }
+        Some(io_type) => {
+            // The model input in the IO type, converted to the first layer's precision.
+            let p = *tensors.params(input)?;
+            let (scale, zp) = plan.groups[p.group].params(io_type);
+            let src = &sg.tensors[input];
+            let outer = tensors.b.add_input(
+                &format!("{}_{}", src.name, type_suffix(io_type)),
+                &src.shape,
+                io_type,
+                Some(Quantization::per_tensor(scale, i64::from(zp))),
+            );
+            let inner = tensors.get(input, false)?;
+            tensors
+                .b
+                .add_op(BuiltinOp::QUANTIZE, BuiltinOptions::None, &[outer], &[inner]);
+            tensors.conversions += 1;
+            activations.push((input, inner as usize));
+        }
+    }
     for (op_index, op) in sg.operators.iter().enumerate() {
         let out = op.outputs[0] as usize;
+        let op_type = tensors.params(out)?.dtype;
         let mut inputs: Vec<i32> = Vec::with_capacity(op.inputs.len());
         match op.op {
             BuiltinOp::CONV_2D | BuiltinOp::TRANSPOSE_CONV => {
@@ -469,9 +722,12 @@ pub fn build_int8(
                         *b += d;
                     }
                 }
-                let x_new = act(&mut b, &mut map, x as usize, false)?;
-                let s_in = plan.params[&(x as usize)].scale;
-                let layer = quantize_layer(&weights, &bias, s_in);
+                let x_new = tensors.get_as(x as usize, op_type)?;
+                let x_params = tensors.params(x as usize)?;
+                let s_in = plan.groups[x_params.group].params(op_type).0;
+                let wide = op_type == TensorType::Int16;
+                let layer = quantize_layer(&weights, &bias, s_in, wide);
+                let b = &mut tensors.b;
                 let wq = b.add_const_i8(
                     &w_tensor.name,
                     &w_tensor.shape,
@@ -484,15 +740,20 @@ pub fn build_int8(
                     format!("{}_bias", sg.tensors[out].name)
                 };
                 // CONV_2D needs a bias; TRANSPOSE_CONV keeps its bias only if it had one.
-                let bq = if is_conv || has_bias {
-                    b.add_const_i32(
+                let bias_quant = Some(Quantization::per_axis(layer.bias_scales.clone(), 0));
+                let bq = if !(is_conv || has_bias) {
+                    -1
+                } else if wide {
+                    b.add_const(
                         &bias_name,
                         &[n_out as i32],
-                        &layer.bias,
-                        Some(Quantization::per_axis(layer.bias_scales.clone(), 0)),
+                        TensorType::Int64,
+                        layer.bias.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                        bias_quant,
                     )
                 } else {
-                    -1
+                    let narrow: Vec<i32> = layer.bias.iter().map(|&v| v as i32).collect();
+                    b.add_const_i32(&bias_name, &[n_out as i32], &narrow, bias_quant)
                 };
                 weight_scales.insert(op_index, layer.weight_scales);
                 if is_conv {
@@ -525,9 +786,9 @@ pub fn build_int8(
                     let tu = t as usize;
                     let src = &sg.tensors[tu];
                     match model.tensor_data(0, tu) {
-                        None => inputs.push(act(&mut b, &mut map, tu, false)?),
+                        None => inputs.push(tensors.get_as(tu, op_type)?),
                         Some(data) if op.op == BuiltinOp::RESHAPE && slot == 1 => {
-                            inputs.push(b.add_const(
+                            inputs.push(tensors.b.add_const(
                                 &src.name,
                                 &src.shape,
                                 src.dtype,
@@ -535,7 +796,10 @@ pub fn build_int8(
                                 None,
                             ));
                         }
-                        Some(data) if matches!(op.op, BuiltinOp::ADD | BuiltinOp::MUL) => {
+                        Some(data)
+                            if matches!(op.op, BuiltinOp::ADD | BuiltinOp::MUL)
+                                && op_type == TensorType::Int8 =>
+                        {
                             if src.dtype != TensorType::Float32 {
                                 return Err(unquantisable(
                                     model,
@@ -552,7 +816,7 @@ pub fn build_int8(
                                 .iter()
                                 .map(|&v| ((v / scale).round() as i32 + zp).clamp(-128, 127) as i8)
                                 .collect();
-                            inputs.push(b.add_const_i8(
+                            inputs.push(tensors.b.add_const_i8(
                                 &src.name,
                                 &src.shape,
                                 &q,
@@ -564,8 +828,9 @@ pub fn build_int8(
                                 model,
                                 op_index,
                                 format!(
-                                    "constant input {slot} (`{}`) is not supported for this op",
-                                    src.name
+                                    "constant input {slot} (`{}`) is not supported for this op in {}",
+                                    src.name,
+                                    type_suffix(op_type)
                                 ),
                             ));
                         }
@@ -573,24 +838,36 @@ pub fn build_int8(
                 }
             }
         }
-        let out_new = act(&mut b, &mut map, out, false)?;
+        let out_new = tensors.get(out, false)?;
         activations.push((out, out_new as usize));
-        b.add_op(op.op, op.options.clone(), &inputs, &[out_new]);
+        tensors
+            .b
+            .add_op(op.op, op.options.clone(), &inputs, &[out_new]);
     }
     let output = sg.outputs[0] as usize;
-    let new_output = *map.get(&output).ok_or_else(|| {
-        QuantError::UnsupportedModel("the model output is not produced by any operator".into())
-    })?;
+    if !tensors.map.contains_key(&output) {
+        return Err(QuantError::UnsupportedModel(
+            "the model output is not produced by any operator".into(),
+        ));
+    }
+    let new_output = match io {
+        Some(io_type) => tensors.get_as(output, io_type)?,
+        None => tensors.get(output, false)?,
+    };
+    let Tensors {
+        mut b, conversions, ..
+    } = tensors;
     b.set_outputs(&[new_output]);
     b.set_description(description);
-    let mut int8 = b.finish();
-    if let Some(s) = int8.subgraphs.first_mut() {
+    let mut quantized = b.finish();
+    if let Some(s) = quantized.subgraphs.first_mut() {
         s.name = "main".into();
     }
-    Ok(Int8Model {
-        model: int8,
+    Ok(QuantizedModel {
+        model: quantized,
         activations,
         weight_scales,
+        conversions,
     })
 }
 
@@ -602,18 +879,18 @@ mod tests {
     fn weights_are_symmetric_per_channel_and_bias_uses_the_product_scale() {
         // Two output channels of 3 weights.
         let w = [0.5, -1.0, 0.25, 0.01, 0.03, -0.04];
-        let layer = quantize_layer(&w, &[0.1, -0.2], 0.05);
+        let layer = quantize_layer(&w, &[0.1, -0.2], 0.05, false);
         assert_eq!(&layer.weights[..3], &[64, -127, 32]);
         assert_eq!(&layer.weights[3..], &[32, 95, -127]);
         assert!((layer.weight_scales[0] - 1.0 / 127.0).abs() < 1e-9);
         let expected = (0.1f64 / (0.05f64 * f64::from(layer.weight_scales[0]))).round() as i32;
-        assert_eq!(layer.bias[0], expected);
+        assert_eq!(layer.bias[0], i64::from(expected));
         assert!(layer.weights.iter().all(|&q| q >= -127));
     }
 
     #[test]
     fn an_all_zero_channel_gets_a_usable_scale() {
-        let layer = quantize_layer(&[0.0, 0.0], &[0.3], 0.1);
+        let layer = quantize_layer(&[0.0, 0.0], &[0.3], 0.1, false);
         assert!(layer.weight_scales[0] > 0.0);
         assert_eq!(layer.weights, vec![0, 0]);
         let back = layer.bias[0] as f32 * layer.bias_scales[0];
@@ -622,8 +899,13 @@ mod tests {
 
     #[test]
     fn a_huge_bias_still_fits_in_int32() {
-        let layer = quantize_layer(&[1e-6], &[1e6], 1e-4);
-        let back = f64::from(layer.bias[0]) * f64::from(layer.bias_scales[0]);
+        let layer = quantize_layer(&[1e-6], &[1e6], 1e-4, false);
+        assert!(i32::try_from(layer.bias[0]).is_ok());
+        let back = layer.bias[0] as f64 * f64::from(layer.bias_scales[0]);
         assert!((back - 1e6).abs() / 1e6 < 1e-3, "{back}");
+        // The same layer with int64 bias keeps its weight scale.
+        let wide = quantize_layer(&[1e-6], &[1e6], 1e-4, true);
+        assert!(wide.bias[0] > i64::from(i32::MAX));
+        assert!(wide.weight_scales[0] < layer.weight_scales[0]);
     }
 }

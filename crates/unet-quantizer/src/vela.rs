@@ -2,6 +2,7 @@
 //! workspace's one Vela door) and keeps what the quantizer reports: operators left on the CPU and
 //! the estimated inference time (an estimate of Vela's performance model, not a measurement).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use crate::error::QuantError;
@@ -39,4 +40,31 @@ pub fn compile(model: &Path, accelerator: &str, out_dir: &Path) -> Result<VelaRe
         inference_ms: Some(estimate.inference_ms),
         command: compiled.command,
     })
+}
+
+/// The accelerator `--precision mixed` prices its choices on (the smallest of the targets).
+pub const COST_ACCELERATOR: &str = "ethos-u55-256";
+
+/// Compiles `model` for `accelerator` into `out_dir` with Vela's per-layer estimate and returns
+/// each layer's cycles, keyed by the tensor the layer writes, and the estimated inference time
+/// in ms.
+pub fn layer_cycles(
+    model: &tflite_writer::Model,
+    accelerator: &str,
+    out_dir: &Path,
+) -> Result<(HashMap<String, f64>, f64), QuantError> {
+    let path = out_dir.join("model.tflite");
+    let bytes = tflite_writer::write_model(model)?;
+    artifact_io::write_atomic(&path, &bytes)?;
+    let mut job = vela_runner::VelaJob::new(&path, accelerator, out_dir);
+    job.per_layer = true;
+    let compiled = job.run().map_err(|e| QuantError::Tool {
+        tool: "vela",
+        detail: e.to_string(),
+    })?;
+    let mut cycles = HashMap::new();
+    for layer in compiled.layers {
+        *cycles.entry(layer.name).or_default() += layer.cycles;
+    }
+    Ok((cycles, compiled.estimate.inference_ms))
 }

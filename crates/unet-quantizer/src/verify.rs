@@ -1,12 +1,13 @@
-//! Verification on held-out data: the float and the int8 model run side by side on our runtime;
-//! per-tensor SQNR (int8 dequantised vs f32), output SQNR, Dice of both against the ground truth
-//! and the agreement of their masks.
+//! Verification on held-out data: the float and the quantised model (int8, 16x8 or mixed) run
+//! side by side on our runtime; per-tensor SQNR (dequantised vs f32), output SQNR, Dice of both
+//! against the ground truth and the agreement of their masks.
 
 use std::collections::HashMap;
 
 use serde::Serialize;
-use tflite_runtime::{Interpreter, KernelTier, Options, TensorData};
-use tflite_writer::Model;
+use tflite_runtime::npy::NpyData;
+use tflite_runtime::{Interpreter, KernelTier, Options, RuntimeError, TensorData, TensorInfo};
+use tflite_writer::{Model, TensorType};
 
 use crate::calibrate::parallel_chunks;
 use crate::dataset::EvalSet;
@@ -34,10 +35,125 @@ pub fn quantize_input(values: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
         .collect()
 }
 
+/// [`quantize_input`] for int16 tensors (clamped to int16).
+pub fn quantize_input_i16(values: &[f32], scale: f32, zero_point: i32) -> Vec<i16> {
+    values
+        .iter()
+        .map(|&x| {
+            ((x / scale).round() as i32)
+                .saturating_add(zero_point)
+                .clamp(-32768, 32767) as i16
+        })
+        .collect()
+}
+
+/// A quantised model input: int8 or int16 values.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QuantInput {
+    /// int8 values.
+    I8(Vec<i8>),
+    /// int16 values.
+    I16(Vec<i16>),
+}
+
+impl QuantInput {
+    /// Quantises `values` for a model input described by `info` (int8 or int16, per tensor).
+    pub fn for_tensor(values: &[f32], info: &TensorInfo) -> Result<QuantInput, QuantError> {
+        let (scale, zp) = info.per_tensor_quant().ok_or_else(|| {
+            QuantError::UnsupportedModel(format!(
+                "the model input `{}` has no per-tensor quantisation",
+                info.name
+            ))
+        })?;
+        match info.dtype {
+            TensorType::Int8 => Ok(QuantInput::I8(quantize_input(values, scale, zp))),
+            TensorType::Int16 => Ok(QuantInput::I16(quantize_input_i16(values, scale, zp))),
+            other => Err(QuantError::UnsupportedModel(format!(
+                "the model input `{}` is {other:?}, expected INT8 or INT16",
+                info.name
+            ))),
+        }
+    }
+
+    /// Sets it as input `i` of `rt`.
+    pub fn set(&self, rt: &mut Interpreter, i: usize) -> Result<(), RuntimeError> {
+        match self {
+            QuantInput::I8(v) => rt.set_input(i, v),
+            QuantInput::I16(v) => rt.set_input(i, v),
+        }
+    }
+
+    /// `(Σ f², Σ (f − scale·(q − zp))²)` against the float values `f` ([`signal_noise`]).
+    pub fn signal_noise(&self, f: &[f32], scale: f32, zero_point: i32) -> (f64, f64) {
+        match self {
+            QuantInput::I8(v) => signal_noise(f, v, scale, zero_point),
+            QuantInput::I16(v) => signal_noise(f, v, scale, zero_point),
+        }
+    }
+
+    /// Several inputs as one `.npy` payload `[n, len]` (all of one type).
+    pub fn batch_npy(inputs: &[QuantInput]) -> Result<NpyData, QuantError> {
+        let mixed = || QuantError::UnsupportedModel("inputs of different types".into());
+        match inputs.first() {
+            Some(QuantInput::I16(_)) => Ok(NpyData::I16(
+                inputs
+                    .iter()
+                    .map(|x| match x {
+                        QuantInput::I16(v) => Ok(v.as_slice()),
+                        QuantInput::I8(_) => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .concat(),
+            )),
+            _ => Ok(NpyData::I8(
+                inputs
+                    .iter()
+                    .map(|x| match x {
+                        QuantInput::I8(v) => Ok(v.as_slice()),
+                        QuantInput::I16(_) => Err(mixed()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?
+                    .concat(),
+            )),
+        }
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            QuantInput::I8(v) => v.len(),
+            QuantInput::I16(v) => v.len(),
+        }
+    }
+
+    /// True when it holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// `(Σ f², Σ (f − scale·(q − zp))²)` of an int8 or int16 tensor `q` observed by the runtime
+/// (`None` for other types).
+pub fn observed_signal_noise(
+    f: &[f32],
+    q: TensorData<'_>,
+    scale: f32,
+    zero_point: i32,
+) -> Option<(f64, f64)> {
+    match q {
+        TensorData::I8(q) => Some(signal_noise(f, q, scale, zero_point)),
+        TensorData::I16(q) => Some(signal_noise(f, q, scale, zero_point)),
+        _ => None,
+    }
+}
+
 /// `(Σ f², Σ (f − scale·(q − zp))²)`: eight f32 lanes over blocks of 256 values, each block's
 /// sums added in f64 (vectorised, and the f32 partial sums stay short enough to be exact to
 /// ~1e-5 relative).
-pub fn signal_noise(f: &[f32], q: &[i8], scale: f32, zero_point: i32) -> (f64, f64) {
+pub fn signal_noise<Q: Copy>(f: &[f32], q: &[Q], scale: f32, zero_point: i32) -> (f64, f64)
+where
+    f32: From<Q>,
+{
     const LANES: usize = 8;
     const BLOCK: usize = 256;
     let (mut signal, mut noise) = (0.0f64, 0.0f64);
@@ -97,7 +213,7 @@ pub struct Accuracy {
     /// Mean Dice of the float model vs the ground truth.
     pub dice_fp32: f64,
     /// Mean Dice of the int8 model vs the ground truth.
-    pub dice_int8: f64,
+    pub dice_quantized: f64,
     /// Fraction of pixels where the int8 and float masks (threshold 0.5) agree.
     pub mask_agreement: f64,
     /// Per activation tensor, in execution order (empty when not requested).
@@ -105,9 +221,9 @@ pub struct Accuracy {
 }
 
 impl Accuracy {
-    /// `dice_int8 − dice_fp32`.
+    /// `dice_quantized − dice_fp32`.
     pub fn dice_delta(&self) -> f64 {
-        self.dice_int8 - self.dice_fp32
+        self.dice_quantized - self.dice_fp32
     }
 }
 
@@ -121,7 +237,7 @@ struct Partial {
     out_signal: f64,
     out_noise: f64,
     dice_fp32: f64,
-    dice_int8: f64,
+    dice_quantized: f64,
     agree: u64,
     pixels: u64,
     samples: usize,
@@ -156,7 +272,19 @@ pub fn float_outputs(
     Ok(parts.concat())
 }
 
-/// Output SQNR of `int8` against known float outputs (`float_outputs[i]` for `images[i]`), in
+/// The per-tensor quantisation of a quantised model's output.
+fn output_quant(rt: &Interpreter) -> Result<(f32, i32), QuantError> {
+    rt.output_info(0)
+        .ok()
+        .and_then(|i| i.per_tensor_quant())
+        .ok_or_else(|| {
+            QuantError::UnsupportedModel(
+                "the quantised model output has no per-tensor quantisation".into(),
+            )
+        })
+}
+
+/// Output SQNR of `int8` (any quantised model) against known float outputs (`float_outputs[i]` for `images[i]`), in
 /// dB (`None`: identical). Runs only the int8 model.
 pub fn output_sqnr(
     int8: &Model,
@@ -171,29 +299,25 @@ pub fn output_sqnr(
             ..Options::default()
         },
     )
-    .map_err(QuantError::runtime("int8 model"))?;
-    let quant = |info: Result<&tflite_runtime::TensorInfo, tflite_runtime::RuntimeError>,
-                 what: &str| {
-        info.ok().and_then(|i| i.per_tensor_quant()).ok_or_else(|| {
-            QuantError::UnsupportedModel(format!(
-                "the int8 model {what} has no per-tensor quantisation"
-            ))
-        })
-    };
-    let input_q = quant(int8_proto.input_info(0), "input")?;
-    let output_q = quant(int8_proto.output_info(0), "output")?;
+    .map_err(QuantError::runtime("quantised model"))?;
+    let input_info = int8_proto
+        .input_info(0)
+        .map_err(QuantError::runtime("quantised model input"))?
+        .clone();
+    let output_q = output_quant(&int8_proto)?;
     let items: Vec<(&Vec<f32>, &Vec<f32>)> = images.iter().zip(float_outputs).collect();
-    let parts = parallel_chunks(int8, "int8 scoring", &items, threads, |rt, part| {
+    let parts = parallel_chunks(int8, "quantised scoring", &items, threads, |rt, part| {
         let (mut signal, mut noise) = (0.0f64, 0.0f64);
         for (image, reference) in part {
-            rt.set_input(0, &quantize_input(image, input_q.0, input_q.1))
-                .map_err(QuantError::runtime("int8 input"))?;
-            rt.invoke().map_err(QuantError::runtime("int8 run"))?;
+            QuantInput::for_tensor(image, &input_info)?
+                .set(rt, 0)
+                .map_err(QuantError::runtime("quantised input"))?;
+            rt.invoke().map_err(QuantError::runtime("quantised run"))?;
             let out = rt
-                .output::<i8>(0)
-                .map_err(QuantError::runtime("int8 output"))?;
-            for (&f, &q) in reference.iter().zip(out) {
-                let d = output_q.0 * (i32::from(q) - output_q.1) as f32;
+                .output_data(0)
+                .map_err(QuantError::runtime("quantised output"))?
+                .to_f32_vec(Some(output_q));
+            for (&f, &d) in reference.iter().zip(&out) {
                 signal += f64::from(f) * f64::from(f);
                 noise += f64::from(f - d) * f64::from(f - d);
             }
@@ -222,25 +346,18 @@ pub fn evaluate(
         kernels: KernelTier::Best,
         ..Options::default()
     };
-    let int8_proto = Interpreter::new(int8, options).map_err(QuantError::runtime("int8 model"))?;
-    let input_q = int8_proto
+    let int8_proto =
+        Interpreter::new(int8, options).map_err(QuantError::runtime("quantised model"))?;
+    let input_info = int8_proto
         .input_info(0)
-        .ok()
-        .and_then(|i| i.per_tensor_quant())
-        .ok_or_else(|| {
-            QuantError::UnsupportedModel(
-                "the int8 model input has no per-tensor quantisation".into(),
-            )
-        })?;
-    let output_q = int8_proto
-        .output_info(0)
-        .ok()
-        .and_then(|i| i.per_tensor_quant())
-        .ok_or_else(|| {
-            QuantError::UnsupportedModel(
-                "the int8 model output has no per-tensor quantisation".into(),
-            )
-        })?;
+        .map_err(QuantError::runtime("quantised model input"))?
+        .clone();
+    let input_q = input_info.per_tensor_quant().ok_or_else(|| {
+        QuantError::UnsupportedModel(
+            "the quantised model input has no per-tensor quantisation".into(),
+        )
+    })?;
+    let output_q = output_quant(&int8_proto)?;
     let int8_to_float: HashMap<usize, usize> = activations.iter().map(|&(f, q)| (q, f)).collect();
     let cache: Vec<Option<&Vec<f32>>> = match float_cache {
         Some(c) if !per_tensor && c.len() == eval.images.images.len() => {
@@ -299,23 +416,20 @@ pub fn evaluate(
                             .to_vec()
                     }
                 };
-                let q_in = quantize_input(image, input_q.0, input_q.1);
+                let q_in = QuantInput::for_tensor(image, &input_info)?;
                 if per_tensor {
-                    let (s, n) = signal_noise(image, &q_in, input_q.0, input_q.1);
+                    let (s, n) = q_in.signal_noise(image, input_q.0, input_q.1);
                     *acc.signal.entry(float_input).or_default() += s;
                     *acc.noise.entry(float_input).or_default() += n;
                 }
-                int8_rt
-                    .set_input(0, &q_in)
-                    .map_err(QuantError::runtime("int8 input"))?;
+                q_in.set(&mut int8_rt, 0)
+                    .map_err(QuantError::runtime("quantised input"))?;
                 if per_tensor {
                     let signal = &mut acc.signal;
                     let noise = &mut acc.noise;
                     int8_rt
                         .invoke_with_observer(&mut |obs| {
-                            let (TensorData::I8(q), Some((scale, zp))) =
-                                (obs.data, obs.tensor.per_tensor_quant())
-                            else {
+                            let Some((scale, zp)) = obs.tensor.per_tensor_quant() else {
                                 return;
                             };
                             let Some(&f_idx) = int8_to_float.get(&obs.tensor.index) else {
@@ -324,23 +438,23 @@ pub fn evaluate(
                             let Some(f) = float_values.get(&f_idx) else {
                                 return;
                             };
-                            let (s, n) = signal_noise(f, q, scale, zp);
+                            let Some((s, n)) = observed_signal_noise(f, obs.data, scale, zp)
+                            else {
+                                return;
+                            };
                             *signal.entry(f_idx).or_default() += s;
                             *noise.entry(f_idx).or_default() += n;
                         })
-                        .map_err(QuantError::runtime("int8 evaluation run"))?;
+                        .map_err(QuantError::runtime("quantised evaluation run"))?;
                 } else {
                     int8_rt
                         .invoke()
-                        .map_err(QuantError::runtime("int8 evaluation run"))?;
+                        .map_err(QuantError::runtime("quantised evaluation run"))?;
                 }
-                let q_out = int8_rt
-                    .output::<i8>(0)
-                    .map_err(QuantError::runtime("int8 output"))?;
-                let deq: Vec<f32> = q_out
-                    .iter()
-                    .map(|&q| output_q.0 * (i32::from(q) - output_q.1) as f32)
-                    .collect();
+                let deq = int8_rt
+                    .output_data(0)
+                    .map_err(QuantError::runtime("quantised output"))?
+                    .to_f32_vec(Some(output_q));
                 for (&f, &d) in float_out.iter().zip(&deq) {
                     acc.out_signal += f64::from(f) * f64::from(f);
                     acc.out_noise += f64::from(f - d) * f64::from(f - d);
@@ -350,7 +464,7 @@ pub fn evaluate(
                 }
                 acc.pixels += float_out.len() as u64;
                 acc.dice_fp32 += checked_dice("fp32", &float_out, mask)?;
-                acc.dice_int8 += checked_dice("int8", &deq, mask)?;
+                acc.dice_quantized += checked_dice("int8", &deq, mask)?;
                 acc.samples += 1;
             }
             Ok(acc)
@@ -367,7 +481,7 @@ pub fn evaluate(
         total.out_signal += p.out_signal;
         total.out_noise += p.out_noise;
         total.dice_fp32 += p.dice_fp32;
-        total.dice_int8 += p.dice_int8;
+        total.dice_quantized += p.dice_quantized;
         total.agree += p.agree;
         total.pixels += p.pixels;
         total.samples += p.samples;
@@ -398,7 +512,7 @@ pub fn evaluate(
         data: eval.images.description.clone(),
         output_sqnr_db: sqnr_db(total.out_signal, total.out_noise),
         dice_fp32: total.dice_fp32 / n,
-        dice_int8: total.dice_int8 / n,
+        dice_quantized: total.dice_quantized / n,
         mask_agreement: total.agree as f64 / total.pixels.max(1) as f64,
         per_tensor: per_tensor_rows,
     })
@@ -434,6 +548,25 @@ mod tests {
         let (s2, n2) = signal_noise(&f, &q, 0.05, 7);
         assert!((s2 / s - 1.0).abs() < 1e-5, "{s2} vs {s}");
         assert!((n2 / n - 1.0).abs() < 1e-3, "{n2} vs {n}");
+    }
+
+    #[test]
+    fn int16_inputs_round_like_int8_and_clamp_to_int16() {
+        assert_eq!(
+            quantize_input_i16(&[0.25, -0.25, 1e6, -1e6], 0.5, 0),
+            vec![1, -1, 32767, -32768]
+        );
+        let info = TensorInfo {
+            index: 0,
+            name: "x".into(),
+            shape: vec![2],
+            dtype: TensorType::Int16,
+            quantization: Some(tflite_writer::Quantization::per_tensor(0.5, 0)),
+        };
+        assert_eq!(
+            QuantInput::for_tensor(&[1.0, -2.0], &info).unwrap(),
+            QuantInput::I16(vec![2, -4])
+        );
     }
 
     #[test]
