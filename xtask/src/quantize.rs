@@ -498,7 +498,9 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
                     .out
                     .join("quant_checks")
                     .join(format!("{}_{accelerator}", o.precision));
-                o.report.vela.push(vela::compile(&checked, accelerator, &dir)?);
+                o.report
+                    .vela
+                    .push(vela::compile(&checked, accelerator, &dir)?);
             }
         }
         if precisions.len() > 1 {
@@ -518,7 +520,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         achieved_s: start.elapsed().as_secs_f64() - checks_s,
     };
     for (i, o) in outcomes.iter_mut().enumerate() {
-        o.report.compute_floor = Some(floor.clone());
+        o.report.compute_floor = Some(floor);
         if i == 0 {
             o.report.precisions = rows.clone();
             for (name, text) in o.report.files()? {
@@ -558,7 +560,10 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     {
         println!("{}", first.report.precision_table());
     }
-    let written: Vec<String> = model_paths.iter().map(|p| p.display().to_string()).collect();
+    let written: Vec<String> = model_paths
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     println!(
         "wrote {}, {}, and the reports in {} ({:.2} s)",
         fp32_path.display(),
@@ -607,7 +612,6 @@ fn precision_row(
         tflite_runtime::Options {
             kernels: tflite_runtime::KernelTier::Best,
             threads: 1,
-            ..tflite_runtime::Options::default()
         },
     )?;
     let info = rt.input_info(0)?.clone();

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use unet_data::{DataConfig, Split};
 use unet_quantizer::dataset::from_source;
-use unet_quantizer::verify::quantize_input;
+use unet_quantizer::verify::QuantInput;
 use unet_quantizer::{Method, QuantConfig, litert, quantize, vela};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -44,14 +44,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .timings_s
         .insert("total (before optional checks)".into(), whole);
     if litert::available().is_ok() {
-        let q = &int8.subgraphs[0].tensors[int8.subgraphs[0].inputs[0] as usize];
-        let qp = q.quantization.clone().ok_or("no input quantisation")?;
-        let inputs: Vec<Vec<i8>> = evaluation
+        let rt = tflite_runtime::Interpreter::new(&int8, tflite_runtime::Options::default())?;
+        let info = rt.input_info(0)?.clone();
+        let inputs = evaluation
             .images
             .images
             .iter()
-            .map(|x| quantize_input(x, qp.scale[0], qp.zero_point[0] as i32))
-            .collect();
+            .map(|x| QuantInput::for_tensor(x, &info))
+            .collect::<Result<Vec<_>, _>>()?;
         let r = litert::compare(&int8, &int8_path, &inputs, &out.join("checks"))?;
         report.litert_bit_exact = Some(format!(
             "{} slices, {} values, {} mismatches (max |diff| {} LSB)",

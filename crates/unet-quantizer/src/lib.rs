@@ -388,7 +388,8 @@ pub fn quantize_all(
                 } else {
                     plan.in_precision(precision)
                 };
-                let description = format!("{precision} U-Net (unet-quantizer, observer {observer})");
+                let description =
+                    format!("{precision} U-Net (unet-quantizer, observer {observer})");
                 let model = time(&mut timings, "rewrite", || {
                     build_quantized(&graph, &plan_p, config.io, &HashMap::new(), &description)
                 })?;
@@ -430,7 +431,14 @@ pub fn quantize_all(
         report.io = [sg.inputs[0], sg.outputs[0]]
             .map(|t| format!("{:?}", sg.tensors[t as usize].dtype).to_lowercase())
             .join(" -> ");
-        fill_tensor_rows(&mut report, &graph, &stats, &plan_p, &model, accuracy.as_ref());
+        fill_tensor_rows(
+            &mut report,
+            &graph,
+            &stats,
+            &plan_p,
+            &model,
+            accuracy.as_ref(),
+        );
         report.accuracy = accuracy;
         report.parameters = tflite_runtime::synth::parameter_count(&model.model);
         for op in &sg.operators {
@@ -509,7 +517,11 @@ fn mixed_compiled_cost(
         &HashMap::new(),
         "mixed precision cost check",
     )?;
-    let (_, ms) = vela::layer_cycles(&model.model, vela::COST_ACCELERATOR, &dir.join("mixed_check"))?;
+    let (_, ms) = vela::layer_cycles(
+        &model.model,
+        vela::COST_ACCELERATOR,
+        &dir.join("mixed_check"),
+    )?;
     Ok(ms / int8_ms)
 }
 

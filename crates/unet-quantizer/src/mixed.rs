@@ -89,11 +89,7 @@ impl GroupCosts {
             .iter()
             .enumerate()
             .map(|(g, group)| {
-                let m: f64 = group
-                    .members
-                    .iter()
-                    .filter_map(|t| by_output.get(t))
-                    .sum();
+                let m: f64 = group.members.iter().filter_map(|t| by_output.get(t)).sum();
                 (g, m)
             })
             .collect();
@@ -185,7 +181,11 @@ impl MixedChoice {
             chosen.len(),
             self.probes.len(),
             chosen.join(", "),
-            db(self.steps.last().and_then(|s| s.sqnr_db).or(self.int8_sqnr_db)),
+            db(self
+                .steps
+                .last()
+                .and_then(|s| s.sqnr_db)
+                .or(self.int8_sqnr_db)),
             db(self.int8_sqnr_db),
             db(self.int16x8_sqnr_db),
             self.target_db,
@@ -196,11 +196,12 @@ impl MixedChoice {
             },
             100.0 * self.steps.last().map_or(0.0, |s| s.cost_fraction),
             self.cost_source,
-            self.compiled_cost_fraction.map_or(String::new(), |c| format!(
-                "; compiled: {:.1} % ({} step(s) undone to fit)",
-                100.0 * c,
-                self.steps_undone
-            ))
+            self.compiled_cost_fraction
+                .map_or(String::new(), |c| format!(
+                    "; compiled: {:.1} % ({} step(s) undone to fit)",
+                    100.0 * c,
+                    self.steps_undone
+                ))
         )
     }
 }

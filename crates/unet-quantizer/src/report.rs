@@ -262,7 +262,10 @@ impl QuantReport {
         for a in &accelerators {
             let _ = write!(s, " Vela {a} ms (CPU ops) |");
         }
-        let _ = write!(s, " LiteRT BUILTIN_REF |\n|---|---|---|---|---|---|---|---|---|---|");
+        let _ = write!(
+            s,
+            " LiteRT BUILTIN_REF |\n|---|---|---|---|---|---|---|---|---|---|"
+        );
         for _ in &accelerators {
             s.push_str("---|");
         }
@@ -448,11 +451,7 @@ impl QuantReport {
             self.parameters,
             self.removed_float_ops
         );
-        let ops: Vec<String> = self
-            .ops
-            .iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect();
+        let ops: Vec<String> = self.ops.iter().map(|(k, v)| format!("{k}×{v}")).collect();
         let _ = writeln!(s, "- {} ops: {}", self.precision, ops.join(", "));
         if let Some(l) = &self.litert_bit_exact {
             let _ = writeln!(s, "- LiteRT BUILTIN_REF vs tflite-runtime: {l}");

@@ -662,9 +662,12 @@ pub fn build_quantized(
                 Some(Quantization::per_tensor(scale, i64::from(zp))),
             );
             let inner = tensors.get(input, false)?;
-            tensors
-                .b
-                .add_op(BuiltinOp::QUANTIZE, BuiltinOptions::None, &[outer], &[inner]);
+            tensors.b.add_op(
+                BuiltinOp::QUANTIZE,
+                BuiltinOptions::None,
+                &[outer],
+                &[inner],
+            );
             tensors.conversions += 1;
             activations.push((input, inner as usize));
         }

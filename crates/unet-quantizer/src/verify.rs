@@ -438,8 +438,7 @@ pub fn evaluate(
                             let Some(f) = float_values.get(&f_idx) else {
                                 return;
                             };
-                            let Some((s, n)) = observed_signal_noise(f, obs.data, scale, zp)
-                            else {
+                            let Some((s, n)) = observed_signal_noise(f, obs.data, scale, zp) else {
                                 return;
                             };
                             *signal.entry(f_idx).or_default() += s;

@@ -7,7 +7,9 @@ use tflite_writer::{
 };
 use unet_data::{DataConfig, SourceKind, Split};
 use unet_quantizer::dataset::{EvalSet, ImageSet, from_source};
-use unet_quantizer::{Method, Observer, QuantConfig, QuantError, quantize};
+use unet_quantizer::{
+    Method, Observer, Precision, QuantConfig, QuantError, quantize, quantize_all,
+};
 
 const SIZE: usize = 32;
 
@@ -601,4 +603,175 @@ fn concatenation_equalisation_and_the_logistic_range_raise_output_sqnr() {
             .summary()
             .contains("chosen against the error after the sigmoid")
     );
+}
+
+/// Every operator's activation inputs have its output's type (no op mixes precisions), and every
+/// QUANTIZE op converts between two different types.
+fn check_precisions_meet_only_at_quantize_ops(model: &Model) -> usize {
+    let sg = &model.subgraphs[0];
+    let mut quantize_ops = 0;
+    for (i, op) in sg.operators.iter().enumerate() {
+        let out = sg.tensors[op.outputs[0] as usize].dtype;
+        let activations: Vec<TensorType> = op
+            .inputs
+            .iter()
+            .filter(|&&t| t >= 0 && model.tensor_data(0, t as usize).is_none())
+            .map(|&t| sg.tensors[t as usize].dtype)
+            .collect();
+        if op.op == BuiltinOp::QUANTIZE {
+            quantize_ops += 1;
+            assert_ne!(
+                activations,
+                vec![out],
+                "op {i}: a QUANTIZE that converts nothing"
+            );
+        } else {
+            assert!(
+                activations.iter().all(|&t| t == out),
+                "op {i} {:?} mixes {activations:?} -> {out:?}",
+                op.op
+            );
+        }
+    }
+    quantize_ops
+}
+
+fn precision_config(precisions: Vec<Precision>) -> QuantConfig {
+    QuantConfig {
+        precisions,
+        ..config(Method::Fixed(Observer::MinMax))
+    }
+}
+
+#[test]
+fn int16x8_quantises_every_activation_to_symmetric_int16_with_int64_bias() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 8).images;
+    let outcomes = quantize_all(
+        &float,
+        &calib,
+        &precision_config(vec![Precision::Int8, Precision::Int16x8]),
+    )
+    .expect("quantize");
+    let (int8, int16x8) = (&outcomes[0], &outcomes[1]);
+    let model = &int16x8.model;
+    let sg = &model.subgraphs[0];
+    assert_eq!(check_precisions_meet_only_at_quantize_ops(model), 0);
+    assert_eq!(int16x8.report.conversions, 0);
+    for op in &sg.operators {
+        let out = &sg.tensors[op.outputs[0] as usize];
+        assert_eq!(out.dtype, TensorType::Int16, "{}", out.name);
+        let (scale, zp) = quant_of(model, op.outputs[0]);
+        assert_eq!(zp, 0, "{}: int16 activations are symmetric", out.name);
+        if op.op == BuiltinOp::LOGISTIC {
+            assert_eq!(scale, 1.0 / 32768.0);
+        }
+        if op.op == BuiltinOp::CONV_2D {
+            let bias = &sg.tensors[op.inputs[2] as usize];
+            assert_eq!(bias.dtype, TensorType::Int64, "{}", bias.name);
+            assert_eq!(
+                sg.tensors[op.inputs[1] as usize].dtype,
+                TensorType::Int8,
+                "weights stay int8"
+            );
+        }
+    }
+    for t in [sg.inputs[0], sg.outputs[0]] {
+        assert_eq!(sg.tensors[t as usize].dtype, TensorType::Int16);
+    }
+    // Same calibration, same weights: int16 activations must beat int8 ones.
+    let sqnr = |o: &unet_quantizer::QuantOutcome| {
+        o.report
+            .accuracy
+            .as_ref()
+            .and_then(|a| a.output_sqnr_db)
+            .expect("finite output SQNR")
+    };
+    assert!(
+        sqnr(int16x8) > sqnr(int8) + 3.0,
+        "int16x8 {} dB vs int8 {} dB",
+        sqnr(int16x8),
+        sqnr(int8)
+    );
+    assert_eq!(int16x8.report.precision, "int16x8");
+    assert!(int16x8.report.tensors.iter().all(|t| t.dtype == "int16"));
+}
+
+#[test]
+fn io_int8_on_int16x8_adds_exactly_the_two_io_conversions() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 8).images;
+    let config = QuantConfig {
+        io: Some(TensorType::Int8),
+        ..precision_config(vec![Precision::Int16x8])
+    };
+    let (model, report) = quantize(&float, &calib, &config).expect("quantize");
+    let sg = &model.subgraphs[0];
+    assert_eq!(check_precisions_meet_only_at_quantize_ops(&model), 2);
+    assert_eq!(report.conversions, 2);
+    assert_eq!(report.io, "int8 -> int8");
+    for t in [sg.inputs[0], sg.outputs[0]] {
+        assert_eq!(sg.tensors[t as usize].dtype, TensorType::Int8);
+    }
+    assert!(report.accuracy.is_some_and(|a| a.output_sqnr_db.is_some()));
+}
+
+#[test]
+fn mixed_keeps_int8_where_it_does_not_limit_and_converts_only_at_precision_borders() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 16).images;
+    let outcomes = quantize_all(
+        &float,
+        &calib,
+        &precision_config(vec![Precision::Int8, Precision::Mixed]),
+    )
+    .expect("quantize");
+    let mixed = &outcomes[1];
+    let choice = mixed.report.mixed.as_ref().expect("the mixed choice");
+    let quantize_ops = check_precisions_meet_only_at_quantize_ops(&mixed.model);
+    assert_eq!(quantize_ops, mixed.report.conversions);
+    // On this model the int8 output limits: some unit moves to int16, with QUANTIZE ops around it.
+    assert!(
+        !choice.steps.is_empty() && quantize_ops > 0,
+        "{}",
+        choice.line()
+    );
+    // Every unit was probed, each step improved the measured SQNR and stayed within the budget.
+    assert!(!choice.probes.is_empty());
+    let mut last = choice.int8_sqnr_db.unwrap_or(f64::INFINITY);
+    for step in &choice.steps {
+        let s = step.sqnr_db.unwrap_or(f64::INFINITY);
+        assert!(s > last, "{choice:?}");
+        last = s;
+        assert!(step.cost_fraction <= unet_quantizer::mixed::COST_BUDGET + 1e-9);
+    }
+    // The chosen groups, and only they, are int16 in the model's report.
+    let int16: Vec<&str> = mixed
+        .report
+        .tensors
+        .iter()
+        .filter(|t| t.dtype == "int16")
+        .map(|t| t.name.as_str())
+        .collect();
+    let chosen: Vec<&str> = choice
+        .probes
+        .iter()
+        .filter(|p| p.chosen)
+        .flat_map(|p| p.tensors.iter().map(String::as_str))
+        .collect();
+    assert_eq!(int16.len(), chosen.len(), "{int16:?} vs {chosen:?}");
+    assert!(chosen.iter().all(|t| int16.contains(t)));
+    assert!(mixed.report.accuracy.is_some());
+}
+
+#[test]
+fn bias_correction_outside_int8_is_refused_with_the_reason() {
+    let float = float_unet(4);
+    let calib = data(SourceKind::Synthetic, Split::Train, 4).images;
+    let config = QuantConfig {
+        bias_correction: true,
+        ..precision_config(vec![Precision::Int16x8])
+    };
+    let err = quantize(&float, &calib, &config).expect_err("refused");
+    assert!(err.to_string().contains("int8 only"), "{err}");
 }
