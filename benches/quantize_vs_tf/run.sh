@@ -45,9 +45,16 @@ ours=$(python3 -c "print(round($end - $start, 3))")
 
 extra=()
 models=(--model "ours int8=$OUT/ours/unet_int8.tflite" --model "TF int8=$OUT/tf_int8.tflite")
+reports=(--report "ours int8=$OUT/ours/quant_report.json")
 if [ "${INT16X8:-0}" = 1 ]; then
   extra=(--int16x8)
-  models+=(--model "TF 16x8=$OUT/tf_int16x8.tflite")
+  # Ours in int16x8 and mixed, from the same 100 calibration slices (a second, untimed run).
+  "$XTASK" quantize --model "$OUT/tf_fp32.tflite" --out "$OUT/ours16" --calib npy \
+    --data-path "$OUT/calib.npy" --precision int16x8,mixed --vela | tee "$OUT/ours16.log"
+  models+=(--model "ours int16x8=$OUT/ours16/unet_int16x8.tflite" \
+    --model "ours mixed=$OUT/ours16/unet_mixed.tflite" --model "TF 16x8=$OUT/tf_int16x8.tflite")
+  reports+=(--report "ours int16x8=$OUT/ours16/quant_report.json" \
+    --report "ours mixed=$OUT/ours16/quant_report_mixed.json")
 fi
 # TensorFlow prints its own lines to stdout during conversion; the JSON is the last line.
 tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py convert --calib "$OUT/calib.npy" --out "$OUT" \
@@ -55,7 +62,7 @@ tf_json=$(python3 benches/quantize_vs_tf/tf_quantize.py convert --calib "$OUT/ca
 echo "$tf_json"
 
 python3 benches/quantize_vs_tf/compare.py --fp32 "$OUT/tf_fp32.tflite" "${models[@]}" \
-  --report "ours int8=$OUT/ours/quant_report.json" \
+  "${reports[@]}" \
   --images "$OUT/test_images.npy" --masks "$OUT/test_masks.npy" --out "$OUT/accuracy.json" \
   | tee "$OUT/accuracy.md"
 
@@ -98,10 +105,18 @@ lines = [
 if floor:
     lines.append(floor.group(0))
 lines.append("")
-lines.append("| model | output SQNR | Dice | mask agreement | size | ethos-u55-256 | ethos-u65-256 |")
-lines.append("|---|---|---|---|---|---|---|")
+lines.append("| model | output SQNR | Dice | mask agreement | size | ops (QUANTIZE) | ethos-u55-256 | ethos-u65-256 |")
+lines.append("|---|---|---|---|---|---|---|---|")
+from ai_edge_litert.interpreter import Interpreter
+def op_counts(path):
+    if not os.path.exists(path):
+        return "–"
+    ops = [o["op_name"] for o in Interpreter(model_path=path)._get_ops_details()]
+    return f"{len(ops)} ({ops.count('QUANTIZE')})"
 sizes = {"ours int8": os.path.join(out, "ours", "unet_int8.tflite"), "TF int8": os.path.join(out, "tf_int8.tflite"),
-         "TF 16x8": os.path.join(out, "tf_int16x8.tflite")}
+         "TF 16x8": os.path.join(out, "tf_int16x8.tflite"),
+         "ours int16x8": os.path.join(out, "ours16", "unet_int16x8.tflite"),
+         "ours mixed": os.path.join(out, "ours16", "unet_mixed.tflite")}
 for name, mm in m.items():
     def est(acc_name):
         e = vela.get(name, {}).get(acc_name)
@@ -110,7 +125,7 @@ for name, mm in m.items():
         return f"{e['inference_ms']:.2f} ms ({e['npu_ops']} NPU / {e['cpu_ops']} CPU ops)"
     size = os.path.getsize(sizes[name]) if name in sizes and os.path.exists(sizes[name]) else 0
     lines.append(f"| {name} | {mm['output_sqnr_db']:.2f} dB | {mm['dice']:.4f} | {100 * mm['mask_agreement']:.3f} % | "
-                 f"{size:,} B | {est('ethos-u55-256')} | {est('ethos-u65-256')} |")
+                 f"{size:,} B | {op_counts(sizes.get(name, ''))} | {est('ethos-u55-256')} | {est('ethos-u65-256')} |")
 open(os.path.join(out, "results.md"), "w").write("\n".join(lines) + "\n\n" + open(os.path.join(out, "accuracy.md")).read())
 print("\n".join(lines))
 PY

@@ -67,6 +67,10 @@ pub const DEFAULT_PERCENTILE: f64 = 99.99;
 /// calibration slices, whose float outputs the calibration pass kept (no second float run).
 pub const AUTO_SLICES: usize = 16;
 
+/// `--precision mixed` scores its candidates on this many calibration slices (more than `auto`:
+/// its choices differ by fractions of a dB).
+pub const MIXED_SLICES: usize = 48;
+
 /// Options of [`quantize`].
 #[derive(Debug, Clone)]
 pub struct QuantConfig {
@@ -261,7 +265,9 @@ pub fn quantize_all(
     } else {
         calibrate::Histograms::All
     };
-    let keep_outputs = if config.method == Method::Auto || precisions.contains(&Precision::Mixed) {
+    let keep_outputs = if precisions.contains(&Precision::Mixed) {
+        MIXED_SLICES.min(calib.images.len())
+    } else if config.method == Method::Auto {
         AUTO_SLICES.min(calib.images.len())
     } else {
         0
@@ -304,7 +310,7 @@ pub fn quantize_all(
             })?;
         }
         let score = if config.method == Method::Auto {
-            let n = stats.outputs.len();
+            let n = stats.outputs.len().min(AUTO_SLICES);
             Some(time(
                 &mut timings,
                 "select (auto): int8 candidates",
@@ -312,7 +318,7 @@ pub fn quantize_all(
                     verify::output_sqnr(
                         &int8.model,
                         &calib.images[..n],
-                        &stats.outputs,
+                        &stats.outputs[..n],
                         config.threads,
                     )
                 },
@@ -336,7 +342,7 @@ pub fn quantize_all(
             report.selection.push(MethodScore {
                 observer: c.0.to_string(),
                 output_sqnr_db: c.3.flatten(),
-                slices: stats.outputs.len(),
+                slices: stats.outputs.len().min(AUTO_SLICES),
                 chosen: i == best,
             });
         }
