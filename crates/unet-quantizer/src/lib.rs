@@ -1,9 +1,11 @@
-//! Post-training full-int8 quantisation of float TFLite U-Nets.
+//! Post-training quantisation of float TFLite U-Nets: full int8, TFLite's 16x8 (int16
+//! activations, int8 weights, int64 bias) and mixed int8/int16 ([`Precision`]).
 //!
 //! [`quantize`] takes a float model in the owned IR of `tflite-writer` (exported from the burn
 //! U-Net, or read from a `.tflite` made by TensorFlow's converter) and a representative dataset,
 //! and returns an int8 model with int8 input and output, per-channel int8 weights and int32
-//! bias, plus a [`QuantReport`]. Its stages, one module each:
+//! bias, plus a [`QuantReport`]; [`quantize_all`] returns every requested precision from one
+//! calibration ([`mixed`] chooses the int16 layers of `mixed`). Its stages, one module each:
 //!
 //! 1. [`graph`]: checks the model and folds shape-only subgraphs away (TRANSPOSE_CONV output
 //!    shapes become constants; no SHAPE/STRIDED_SLICE/PACK survives).
@@ -12,7 +14,7 @@
 //! 3. [`calibrate`]: runs the float model through `tflite-runtime`, observing every tensor.
 //! 4. [`observer`]: `minmax`, `percentile`, `mse` ranges (and the LOGISTIC input's range, chosen
 //!    after the sigmoid); `auto` picks by output SQNR on calibration slices.
-//! 5. [`rewrite`]: parameters under the TFLite int8 constraints (shared scales for max-pool,
+//! 5. [`rewrite`]: parameters under the TFLite int8 (and 16x8) constraints (shared scales for max-pool,
 //!    resize and concatenation, assigned to the producers so no requantise op is needed;
 //!    LOGISTIC at 1/256, −128; ReLU ranges from 0), weights and bias, and the int8 graph.
 //! 6. [`verify`]: per-tensor and output SQNR, Dice and mask agreement on held-out data.
