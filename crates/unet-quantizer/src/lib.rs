@@ -176,6 +176,24 @@ pub fn quantize_all(
     } else {
         config.precisions.clone()
     };
+    // Concatenation equalisation balances int8 activation grids at the cost of the weights'
+    // per-channel balance; 16x8 is bound by its int8 weights, so it is built from the model as
+    // it is (measured on TensorFlow's U-Net: 42.12 dB equalised, 43.72 dB not).
+    if config.equalize && precisions.contains(&Precision::Int16x8) {
+        let split = |keep: &dyn Fn(&Precision) -> bool, equalize: bool| QuantConfig {
+            precisions: precisions.iter().copied().filter(|p| keep(p)).collect(),
+            equalize,
+            ..config.clone()
+        };
+        let sixteen = split(&|&p| p == Precision::Int16x8, false);
+        let others = split(&|&p| p != Precision::Int16x8, true);
+        let mut built = quantize_all(float_model, calib, &sixteen)?;
+        if !others.precisions.is_empty() {
+            built.extend(quantize_all(float_model, calib, &others)?);
+        }
+        built.sort_by_key(|o| precisions.iter().position(|&p| p == o.precision));
+        return Ok(built);
+    }
     if config.bias_correction && precisions.iter().any(|&p| p != Precision::Int8) {
         return Err(QuantError::BadData {
             what: "options",
