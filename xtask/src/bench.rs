@@ -68,6 +68,15 @@ pub fn run_local(bench: &unet_bench::cli::BenchArgs) -> anyhow::Result<()> {
     let command: Vec<String> = std::iter::once("cargo xtask bench".to_string())
         .chain(std::env::args().skip(2))
         .collect();
+    if bench.model.len() > 1 {
+        let (report, paths) =
+            unet_bench::cli::run_models(bench, command).context("bench failed")?;
+        println!("\n{}", report.markdown_table());
+        for p in paths {
+            println!("wrote {}", p.display());
+        }
+        return Ok(());
+    }
     let (report, paths) = unet_bench::cli::run(bench, command).context("bench failed")?;
     println!("\n{}", report.markdown_table());
     for p in paths {
@@ -261,7 +270,10 @@ fn run_remote(args: &BenchArgs, host: &str) -> anyhow::Result<()> {
             b.seed,
         )?
     } else {
-        (b.model.clone(), b.float_model.clone())
+        let [model] = b.model.as_slice() else {
+            bail!("--remote runs one --model at a time");
+        };
+        (model.clone(), b.float_model.clone())
     };
     if !model.is_file() {
         bail!(

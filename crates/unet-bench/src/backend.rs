@@ -56,6 +56,15 @@ pub enum Output {
         /// Output zero point.
         zero_point: i32,
     },
+    /// Quantised probabilities of a 16x8 model.
+    Int16 {
+        /// The raw int16 values.
+        values: Vec<i16>,
+        /// Output scale.
+        scale: f32,
+        /// Output zero point.
+        zero_point: i32,
+    },
     /// Float probabilities.
     F32(Vec<f32>),
 }
@@ -65,6 +74,14 @@ impl Output {
     pub fn probabilities(&self) -> Vec<f32> {
         match self {
             Output::Int8 {
+                values,
+                scale,
+                zero_point,
+            } => values
+                .iter()
+                .map(|&q| scale * (i32::from(q) - zero_point) as f32)
+                .collect(),
+            Output::Int16 {
                 values,
                 scale,
                 zero_point,
@@ -91,7 +108,7 @@ impl Output {
                 tflite_runtime::reference::quantize::quantize_f32_i8(
                     scale, zero_point, &probs, &mut q,
                 );
-                (q, matches!(other, Output::F32(_)))
+                (q, !matches!(other, Output::Int8 { .. }))
             }
         }
     }

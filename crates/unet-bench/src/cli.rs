@@ -64,9 +64,11 @@ pub enum DataArg {
 /// Benchmark options (flags modelled on TFLite's `benchmark_model`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
-    /// The int8 `.tflite` (any model with one `[1,H,W,1]` input, including TensorFlow's converter's).
+    /// The quantised `.tflite` (any int8, 16x8 or mixed model with one `[1,H,W,1]` input,
+    /// including TensorFlow's converter's). Repeat it to compare models: each runs the whole
+    /// suite into OUT/<model>/, and models.md / models.svg put them side by side.
     #[arg(long, default_value = "artifacts/unet_int8.tflite")]
-    pub model: PathBuf,
+    pub model: Vec<PathBuf>,
     /// The float `.tflite` for rust-f32 / litert-f32.
     #[arg(long, default_value = "artifacts/unet_fp32.tflite")]
     pub float_model: PathBuf,
@@ -201,7 +203,16 @@ impl BenchArgs {
                 self.seed,
             )?
         } else {
-            (self.model.clone(), self.float_model.clone())
+            let model = match self.model.as_slice() {
+                [one] => one.clone(),
+                _ => {
+                    return Err(BenchError::Tool {
+                        tool: "unet-bench".into(),
+                        problem: "one suite runs one --model; several go through run_models".into(),
+                    });
+                }
+            };
+            (model, self.float_model.clone())
         };
         if !model.exists() {
             return Err(BenchError::BadInput {
@@ -261,6 +272,36 @@ impl BenchArgs {
             command,
         })
     }
+}
+
+/// Runs the suite once per `--model`, each into `OUT/<model>/`, then writes `models.json`,
+/// `models.md` and `models.svg` into `OUT` (see [`crate::models`]).
+pub fn run_models(
+    args: &BenchArgs,
+    command: Vec<String>,
+) -> Result<(crate::models::ModelsReport, Vec<PathBuf>), BenchError> {
+    let labels = crate::models::labels(&args.model);
+    let mut models = Vec::with_capacity(args.model.len());
+    let mut paths = Vec::new();
+    for (path, label) in args.model.iter().zip(labels) {
+        eprintln!("== {label}: {} ==", path.display());
+        let one = BenchArgs {
+            model: vec![path.clone()],
+            out: args.out.join(&label),
+            ..args.clone()
+        };
+        let (report, written) = run(&one, command.clone())?;
+        paths.extend(written);
+        models.push(crate::models::ModelRun {
+            label,
+            path: path.clone(),
+            report,
+        });
+    }
+    let report = crate::models::ModelsReport { command, models };
+    std::fs::create_dir_all(&args.out).map_err(|e| BenchError::io(&args.out, e))?;
+    paths.extend(report.write(&args.out)?);
+    Ok((report, paths))
 }
 
 /// Runs the suite described by `args`, writes the report files and returns the report with

@@ -23,6 +23,7 @@ pub mod cli;
 mod error;
 pub mod inputs;
 pub mod layers;
+pub mod models;
 mod native_stderr;
 pub mod report;
 pub mod stats;

@@ -81,7 +81,7 @@ fn litert_cpu_is_byte_identical_to_the_python_interpreter() {
             litert.invoke().expect("invoke");
             match litert.output().expect("output") {
                 Output::Int8 { values, .. } => ours.extend(values),
-                Output::F32(_) => panic!("int8 model gave float output"),
+                other => panic!("int8 model gave {other:?}"),
             }
         }
         let x_path = dir.path().join("x.npy");

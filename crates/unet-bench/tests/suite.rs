@@ -229,7 +229,7 @@ fn bad_inputs_are_clear_errors() {
     std::fs::write(&bogus, b"not a model").expect("write");
     let mut a = args(&out, &["--backends", "rust-int8"]);
     a.synth = false;
-    a.model = bogus.clone();
+    a.model = vec![bogus.clone()];
     let msg = unet_bench::cli::run(&a, vec![])
         .expect_err("bogus model")
         .to_string();
@@ -276,4 +276,81 @@ fn a_sweep_without_vela_leaves_the_measured_report() {
         "{paths:?}"
     );
     assert!(out.join("report.json").is_file());
+}
+
+#[test]
+fn several_models_share_one_table_and_one_chart() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("bench");
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/tf_unet");
+    let int8 = fixtures.join("tiny_unet_int8.tflite");
+    let int16x8 = fixtures.join("tiny_unet_16x8.tflite");
+    let argv = [
+        "unet-bench".to_string(),
+        "--model".into(),
+        int8.display().to_string(),
+        "--model".into(),
+        int16x8.display().to_string(),
+        "--float-model".into(),
+        fixtures.join("tiny_unet_fp32.tflite").display().to_string(),
+        "--backends".into(),
+        "rust-int8,litert:cpu".into(),
+        "--warmup".into(),
+        "1".into(),
+        "--runs".into(),
+        "3".into(),
+        "--slices".into(),
+        "2".into(),
+        "--layer-runs".into(),
+        "0".into(),
+        "--no-progress".into(),
+        "--out".into(),
+        out.display().to_string(),
+    ];
+    let a = Cli::parse_from(argv).bench;
+    let (report, paths) =
+        unet_bench::cli::run_models(&a, vec!["test".into()]).expect("both models benchmarked");
+    assert_eq!(report.models.len(), 2);
+    assert_eq!(report.models[0].label, "tiny_unet_int8");
+    assert_eq!(report.models[1].label, "tiny_unet_16x8");
+    // Our runtime runs both the int8 and the int16-IO 16x8 model.
+    for m in &report.models {
+        let row = m
+            .report
+            .rows
+            .iter()
+            .find(|r| r.backend == "rust-int8")
+            .expect("rust-int8 row");
+        assert_eq!(row.status, RowStatus::Measured, "{}: {row:?}", m.label);
+    }
+    // Where LiteRT runs the int8 model, it runs the int16 one through the same C API too.
+    let litert = |m: usize| {
+        report.models[m]
+            .report
+            .rows
+            .iter()
+            .find(|r| r.backend == "litert:cpu")
+            .expect("litert row")
+            .clone()
+    };
+    if litert(0).status == RowStatus::Measured {
+        let row = litert(1);
+        assert_eq!(row.status, RowStatus::Measured, "{row:?}");
+    } else {
+        eprintln!("skipped the LiteRT int16 check: {:?}", litert(0).reason);
+    }
+    let table = report.markdown_table();
+    assert!(table.contains("| rust-int8 | tiny_unet_16x8 |"), "{table}");
+    for name in ["models.json", "models.md", "models.svg"] {
+        assert!(paths.contains(&out.join(name)), "{name} in {paths:?}");
+        assert!(out.join(name).is_file());
+    }
+    for label in ["tiny_unet_int8", "tiny_unet_16x8"] {
+        assert!(out.join(label).join("report.json").is_file());
+    }
+    let svg = std::fs::read_to_string(out.join("models.svg")).expect("svg");
+    assert!(
+        svg.contains("tiny_unet_16x8"),
+        "the legend names each model"
+    );
 }

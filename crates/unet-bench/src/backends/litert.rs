@@ -136,6 +136,16 @@ const ENV_RUNTIME_LIBRARY_DIR: i32 = 22;
 const ENV_MIN_LOGGER_SEVERITY: i32 = 25;
 const ELEMENT_F32: i32 = 1;
 const ELEMENT_I8: i32 = 9;
+const ELEMENT_I16: i32 = 7;
+
+/// Bytes per element of the model's input/output type.
+fn element_bytes(dtype: TensorType) -> usize {
+    match dtype {
+        TensorType::Int8 => 1,
+        TensorType::Int16 => 2,
+        _ => 4,
+    }
+}
 const LOCK_READ: i32 = 0;
 const LOCK_WRITE: i32 = 1;
 
@@ -507,6 +517,7 @@ pub struct LiteRtEngine {
     session: Option<Session>,
     library_path: Option<PathBuf>,
     dtype: TensorType,
+    out_dtype: TensorType,
     input_quant: Option<(f32, i32)>,
     output_quant: Option<(f32, i32)>,
     n_input: usize,
@@ -529,6 +540,7 @@ impl LiteRtEngine {
             session: None,
             library_path: None,
             dtype: TensorType::Int8,
+            out_dtype: TensorType::Int8,
             input_quant: None,
             output_quant: None,
             n_input: 0,
@@ -780,10 +792,12 @@ impl LiteRtEngine {
                     "LiteRtGetCompiledModelOutputTensorLayouts",
                     (api.output_layouts)(s.compiled, 0, 1, &mut out_layout, true),
                 )?;
-                let element = match self.dtype {
+                let element_of = |dtype: TensorType| match dtype {
                     TensorType::Int8 => ELEMENT_I8,
+                    TensorType::Int16 => ELEMENT_I16,
                     _ => ELEMENT_F32,
                 };
+                let element = element_of(self.dtype);
                 let mut reqs: Handle = std::ptr::null_mut();
                 check(
                     "LiteRtGetCompiledModelInputBufferRequirements",
@@ -811,7 +825,7 @@ impl LiteRtEngine {
                     (api.requirements_size)(reqs, &mut s.output_bytes),
                 )?;
                 let ty = RankedTensorType {
-                    element_type: element,
+                    element_type: element_of(self.out_dtype),
                     layout: out_layout,
                 };
                 check(
@@ -848,9 +862,8 @@ impl LiteRtEngine {
         self.library_path = Some(lib);
         match self.open(lib_dir.as_deref()) {
             Ok(session) => {
-                let elem = if self.dtype == TensorType::Int8 { 1 } else { 4 };
-                if session.input_bytes < self.n_input * elem
-                    || session.output_bytes < self.n_output * elem
+                if session.input_bytes < self.n_input * element_bytes(self.dtype)
+                    || session.output_bytes < self.n_output * element_bytes(self.out_dtype)
                 {
                     let api = self
                         .api
@@ -1009,13 +1022,22 @@ impl Engine for LiteRtEngine {
                 .map(|q| (q.scale[0], q.zero_point[0] as i32))
         };
         self.dtype = input.dtype;
-        if !matches!(input.dtype, TensorType::Int8 | TensorType::Float32)
-            || input.dtype != output.dtype
+        self.out_dtype = output.dtype;
+        let float = |t: TensorType| t == TensorType::Float32;
+        let supported = |t: TensorType| {
+            matches!(
+                t,
+                TensorType::Int8 | TensorType::Int16 | TensorType::Float32
+            )
+        };
+        if !supported(input.dtype)
+            || !supported(output.dtype)
+            || float(input.dtype) != float(output.dtype)
         {
             return Err(LoadError::Failed(BenchError::UnsupportedModel {
                 path: self.cfg.model.clone(),
                 problem: format!(
-                    "input {:?} / output {:?}: only int8 or float32 models",
+                    "input {:?} / output {:?}: only int8/int16 or float32 models",
                     input.dtype, output.dtype
                 ),
             }));
@@ -1069,6 +1091,13 @@ impl Engine for LiteRtEngine {
                 );
                 staging.extend(q.iter().map(|&v| v as u8));
             }
+            (TensorType::Int16, Some((scale, zero_point))) => {
+                let mut q = vec![0i16; image.len()];
+                tflite_runtime::reference::quantize::quantize_f32_i16(
+                    scale, zero_point, image, &mut q,
+                );
+                staging.extend(q.iter().flat_map(|v| v.to_le_bytes()));
+            }
             _ => staging.extend(image.iter().flat_map(|v| v.to_le_bytes())),
         }
         self.staging = staging;
@@ -1086,7 +1115,7 @@ impl Engine for LiteRtEngine {
     }
 
     fn output(&mut self) -> Result<Output, BenchError> {
-        let elem = if self.dtype == TensorType::Int8 { 1 } else { 4 };
+        let elem = element_bytes(self.out_dtype);
         let n = self.n_output;
         let (api, s) = self.parts()?;
         let mut bytes = vec![0u8; n * elem];
@@ -1102,9 +1131,17 @@ impl Engine for LiteRtEngine {
             }
             check("LiteRtUnlockTensorBuffer", (api.unlock_buffer)(s.output))?;
         }
-        Ok(match (self.dtype, self.output_quant) {
+        Ok(match (self.out_dtype, self.output_quant) {
             (TensorType::Int8, Some((scale, zero_point))) => Output::Int8 {
                 values: bytes.into_iter().map(|b| b as i8).collect(),
+                scale,
+                zero_point,
+            },
+            (TensorType::Int16, Some((scale, zero_point))) => Output::Int16 {
+                values: bytes
+                    .chunks_exact(2)
+                    .map(|c| i16::from_le_bytes([c[0], c[1]]))
+                    .collect(),
                 scale,
                 zero_point,
             },

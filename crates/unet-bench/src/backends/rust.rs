@@ -17,10 +17,12 @@ pub struct RustEngine {
     input: Option<TensorInfo>,
     output: Option<TensorInfo>,
     quantized: Vec<i8>,
+    quantized16: Vec<i16>,
 }
 
 impl RustEngine {
-    /// An engine for `model_path`, which must have `want` (Int8 or Float32) input and output.
+    /// An engine for `model_path`, which must have `want` input: Float32, or Int8 for quantised
+    /// models (int8, and the int16 IO of 16x8 and mixed models).
     pub fn new(model_path: PathBuf, want: TensorType) -> Self {
         Self {
             model_path,
@@ -29,6 +31,7 @@ impl RustEngine {
             input: None,
             output: None,
             quantized: Vec::new(),
+            quantized16: Vec::new(),
         }
     }
 
@@ -75,7 +78,8 @@ impl Engine for RustEngine {
             .output_info(0)
             .map_err(BenchError::from)?
             .clone();
-        if input.dtype != self.want {
+        let quantised = |t: TensorType| matches!(t, TensorType::Int8 | TensorType::Int16);
+        if input.dtype != self.want && !(self.want == TensorType::Int8 && quantised(input.dtype)) {
             return Err(LoadError::Unavailable(format!(
                 "{} has a {:?} input, this backend runs {:?} models",
                 self.model_path.display(),
@@ -83,15 +87,16 @@ impl Engine for RustEngine {
                 self.want
             )));
         }
-        if input.dtype == TensorType::Int8
+        if quantised(input.dtype)
             && (input.per_tensor_quant().is_none() || output.per_tensor_quant().is_none())
         {
             return Err(LoadError::Failed(BenchError::UnsupportedModel {
                 path: self.model_path.clone(),
-                problem: "int8 input/output without per-tensor quantisation".into(),
+                problem: "quantised input/output without per-tensor quantisation".into(),
             }));
         }
         self.quantized = vec![0; input.num_elements()];
+        self.quantized16 = vec![0; input.num_elements()];
         self.input = Some(input);
         self.output = Some(output);
         self.interpreter = Some(interpreter);
@@ -123,6 +128,15 @@ impl Engine for RustEngine {
                 self.quantized = q;
                 r?;
             }
+            Some((scale, zero_point)) if input.dtype == TensorType::Int16 => {
+                let mut q = std::mem::take(&mut self.quantized16);
+                tflite_runtime::reference::quantize::quantize_f32_i16(
+                    scale, zero_point, image, &mut q,
+                );
+                let r = self.interpreter()?.set_input(0, &q);
+                self.quantized16 = q;
+                r?;
+            }
             _ => self.interpreter()?.set_input(0, image)?,
         }
         Ok(())
@@ -141,6 +155,11 @@ impl Engine for RustEngine {
         Ok(match (info.dtype, info.per_tensor_quant()) {
             (TensorType::Int8, Some((scale, zero_point))) => Output::Int8 {
                 values: interpreter.output::<i8>(0)?.to_vec(),
+                scale,
+                zero_point,
+            },
+            (TensorType::Int16, Some((scale, zero_point))) => Output::Int16 {
+                values: interpreter.output::<i16>(0)?.to_vec(),
                 scale,
                 zero_point,
             },
