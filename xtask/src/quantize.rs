@@ -118,6 +118,11 @@ pub struct QuantizeArgs {
     /// QUANTIZE op is added: int16 for int16x8, int8 for int8).
     #[arg(long)]
     pub io: Option<String>,
+    /// Choose the int8 weights by GPTQ (each weight's rounding error compensated on the weights
+    /// not yet rounded, against the layer's output on 16 calibration slices) instead of
+    /// rounding each to nearest.
+    #[arg(long)]
+    pub gptq: bool,
     /// Latency runs per precision for the per-precision table (our runtime and, with
     /// --litert, LiteRT XNNPACK); 0 skips the timing.
     #[arg(long, default_value_t = 5)]
@@ -428,6 +433,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         io,
         vela_dir: (args.vela && precisions.contains(&Precision::Mixed))
             .then(|| args.out.join("quant_checks")),
+        gptq: args.gptq,
     };
     let mut outcomes = quantize_all(&float, &calib, &config)?;
     for o in &mut outcomes {

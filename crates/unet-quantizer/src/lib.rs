@@ -33,6 +33,7 @@ pub mod dataset;
 pub mod equalize;
 mod error;
 pub mod floor;
+pub mod gptq;
 pub mod graph;
 pub mod litert;
 pub mod mixed;
@@ -105,6 +106,9 @@ pub struct QuantConfig {
     /// Where `mixed` may compile models with Arm Vela for its per-layer costs (`None`, or Vela
     /// missing: MAC-based costs).
     pub vela_dir: Option<PathBuf>,
+    /// Choose the int8 weights with [`gptq`] (output-error-compensating rounding on calibration
+    /// data) instead of rounding each to nearest.
+    pub gptq: bool,
 }
 
 impl Default for QuantConfig {
@@ -122,6 +126,7 @@ impl Default for QuantConfig {
             precisions: vec![Precision::Int8],
             io: None,
             vela_dir: None,
+            gptq: false,
         }
     }
 }
@@ -367,7 +372,16 @@ pub fn quantize_all(
             });
         }
     }
-    let (observer, plan, int8, _) = candidates.swap_remove(best);
+    let (observer, mut plan, mut int8, _) = candidates.swap_remove(best);
+    if config.gptq {
+        plan.rounded_weights = time(&mut timings, "GPTQ weight rounding", || {
+            gptq::round_weights(&graph, &calib.images, config.threads)
+        })?;
+        let description = format!("int8 U-Net (unet-quantizer, observer {observer}, GPTQ weights)");
+        int8 = time(&mut timings, "rewrite", || {
+            build_quantized(&graph, &plan, None, &HashMap::new(), &description)
+        })?;
+    }
     report.method = observer.to_string();
     report.warnings.extend(plan.warnings.iter().cloned());
     report.logistic_inputs = plan

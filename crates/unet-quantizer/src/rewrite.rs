@@ -134,6 +134,9 @@ pub struct ParamPlan {
     pub logistic_inputs: Vec<(String, LogisticFit)>,
     /// Sharing groups by id ([`ActParams::group`]).
     pub groups: Vec<GroupParams>,
+    /// Op index → int8 weights chosen by [`crate::gptq`] (instead of round-to-nearest; same
+    /// scales).
+    pub rounded_weights: HashMap<usize, Vec<i8>>,
 }
 
 impl ParamPlan {
@@ -467,12 +470,15 @@ pub struct QuantizedLayer {
 
 /// Quantises float weights `[Cout, …]` per output channel to `[-127, 127]` and the bias at
 /// `s_in·s_w[c]`: int32 for int8 operators (a channel's scale grows where needed so that its
-/// bias fits), int64 for 16x8 operators (`wide_bias`).
+/// bias fits), int64 for 16x8 operators (`wide_bias`). `rounded` gives the integers of
+/// channels whose scale is `max|w| / 127` (e.g. from [`crate::gptq`]); otherwise each weight is
+/// rounded to nearest.
 pub fn quantize_layer(
     weights: &[f32],
     bias: &[f32],
     input_scale: f32,
     wide_bias: bool,
+    rounded: Option<&[i8]>,
 ) -> QuantizedLayer {
     let n_out = bias.len().max(1);
     let per = weights.len() / n_out;
@@ -500,13 +506,20 @@ pub fn quantize_layer(
         if scale == 0.0 {
             scale = 1.0 / 127.0;
         }
+        let unbumped = scale == f64::from(max_abs) / 127.0;
         let scale = scale as f32;
         let s = f64::from(scale);
-        layer.weights.extend(
-            chunk
-                .iter()
-                .map(|&w| (f64::from(w) / s).round().clamp(-127.0, 127.0) as i8),
-        );
+        let given = rounded
+            .filter(|r| r.len() == weights.len() && unbumped && max_abs > 0.0)
+            .map(|r| &r[c * per..c * per + chunk.len()]);
+        match given {
+            Some(q) => layer.weights.extend_from_slice(q),
+            None => layer.weights.extend(
+                chunk
+                    .iter()
+                    .map(|&w| (f64::from(w) / s).round().clamp(-127.0, 127.0) as i8),
+            ),
+        }
         let bias_scale = s_in * s;
         layer
             .bias
@@ -729,7 +742,13 @@ pub fn build_quantized(
                 let x_params = tensors.params(x as usize)?;
                 let s_in = plan.groups[x_params.group].params(op_type).0;
                 let wide = op_type == TensorType::Int16;
-                let layer = quantize_layer(&weights, &bias, s_in, wide);
+                let layer = quantize_layer(
+                    &weights,
+                    &bias,
+                    s_in,
+                    wide,
+                    plan.rounded_weights.get(&op_index).map(Vec::as_slice),
+                );
                 let b = &mut tensors.b;
                 let wq = b.add_const_i8(
                     &w_tensor.name,
@@ -882,7 +901,7 @@ mod tests {
     fn weights_are_symmetric_per_channel_and_bias_uses_the_product_scale() {
         // Two output channels of 3 weights.
         let w = [0.5, -1.0, 0.25, 0.01, 0.03, -0.04];
-        let layer = quantize_layer(&w, &[0.1, -0.2], 0.05, false);
+        let layer = quantize_layer(&w, &[0.1, -0.2], 0.05, false, None);
         assert_eq!(&layer.weights[..3], &[64, -127, 32]);
         assert_eq!(&layer.weights[3..], &[32, 95, -127]);
         assert!((layer.weight_scales[0] - 1.0 / 127.0).abs() < 1e-9);
@@ -893,7 +912,7 @@ mod tests {
 
     #[test]
     fn an_all_zero_channel_gets_a_usable_scale() {
-        let layer = quantize_layer(&[0.0, 0.0], &[0.3], 0.1, false);
+        let layer = quantize_layer(&[0.0, 0.0], &[0.3], 0.1, false, None);
         assert!(layer.weight_scales[0] > 0.0);
         assert_eq!(layer.weights, vec![0, 0]);
         let back = layer.bias[0] as f32 * layer.bias_scales[0];
@@ -902,12 +921,12 @@ mod tests {
 
     #[test]
     fn a_huge_bias_still_fits_in_int32() {
-        let layer = quantize_layer(&[1e-6], &[1e6], 1e-4, false);
+        let layer = quantize_layer(&[1e-6], &[1e6], 1e-4, false, None);
         assert!(i32::try_from(layer.bias[0]).is_ok());
         let back = layer.bias[0] as f64 * f64::from(layer.bias_scales[0]);
         assert!((back - 1e6).abs() / 1e6 < 1e-3, "{back}");
         // The same layer with int64 bias keeps its weight scale.
-        let wide = quantize_layer(&[1e-6], &[1e6], 1e-4, true);
+        let wide = quantize_layer(&[1e-6], &[1e6], 1e-4, true, None);
         assert!(wide.bias[0] > i64::from(i32::MAX));
         assert!(wide.weight_scales[0] < layer.weight_scales[0]);
     }
