@@ -118,11 +118,11 @@ pub struct QuantizeArgs {
     /// QUANTIZE op is added: int16 for int16x8, int8 for int8).
     #[arg(long)]
     pub io: Option<String>,
-    /// Choose the int8 weights by GPTQ (each weight's rounding error compensated on the weights
-    /// not yet rounded, against the layer's output on 16 calibration slices) instead of
-    /// rounding each to nearest.
-    #[arg(long)]
-    pub gptq: bool,
+    /// Weight rounding: nearest; gptq (each weight's rounding error compensated on the weights
+    /// not yet rounded, against the layer's output on 16 calibration slices); auto (gptq for
+    /// operators with int16 activations, which their int8 weights limit; nearest for int8 ones).
+    #[arg(long, default_value = "auto")]
+    pub weight_rounding: String,
     /// Latency runs per precision for the per-precision table (our runtime and, with
     /// --litert, LiteRT XNNPACK); 0 skips the timing.
     #[arg(long, default_value_t = 5)]
@@ -433,7 +433,7 @@ pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
         io,
         vela_dir: (args.vela && precisions.contains(&Precision::Mixed))
             .then(|| args.out.join("quant_checks")),
-        gptq: args.gptq,
+        weight_rounding: args.weight_rounding.parse().map_err(anyhow::Error::msg)?,
     };
     let mut outcomes = quantize_all(&float, &calib, &config)?;
     for o in &mut outcomes {

@@ -240,8 +240,57 @@ fn patch_rows(layer: &Layer, x: &[f32]) -> (Vec<f32>, usize) {
     }
 }
 
+/// `Σ a·b` with eight independent partial sums (a plain `sum()` of floats is a sequential
+/// chain the compiler may not vectorise).
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    let mut acc = [0.0f64; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(x, y)| x * y)
+        .sum();
+    for (x, y) in ca.zip(cb) {
+        for i in 0..8 {
+            acc[i] += x[i] * y[i];
+        }
+    }
+    acc.iter().sum::<f64>() + tail
+}
+
+/// Per-output-channel scales exactly as round-to-nearest computes them
+/// (`rewrite::quantize_layer`: `max|w_c| / 127`, or 1/127 for an all-zero channel).
+fn channel_scales(weights: &[f32], n_out: usize) -> Vec<f64> {
+    let per = weights.len() / n_out.max(1);
+    weights
+        .chunks(per.max(1))
+        .take(n_out)
+        .map(|w| {
+            let max_abs = w.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
+            let s = if max_abs > 0.0 {
+                f64::from(max_abs) / 127.0
+            } else {
+                1.0 / 127.0
+            };
+            f64::from(s as f32)
+        })
+        .collect()
+}
+
 /// Rounds one layer's weights (`[n_out][k]`, row-major) given `H` (`[k][k]`, f64).
 fn round_layer(weights: &[f32], n_out: usize, hessian: &[f64], k: usize) -> Vec<i8> {
+    round_layer_scaled(weights, n_out, hessian, k, &channel_scales(weights, n_out))
+}
+
+/// [`round_layer`] with given per-channel scales.
+fn round_layer_scaled(
+    weights: &[f32],
+    n_out: usize,
+    hessian: &[f64],
+    k: usize,
+    scales: &[f64],
+) -> Vec<i8> {
     // Reversed coordinates: m[a][b] = H[k−1−a][k−1−b], wr[c][a] = w[c][k−1−a].
     let mean_diag = (0..k).map(|i| hessian[i * k + i]).sum::<f64>() / k.max(1) as f64;
     let damp = DAMPING * mean_diag.max(1e-12);
@@ -259,11 +308,7 @@ fn round_layer(weights: &[f32], n_out: usize, hessian: &[f64], k: usize) -> Vec<
     let mut l = vec![0.0f64; k * k];
     for i in 0..k {
         for j in 0..=i {
-            let dot: f64 = l[i * k..i * k + j]
-                .iter()
-                .zip(&l[j * k..j * k + j])
-                .map(|(a, b)| a * b)
-                .sum();
+            let dot = dot(&l[i * k..i * k + j], &l[j * k..j * k + j]);
             let s = m[i * k + j] - dot;
             if i == j {
                 l[i * k + i] = s.max(1e-12 * mean_diag.max(1e-12)).sqrt();
@@ -295,13 +340,7 @@ fn round_layer(weights: &[f32], n_out: usize, hessian: &[f64], k: usize) -> Vec<
     let mut out = vec![0i8; weights.len()];
     for c in 0..n_out {
         let w = &weights[c * per..(c + 1) * per];
-        let max_abs = w.iter().fold(0.0f32, |m, &v| m.max(v.abs()));
-        // The scale exactly as round-to-nearest computes it (`rewrite::quantize_layer`).
-        let scale = if max_abs > 0.0 {
-            f64::from((f64::from(max_abs) / 127.0) as f32)
-        } else {
-            f64::from((1.0f64 / 127.0) as f32)
-        };
+        let scale = scales[c];
         let mut wr: Vec<f64> = w.iter().rev().map(|&v| f64::from(v)).collect();
         // Column j of the original order is a = k−1−j here, processed from k−1 down to 0.
         for a in (0..k).rev() {
@@ -345,7 +384,8 @@ pub fn round_weights(
         images,
         threads,
         |rt, part| {
-            let mut grams: Vec<Vec<f32>> = layers.iter().map(|l| vec![0.0; l.cols * l.cols]).collect();
+            let mut grams: Vec<Vec<f32>> =
+                layers.iter().map(|l| vec![0.0; l.cols * l.cols]).collect();
             for image in part {
                 let mut add = |t: usize, x: &[f32]| {
                     for &i in by_input.get(&t).into_iter().flatten() {
@@ -394,26 +434,40 @@ pub fn round_weights(
                             continue;
                         };
                         let n_out = sg.tensors[w_t].shape[0].max(1) as usize;
-                        let (hessian, k) = match layer.patches {
-                            Patches::Conv { .. } => (hessians[i].clone(), layer.cols),
-                            Patches::Taps { taps } => {
-                                let c = layer.cols;
+                        let c = layer.cols;
+                        let rounded = match layer.patches {
+                            Patches::Conv { .. } if weights.len() == n_out * c => {
+                                round_layer(&weights, n_out, &hessians[i], c)
+                            }
+                            // Block-diagonal H: each tap's weights are rounded on their own.
+                            Patches::Taps { taps } if weights.len() == n_out * taps * c => {
                                 let k = taps * c;
-                                let mut full = vec![0.0f64; k * k];
+                                let mut out = vec![0i8; weights.len()];
                                 for tap in 0..taps {
-                                    for a in 0..c {
-                                        let dst = (tap * c + a) * k + tap * c;
-                                        full[dst..dst + c]
-                                            .copy_from_slice(&hessians[i][a * c..(a + 1) * c]);
+                                    let sub: Vec<f32> = (0..n_out)
+                                        .flat_map(|o| {
+                                            weights[o * k + tap * c..o * k + (tap + 1) * c]
+                                                .iter()
+                                                .copied()
+                                        })
+                                        .collect();
+                                    let q = round_layer_scaled(
+                                        &sub,
+                                        n_out,
+                                        &hessians[i],
+                                        c,
+                                        &channel_scales(&weights, n_out),
+                                    );
+                                    for o in 0..n_out {
+                                        out[o * k + tap * c..o * k + (tap + 1) * c]
+                                            .copy_from_slice(&q[o * c..(o + 1) * c]);
                                     }
                                 }
-                                (full, k)
+                                out
                             }
+                            _ => continue,
                         };
-                        if weights.len() != n_out * k {
-                            continue;
-                        }
-                        done.push((layer.op_index, round_layer(&weights, n_out, &hessian, k)));
+                        done.push((layer.op_index, rounded));
                     }
                     done
                 })

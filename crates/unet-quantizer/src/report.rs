@@ -141,6 +141,8 @@ pub struct QuantReport {
     pub bias_correction: bool,
     /// `int8`, `int16x8` or `mixed`.
     pub precision: String,
+    /// How the int8 weights were rounded.
+    pub weight_rounding: String,
     /// Model input and output types (`int8 -> int8`).
     pub io: String,
     /// QUANTIZE ops between precisions and at the IO.
@@ -319,8 +321,8 @@ impl QuantReport {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "precision: {} (IO {}, {} QUANTIZE ops between precisions and at the IO)",
-            self.precision, self.io, self.conversions
+            "precision: {} (IO {}, {} QUANTIZE ops between precisions and at the IO; weights: {})",
+            self.precision, self.io, self.conversions, self.weight_rounding
         );
         if let Some(m) = &self.mixed {
             let _ = writeln!(s, "{}", m.line());
@@ -438,8 +440,8 @@ impl QuantReport {
         }
         let _ = writeln!(
             s,
-            "- precision: **{}**; IO {}; {} QUANTIZE ops between precisions and at the IO",
-            self.precision, self.io, self.conversions
+            "- precision: **{}**; IO {}; {} QUANTIZE ops between precisions and at the IO; weights rounded: {}",
+            self.precision, self.io, self.conversions, self.weight_rounding
         );
         let _ = writeln!(
             s,

@@ -135,8 +135,11 @@ pub struct ParamPlan {
     /// Sharing groups by id ([`ActParams::group`]).
     pub groups: Vec<GroupParams>,
     /// Op index → int8 weights chosen by [`crate::gptq`] (instead of round-to-nearest; same
-    /// scales).
+    /// scales), used by operators with int16 activations, and by int8 ones with
+    /// `rounded_for_int8`.
     pub rounded_weights: HashMap<usize, Vec<i8>>,
+    /// Whether int8 operators use `rounded_weights` too.
+    pub rounded_for_int8: bool,
 }
 
 impl ParamPlan {
@@ -747,7 +750,10 @@ pub fn build_quantized(
                     &bias,
                     s_in,
                     wide,
-                    plan.rounded_weights.get(&op_index).map(Vec::as_slice),
+                    plan.rounded_weights
+                        .get(&op_index)
+                        .filter(|_| wide || plan.rounded_for_int8)
+                        .map(Vec::as_slice),
                 );
                 let b = &mut tensors.b;
                 let wq = b.add_const_i8(
