@@ -17,6 +17,8 @@
 //! 5. [`rewrite`]: parameters under the TFLite int8 (and 16x8) constraints (shared scales for max-pool,
 //!    resize and concatenation, assigned to the producers so no requantise op is needed;
 //!    LOGISTIC at 1/256, −128; ReLU ranges from 0), weights and bias, and the int8 graph.
+//!    [`gptq`] chooses the int8 weights of int16 operators (all with `--weight-rounding gptq`)
+//!    against each layer's output error; [`mixed`] chooses which groups go to int16.
 //! 6. [`verify`]: per-tensor and output SQNR, Dice and mask agreement on held-out data.
 //! 7. [`report`]: JSON, Markdown and the terminal summary; [`vela`] and [`litert`] run the
 //!    external checks (Arm Vela, LiteRT `BUILTIN_REF`).
