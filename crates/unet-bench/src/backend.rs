@@ -69,6 +69,17 @@ pub enum Output {
     F32(Vec<f32>),
 }
 
+/// `scale · (q − zero_point)` of every value.
+fn dequantize<Q: Copy>(values: &[Q], scale: f32, zero_point: i32) -> Vec<f32>
+where
+    i32: From<Q>,
+{
+    values
+        .iter()
+        .map(|&q| scale * (i32::from(q) - zero_point) as f32)
+        .collect()
+}
+
 impl Output {
     /// Probabilities in `[0, 1]`.
     pub fn probabilities(&self) -> Vec<f32> {
@@ -77,18 +88,12 @@ impl Output {
                 values,
                 scale,
                 zero_point,
-            } => values
-                .iter()
-                .map(|&q| scale * (i32::from(q) - zero_point) as f32)
-                .collect(),
+            } => dequantize(values, *scale, *zero_point),
             Output::Int16 {
                 values,
                 scale,
                 zero_point,
-            } => values
-                .iter()
-                .map(|&q| scale * (i32::from(q) - zero_point) as f32)
-                .collect(),
+            } => dequantize(values, *scale, *zero_point),
             Output::F32(v) => v.clone(),
         }
     }

@@ -31,6 +31,50 @@ struct Bar<'a> {
 
 type DrawResult<T> = Result<T, DrawingAreaErrorKind<std::io::Error>>;
 
+/// A horizontal-bar chart on `area` in the house style: `labels` on the y axis top to bottom
+/// (row `i` spans `i..i + 1`, labelled at its middle), `x` the value axis with `x_desc`.
+pub(crate) type BarChart<'a, 'b, R> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    unet_charts::plotters::coord::cartesian::Cartesian2d<
+        TickedCoord<R>,
+        TickedCoord<RangedCoordf64>,
+    >,
+>;
+
+/// Builds a [`BarChart`] and draws its background and mesh.
+pub(crate) fn bar_chart<'a, 'b, R: Ranged<ValueType = f64>>(
+    area: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    label_w: u32,
+    x: TickedCoord<R>,
+    labels: impl IntoIterator<Item = String>,
+    x_desc: &str,
+) -> DrawResult<BarChart<'a, 'b, R>> {
+    let labels: Vec<String> = labels.into_iter().collect();
+    let n = labels.len().max(1) as f64;
+    let rows = labels
+        .into_iter()
+        .enumerate()
+        .map(|(i, l)| (i as f64 + 0.5, l));
+    let mut chart = ChartBuilder::on(area)
+        .caption(title, (FONT, 16))
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(label_w)
+        .build_cartesian_2d(x, TickedCoord::<RangedCoordf64>::new(n..0.0, rows))?;
+    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .x_desc(x_desc)
+        .label_style((FONT, LABEL_SIZE))
+        .axis_desc_style((FONT, LABEL_SIZE))
+        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
+        .draw()?;
+    Ok(chart)
+}
+
 fn bars(rows: &[BackendResult]) -> Vec<Bar<'_>> {
     rows.iter()
         .filter_map(|r| {
@@ -84,30 +128,14 @@ fn draw(rows: &[BackendResult], svg: &mut String) -> DrawResult<()> {
         .map(|b| b.whiskers.map_or(b.median, |(_, hi)| hi.max(b.median)))
         .fold(0.0_f64, f64::max);
     let x = Axis::linear(0.0, if max > 0.0 { max } else { 1.0 }, 5, 0.0);
-    let n = bars.len().max(1) as f64;
-    // Row i is drawn between i and i + 1, top to bottom, labelled at its middle.
-    let rows = bars
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (i as f64 + 0.5, b.label.clone()));
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption(TITLE, (FONT, 16))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(label_w)
-        .build_cartesian_2d(
-            x.linear_coord(),
-            TickedCoord::<RangedCoordf64>::new(n..0.0, rows),
-        )?;
-    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc("milliseconds")
-        .label_style((FONT, LABEL_SIZE))
-        .axis_desc_style((FONT, LABEL_SIZE))
-        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
-        .draw()?;
+    let mut chart = bar_chart(
+        &plot_area,
+        TITLE,
+        label_w,
+        x.linear_coord(),
+        bars.iter().map(|b| b.label.clone()),
+        "milliseconds",
+    )?;
     for (i, bar) in bars.iter().enumerate() {
         let y = i as f64;
         let colour = if bar.row.status == RowStatus::Estimated {
@@ -242,30 +270,14 @@ fn draw_layers(table: &LayerTable, svg: &mut String) -> DrawResult<()> {
         .flat_map(|r| r.cells.iter().flatten().map(|c| c.ms))
         .fold(0.0_f64, f64::max);
     let x = Axis::linear(0.0, if max > 0.0 { max } else { 1.0 }, 5, 0.0);
-    let n = table.rows.len().max(1) as f64;
-    let labels = table
-        .rows
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (i as f64 + 0.5, layer_label(r)));
-    let mut chart = ChartBuilder::on(&plot_area)
-        .caption("Time per layer: CPU measured, NPU estimated", (FONT, 16))
-        .margin(10)
-        .x_label_area_size(40)
-        .y_label_area_size(label_w)
-        .build_cartesian_2d(
-            x.linear_coord(),
-            TickedCoord::<RangedCoordf64>::new(n..0.0, labels),
-        )?;
-    chart.plotting_area().fill(&PLOT_BACKGROUND)?;
-    chart
-        .configure_mesh()
-        .disable_y_mesh()
-        .x_desc("milliseconds per inference")
-        .label_style((FONT, LABEL_SIZE))
-        .axis_desc_style((FONT, LABEL_SIZE))
-        .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
-        .draw()?;
+    let mut chart = bar_chart(
+        &plot_area,
+        "Time per layer: CPU measured, NPU estimated",
+        label_w,
+        x.linear_coord(),
+        table.rows.iter().map(layer_label),
+        "milliseconds per inference",
+    )?;
     let k = table.columns.len().max(1) as f64;
     for (i, row) in table.rows.iter().enumerate() {
         for (j, cell) in row.cells.iter().enumerate() {

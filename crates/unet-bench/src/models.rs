@@ -8,9 +8,8 @@ use std::path::{Path, PathBuf};
 
 use artifact_io::write_atomic;
 use serde::Serialize;
-use unet_charts::plotters::coord::types::RangedCoordf64;
 use unet_charts::plotters::prelude::*;
-use unet_charts::{Axis, FONT, LABEL_SIZE, LegendEntry, PLOT_BACKGROUND, Swatch, TickedCoord};
+use unet_charts::{Axis, LABEL_SIZE, LegendEntry, Swatch};
 
 use crate::backend::{BackendResult, RowStatus};
 use crate::error::BenchError;
@@ -243,29 +242,14 @@ impl ModelsReport {
             .filter(|&v| v > 0.0)
             .fold(f64::INFINITY, f64::min);
         let x = Axis::log(min, max);
-        let n = bars.len().max(1) as f64;
-        let rows = bars
-            .iter()
-            .enumerate()
-            .map(|(i, b)| (i as f64 + 0.5, b.0.clone()));
-        let mut chart = ChartBuilder::on(&plot_area)
-            .caption("U-Net latency per inference, by model", (FONT, 16))
-            .margin(10)
-            .x_label_area_size(40)
-            .y_label_area_size(label_w)
-            .build_cartesian_2d(
-                x.log_coord(),
-                TickedCoord::<RangedCoordf64>::new(n..0.0, rows),
-            )?;
-        chart.plotting_area().fill(&PLOT_BACKGROUND)?;
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .x_desc("milliseconds, log scale (Vela rows: estimates)")
-            .label_style((FONT, LABEL_SIZE))
-            .axis_desc_style((FONT, LABEL_SIZE))
-            .bold_line_style(RGBColor(0xe0, 0xe0, 0xe0))
-            .draw()?;
+        let mut chart = crate::chart::bar_chart(
+            &plot_area,
+            "U-Net latency per inference, by model",
+            label_w,
+            x.log_coord(),
+            bars.iter().map(|b| b.0.clone()),
+            "milliseconds, log scale (Vela rows: estimates)",
+        )?;
         for (i, (_, model, v, est)) in bars.iter().enumerate() {
             let y = i as f64;
             let colour = COLOURS[model % COLOURS.len()];

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use serde::Serialize;
 use tflite_runtime::npy::NpyData;
+use tflite_runtime::reference::quantize::QuantInt;
 use tflite_runtime::{Interpreter, KernelTier, Options, RuntimeError, TensorData, TensorInfo};
 use tflite_writer::{Model, TensorType};
 
@@ -25,26 +26,18 @@ fn checked_dice(which: &str, probabilities: &[f32], mask: &[f32]) -> Result<f64,
 /// Quantises a float input like TFLite's reference QUANTIZE: `round(x / s) + zp` (f32 division,
 /// ties away from zero), clamped to int8.
 pub fn quantize_input(values: &[f32], scale: f32, zero_point: i32) -> Vec<i8> {
-    values
-        .iter()
-        .map(|&x| {
-            ((x / scale).round() as i32)
-                .saturating_add(zero_point)
-                .clamp(-128, 127) as i8
-        })
-        .collect()
+    quantized(values, scale, zero_point)
 }
 
 /// [`quantize_input`] for int16 tensors (clamped to int16).
 pub fn quantize_input_i16(values: &[f32], scale: f32, zero_point: i32) -> Vec<i16> {
-    values
-        .iter()
-        .map(|&x| {
-            ((x / scale).round() as i32)
-                .saturating_add(zero_point)
-                .clamp(-32768, 32767) as i16
-        })
-        .collect()
+    quantized(values, scale, zero_point)
+}
+
+fn quantized<T: QuantInt + Default + Clone>(values: &[f32], scale: f32, zero_point: i32) -> Vec<T> {
+    let mut out = vec![T::default(); values.len()];
+    tflite_runtime::reference::quantize::quantize_f32(scale, zero_point, values, &mut out);
+    out
 }
 
 /// A quantised model input: int8 or int16 values.

@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use tflite_runtime::{Interpreter, KernelTier, Options, TensorInfo};
+use tflite_runtime::reference::quantize::QuantInt;
+use tflite_runtime::{Element, Interpreter, KernelTier, Options, TensorInfo};
 use tflite_writer::TensorType;
 
 use crate::backend::{Engine, LoadError, Output};
@@ -40,6 +41,17 @@ impl RustEngine {
             .as_mut()
             .ok_or_else(|| BenchError::tool("tflite-runtime", "model not loaded"))
     }
+}
+
+/// Quantises `image` into `buffer` (LiteRT's reference QUANTIZE) and sets it as input 0.
+fn set_quantized<T: QuantInt + Element>(
+    interpreter: &mut Interpreter,
+    buffer: &mut [T],
+    (scale, zero_point): (f32, i32),
+    image: &[f32],
+) -> Result<(), BenchError> {
+    tflite_runtime::reference::quantize::quantize_f32(scale, zero_point, image, buffer);
+    Ok(interpreter.set_input(0, buffer)?)
 }
 
 impl Engine for RustEngine {
@@ -118,28 +130,19 @@ impl Engine for RustEngine {
                 ),
             });
         }
-        match input.per_tensor_quant() {
-            Some((scale, zero_point)) if input.dtype == TensorType::Int8 => {
-                let mut q = std::mem::take(&mut self.quantized);
-                tflite_runtime::reference::quantize::quantize_f32_i8(
-                    scale, zero_point, image, &mut q,
-                );
-                let r = self.interpreter()?.set_input(0, &q);
-                self.quantized = q;
-                r?;
+        let interpreter = self
+            .interpreter
+            .as_mut()
+            .ok_or_else(|| BenchError::tool("tflite-runtime", "model not loaded"))?;
+        match (input.per_tensor_quant(), input.dtype) {
+            (Some(q), TensorType::Int8) => {
+                set_quantized(interpreter, &mut self.quantized, q, image)
             }
-            Some((scale, zero_point)) if input.dtype == TensorType::Int16 => {
-                let mut q = std::mem::take(&mut self.quantized16);
-                tflite_runtime::reference::quantize::quantize_f32_i16(
-                    scale, zero_point, image, &mut q,
-                );
-                let r = self.interpreter()?.set_input(0, &q);
-                self.quantized16 = q;
-                r?;
+            (Some(q), TensorType::Int16) => {
+                set_quantized(interpreter, &mut self.quantized16, q, image)
             }
-            _ => self.interpreter()?.set_input(0, image)?,
+            _ => Ok(interpreter.set_input(0, image)?),
         }
-        Ok(())
     }
 
     fn invoke(&mut self) -> Result<(), BenchError> {
