@@ -442,6 +442,7 @@ pub fn round_weights(
                             // Block-diagonal H: each tap's weights are rounded on their own.
                             Patches::Taps { taps } if weights.len() == n_out * taps * c => {
                                 let k = taps * c;
+                                let scales = channel_scales(&weights, n_out);
                                 let mut out = vec![0i8; weights.len()];
                                 for tap in 0..taps {
                                     let sub: Vec<f32> = (0..n_out)
@@ -451,13 +452,8 @@ pub fn round_weights(
                                                 .copied()
                                         })
                                         .collect();
-                                    let q = round_layer_scaled(
-                                        &sub,
-                                        n_out,
-                                        &hessians[i],
-                                        c,
-                                        &channel_scales(&weights, n_out),
-                                    );
+                                    let q =
+                                        round_layer_scaled(&sub, n_out, &hessians[i], c, &scales);
                                     for o in 0..n_out {
                                         out[o * k + tap * c..o * k + (tap + 1) * c]
                                             .copy_from_slice(&q[o * c..(o + 1) * c]);

@@ -445,8 +445,9 @@ pub fn quantize_all(
         let mut report = report.clone();
         let mut timings = timings.clone();
         let (plan_p, model) = match precision {
-            Precision::Int8 => (plan.clone(), int8.clone()),
-            Precision::Int16x8 | Precision::Mixed => {
+            // The int8 model is the one built for the observer choice, unless the IO is forced.
+            Precision::Int8 if config.io.is_none() => (plan.clone(), int8.clone()),
+            _ => {
                 let plan_p = if precision == Precision::Mixed {
                     let (costs, int8_ms) = time(&mut timings, "mixed: costs", || {
                         mixed_costs(&graph, &plan, config)
@@ -479,17 +480,6 @@ pub fn quantize_all(
                 })?;
                 (plan_p, model)
             }
-        };
-        let model = if config.io.is_some() && precision == Precision::Int8 {
-            build_quantized(
-                &graph,
-                &plan_p,
-                config.io,
-                &HashMap::new(),
-                &format!("int8 U-Net (unet-quantizer, observer {observer})"),
-            )?
-        } else {
-            model
         };
         report.precision = precision.to_string();
         report.conversions = model.conversions;

@@ -57,7 +57,7 @@ impl Builder<'_> {
                 let (s1, z1) = self.per_tensor(cx, a, "input 0")?;
                 let (s2, z2) = self.per_tensor(cx, b, "input 1")?;
                 let (so, zo) = self.per_tensor(cx, output, "output")?;
-                let (act_min, act_max) = self.act_i8(cx, output, activation)?;
+                let (act_min, act_max) = self.act_int::<i8>(cx, output, activation)?;
                 if is_add {
                     let left_shift = 20;
                     let twice_max = 2.0 * s1.max(s2) as f64;

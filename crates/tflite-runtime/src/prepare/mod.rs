@@ -17,6 +17,7 @@ use crate::padding::{leading_padding, out_size};
 use crate::plan::{ArenaPlan, Lifetime, plan_arena};
 use crate::quant::{QuantizedMultiplier, activation_range_f32, quantize_multiplier};
 use crate::reference::logistic::logistic_lut_i8;
+use crate::reference::quantize::QuantInt;
 use crate::reference::resize_nearest::nearest_source;
 use crate::tensor::{AlignedBytes, TensorInfo};
 use std::sync::Arc;
@@ -719,50 +720,23 @@ impl Builder<'_> {
             .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))
     }
 
-    fn act_i8(
+    /// Clamp range of a fused activation on a quantised output of element type `T` (int8 or
+    /// int16).
+    fn act_int<T: QuantInt>(
         &self,
         cx: &OpCx,
         output: usize,
         activation: Activation,
-    ) -> Result<(i32, i32), RuntimeError> {
-        self.act_int(
-            cx,
-            output,
-            activation,
-            (i8::MIN as i32, i8::MAX as i32),
-            "int8",
-        )
-    }
-
-    /// Clamp range of a fused activation on an int16 output.
-    fn act_i16(
-        &self,
-        cx: &OpCx,
-        output: usize,
-        activation: Activation,
-    ) -> Result<(i32, i32), RuntimeError> {
-        self.act_int(
-            cx,
-            output,
-            activation,
-            (i16::MIN as i32, i16::MAX as i32),
-            "int16",
-        )
-    }
-
-    /// Clamp range of a fused activation on a quantised output whose type spans `limits`.
-    fn act_int(
-        &self,
-        cx: &OpCx,
-        output: usize,
-        activation: Activation,
-        limits: (i32, i32),
-        type_name: &str,
     ) -> Result<(i32, i32), RuntimeError> {
         let (scale, zero_point) = self.per_tensor(cx, output, "output")?;
-        let (lo, hi) =
-            crate::quant::activation_range_quantized(activation, scale, zero_point, limits)
-                .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
+        let type_name = T::NAME;
+        let (lo, hi) = crate::quant::activation_range_quantized(
+            activation,
+            scale,
+            zero_point,
+            (T::MIN, T::MAX),
+        )
+        .ok_or_else(|| cx.unsupported(format!("fused activation {activation:?}")))?;
         if lo > hi {
             return Err(cx.invalid(format!(
                 "fused activation {activation:?} gives an empty {type_name} range [{lo}, {hi}]"
@@ -795,7 +769,7 @@ impl Builder<'_> {
         self.symmetric_i16(cx, x, "input")?;
         self.symmetric_i16(cx, output, "output")?;
         let mut q = self.conv_quant(cx, x, w, bias, output, Activation::None)?;
-        (q.act_min, q.act_max) = self.act_i16(cx, output, activation)?;
+        (q.act_min, q.act_max) = self.act_int::<i16>(cx, output, activation)?;
         Ok(q)
     }
 
@@ -838,7 +812,7 @@ impl Builder<'_> {
         {
             return Err(cx.invalid("bias has a non-zero zero point"));
         }
-        let (act_min, act_max) = self.act_i8(cx, output, activation)?;
+        let (act_min, act_max) = self.act_int::<i8>(cx, output, activation)?;
         let mut multipliers = Vec::with_capacity(out_c);
         let mut shifts = Vec::with_capacity(out_c);
         for c in 0..out_c {

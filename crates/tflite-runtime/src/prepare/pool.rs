@@ -66,7 +66,7 @@ impl Builder<'_> {
             }
             (TensorType::Int8, TensorType::Int8) => {
                 self.per_tensor(cx, x, "input")?;
-                let act = self.act_i8(cx, output, o.fused_activation)?;
+                let act = self.act_int::<i8>(cx, output, o.fused_activation)?;
                 if is_max {
                     Kernel::MaxPoolI8 { geometry, act }
                 } else {
@@ -77,7 +77,7 @@ impl Builder<'_> {
             (TensorType::Int16, TensorType::Int16) if is_max => {
                 self.symmetric_i16(cx, x, "input")?;
                 self.symmetric_i16(cx, output, "output")?;
-                let act = self.act_i16(cx, output, o.fused_activation)?;
+                let act = self.act_int::<i16>(cx, output, o.fused_activation)?;
                 Kernel::MaxPoolI16 { geometry, act }
             }
             _ => return Err(self.type_error(cx, &[x], output)),

@@ -25,33 +25,31 @@ pub trait QuantInt: bytemuck::Pod {
     const MIN: i32;
     /// Largest value.
     const MAX: i32;
+    /// The type's name in messages (`int8`).
+    const NAME: &'static str;
     /// Widened.
     fn widen(self) -> i32;
     /// Narrowed (the caller clamped `v` to `MIN..=MAX`).
     fn narrow(v: i32) -> Self;
 }
 
-impl QuantInt for i8 {
-    const MIN: i32 = i8::MIN as i32;
-    const MAX: i32 = i8::MAX as i32;
-    fn widen(self) -> i32 {
-        i32::from(self)
-    }
-    fn narrow(v: i32) -> Self {
-        v as i8
-    }
+macro_rules! quant_int {
+    ($($t:ty => $name:literal),*) => {$(
+        impl QuantInt for $t {
+            const MIN: i32 = <$t>::MIN as i32;
+            const MAX: i32 = <$t>::MAX as i32;
+            const NAME: &'static str = $name;
+            fn widen(self) -> i32 {
+                i32::from(self)
+            }
+            fn narrow(v: i32) -> Self {
+                v as $t
+            }
+        }
+    )*};
 }
 
-impl QuantInt for i16 {
-    const MIN: i32 = i16::MIN as i32;
-    const MAX: i32 = i16::MAX as i32;
-    fn widen(self) -> i32 {
-        i32::from(self)
-    }
-    fn narrow(v: i32) -> Self {
-        v as i16
-    }
-}
+quant_int!(i8 => "int8", i16 => "int16");
 
 /// f32 → int16.
 pub fn quantize_f32_i16(scale: f32, zero_point: i32, input: &[f32], output: &mut [i16]) {

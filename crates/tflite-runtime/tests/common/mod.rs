@@ -55,6 +55,35 @@ fn quant(int8: bool, q: (f32, i64)) -> Option<Quantization> {
     int8.then(|| Quantization::per_tensor(q.0, q.1))
 }
 
+/// Appends a square MAX_POOL_2D (`max`) or AVERAGE_POOL_2D from `x` to `y`.
+fn add_pool(
+    b: &mut ModelBuilder,
+    max: bool,
+    (x, y): (i32, i32),
+    filter: usize,
+    stride: usize,
+    padding: Padding,
+    act: Activation,
+) {
+    b.add_op(
+        if max {
+            BuiltinOp::MAX_POOL_2D
+        } else {
+            BuiltinOp::AVERAGE_POOL_2D
+        },
+        BuiltinOptions::Pool2D(Pool2DOptions {
+            padding,
+            stride_w: stride as i32,
+            stride_h: stride as i32,
+            filter_width: filter as i32,
+            filter_height: filter as i32,
+            fused_activation: act,
+        }),
+        &[x],
+        &[y],
+    );
+}
+
 /// Filter + bias for a conv-like op; returns (filter, bias, output quant).
 #[allow(clippy::too_many_arguments)]
 fn conv_weights(
@@ -287,23 +316,7 @@ pub fn pool_case(
     let oh = out_size(padding, hw.0 as i64, filter as i64, stride as i64, 1) as usize;
     let ow = out_size(padding, hw.1 as i64, filter as i64, stride as i64, 1) as usize;
     let y = b.add_activation("y", &dims(&[1, oh, ow, 3]), dtype(int8), quant(int8, q));
-    b.add_op(
-        if max {
-            BuiltinOp::MAX_POOL_2D
-        } else {
-            BuiltinOp::AVERAGE_POOL_2D
-        },
-        BuiltinOptions::Pool2D(Pool2DOptions {
-            padding,
-            stride_w: stride as i32,
-            stride_h: stride as i32,
-            filter_width: filter as i32,
-            filter_height: filter as i32,
-            fused_activation: act,
-        }),
-        &[x],
-        &[y],
-    );
+    add_pool(&mut b, max, (x, y), filter, stride, padding, act);
     b.set_outputs(&[y]);
     Case {
         name: format!(
@@ -818,19 +831,7 @@ pub fn int16_cases(rng: &mut Rng) -> Vec<Case> {
         let oh = out_size(padding, hw.0 as i64, filter as i64, stride as i64, 1) as usize;
         let ow = out_size(padding, hw.1 as i64, filter as i64, stride as i64, 1) as usize;
         let y = b.add_activation("y", &dims(&[1, oh, ow, 3]), TensorType::Int16, Some(q));
-        b.add_op(
-            BuiltinOp::MAX_POOL_2D,
-            BuiltinOptions::Pool2D(Pool2DOptions {
-                padding,
-                stride_w: stride as i32,
-                stride_h: stride as i32,
-                filter_width: filter as i32,
-                filter_height: filter as i32,
-                fused_activation: act,
-            }),
-            &[x],
-            &[y],
-        );
+        add_pool(&mut b, true, (x, y), filter, stride, padding, act);
         b.set_outputs(&[y]);
         cases.push(Case {
             name: format!(
