@@ -4,8 +4,11 @@
 //! int16x8 model, whose graph is not equalised), its int8 weights (e.g. GPTQ's) are used
 //! instead of round-to-nearest.
 //!
+//! `--gptq` instead rounds with [`unet_quantizer::gptq`] on the calibration slices, and
+//! `--per-layer` rounds one layer at a time (to nearest) to show which layers limit the output.
+//!
 //! ```sh
-//! cargo run --release -p unet-quantizer --example weight_ceiling -- FLOAT.tflite [QUANTISED.tflite]
+//! cargo run --release -p unet-quantizer --example weight_ceiling -- FLOAT.tflite [QUANTISED.tflite | --gptq | --per-layer]
 //! ```
 
 use tflite_writer::BuiltinOp;
@@ -26,6 +29,62 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let eval = from_source(&cfg, Split::Test, 32)?;
     let reference = float_outputs(&graph.model, &eval, 2)?;
+    if args.get(2).map(String::as_str) == Some("--gptq") {
+        let calib = from_source(&cfg, Split::Train, unet_quantizer::gptq::GPTQ_SLICES)?;
+        let t = std::time::Instant::now();
+        let rounded = unet_quantizer::gptq::round_weights(&graph, &calib.images.images, 2)?;
+        let secs = t.elapsed().as_secs_f64();
+        let mut model = graph.model.clone();
+        let sg = &graph.model.subgraphs[0];
+        for (op_index, q) in &rounded {
+            let w = sg.operators[*op_index].inputs[1] as usize;
+            let t = &sg.tensors[w];
+            let n_out = t.shape[0].max(1) as usize;
+            let buffer = t.buffer as usize;
+            let values: Vec<f32> = model.buffers[buffer]
+                .data
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            let per = values.len() / n_out;
+            // GPTQ keeps round-to-nearest's scales, `max|w_c| / 127`.
+            let scales: Vec<f32> = values
+                .chunks(per.max(1))
+                .map(|c| c.iter().fold(0.0f32, |m, &v| m.max(v.abs())) / 127.0)
+                .collect();
+            model.buffers[buffer].data = q
+                .iter()
+                .enumerate()
+                .flat_map(|(i, &v)| (f32::from(v) * scales[i / per]).to_le_bytes())
+                .collect();
+        }
+        let out = float_outputs(&model, &eval, 2)?;
+        println!(
+            "int8 weights only (GPTQ, {secs:.1} s), f32 activations: output SQNR {:?} dB on {} slices",
+            sqnr_of(&reference, &out),
+            eval.images.images.len()
+        );
+        return Ok(());
+    }
+    if args.get(2).map(String::as_str) == Some("--per-layer") {
+        let sg = &graph.model.subgraphs[0];
+        for (op_index, op) in sg.operators.iter().enumerate() {
+            if !matches!(op.op, BuiltinOp::CONV_2D | BuiltinOp::TRANSPOSE_CONV) {
+                continue;
+            }
+            let mut one = graph.model.clone();
+            let w = op.inputs[1] as usize;
+            let shape = sg.tensors[w].shape.clone();
+            round_to_nearest(&mut one, w);
+            let out = float_outputs(&one, &eval, 2)?;
+            println!(
+                "op {op_index:>2} {:?} {shape:?}: only its weights rounded: {:.2} dB",
+                op.op,
+                sqnr_of(&reference, &out).unwrap_or(f64::INFINITY)
+            );
+        }
+        return Ok(());
+    }
     let quantised = match args.get(2) {
         Some(p) => Some(tflite_writer::read_model_file(std::path::Path::new(p))?),
         None => None,
@@ -73,21 +132,47 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         *data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     }
     let out = float_outputs(&rounded, &eval, 2)?;
-    let (mut s, mut n) = (0.0f64, 0.0f64);
-    for (a, b) in reference.iter().zip(&out) {
-        for (&x, &y) in a.iter().zip(b) {
-            s += f64::from(x) * f64::from(x);
-            n += f64::from(x - y) * f64::from(x - y);
-        }
-    }
     println!(
         "int8 weights only ({}), f32 activations: output SQNR {:?} dB on {} slices",
         args.get(2)
             .map_or("per channel, round to nearest".to_string(), |p| format!(
                 "those of {p}"
             )),
-        sqnr_db(s, n),
+        sqnr_of(&reference, &out),
         eval.images.images.len()
     );
     Ok(())
+}
+
+/// Output SQNR of `out` against `reference` over all slices.
+fn sqnr_of(reference: &[Vec<f32>], out: &[Vec<f32>]) -> Option<f64> {
+    let (mut s, mut n) = (0.0f64, 0.0f64);
+    for (a, b) in reference.iter().zip(out) {
+        for (&x, &y) in a.iter().zip(b) {
+            s += f64::from(x) * f64::from(x);
+            n += f64::from(x - y) * f64::from(x - y);
+        }
+    }
+    sqnr_db(s, n)
+}
+
+/// Rounds the float weight tensor `w` of `model` to int8 per output channel, in place.
+fn round_to_nearest(model: &mut tflite_writer::Model, w: usize) {
+    let t = &model.subgraphs[0].tensors[w];
+    let (buffer, n_out) = (t.buffer as usize, t.shape[0].max(1) as usize);
+    let data = &mut model.buffers[buffer].data;
+    let mut values: Vec<f32> = data
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    let per = values.len() / n_out;
+    for chunk in values.chunks_mut(per.max(1)) {
+        let scale = chunk.iter().fold(0.0f32, |m, &v| m.max(v.abs())) / 127.0;
+        if scale > 0.0 {
+            for v in chunk {
+                *v = (*v / scale).round() * scale;
+            }
+        }
+    }
+    *data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
 }
