@@ -38,25 +38,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let sg = &graph.model.subgraphs[0];
         for (op_index, q) in &rounded {
             let w = sg.operators[*op_index].inputs[1] as usize;
-            let t = &sg.tensors[w];
-            let n_out = t.shape[0].max(1) as usize;
-            let buffer = t.buffer as usize;
-            let values: Vec<f32> = model.buffers[buffer]
-                .data
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            let per = values.len() / n_out;
             // GPTQ keeps round-to-nearest's scales, `max|w_c| / 127`.
+            let (values, per) = weights_of(&model, w);
             let scales: Vec<f32> = values
                 .chunks(per.max(1))
                 .map(|c| c.iter().fold(0.0f32, |m, &v| m.max(v.abs())) / 127.0)
                 .collect();
-            model.buffers[buffer].data = q
-                .iter()
-                .enumerate()
-                .flat_map(|(i, &v)| (f32::from(v) * scales[i / per]).to_le_bytes())
-                .collect();
+            set_dequantized(&mut model, w, q, &scales);
         }
         let out = float_outputs(&model, &eval, 2)?;
         println!(
@@ -96,40 +84,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         let w = op.inputs[1] as usize;
-        let buffer = sg.tensors[w].buffer as usize;
-        let n_out = sg.tensors[w].shape[0] as usize;
-        let data = &mut rounded.buffers[buffer].data;
-        let mut values: Vec<f32> = data
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
-        let per = values.len() / n_out;
-        if let Some(q) = &quantised {
-            let qsg = &q.subgraphs[0];
-            let qop = qsg.operators.get(op_index).ok_or("the graphs differ")?;
-            let qw = qop.inputs[1] as usize;
-            let scales = qsg.tensors[qw]
-                .quantization
-                .as_ref()
-                .ok_or("unquantised weights")?
-                .scale
-                .clone();
-            let qdata = q.tensor_data(0, qw).ok_or("no weight data")?;
-            for (i, v) in values.iter_mut().enumerate() {
-                *v = f32::from(qdata[i] as i8) * scales[i / per];
-            }
-            *data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let Some(q) = &quantised else {
+            round_to_nearest(&mut rounded, w);
             continue;
-        }
-        for chunk in values.chunks_mut(per) {
-            let scale = chunk.iter().fold(0.0f32, |m, &v| m.max(v.abs())) / 127.0;
-            if scale > 0.0 {
-                for v in chunk {
-                    *v = (*v / scale).round() * scale;
-                }
-            }
-        }
-        *data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        };
+        let qsg = &q.subgraphs[0];
+        let qop = qsg.operators.get(op_index).ok_or("the graphs differ")?;
+        let qw = qop.inputs[1] as usize;
+        let scales = qsg.tensors[qw]
+            .quantization
+            .as_ref()
+            .ok_or("unquantised weights")?
+            .scale
+            .clone();
+        let qdata: Vec<i8> = q
+            .tensor_data(0, qw)
+            .ok_or("no weight data")?
+            .iter()
+            .map(|&b| b as i8)
+            .collect();
+        set_dequantized(&mut rounded, w, &qdata, &scales);
     }
     let out = float_outputs(&rounded, &eval, 2)?;
     println!(
@@ -156,16 +130,38 @@ fn sqnr_of(reference: &[Vec<f32>], out: &[Vec<f32>]) -> Option<f64> {
     sqnr_db(s, n)
 }
 
-/// Rounds the float weight tensor `w` of `model` to int8 per output channel, in place.
-fn round_to_nearest(model: &mut tflite_writer::Model, w: usize) {
+/// The float values of weight tensor `w` and the number of values per output channel.
+fn weights_of(model: &tflite_writer::Model, w: usize) -> (Vec<f32>, usize) {
     let t = &model.subgraphs[0].tensors[w];
-    let (buffer, n_out) = (t.buffer as usize, t.shape[0].max(1) as usize);
-    let data = &mut model.buffers[buffer].data;
-    let mut values: Vec<f32> = data
+    let values: Vec<f32> = model.buffers[t.buffer as usize]
+        .data
         .chunks_exact(4)
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
-    let per = values.len() / n_out;
+    let per = values.len() / t.shape[0].max(1) as usize;
+    (values, per)
+}
+
+/// Replaces weight tensor `w`'s values.
+fn set_weights(model: &mut tflite_writer::Model, w: usize, values: &[f32]) {
+    let buffer = model.subgraphs[0].tensors[w].buffer as usize;
+    model.buffers[buffer].data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+}
+
+/// Replaces weight tensor `w`'s values by `q · scale` of their output channel.
+fn set_dequantized(model: &mut tflite_writer::Model, w: usize, q: &[i8], scales: &[f32]) {
+    let per = q.len() / scales.len().max(1);
+    let values: Vec<f32> = q
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| f32::from(v) * scales[i / per.max(1)])
+        .collect();
+    set_weights(model, w, &values);
+}
+
+/// Rounds the float weight tensor `w` of `model` to int8 per output channel, in place.
+fn round_to_nearest(model: &mut tflite_writer::Model, w: usize) {
+    let (mut values, per) = weights_of(model, w);
     for chunk in values.chunks_mut(per.max(1)) {
         let scale = chunk.iter().fold(0.0f32, |m, &v| m.max(v.abs())) / 127.0;
         if scale > 0.0 {
@@ -174,5 +170,5 @@ fn round_to_nearest(model: &mut tflite_writer::Model, w: usize) {
             }
         }
     }
-    *data = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    set_weights(model, w, &values);
 }
