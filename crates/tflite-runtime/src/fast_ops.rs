@@ -1,25 +1,59 @@
-//! The packed int8 operators of one prepared model: which executed operators the kernel
-//! table's int8 path replaces, their packed weights, and the operand workspace they share.
-//! (Kept out of `fast/`, which holds only kernels, so that the kernels depend on nothing above
-//! them.)
+//! The packed int8 and 16x8 operators (and the int8/int16 max pools) of one prepared model: which executed operators the
+//! kernel table's fast path replaces, their packed weights, and the operand workspace they
+//! share. (Kept out of `fast/`, which holds only kernels, so that the kernels depend on nothing
+//! above them.)
 
-use crate::fast::{DetectedPath, FastI8Op, Int8Gemm, max_pool_i8};
+use crate::fast::{DetectedPath, Int8Gemm, Int8Path, Int16x8Gemm, max_pool_i8, max_pool_i16};
+
+/// A prepared fast operator of the interpreter.
+#[derive(Debug, Clone)]
+pub(crate) enum FastOp {
+    /// A packed int8 CONV_2D or TRANSPOSE_CONV.
+    Gemm {
+        /// Which operator input holds the activations (0 for CONV_2D, 2 for TRANSPOSE_CONV).
+        input_index: usize,
+        /// The packed kernel.
+        gemm: Box<Int8Gemm>,
+    },
+    /// A packed 16x8 CONV_2D or TRANSPOSE_CONV (no shared workspace).
+    Gemm16x8 {
+        /// As for [`FastOp::Gemm`].
+        input_index: usize,
+        /// The packed kernel.
+        gemm: Box<Int16x8Gemm>,
+    },
+    /// int8 MAX_POOL_2D over channel vectors.
+    MaxPool {
+        /// Pool geometry.
+        geometry: crate::frame::PoolGeometry,
+        /// Activation clamp.
+        act: (i32, i32),
+    },
+    /// int16 MAX_POOL_2D over channel vectors.
+    MaxPool16 {
+        /// Pool geometry.
+        geometry: crate::frame::PoolGeometry,
+        /// Activation clamp.
+        act: (i32, i32),
+    },
+}
 
 /// The fast int8 operators of a prepared model, parallel to its executed operators, and the
 /// operand workspace they share.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FastOps {
-    /// The int8 path in use (`None`: reference kernels only).
+    /// The int8 path in use (`None`: reference kernels only). The 16x8 kernels run `vpmaddwd`
+    /// on the x86 paths and portable Rust on the others.
     pub path: Option<DetectedPath>,
     /// `ops[j]` replaces executed operator `j` when set.
-    pub ops: Vec<Option<FastI8Op>>,
+    pub ops: Vec<Option<FastOp>>,
     /// Operand buffer, as large as the largest op needs.
     pub workspace: Vec<u8>,
 }
 
 impl FastOps {
-    /// Packs every int8 CONV_2D and TRANSPOSE_CONV with constant weights (and bias) that the
-    /// fast kernels cover; the others keep their reference kernel. The shared workspace must fit
+    /// Packs every int8 and 16x8 CONV_2D and TRANSPOSE_CONV with constant weights (and bias)
+    /// that the fast kernels cover; the others keep their reference kernel. The shared workspace must fit
     /// in `limit` bytes together with the `used` bytes already planned, else
     /// [`crate::RuntimeError::MemoryLimit`] (checked before it is allocated).
     pub(crate) fn plan(
@@ -39,6 +73,7 @@ impl FastOps {
                 _ => None,
             }
         };
+        let simd16 = matches!(path.path(), Int8Path::Avx2 | Int8Path::Avx512Vnni);
         let mut ops = Vec::with_capacity(prepared.ops.len());
         for op in &prepared.ops {
             let input = |k: usize| op.inputs.get(k).copied().flatten();
@@ -54,7 +89,7 @@ impl FastOps {
                             bytemuck::cast_slice(f),
                             Some(bytemuck::cast_slice(b)),
                         )
-                        .map(|gemm| FastI8Op::Gemm {
+                        .map(|gemm| FastOp::Gemm {
                             input_index: 0,
                             gemm: Box::new(gemm),
                         }),
@@ -76,14 +111,60 @@ impl FastOps {
                             bytemuck::cast_slice(f),
                             b.map(bytemuck::cast_slice),
                         )
-                        .map(|gemm| FastI8Op::Gemm {
+                        .map(|gemm| FastOp::Gemm {
                             input_index: 2,
                             gemm: Box::new(gemm),
                         }),
                         _ => None,
                     }
                 }
-                Kernel::MaxPoolI8 { geometry, act } => Some(FastI8Op::MaxPool {
+                Kernel::ConvI16 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    let bias = match input(2) {
+                        None => Some(None),
+                        Some(b) => const_bytes(Some(b)).map(Some),
+                    };
+                    match (filter, bias) {
+                        (Some(f), Some(b)) => Int16x8Gemm::conv(
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            b.map(bytemuck::cast_slice),
+                            simd16,
+                        )
+                        .map(|gemm| FastOp::Gemm16x8 {
+                            input_index: 0,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::TransposeConvI16 { geometry, quant } => {
+                    let filter = const_bytes(input(1));
+                    let bias = match input(3) {
+                        None => Some(None),
+                        Some(b) => const_bytes(Some(b)).map(Some),
+                    };
+                    match (filter, bias) {
+                        (Some(f), Some(b)) => Int16x8Gemm::transposed(
+                            geometry,
+                            quant,
+                            bytemuck::cast_slice(f),
+                            b.map(bytemuck::cast_slice),
+                            simd16,
+                        )
+                        .map(|gemm| FastOp::Gemm16x8 {
+                            input_index: 2,
+                            gemm: Box::new(gemm),
+                        }),
+                        _ => None,
+                    }
+                }
+                Kernel::MaxPoolI8 { geometry, act } => Some(FastOp::MaxPool {
+                    geometry: *geometry,
+                    act: *act,
+                }),
+                Kernel::MaxPoolI16 { geometry, act } => Some(FastOp::MaxPool16 {
                     geometry: *geometry,
                     act: *act,
                 }),
@@ -95,7 +176,7 @@ impl FastOps {
             .iter()
             .enumerate()
             .filter_map(|(j, f)| match f {
-                Some(FastI8Op::Gemm { gemm, .. }) => Some((j, gemm.workspace_bytes())),
+                Some(FastOp::Gemm { gemm, .. }) => Some((j, gemm.workspace_bytes())),
                 _ => None,
             })
             .max_by_key(|&(j, bytes)| (bytes, std::cmp::Reverse(j)))
@@ -133,7 +214,7 @@ impl FastOps {
             return false;
         };
         match op {
-            FastI8Op::Gemm { input_index, gemm } => {
+            FastOp::Gemm { input_index, gemm } => {
                 let input = inputs.get(*input_index).copied().flatten().unwrap_or(&[]);
                 gemm.run(
                     bytemuck::cast_slice(input),
@@ -142,7 +223,24 @@ impl FastOps {
                     threads,
                 );
             }
-            FastI8Op::MaxPool { geometry, act } => {
+            FastOp::Gemm16x8 { input_index, gemm } => {
+                let input = inputs.get(*input_index).copied().flatten().unwrap_or(&[]);
+                gemm.run(
+                    bytemuck::cast_slice(input),
+                    bytemuck::cast_slice_mut(output),
+                    threads,
+                );
+            }
+            FastOp::MaxPool16 { geometry, act } => {
+                let input = inputs.first().copied().flatten().unwrap_or(&[]);
+                max_pool_i16(
+                    geometry,
+                    *act,
+                    bytemuck::cast_slice(input),
+                    bytemuck::cast_slice_mut(output),
+                );
+            }
+            FastOp::MaxPool { geometry, act } => {
                 let input = inputs.first().copied().flatten().unwrap_or(&[]);
                 max_pool_i8(
                     geometry,

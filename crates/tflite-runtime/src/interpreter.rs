@@ -141,7 +141,7 @@ pub struct Interpreter {
     table: KernelTable,
     threads: usize,
     input_set: Vec<bool>,
-    /// Packed fast int8 kernels (empty with the reference tier).
+    /// Packed fast int8 and 16x8 kernels (empty with the reference tier).
     fast: FastOps,
 }
 
@@ -255,7 +255,7 @@ impl Interpreter {
         self.fast.path.map(DetectedPath::path)
     }
 
-    /// Number of executed operators that run a fast int8 kernel.
+    /// Number of executed operators that run a fast int8 or 16x8 kernel.
     pub fn num_fast_ops(&self) -> usize {
         self.fast.ops.iter().flatten().count()
     }

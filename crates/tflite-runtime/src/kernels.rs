@@ -13,7 +13,8 @@
 //!
 //! `prepare` asks the table for every heavy operator's kernel (packing constant weights through
 //! its factories), `exec` calls the slots, and `fast_ops::FastOps` packs the int8 operators of the
-//! table's path. Nothing else chooses a kernel.
+//! table's path, and the 16x8 convolutions (`vpmaddwd` on the x86 paths, portable Rust on the
+//! others). Nothing else chooses a kernel.
 
 use crate::error::RuntimeError;
 use crate::fast::f32_conv::{PackedConv2dF32, PackedTransposeConvF32};
@@ -102,7 +103,7 @@ pub struct KernelTable {
     /// Packed-weight f32 convolutions, for operators whose filter is constant.
     pub packed_f32: Option<PackedF32Factories>,
     /// The int8 GEMM path whose packed CONV_2D / TRANSPOSE_CONV / MAX_POOL_2D replace the
-    /// reference ones (`fast_ops::FastOps`).
+    /// reference ones (`fast_ops::FastOps`); with it, the 16x8 convolutions run packed too.
     pub int8: Option<DetectedPath>,
 }
 

@@ -1,4 +1,5 @@
-//! Every fast int8 path available on this CPU against the reference kernels, bit for bit:
+//! Every fast int8 path available on this CPU, and the 16x8 kernels, against the reference
+//! kernels, bit for bit:
 //! seeded random shapes and quantisations (1×1, 3×3, other kernels, strides 1 and 2, dilation,
 //! SAME and VALID, channel counts off every vector width, nonzero zero points, extreme
 //! multipliers and shifts, ReLU/ReLU6 clamps, batches > 1, 1 and 3 threads), and the whole
@@ -467,5 +468,170 @@ fn max_pool_matches_reference() {
         reference::pool::max_pool_i8(&g, act, &input, &mut expected);
         fast::max_pool_i8(&g, act, &input, &mut got);
         assert_eq!(got, expected, "case {case}: {g:?} {act:?}");
+        // The int16 pool of 16x8 models, on the same geometry.
+        let act16 = pick(&mut rng, &[(-32768, 32767), (0, 32767), (-1000, 2000)]);
+        let input16 = i16s(&mut rng, input.len());
+        let (mut expected16, mut got16) = (vec![0i16; n], vec![1i16; n]);
+        reference::pool::max_pool_i16(&g, act16, &input16, &mut expected16);
+        fast::max_pool_i16(&g, act16, &input16, &mut got16);
+        assert_eq!(got16, expected16, "int16 case {case}: {g:?} {act16:?}");
     }
+}
+
+/// Random 16x8 requantisation: per-channel multipliers as the quantizer makes them (and a few
+/// extreme ones), int16 clamps (none, ReLU, a narrow band).
+fn quant16(rng: &mut Rng, out_c: usize) -> ConvQuantParams {
+    let mut q = quant(rng, out_c);
+    q.input_zero_point = 0;
+    q.output_zero_point = 0;
+    // The int64 requantisation takes shifts in [-31, 7] (LiteRT asserts it).
+    for s in &mut q.shifts {
+        *s = (*s).clamp(-31, 7);
+    }
+    (q.act_min, q.act_max) = match rng.range_i64(0, 2) {
+        0 => (-32768, 32767),
+        1 => (0, 32767),
+        _ => (-20000, 12000),
+    };
+    q
+}
+
+fn i16s(rng: &mut Rng, n: usize) -> Vec<i16> {
+    (0..n)
+        .map(|_| rng.range_i64(-32768, 32767) as i16)
+        .collect()
+}
+
+fn bias64(rng: &mut Rng, n: usize) -> Vec<i64> {
+    let wide = rng.range_i64(0, 4) == 0;
+    (0..n)
+        .map(|_| {
+            if wide {
+                rng.range_i64(-(1 << 40), 1 << 40)
+            } else {
+                rng.range_i64(-(1 << 24), 1 << 24)
+            }
+        })
+        .collect()
+}
+
+/// Both 16x8 kernels (AVX2 where the CPU has it, and portable) against the reference, 1 and 3
+/// threads, including operands at the extremes over long reductions, where i32 sums would
+/// overflow without the fold into i64.
+#[test]
+fn conv2d_16x8_matches_reference() {
+    let mut rng = Rng::new(0x16C0);
+    for case in 0..200 {
+        let mut g = conv_case(&mut rng);
+        if case % 10 == 0 {
+            // k_h·k_w·in_c up to 9·300 = 2700 products: far past 2·255 per i32 fold.
+            g.in_c = pick(&mut rng, &[130, 257, 300]);
+        }
+        let q = quant16(&mut rng, g.out_c);
+        let n_in = g.batches * g.in_h * g.in_w * g.in_c;
+        let n_w = g.out_c * g.k_h * g.k_w * g.in_c;
+        let (input, filter) = if case % 5 == 0 {
+            (vec![-32768i16; n_in], vec![-128i8; n_w])
+        } else {
+            (i16s(&mut rng, n_in), rng.i8s(n_w, -128, 127))
+        };
+        let b = bias64(&mut rng, g.out_c);
+        let bias = (rng.range_i64(0, 7) != 0).then_some(b.as_slice());
+        let n_out = g.batches * g.out_h * g.out_w * g.out_c;
+        let mut expected = vec![0i16; n_out];
+        reference::conv::conv2d_i16(&g, &q, &input, &filter, bias, &mut expected);
+        for avx2 in [true, false] {
+            let gemm = fast::Int16x8Gemm::conv(&g, &q, &filter, bias, avx2).expect("packs");
+            for threads in [1, 3] {
+                let mut got = vec![0i16; n_out];
+                gemm.run(&input, &mut got, threads);
+                if let Some(first) = got.iter().zip(&expected).position(|(a, b)| a != b) {
+                    panic!(
+                        "case {case}: avx2 {} threads {threads} differs at {first}: got {} want {}\n{g:?}\n{q:?}",
+                        gemm.uses_avx2(),
+                        got[first],
+                        expected[first]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn transpose_conv_16x8_matches_reference() {
+    let mut rng = Rng::new(0x16C1);
+    let mut packed = 0;
+    for case in 0..150 {
+        let k = pick(&mut rng, &[1, 2, 2, 3]);
+        let (in_h, in_w) = (rng.range_i64(1, 9) as usize, rng.range_i64(1, 9) as usize);
+        let g = ConvGeometry {
+            batches: rng.range_i64(1, 2) as usize,
+            in_h,
+            in_w,
+            in_c: pick(&mut rng, &[1, 3, 8, 16, 17, 64, 300, 520]),
+            out_h: in_h * k,
+            out_w: in_w * k,
+            out_c: pick(&mut rng, &[1, 2, 5, 8, 16, 17, 33]),
+            k_h: k,
+            k_w: k,
+            stride_h: k,
+            stride_w: k,
+            dilation_h: 1,
+            dilation_w: 1,
+            pad_top: 0,
+            pad_left: 0,
+        };
+        let q = quant16(&mut rng, g.out_c);
+        let n_in = g.batches * g.in_h * g.in_w * g.in_c;
+        let n_w = g.out_c * k * k * g.in_c;
+        let (input, filter) = if case % 5 == 0 {
+            (vec![32767i16; n_in], vec![-128i8; n_w])
+        } else {
+            (i16s(&mut rng, n_in), rng.i8s(n_w, -128, 127))
+        };
+        let b = bias64(&mut rng, g.out_c);
+        let bias = (rng.range_i64(0, 5) != 0).then_some(b.as_slice());
+        let n_out = g.batches * g.out_h * g.out_w * g.out_c;
+        let mut expected = vec![0i16; n_out];
+        reference::transpose_conv::transpose_conv_i16(&g, &q, &input, &filter, bias, &mut expected);
+        for avx2 in [true, false] {
+            let gemm = fast::Int16x8Gemm::transposed(&g, &q, &filter, bias, avx2)
+                .expect("kernel = stride");
+            packed += 1;
+            for threads in [1, 3] {
+                let mut got = vec![0i16; n_out];
+                gemm.run(&input, &mut got, threads);
+                if let Some(first) = got.iter().zip(&expected).position(|(a, b)| a != b) {
+                    panic!(
+                        "case {case}: avx2 {} threads {threads} differs at {first}: got {} want {}\n{g:?}",
+                        gemm.uses_avx2(),
+                        got[first],
+                        expected[first]
+                    );
+                }
+            }
+        }
+    }
+    assert_eq!(packed, 300);
+    // Other transposed convolutions are not packed (the reference kernel runs them).
+    let g = ConvGeometry {
+        batches: 1,
+        in_h: 4,
+        in_w: 4,
+        in_c: 2,
+        out_h: 8,
+        out_w: 8,
+        out_c: 3,
+        k_h: 3,
+        k_w: 3,
+        stride_h: 2,
+        stride_w: 2,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 1,
+        pad_left: 1,
+    };
+    let q = quant16(&mut rng, 3);
+    assert!(fast::Int16x8Gemm::transposed(&g, &q, &[1; 54], None, true).is_none());
 }

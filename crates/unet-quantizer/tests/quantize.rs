@@ -1,6 +1,7 @@
 //! End-to-end tests of the quantizer on tiny random-weight U-Nets (`tflite_runtime::synth`).
 
 use tflite_runtime::synth::{UNetSpec, unet, widen_transpose_convs};
+use tflite_runtime::{Interpreter, KernelTier, Options};
 use tflite_writer::{
     BuiltinOp, BuiltinOptions, Model, Operator, PackOptions, StridedSliceOptions, Tensor,
     TensorType, read_model, write_model,
@@ -695,6 +696,33 @@ fn int16x8_quantises_every_activation_to_symmetric_int16_with_int64_bias() {
     );
     assert_eq!(int16x8.report.precision, "int16x8");
     assert!(int16x8.report.tensors.iter().all(|t| t.dtype == "int16"));
+    // The fast 16x8 convolutions (best kernels) give the reference kernels' output bit for
+    // bit on the whole model, with 1 and 3 threads.
+    let mut rng = tflite_runtime::synth::Rng::new(16);
+    let input: Vec<i16> = (0..SIZE * SIZE)
+        .map(|_| rng.range_i64(-32768, 32767) as i16)
+        .collect();
+    let run = |kernels: KernelTier, threads: usize| {
+        let mut interp = Interpreter::new(model, Options { kernels, threads }).expect("prepare");
+        interp.set_input(0, &input).expect("input");
+        interp.invoke().expect("invoke");
+        (
+            interp.output::<i16>(0).expect("output").to_vec(),
+            interp.num_fast_ops(),
+        )
+    };
+    let (reference, none) = run(KernelTier::Reference, 1);
+    assert_eq!(none, 0);
+    let convs = sg
+        .operators
+        .iter()
+        .filter(|op| matches!(op.op, BuiltinOp::CONV_2D | BuiltinOp::TRANSPOSE_CONV))
+        .count();
+    for threads in [1, 3] {
+        let (best, fast) = run(KernelTier::Best, threads);
+        assert!(fast >= convs, "{fast} fast ops for {convs} convolutions");
+        assert_eq!(best, reference, "{threads} threads");
+    }
 }
 
 #[test]

@@ -844,25 +844,6 @@ pub(crate) fn for_blocks<const MR: usize>(
     }
 }
 
-/// A prepared fast int8 operator of the interpreter.
-#[derive(Debug, Clone)]
-pub enum FastI8Op {
-    /// A packed CONV_2D or TRANSPOSE_CONV.
-    Gemm {
-        /// Which operator input holds the activations (0 for CONV_2D, 2 for TRANSPOSE_CONV).
-        input_index: usize,
-        /// The packed kernel.
-        gemm: Box<Int8Gemm>,
-    },
-    /// MAX_POOL_2D over channel vectors.
-    MaxPool {
-        /// Pool geometry.
-        geometry: crate::frame::PoolGeometry,
-        /// Activation clamp.
-        act: (i32, i32),
-    },
-}
-
 /// CONV_2D int8 on `path` (packing the weights on every call; for tests and one-off use).
 /// Falls back to the reference kernel where the fast kernels do not apply; returns whether
 /// the fast path ran.

@@ -3,7 +3,10 @@
 //! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV on the `gemm` crate with
 //!   weights packed once in `Interpreter::new` (within float rounding of the reference), and a
 //!   bit-identical MAX_POOL_2D;
-//! - int8 (below).
+//! - int8 (below);
+//! - 16x8 ([`Int16x8Gemm`]): CONV_2D and TRANSPOSE_CONV with int16 activations, `vpmaddwd` on
+//!   AVX2 with the i32 sums folded into i64 before they could overflow, bit-identical to the
+//!   reference.
 //!
 //! Fast int8 kernels: CONV_2D and TRANSPOSE_CONV as a register-blocked implicit GEMM, with one
 //! microkernel per instruction set (AVX-512 VNNI, AVX2, NEON with and without the dot-product
@@ -23,6 +26,7 @@
 
 pub mod f32_conv;
 pub mod f32_pool;
+mod int16x8;
 mod int8;
 #[cfg(target_arch = "aarch64")]
 mod int8_neon;
@@ -31,8 +35,9 @@ mod int8_portable;
 #[cfg(target_arch = "x86_64")]
 mod int8_x86;
 
-pub use int8::{FastI8Op, Int8Gemm, conv2d_i8, transpose_conv_i8};
-pub use int8_pool::max_pool_i8;
+pub use int8::{Int8Gemm, conv2d_i8, transpose_conv_i8};
+pub use int8_pool::{max_pool_i8, max_pool_i16};
+pub use int16x8::Int16x8Gemm;
 
 /// An int8 kernel path (instruction set of the GEMM microkernel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
