@@ -77,89 +77,78 @@ impl FastOps {
         let mut ops = Vec::with_capacity(prepared.ops.len());
         for op in &prepared.ops {
             let input = |k: usize| op.inputs.get(k).copied().flatten();
+            // The constant filter (input 1) and bias (input `bias`, `None` when omitted);
+            // `None` when either is not a constant.
+            let constants = |bias: usize| -> Option<(&[u8], Option<&[u8]>)> {
+                let filter = const_bytes(input(1))?;
+                match input(bias) {
+                    None => Some((filter, None)),
+                    Some(b) => Some((filter, Some(const_bytes(Some(b))?))),
+                }
+            };
+            let int8 = |input_index: usize, gemm: Option<Int8Gemm>| {
+                gemm.map(|gemm| FastOp::Gemm {
+                    input_index,
+                    gemm: Box::new(gemm),
+                })
+            };
+            let int16x8 = |input_index: usize, gemm: Option<Int16x8Gemm>| {
+                gemm.map(|gemm| FastOp::Gemm16x8 {
+                    input_index,
+                    gemm: Box::new(gemm),
+                })
+            };
             let fast = match &op.kernel {
-                Kernel::ConvI8 { geometry, quant } => {
-                    let filter = const_bytes(input(1));
-                    let bias = input(2).map(|b| const_bytes(Some(b)));
-                    match (filter, bias) {
-                        (Some(f), Some(Some(b))) => Int8Gemm::conv(
+                Kernel::ConvI8 { geometry, quant } => constants(2).and_then(|(f, b)| {
+                    // The int8 CONV_2D path is packed only with its bias.
+                    let b = b?;
+                    int8(
+                        0,
+                        Int8Gemm::conv(
                             path,
                             geometry,
                             quant,
                             bytemuck::cast_slice(f),
                             Some(bytemuck::cast_slice(b)),
-                        )
-                        .map(|gemm| FastOp::Gemm {
-                            input_index: 0,
-                            gemm: Box::new(gemm),
-                        }),
-                        _ => None,
-                    }
-                }
-                Kernel::TransposeConvI8 { geometry, quant } => {
-                    let filter = const_bytes(input(1));
-                    // Some(None): no bias; None: a bias that is not constant.
-                    let bias = match input(3) {
-                        None => Some(None),
-                        Some(b) => const_bytes(Some(b)).map(Some),
-                    };
-                    match (filter, bias) {
-                        (Some(f), Some(b)) => Int8Gemm::transposed(
+                        ),
+                    )
+                }),
+                Kernel::TransposeConvI8 { geometry, quant } => constants(3).and_then(|(f, b)| {
+                    int8(
+                        2,
+                        Int8Gemm::transposed(
                             path,
                             geometry,
                             quant,
                             bytemuck::cast_slice(f),
                             b.map(bytemuck::cast_slice),
-                        )
-                        .map(|gemm| FastOp::Gemm {
-                            input_index: 2,
-                            gemm: Box::new(gemm),
-                        }),
-                        _ => None,
-                    }
-                }
-                Kernel::ConvI16 { geometry, quant } => {
-                    let filter = const_bytes(input(1));
-                    let bias = match input(2) {
-                        None => Some(None),
-                        Some(b) => const_bytes(Some(b)).map(Some),
-                    };
-                    match (filter, bias) {
-                        (Some(f), Some(b)) => Int16x8Gemm::conv(
+                        ),
+                    )
+                }),
+                Kernel::ConvI16 { geometry, quant } => constants(2).and_then(|(f, b)| {
+                    int16x8(
+                        0,
+                        Int16x8Gemm::conv(
                             geometry,
                             quant,
                             bytemuck::cast_slice(f),
                             b.map(bytemuck::cast_slice),
                             simd16,
-                        )
-                        .map(|gemm| FastOp::Gemm16x8 {
-                            input_index: 0,
-                            gemm: Box::new(gemm),
-                        }),
-                        _ => None,
-                    }
-                }
-                Kernel::TransposeConvI16 { geometry, quant } => {
-                    let filter = const_bytes(input(1));
-                    let bias = match input(3) {
-                        None => Some(None),
-                        Some(b) => const_bytes(Some(b)).map(Some),
-                    };
-                    match (filter, bias) {
-                        (Some(f), Some(b)) => Int16x8Gemm::transposed(
+                        ),
+                    )
+                }),
+                Kernel::TransposeConvI16 { geometry, quant } => constants(3).and_then(|(f, b)| {
+                    int16x8(
+                        2,
+                        Int16x8Gemm::transposed(
                             geometry,
                             quant,
                             bytemuck::cast_slice(f),
                             b.map(bytemuck::cast_slice),
                             simd16,
-                        )
-                        .map(|gemm| FastOp::Gemm16x8 {
-                            input_index: 2,
-                            gemm: Box::new(gemm),
-                        }),
-                        _ => None,
-                    }
-                }
+                        ),
+                    )
+                }),
                 Kernel::MaxPoolI8 { geometry, act } => Some(FastOp::MaxPool {
                     geometry: *geometry,
                     act: *act,

@@ -132,14 +132,8 @@ impl Int16x8Gemm {
         bias: Option<&[i64]>,
         avx2: bool,
     ) -> Option<Self> {
-        let tiles = g.k_h == g.stride_h
-            && g.k_w == g.stride_w
-            && g.pad_top == 0
-            && g.pad_left == 0
-            && g.out_h == g.in_h * g.stride_h
-            && g.out_w == g.in_w * g.stride_w;
         let khw = g.k_h * g.k_w;
-        if !tiles || filter.len() != g.out_c * khw * g.in_c {
+        if !g.is_tiling_transpose() || filter.len() != g.out_c * khw * g.in_c {
             return None;
         }
         let (out_c, in_c) = (g.out_c, g.in_c);
@@ -704,19 +698,16 @@ mod tests {
     use super::*;
     use crate::quant::multiply_by_quantized_multiplier_i64;
 
+    /// Multipliers at and around the edges of the 16-bit reduction.
+    const MULTIPLIERS: [i32; 6] = [0, 1, 1 << 30, 0x7FFE_FFFF, 0x7FFF_0000, i32::MAX];
+
     #[test]
     fn the_vector_epilogue_is_the_scalar_one() {
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let multipliers = [0, 1, 1 << 30, 0x7FFE_FFFF, 0x7FFF_0000, i32::MAX];
+        let mut rng = crate::synth::Rng::new(0x2545_f491_4f6c_dd1du64);
+        let mut next = || rng.next_u64();
         for case in 0..2000 {
             let e = Epilogue::new(8, |c| {
-                let m = multipliers[(next() % 6) as usize];
+                let m = MULTIPLIERS[(next() % 6) as usize];
                 let shift = (next() % 39) as i32 - 31;
                 let bias = (next() as i64) >> (20 + c);
                 Some((bias, Requant64::new(m, shift)))
@@ -744,15 +735,9 @@ mod tests {
 
     #[test]
     fn precomputed_requantisation_is_the_reference_function() {
-        let mut state = 0x9E37_79B9_7F4A_7C15u64;
-        let mut next = || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let multipliers = [0, 1, 1 << 30, 0x7FFE_FFFF, 0x7FFF_0000, i32::MAX];
-        for &m in &multipliers {
+        let mut rng = crate::synth::Rng::new(0x9E37_79B9_7F4A_7C15u64);
+        let mut next = || rng.next_u64();
+        for &m in &MULTIPLIERS {
             for shift in -31..=7 {
                 let rq = Requant64::new(m, shift);
                 for _ in 0..200 {

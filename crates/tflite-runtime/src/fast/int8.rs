@@ -244,13 +244,7 @@ impl Int8Gemm {
         filter: &[i8],
         bias: Option<&[i32]>,
     ) -> Option<Self> {
-        let tiles = g.k_h == g.stride_h
-            && g.k_w == g.stride_w
-            && g.pad_top == 0
-            && g.pad_left == 0
-            && g.out_h == g.in_h * g.stride_h
-            && g.out_w == g.in_w * g.stride_w;
-        if !tiles || filter.len() != g.out_c * g.k_h * g.k_w * g.in_c {
+        if !g.is_tiling_transpose() || filter.len() != g.out_c * g.k_h * g.k_w * g.in_c {
             return None;
         }
         let (operand, lanes) = Self::layout(path);

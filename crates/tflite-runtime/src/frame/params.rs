@@ -37,6 +37,19 @@ pub struct ConvGeometry {
     pub pad_left: usize,
 }
 
+impl ConvGeometry {
+    /// For a TRANSPOSE_CONV: whether its kernel equals its stride with no padding, so that every
+    /// input pixel writes its own disjoint `k_h × k_w` output block (the U-Net's 2×2 stride 2).
+    pub fn is_tiling_transpose(&self) -> bool {
+        self.k_h == self.stride_h
+            && self.k_w == self.stride_w
+            && self.pad_top == 0
+            && self.pad_left == 0
+            && self.out_h == self.in_h * self.stride_h
+            && self.out_w == self.in_w * self.stride_w
+    }
+}
+
 /// Per-output-channel requantisation of an int8 convolution.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvQuantParams {
