@@ -168,15 +168,44 @@ pub fn clamp_f32(x: f32, lo: f32, hi: f32) -> f32 {
 /// reduced to 16 bits (`(m + 2^15) >> 16`, or 0x7FFF at the top), one rounding shift by
 /// `15 − shift`. The result saturates to i32 where LiteRT asserts it fits.
 pub fn multiply_by_quantized_multiplier_i64(x: i64, multiplier: i32, shift: i32) -> i32 {
-    let reduced = if multiplier < 0x7FFF_0000 {
-        (i64::from(multiplier) + (1 << 15)) >> 16
-    } else {
-        0x7FFF
-    };
-    let total_shift = (15 - shift).clamp(1, 62);
-    let round = 1i64 << (total_shift - 1);
-    let result = x.wrapping_mul(reduced).wrapping_add(round) >> total_shift;
-    result.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    QuantizedMultiplierI64::new(multiplier, shift).apply(x)
+}
+
+/// The constants of [`multiply_by_quantized_multiplier_i64`] for one multiplier and shift,
+/// computed once (the fast 16x8 kernels keep one per output channel):
+/// `apply(x) = sat_i32((x · reduced + round) >> total_shift)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuantizedMultiplierI64 {
+    /// The multiplier reduced to 16 bits.
+    pub reduced: i64,
+    /// `15 − shift`, kept in `[1, 62]`.
+    pub total_shift: u32,
+    /// `2^(total_shift − 1)`.
+    pub round: i64,
+}
+
+impl QuantizedMultiplierI64 {
+    /// The constants for `multiplier` and `shift`.
+    pub fn new(multiplier: i32, shift: i32) -> Self {
+        let reduced = if multiplier < 0x7FFF_0000 {
+            (i64::from(multiplier) + (1 << 15)) >> 16
+        } else {
+            0x7FFF
+        };
+        let total_shift = (15 - shift).clamp(1, 62) as u32;
+        Self {
+            reduced,
+            total_shift,
+            round: 1i64 << (total_shift - 1),
+        }
+    }
+
+    /// The requantised value, saturated to i32.
+    #[inline]
+    pub fn apply(self, x: i64) -> i32 {
+        let v = x.wrapping_mul(self.reduced).wrapping_add(self.round) >> self.total_shift;
+        v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+    }
 }
 
 #[cfg(test)]

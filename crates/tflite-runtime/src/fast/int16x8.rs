@@ -13,14 +13,15 @@
 //!   every [`PAIRS_PER_FOLD`] pairs, before any i32 sum could overflow (a pair is at most
 //!   `2 · 32768 · 128 = 2^23`, and `255 · 2^23 < 2^31`), so the i64 total is the reference's
 //!   exactly; the portable kernel accumulates in i64 directly;
-//! - the epilogue adds the i64 bias and requantises with the reference's
-//!   `multiply_by_quantized_multiplier_i64` (its per-column constants computed once), then
-//!   clamps.
+//! - the epilogue adds the i64 bias and requantises with the reference's int64
+//!   `MultiplyByQuantizedMultiplier` (`quant::QuantizedMultiplierI64`, its constants computed once
+//!   per column), then clamps.
 //!
 //! `threads > 1` splits the rows into contiguous ranges (whole input rows for a transposed
 //! convolution), each writing its own contiguous part of the output.
 
 use crate::frame::{ConvGeometry, ConvQuantParams};
+use crate::quant::QuantizedMultiplierI64;
 
 /// Columns per block (one AVX2 vector of i32).
 const LANES: usize = 8;
@@ -55,6 +56,8 @@ pub struct Int16x8Gemm {
     cp: usize,
     /// Operand-buffer offset of each tap from the row's base.
     taps: Vec<usize>,
+    /// Operand values one row reads from its base (`max(taps) + cp`).
+    span: usize,
     /// Real columns (`out_c`, or `k_h·k_w·out_c`).
     n_cols: usize,
     /// Packed weights `[block][tap][pair][lane][2]`, zero beyond the reduction and `n_cols`.
@@ -197,6 +200,7 @@ impl Int16x8Gemm {
             shape,
             geom: *g,
             cp,
+            span: taps.iter().copied().max().unwrap_or(0) + cp,
             taps,
             n_cols,
             w,
@@ -204,7 +208,7 @@ impl Int16x8Gemm {
                 (c < n_cols).then(|| {
                     (
                         bias.map_or(0, |b| b[oc(c)]),
-                        Requant64::new(q.multipliers[oc(c)], q.shifts[oc(c)]),
+                        QuantizedMultiplierI64::new(q.multipliers[oc(c)], q.shifts[oc(c)]),
                     )
                 })
             }),
@@ -390,8 +394,7 @@ impl Int16x8Gemm {
         wb: &[i16],
         nb: usize,
     ) -> [[i64; NB * LANES]; MR] {
-        let max_tap = self.taps.iter().copied().max().unwrap_or(0);
-        let end = rows.iter().copied().max().unwrap_or(0) + max_tap + self.cp;
+        let end = rows.iter().copied().max().unwrap_or(0) + self.span;
         assert!(end <= a.len() && wb.len() >= nb * self.taps.len() * self.cp * LANES);
         #[cfg(target_arch = "x86_64")]
         if self.avx2 {
@@ -457,7 +460,10 @@ struct Epilogue {
 
 impl Epilogue {
     /// `column(c)` gives a real column's bias and requantisation; padding columns get 0.
-    fn new(padded: usize, mut column: impl FnMut(usize) -> Option<(i64, Requant64)>) -> Self {
+    fn new(
+        padded: usize,
+        mut column: impl FnMut(usize) -> Option<(i64, QuantizedMultiplierI64)>,
+    ) -> Self {
         let mut e = Self {
             bias: vec![0; padded],
             reduced: vec![0; padded],
@@ -546,38 +552,6 @@ unsafe fn requant_block_avx2(
         }
     }
     out.map(|v| v as i16)
-}
-
-/// [`crate::quant::multiply_by_quantized_multiplier_i64`] with its per-column constants
-/// computed once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Requant64 {
-    reduced: i64,
-    total_shift: u32,
-    round: i64,
-}
-
-impl Requant64 {
-    fn new(multiplier: i32, shift: i32) -> Self {
-        let reduced = if multiplier < 0x7FFF_0000 {
-            (i64::from(multiplier) + (1 << 15)) >> 16
-        } else {
-            0x7FFF
-        };
-        let total_shift = (15 - shift).clamp(1, 62) as u32;
-        Self {
-            reduced,
-            total_shift,
-            round: 1i64 << (total_shift - 1),
-        }
-    }
-
-    /// [`crate::quant::multiply_by_quantized_multiplier_i64`].
-    #[cfg(test)]
-    fn apply(self, x: i64) -> i32 {
-        let v = x.wrapping_mul(self.reduced).wrapping_add(self.round) >> self.total_shift;
-        v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
-    }
 }
 
 /// Portable kernel: i64 accumulation.
@@ -696,7 +670,6 @@ unsafe fn fold<const B: usize>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::multiply_by_quantized_multiplier_i64;
 
     /// Multipliers at and around the edges of the 16-bit reduction.
     const MULTIPLIERS: [i32; 6] = [0, 1, 1 << 30, 0x7FFE_FFFF, 0x7FFF_0000, i32::MAX];
@@ -710,7 +683,7 @@ mod tests {
                 let m = MULTIPLIERS[(next() % 6) as usize];
                 let shift = (next() % 39) as i32 - 31;
                 let bias = (next() as i64) >> (20 + c);
-                Some((bias, Requant64::new(m, shift)))
+                Some((bias, QuantizedMultiplierI64::new(m, shift)))
             });
             let sums: [i64; 8] = std::array::from_fn(|_| (next() as i64) >> 17);
             let range = if case % 2 == 0 {
@@ -723,31 +696,12 @@ mod tests {
             assert_eq!(scalar, vector, "case {case}");
             for (i, &v) in scalar.iter().enumerate() {
                 let x = sums[i].wrapping_add(e.bias[i]);
-                let rq = Requant64 {
+                let rq = QuantizedMultiplierI64 {
                     reduced: e.reduced[i],
                     total_shift: e.shift[i] as u32,
                     round: e.round[i],
                 };
                 assert_eq!(i32::from(v), rq.apply(x).clamp(range.0, range.1));
-            }
-        }
-    }
-
-    #[test]
-    fn precomputed_requantisation_is_the_reference_function() {
-        let mut rng = crate::synth::Rng::new(0x9E37_79B9_7F4A_7C15u64);
-        let mut next = || rng.next_u64();
-        for &m in &MULTIPLIERS {
-            for shift in -31..=7 {
-                let rq = Requant64::new(m, shift);
-                for _ in 0..200 {
-                    let x = (next() as i64) >> 16; // ±2^47, LiteRT's input range
-                    assert_eq!(
-                        rq.apply(x),
-                        multiply_by_quantized_multiplier_i64(x, m, shift),
-                        "x {x} m {m} shift {shift}"
-                    );
-                }
             }
         }
     }
