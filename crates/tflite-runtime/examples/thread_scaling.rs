@@ -1,5 +1,6 @@
-//! Per-operator scaling of the fast kernels from one thread to N on the int8 U-Net (fms=16,
-//! 128×128): `cargo run --release -p tflite-runtime --example thread_scaling -- [THREADS] [RUNS]`.
+//! Per-operator scaling of the fast kernels from one thread to N on the int8 (or, with `f32`,
+//! the f32) U-Net (fms=16, 128×128):
+//! `cargo run --release -p tflite-runtime --example thread_scaling -- [THREADS] [RUNS] [f32]`.
 //! Prints each operator's median time with 1 and N threads and the ratio, then the totals.
 
 use tflite_runtime::profile::profile_ops;
@@ -10,14 +11,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let threads: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(2);
     let runs: usize = args.next().map(|s| s.parse()).transpose()?.unwrap_or(20);
+    let int8 = args.next().as_deref() != Some("f32");
     let model = unet(UNetSpec {
         fms: 16,
         size: 128,
         in_channels: 1,
-        int8: true,
+        int8,
         seed: 1,
     });
-    let input = Rng::new(2).i8s(128 * 128, -128, 127);
+    let mut rng = Rng::new(2);
+    let (input_i8, input_f32) = (rng.i8s(128 * 128, -128, 127), rng.f32s(128 * 128, 0.0, 1.0));
     let mut profiles = Vec::new();
     for n in [1, threads] {
         let mut interp = Interpreter::new(
@@ -27,7 +30,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 threads: n,
             },
         )?;
-        interp.set_input(0, &input)?;
+        if int8 {
+            interp.set_input(0, &input_i8)?;
+        } else {
+            interp.set_input(0, &input_f32)?;
+        }
         for _ in 0..3 {
             interp.invoke()?;
         }

@@ -26,6 +26,7 @@ use std::cell::RefCell;
 
 use gemm::Parallelism;
 
+use super::workers::for_row_parts;
 use crate::frame::ConvGeometry;
 use crate::quant::clamp_f32;
 
@@ -33,22 +34,24 @@ use crate::quant::clamp_f32;
 const IM2COL_CHUNK: usize = 1 << 20;
 
 thread_local! {
-    /// Two reusable scratch buffers per calling thread (padded input / im2col, GEMM output).
-    static SCRATCH: RefCell<(Vec<f32>, Vec<f32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// The calling thread's buffer for the padded input or the im2col rows.
+    static OPERAND: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// Each thread's buffer for the GEMM output of its rows.
+    static ACC: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Runs `f` on two scratch slices of `a` and `b` floats (contents unspecified).
-fn with_scratch<R>(a: usize, b: usize, f: impl FnOnce(&mut [f32], &mut [f32]) -> R) -> R {
-    SCRATCH.with(|cell| {
-        let mut guard = cell.borrow_mut();
-        let (x, y) = &mut *guard;
-        if x.len() < a {
-            x.resize(a, 0.0);
+/// Runs `f` on `len` floats of this thread's `buffer` (contents unspecified).
+fn with_buffer<R>(
+    buffer: &'static std::thread::LocalKey<RefCell<Vec<f32>>>,
+    len: usize,
+    f: impl FnOnce(&mut [f32]) -> R,
+) -> R {
+    buffer.with(|cell| {
+        let mut v = cell.borrow_mut();
+        if v.len() < len {
+            v.resize(len, 0.0);
         }
-        if y.len() < b {
-            y.resize(b, 0.0);
-        }
-        f(&mut x[..a], &mut y[..b])
+        f(&mut v[..len])
     })
 }
 
@@ -229,20 +232,23 @@ impl PackedConv2dF32 {
         let bias = bias.filter(|b| b.len() >= g.out_c);
         match self.path {
             ConvPath::Pointwise => {
-                let m = g.batches * g.in_h * g.in_w;
-                matmul(
-                    m,
-                    g.out_c,
-                    g.in_c,
-                    output,
-                    g.out_c,
-                    false,
-                    input,
-                    g.in_c,
-                    &self.weights,
-                    threads,
-                );
-                bias_act(output, g.out_c, bias, self.act);
+                let (w, act) = (&self.weights, self.act);
+                for_row_parts(output, g.out_c, threads, |pixels, out| {
+                    let x = &input[pixels.start * g.in_c..pixels.end * g.in_c];
+                    matmul(
+                        pixels.len(),
+                        g.out_c,
+                        g.in_c,
+                        out,
+                        g.out_c,
+                        false,
+                        x,
+                        g.in_c,
+                        w,
+                        1,
+                    );
+                    bias_act(out, g.out_c, bias, act);
+                });
             }
             ConvPath::Shifted => self.run_shifted(input, bias, output, threads),
             ConvPath::Im2col => self.run_im2col(input, bias, output, threads),
@@ -257,59 +263,66 @@ impl PackedConv2dF32 {
         let c = g.in_c;
         let wp = g.out_w + g.k_w - 1;
         let hp = g.out_h + g.k_h - 1;
-        let m = (g.out_h - 1) * wp + g.out_w;
         let in_image = g.in_h * g.in_w * c;
         let out_image = g.out_h * g.out_w * g.out_c;
-        with_scratch(hp * wp * c, m * g.out_c, |padded, acc| {
+        let left = g.pad_left.min(wp);
+        let cols = g.in_w.min(wp - left);
+        with_buffer(&OPERAND, hp * wp * c, |padded| {
             for b in 0..g.batches {
                 let image = &input[b * in_image..(b + 1) * in_image];
-                // Zero-bordered copy of the image.
-                let left = g.pad_left.min(wp);
-                let cols = g.in_w.min(wp - left);
-                for py in 0..hp {
-                    let row = &mut padded[py * wp * c..(py + 1) * wp * c];
-                    let iy = py as isize - g.pad_top as isize;
-                    if iy < 0 || iy >= g.in_h as isize {
-                        row.fill(0.0);
-                        continue;
+                // Zero-bordered copy of the image, rows split over the threads.
+                for_row_parts(padded, wp * c, threads, |rows, part| {
+                    for (py, row) in rows.zip(part.chunks_exact_mut(wp * c)) {
+                        let iy = py as isize - g.pad_top as isize;
+                        if iy < 0 || iy >= g.in_h as isize {
+                            row.fill(0.0);
+                            continue;
+                        }
+                        let src = &image[iy as usize * g.in_w * c..][..cols * c];
+                        row[..left * c].fill(0.0);
+                        row[left * c..(left + cols) * c].copy_from_slice(src);
+                        row[(left + cols) * c..].fill(0.0);
                     }
-                    let src = &image[iy as usize * g.in_w * c..][..cols * c];
-                    row[..left * c].fill(0.0);
-                    row[left * c..(left + cols) * c].copy_from_slice(src);
-                    row[(left + cols) * c..].fill(0.0);
-                }
-                // One GEMM per kernel row; its k_w taps are contiguous in `padded`.
-                let k = g.k_w * c;
-                for ky in 0..g.k_h {
-                    matmul(
-                        m,
-                        g.out_c,
-                        k,
-                        acc,
-                        g.out_c,
-                        ky > 0,
-                        &padded[ky * wp * c..],
-                        c,
-                        &self.weights[ky * k * g.out_c..(ky + 1) * k * g.out_c],
-                        threads,
-                    );
-                }
-                // Epilogue: drop the k_w − 1 extra columns, add bias, clamp.
+                });
+                // Each thread: its output rows, one GEMM per kernel row (the k_w taps of a
+                // kernel row are contiguous in `padded`), then bias and clamp.
+                let padded = &*padded;
                 let out = &mut output[b * out_image..(b + 1) * out_image];
-                for oy in 0..g.out_h {
-                    let dst = &mut out[oy * g.out_w * g.out_c..(oy + 1) * g.out_w * g.out_c];
-                    let src = &acc[oy * wp * g.out_c..oy * wp * g.out_c + g.out_w * g.out_c];
-                    match bias {
-                        Some(bias) => {
-                            for (d, s) in
-                                dst.chunks_exact_mut(g.out_c).zip(src.chunks_exact(g.out_c))
-                            {
-                                bias_act_into(d, s, Some(bias), self.act);
+                for_row_parts(out, g.out_w * g.out_c, threads, |oys, out| {
+                    let m = (oys.len() - 1) * wp + g.out_w;
+                    let k = g.k_w * c;
+                    with_buffer(&ACC, m * g.out_c, |acc| {
+                        for ky in 0..g.k_h {
+                            matmul(
+                                m,
+                                g.out_c,
+                                k,
+                                acc,
+                                g.out_c,
+                                ky > 0,
+                                &padded[(oys.start + ky) * wp * c..],
+                                c,
+                                &self.weights[ky * k * g.out_c..(ky + 1) * k * g.out_c],
+                                1,
+                            );
+                        }
+                        // Drop the k_w − 1 extra columns of each row.
+                        let row = g.out_w * g.out_c;
+                        for (r, dst) in out.chunks_exact_mut(row).enumerate() {
+                            let src = &acc[r * wp * g.out_c..][..row];
+                            match bias {
+                                Some(bias) => {
+                                    for (d, s) in
+                                        dst.chunks_exact_mut(g.out_c).zip(src.chunks_exact(g.out_c))
+                                    {
+                                        bias_act_into(d, s, Some(bias), self.act);
+                                    }
+                                }
+                                None => bias_act_into(dst, src, None, self.act),
                             }
                         }
-                        None => bias_act_into(dst, src, None, self.act),
-                    }
-                }
+                    });
+                });
             }
         });
     }
@@ -324,56 +337,62 @@ impl PackedConv2dF32 {
         let rows_per_chunk = (IM2COL_CHUNK / (g.out_w * k).max(1)).clamp(1, g.out_h);
         let in_image = g.in_h * g.in_w * c;
         let out_image = g.out_h * g.out_w * g.out_c;
-        with_scratch(rows_per_chunk * g.out_w * k, 0, |cols, _| {
-            for b in 0..g.batches {
-                let image = &input[b * in_image..(b + 1) * in_image];
-                let out = &mut output[b * out_image..(b + 1) * out_image];
-                let mut oy0 = 0;
-                while oy0 < g.out_h {
-                    let rows = rows_per_chunk.min(g.out_h - oy0);
-                    for r in 0..rows {
-                        let oy = oy0 + r;
-                        for ox in 0..g.out_w {
-                            let dst = &mut cols[(r * g.out_w + ox) * k..][..k];
-                            for ky in 0..g.k_h {
-                                let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
-                                    - g.pad_top as isize;
-                                for kx in 0..g.k_w {
-                                    let ix = (ox * g.stride_w + kx * g.dilation_w) as isize
-                                        - g.pad_left as isize;
-                                    let d = &mut dst[(ky * g.k_w + kx) * c..][..c];
-                                    if iy < 0
-                                        || ix < 0
-                                        || iy >= g.in_h as isize
-                                        || ix >= g.in_w as isize
-                                    {
-                                        d.fill(0.0);
-                                    } else {
-                                        let at = (iy as usize * g.in_w + ix as usize) * c;
-                                        d.copy_from_slice(&image[at..at + c]);
+        for b in 0..g.batches {
+            let image = &input[b * in_image..(b + 1) * in_image];
+            let out = &mut output[b * out_image..(b + 1) * out_image];
+            // Each thread: its output rows, in chunks of im2col rows in its own buffer.
+            for_row_parts(out, g.out_w * g.out_c, threads, |oys, out| {
+                let chunk = rows_per_chunk.min(oys.len());
+                with_buffer(&OPERAND, chunk * g.out_w * k, |cols| {
+                    let mut oy0 = oys.start;
+                    while oy0 < oys.end {
+                        let rows = chunk.min(oys.end - oy0);
+                        for r in 0..rows {
+                            let oy = oy0 + r;
+                            for ox in 0..g.out_w {
+                                let dst = &mut cols[(r * g.out_w + ox) * k..][..k];
+                                for ky in 0..g.k_h {
+                                    let iy = (oy * g.stride_h + ky * g.dilation_h) as isize
+                                        - g.pad_top as isize;
+                                    for kx in 0..g.k_w {
+                                        let ix = (ox * g.stride_w + kx * g.dilation_w) as isize
+                                            - g.pad_left as isize;
+                                        let d = &mut dst[(ky * g.k_w + kx) * c..][..c];
+                                        if iy < 0
+                                            || ix < 0
+                                            || iy >= g.in_h as isize
+                                            || ix >= g.in_w as isize
+                                        {
+                                            d.fill(0.0);
+                                        } else {
+                                            let at = (iy as usize * g.in_w + ix as usize) * c;
+                                            d.copy_from_slice(&image[at..at + c]);
+                                        }
                                     }
                                 }
                             }
                         }
+                        let m = rows * g.out_w;
+                        let at = (oy0 - oys.start) * g.out_w * g.out_c;
+                        let dst = &mut out[at..at + m * g.out_c];
+                        matmul(
+                            m,
+                            g.out_c,
+                            k,
+                            dst,
+                            g.out_c,
+                            false,
+                            &cols[..m * k],
+                            k,
+                            &self.weights,
+                            1,
+                        );
+                        oy0 += rows;
                     }
-                    let m = rows * g.out_w;
-                    matmul(
-                        m,
-                        g.out_c,
-                        k,
-                        &mut out[oy0 * g.out_w * g.out_c..(oy0 + rows) * g.out_w * g.out_c],
-                        g.out_c,
-                        false,
-                        &cols[..m * k],
-                        k,
-                        &self.weights,
-                        threads,
-                    );
-                    oy0 += rows;
-                }
+                });
                 bias_act(out, g.out_c, bias, self.act);
-            }
-        });
+            });
+        }
     }
 }
 
@@ -429,9 +448,46 @@ impl PackedTransposeConvF32 {
         assert_eq!(input.len(), g.batches * g.in_h * g.in_w * g.in_c);
         assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
         let bias = bias.filter(|b| b.len() >= g.out_c);
-        let pixels = g.batches * g.in_h * g.in_w;
         let n = g.k_h * g.k_w * g.out_c;
-        with_scratch(pixels * n, 0, |blocks, _| {
+        if self.tiles {
+            // Input row r (of all batches) fills output rows r·k_h .. (r+1)·k_h exactly, so each
+            // thread takes whole input rows: its GEMM, then the scatter with bias and clamp.
+            let out_rows = g.k_h * g.out_w * g.out_c;
+            for_row_parts(output, out_rows, threads, |rows, out| {
+                let pixels = rows.len() * g.in_w;
+                let x = &input[rows.start * g.in_w * g.in_c..][..pixels * g.in_c];
+                with_buffer(&ACC, pixels * n, |blocks| {
+                    matmul(
+                        pixels,
+                        n,
+                        g.in_c,
+                        blocks,
+                        n,
+                        false,
+                        x,
+                        g.in_c,
+                        &self.weights,
+                        1,
+                    );
+                    for (r, out) in out.chunks_exact_mut(out_rows).enumerate() {
+                        for ix in 0..g.in_w {
+                            let block = &blocks[(r * g.in_w + ix) * n..][..n];
+                            for ky in 0..g.k_h {
+                                for kx in 0..g.k_w {
+                                    let at = (ky * g.out_w + ix * g.k_w + kx) * g.out_c;
+                                    let src = &block[(ky * g.k_w + kx) * g.out_c..][..g.out_c];
+                                    bias_act_into(&mut out[at..at + g.out_c], src, bias, self.act);
+                                }
+                            }
+                        }
+                    }
+                });
+            });
+            return;
+        }
+        // General case: one GEMM (the `gemm` crate's own threads), then col2im accumulation.
+        let pixels = g.batches * g.in_h * g.in_w;
+        with_buffer(&ACC, pixels * n, |blocks| {
             matmul(
                 pixels,
                 n,
@@ -444,9 +500,7 @@ impl PackedTransposeConvF32 {
                 &self.weights,
                 threads,
             );
-            if !self.tiles {
-                output.fill(0.0);
-            }
+            output.fill(0.0);
             for b in 0..g.batches {
                 for iy in 0..g.in_h {
                     for ix in 0..g.in_w {
@@ -466,21 +520,15 @@ impl PackedTransposeConvF32 {
                                     ((b * g.out_h + oy as usize) * g.out_w + ox as usize) * g.out_c;
                                 let dst = &mut output[at..at + g.out_c];
                                 let src = &block[(ky * g.k_w + kx) * g.out_c..][..g.out_c];
-                                if self.tiles {
-                                    bias_act_into(dst, src, bias, self.act);
-                                } else {
-                                    for (d, s) in dst.iter_mut().zip(src) {
-                                        *d += s;
-                                    }
+                                for (d, s) in dst.iter_mut().zip(src) {
+                                    *d += s;
                                 }
                             }
                         }
                     }
                 }
             }
-            if !self.tiles {
-                bias_act(output, g.out_c, bias, self.act);
-            }
+            bias_act(output, g.out_c, bias, self.act);
         });
     }
 }

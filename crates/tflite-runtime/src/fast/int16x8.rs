@@ -269,20 +269,9 @@ impl Int16x8Gemm {
             self.run_rows(&a, 0..rows, output, 0);
             return;
         }
-        let per = units.div_ceil(threads).max(1);
-        let a = &a;
-        std::thread::scope(|s| {
-            let mut rest = output;
-            let mut first = 0;
-            while first < units {
-                let last = (first + per).min(units);
-                let (part, tail) = rest.split_at_mut((last - first) * unit_out);
-                rest = tail;
-                let base = first * unit_out;
-                let range = first * unit_rows..last * unit_rows;
-                s.spawn(move || self.run_rows(a, range, part, base));
-                first = last;
-            }
+        super::workers::for_row_parts(output, unit_out, threads, |units, part| {
+            let range = units.start * unit_rows..units.end * unit_rows;
+            self.run_rows(&a, range, part, units.start * unit_out);
         });
     }
 

@@ -713,43 +713,35 @@ impl Int8Gemm {
             self.run_rows(&workspace[..self.a_bytes], out, 0, self.rows);
             return;
         }
-        // Every thread fills its share of the operand buffer, waits for the others (a row's
-        // taps read its neighbours' units), then runs its share of the rows.
+        // Every thread fills its share of the operand buffer; once all have (a row's taps read
+        // its neighbours' units), every thread runs its share of the rows. Two jobs on the
+        // persistent workers, so the second starts as soon as the last fill ends.
         let (units, unit_bytes) = self.fill_units();
         debug_assert_eq!(units * unit_bytes, self.a_bytes);
         let per_fill = units.div_ceil(threads);
         let per = chunks.div_ceil(threads) * CHUNK;
         let ws = WorkspacePtr(workspace.as_mut_ptr());
-        let barrier = std::sync::Barrier::new(threads);
-        let work = |t: usize| {
+        super::workers::run_on_threads(threads, &|t| {
             let (u0, u1) = ((t * per_fill).min(units), ((t + 1) * per_fill).min(units));
-            {
-                // SAFETY: the workspace holds at least `a_bytes = units · unit_bytes` bytes
-                // (asserted above); thread t writes only units u0..u1, disjoint from every
-                // other thread's, and this borrow ends before the barrier.
-                let part = unsafe {
-                    std::slice::from_raw_parts_mut(
-                        ws.get().add(u0 * unit_bytes),
-                        (u1 - u0) * unit_bytes,
-                    )
-                };
-                self.fill_operand_part(input, part, u0..u1);
-            }
-            barrier.wait();
-            // SAFETY: every write to the buffer happened before the barrier, and no mutable
-            // borrow of it is alive after it.
-            let a = unsafe { std::slice::from_raw_parts(ws.get().cast_const(), self.a_bytes) };
+            // SAFETY: the workspace holds at least `a_bytes = units · unit_bytes` bytes
+            // (asserted above); part t writes only units u0..u1, disjoint from every other
+            // part's, and the borrow ends with the part.
+            let part = unsafe {
+                std::slice::from_raw_parts_mut(
+                    ws.get().add(u0 * unit_bytes),
+                    (u1 - u0) * unit_bytes,
+                )
+            };
+            self.fill_operand_part(input, part, u0..u1);
+        });
+        // SAFETY: every write to the buffer happened in the job above, which has returned; no
+        // mutable borrow of it is alive.
+        let a = unsafe { std::slice::from_raw_parts(ws.get().cast_const(), self.a_bytes) };
+        super::workers::run_on_threads(threads, &|t| {
             let (lo, hi) = ((t * per).min(self.rows), ((t + 1) * per).min(self.rows));
             if lo < hi {
                 self.run_rows(a, out, lo, hi);
             }
-        };
-        let work = &work;
-        std::thread::scope(|s| {
-            for t in 1..threads {
-                s.spawn(move || work(t));
-            }
-            work(0);
         });
     }
 
@@ -809,7 +801,7 @@ impl WorkspacePtr {
         self.0
     }
 }
-// SAFETY: threads write disjoint units before a barrier and only read after it (see
+// SAFETY: threads write disjoint units in one job and only read them in the next (see
 // `Int8Gemm::run`).
 unsafe impl Send for WorkspacePtr {}
 // SAFETY: as above; the pointer itself is only copied.

@@ -34,6 +34,7 @@ mod int8_pool;
 mod int8_portable;
 #[cfg(target_arch = "x86_64")]
 mod int8_x86;
+pub mod workers;
 
 pub use int8::{Int8Gemm, conv2d_i8, transpose_conv_i8};
 pub use int8_pool::{max_pool_i8, max_pool_i16};
