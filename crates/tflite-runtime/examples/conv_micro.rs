@@ -1,4 +1,5 @@
-//! Times single fast f32 convolutions (3×3 SAME, stride 1) of the U-Net's shapes:
+//! Times single fast f32 convolutions (3×3 SAME, stride 1) of the U-Net's shapes, the path
+//! `PackedConv2dF32::new` chooses beside the `gemm` one:
 //! `cargo run --release -p tflite-runtime --example conv_micro`.
 use std::time::Instant;
 use tflite_runtime::fast::f32_conv::PackedConv2dF32;
@@ -42,15 +43,22 @@ fn main() {
         let input = rng.f32s(hw * hw * in_c, -1.0, 1.0);
         let filter = rng.f32s(9 * in_c * out_c, -0.1, 0.1);
         let bias = rng.f32s(out_c, -0.1, 0.1);
-        let packed = PackedConv2dF32::new(&g, (0.0, f32::INFINITY), &filter).unwrap();
         let mut out = vec![0.0; hw * hw * out_c];
         let reps = 20;
-        let mut best = f64::INFINITY;
-        for _ in 0..reps {
-            let t = Instant::now();
-            packed.run(&input, Some(&bias), &mut out, 1);
-            best = best.min(t.elapsed().as_secs_f64() * 1e3);
-        }
+        let time = |packed: &PackedConv2dF32, out: &mut [f32]| {
+            let mut best = f64::INFINITY;
+            for _ in 0..reps {
+                let t = Instant::now();
+                packed.run(&input, Some(&bias), out, 1);
+                best = best.min(t.elapsed().as_secs_f64() * 1e3);
+            }
+            best
+        };
+        let act = (0.0, f32::INFINITY);
+        let chosen = PackedConv2dF32::new(&g, act, &filter).unwrap();
+        let gemm = PackedConv2dF32::with_gemm(&g, act, &filter).unwrap();
+        let best = time(&chosen, &mut out);
+        let best_gemm = time(&gemm, &mut out);
         let t = Instant::now();
         conv2d_f32(
             &g,
@@ -63,8 +71,10 @@ fn main() {
         let reference = t.elapsed().as_secs_f64() * 1e3;
         let gflop = 2.0 * (hw * hw * 9 * in_c * out_c) as f64 / 1e9;
         println!(
-            "{hw:4}x{hw:<4} {in_c:4}->{out_c:<4} fast {best:7.3} ms ({:6.1} GFLOP/s)  reference {reference:8.2} ms",
-            gflop / best * 1e3
+            "{hw:4}x{hw:<4} {in_c:4}->{out_c:<4} {:?} {best:7.3} ms ({:6.1} GFLOP/s)  gemm {best_gemm:7.3} ms ({:6.1} GFLOP/s)  reference {reference:8.2} ms",
+            chosen.path(),
+            gflop / best * 1e3,
+            gflop / best_gemm * 1e3
         );
     }
 }

@@ -98,8 +98,23 @@ fn conv_geometry(
     })
 }
 
-/// Runs one convolution both ways (threads 1 and 3) and checks them; returns the path taken.
-fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) -> ConvPath {
+/// Whether `PackedConv2dF32::new` should pick the direct kernel for stride-1 geometries here.
+fn direct_expected() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && !std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Runs one convolution on the chosen path and on the `gemm` path (threads 1 and 3 each) and
+/// checks both; returns the two paths taken.
+fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) -> [ConvPath; 2] {
     let input = rng.f32s(g.batches * g.in_h * g.in_w * g.in_c, -1.5, 1.5);
     let filter = rng.f32s(g.out_c * g.k_h * g.k_w * g.in_c, -0.5, 0.5);
     let bias = with_bias.then(|| rng.f32s(g.out_c, -1.0, 1.0));
@@ -116,18 +131,33 @@ fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) 
         abs_bias.as_deref(),
         &mut magnitude,
     );
-    let packed = PackedConv2dF32::new(g, act, &filter).expect("filter size");
-    for threads in [1, 3] {
-        let mut got = vec![f32::NAN; n_out];
-        packed.run(&input, bias.as_deref(), &mut got, threads);
-        check(
-            &format!("conv {g:?} act {act:?} threads {threads}"),
-            &got,
-            &want,
-            &magnitude,
-        );
+    let chosen = PackedConv2dF32::new(g, act, &filter).expect("filter size");
+    let gemm = PackedConv2dF32::with_gemm(g, act, &filter).expect("filter size");
+    let shifted = g.stride_h == 1 && g.stride_w == 1 && g.dilation_h == 1 && g.dilation_w == 1;
+    let pointwise = gemm.path() == ConvPath::Pointwise;
+    assert_eq!(
+        chosen.path() == ConvPath::Direct,
+        shifted && !pointwise && direct_expected(),
+        "{g:?}: path {:?}",
+        chosen.path()
+    );
+    assert_ne!(gemm.path(), ConvPath::Direct);
+    for packed in [&chosen, &gemm] {
+        for threads in [1, 3] {
+            let mut got = vec![f32::NAN; n_out];
+            packed.run(&input, bias.as_deref(), &mut got, threads);
+            check(
+                &format!(
+                    "conv {g:?} act {act:?} path {:?} threads {threads}",
+                    packed.path()
+                ),
+                &got,
+                &want,
+                &magnitude,
+            );
+        }
     }
-    packed.path()
+    [chosen.path(), gemm.path()]
 }
 
 #[test]
@@ -146,12 +176,20 @@ fn conv_fixed_shapes_cover_every_path() {
         (1, (12, 12), 6, 5, (3, 3), (1, 1), (2, 2), Padding::Same),
         (1, (9, 9), 2, 3, (1, 1), (2, 2), (1, 1), Padding::Same),
         (1, (16, 16), 32, 32, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (2, (7, 13), 40, 37, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (1, (5, 17), 9, 48, (5, 3), (1, 1), (1, 1), Padding::Valid),
     ];
     let mut paths = Vec::new();
     for (i, &(batches, hw, in_c, out_c, k, stride, dilation, padding)) in cases.iter().enumerate() {
         let g = conv_geometry(batches, hw, in_c, out_c, k, stride, dilation, padding)
             .expect("valid case");
-        paths.push(conv_both(&mut rng, &g, ACTS[i % 3], i % 4 != 1));
+        paths.extend(conv_both(&mut rng, &g, ACTS[i % 3], i % 4 != 1));
+    }
+    if direct_expected() {
+        assert!(
+            paths.contains(&ConvPath::Direct),
+            "no case took the direct kernel"
+        );
     }
     for path in [ConvPath::Pointwise, ConvPath::Shifted, ConvPath::Im2col] {
         assert!(paths.contains(&path), "no case took {path:?}");

@@ -165,6 +165,9 @@ pub enum ConvPath {
     Shifted,
     /// Anything else: explicit im2col in chunks of output rows.
     Im2col,
+    /// The shifted geometry on AVX2 + FMA CPUs without AVX-512: the direct kernel
+    /// (`f32_direct`), accumulators in registers over all taps, no GEMM.
+    Direct,
 }
 
 /// A CONV_2D (f32) with its weights packed as a `[k_h·k_w·in_c × out_c]` row-major matrix.
@@ -174,12 +177,30 @@ pub struct PackedConv2dF32 {
     act: (f32, f32),
     path: ConvPath,
     weights: Vec<f32>,
+    #[cfg(target_arch = "x86_64")]
+    direct: Option<super::f32_direct::DirectConvF32>,
 }
 
 impl PackedConv2dF32 {
-    /// Packs an OHWI `filter` for the convolution `g` with fused activation clamp `act`.
-    /// `None` if the filter does not have `out_c·k_h·k_w·in_c` elements.
+    /// Packs an OHWI `filter` for the convolution `g` with fused activation clamp `act`,
+    /// choosing the fastest path for the geometry and this CPU. `None` if the filter does not
+    /// have `out_c·k_h·k_w·in_c` elements.
     pub fn new(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        #[allow(unused_mut)]
+        let mut packed = Self::with_gemm(g, act, filter)?;
+        #[cfg(target_arch = "x86_64")]
+        if packed.path == ConvPath::Shifted && super::f32_direct::DirectConvF32::is_available() {
+            packed.direct = Some(super::f32_direct::DirectConvF32::pack(
+                g.k_h, g.k_w, g.in_c, g.out_c, filter,
+            ));
+            packed.path = ConvPath::Direct;
+        }
+        Some(packed)
+    }
+
+    /// As [`Self::new`], but never the direct kernel: the `gemm`-based paths only (to compare
+    /// the two, and to test both on CPUs that have the direct one).
+    pub fn with_gemm(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
         let taps = g.k_h * g.k_w * g.in_c;
         if filter.len() != g.out_c * taps {
             return None;
@@ -210,6 +231,8 @@ impl PackedConv2dF32 {
             act,
             path,
             weights,
+            #[cfg(target_arch = "x86_64")]
+            direct: None,
         })
     }
 
@@ -250,7 +273,7 @@ impl PackedConv2dF32 {
                     bias_act(out, g.out_c, bias, act);
                 });
             }
-            ConvPath::Shifted => self.run_shifted(input, bias, output, threads),
+            ConvPath::Shifted | ConvPath::Direct => self.run_shifted(input, bias, output, threads),
             ConvPath::Im2col => self.run_im2col(input, bias, output, threads),
         }
     }
@@ -289,6 +312,11 @@ impl PackedConv2dF32 {
                 let padded = &*padded;
                 let out = &mut output[b * out_image..(b + 1) * out_image];
                 for_row_parts(out, g.out_w * g.out_c, threads, |oys, out| {
+                    #[cfg(target_arch = "x86_64")]
+                    if let Some(direct) = &self.direct {
+                        direct.run_rows(padded, wp, g.out_w, oys, out, bias, self.act);
+                        return;
+                    }
                     let m = (oys.len() - 1) * wp + g.out_w;
                     let k = g.k_w * c;
                     with_buffer(&ACC, m * g.out_c, |acc| {

@@ -25,6 +25,8 @@
 //! - `threads > 1` splits the output pixels (rows) across scoped threads.
 
 pub mod f32_conv;
+#[cfg(target_arch = "x86_64")]
+mod f32_direct;
 pub mod f32_pool;
 mod int16x8;
 mod int8;
