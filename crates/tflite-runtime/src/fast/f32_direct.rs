@@ -66,6 +66,7 @@ impl DirectConvF32 {
     /// Computes output rows `oys` of one image into `out` (those rows, `out_w · out_c` floats
     /// each) from `padded`, the zero-bordered input of row width `wp` (at least
     /// `out_w + k_w − 1` pixels of `in_c` floats) and at least `oys.end + k_h − 1` rows.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn run_rows(
         &self,
         padded: &[f32],

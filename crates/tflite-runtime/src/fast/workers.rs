@@ -244,7 +244,7 @@ impl Pool {
                 return state;
             }
             backoff(&mut spins);
-            if spins % 64 == 0 && start.elapsed() > SPIN {
+            if spins.is_multiple_of(64) && start.elapsed() > SPIN {
                 break;
             }
         }
