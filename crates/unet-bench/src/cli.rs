@@ -91,7 +91,7 @@ pub struct BenchArgs {
     /// Time budget for the timed runs of each backend, in seconds (> 0, at most a day).
     #[arg(long, value_parser = parse_seconds)]
     pub max_secs: Option<f64>,
-    /// CPU threads (LiteRT XNNPACK, benchmark_model; tflite-runtime is single-threaded).
+    /// CPU threads (tflite-runtime, LiteRT XNNPACK, benchmark_model).
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
     /// Extra runs that time every operator, for the per-layer table (0: none).

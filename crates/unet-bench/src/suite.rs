@@ -214,11 +214,11 @@ fn make_backend(
     Ok(match spec {
         BackendSpec::RustInt8 => Box::new(InProcess::new(
             spec.to_string(),
-            RustEngine::new(cfg.model.clone(), TensorType::Int8),
+            RustEngine::new(cfg.model.clone(), TensorType::Int8, cfg.protocol.threads),
         )),
         BackendSpec::RustF32 => Box::new(InProcess::new(
             spec.to_string(),
-            RustEngine::new(float_model()?, TensorType::Float32),
+            RustEngine::new(float_model()?, TensorType::Float32, cfg.protocol.threads),
         )),
         BackendSpec::BurnF32 => burn_backend(spec, cfg)?,
         BackendSpec::LiteRt { accelerator, float } => Box::new(InProcess::new(

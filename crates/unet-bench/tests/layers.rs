@@ -28,7 +28,7 @@ fn vela_rows_and_the_cpu_profile_join_on_the_model() {
     let layers = model_layers(&int8).expect("layers");
     assert_eq!(layers.len(), 32);
 
-    let mut engine = RustEngine::new(int8.clone(), tflite_writer::TensorType::Int8);
+    let mut engine = RustEngine::new(int8.clone(), tflite_writer::TensorType::Int8, 1);
     engine.load().unwrap_or_else(|_| panic!("loads"));
     engine.set_input(&vec![0.3; 32 * 32]).expect("input");
     engine.invoke().expect("invoke");

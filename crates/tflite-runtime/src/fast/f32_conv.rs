@@ -1,7 +1,12 @@
 //! Fast f32 CONV_2D and TRANSPOSE_CONV on the `gemm` crate (runtime-dispatched AVX2/AVX-512/
-//! NEON microkernels), with the weights packed once, when the interpreter is prepared.
+//! NEON microkernels) or, for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, the
+//! direct kernel of `f32_direct`, with the weights packed once, when the interpreter is
+//! prepared. With `threads > 1` every path splits its output rows over the persistent
+//! threads of [`super::workers`]; each part runs single-threaded GEMMs on its own buffers.
 //!
-//! Convolution paths (chosen from the geometry when the weights are packed):
+//! Convolution paths (chosen from the geometry, and the CPU, when the weights are packed):
+//! - **direct** (the shifted geometry below, AVX2 + FMA, no AVX-512): 6 pixels × 16 output
+//!   channels per register tile over every tap, reading the zero-bordered input in place;
 //! - **pointwise** (1×1, stride 1, no padding): one GEMM `[pixels × in_c] · [in_c × out_c]`
 //!   straight into the output;
 //! - **shifted** (any kernel, stride 1, dilation 1; the U-Net's 3×3 SAME convolutions): the

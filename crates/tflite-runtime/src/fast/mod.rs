@@ -1,8 +1,9 @@
 //! Fast kernels, plugged into the kernel table ([`crate::kernels::KernelTable::select`]) for
 //! `KernelTier::Best` or a forced path, each tested against its reference kernel:
-//! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV on the `gemm` crate with
-//!   weights packed once in `Interpreter::new` (within float rounding of the reference), and a
-//!   bit-identical MAX_POOL_2D;
+//! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV with weights packed once in
+//!   `Interpreter::new` (within float rounding of the reference): a direct register-blocked
+//!   kernel for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, the `gemm` crate
+//!   otherwise; and a bit-identical MAX_POOL_2D;
 //! - int8 (below);
 //! - 16x8 ([`Int16x8Gemm`]): CONV_2D and TRANSPOSE_CONV with int16 activations, `vpmaddwd` on
 //!   AVX2 with the i32 sums folded into i64 before they could overflow, bit-identical to the
@@ -22,7 +23,8 @@
 //!   zero, like the taps the reference skips. The `zp·Σw` correction is folded into the bias.
 //! - Every output pixel is one GEMM row; its accumulators are requantised with the reference's
 //!   double-rounding `MultiplyByQuantizedMultiplier` (vectorised exactly on x86).
-//! - `threads > 1` splits the output pixels (rows) across scoped threads.
+//! - `threads > 1` splits the output pixels (rows) across the persistent threads of
+//!   [`workers`], for every kernel family.
 
 pub mod f32_conv;
 #[cfg(target_arch = "x86_64")]

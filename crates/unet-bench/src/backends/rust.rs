@@ -19,15 +19,17 @@ pub struct RustEngine {
     output: Option<TensorInfo>,
     quantized: Vec<i8>,
     quantized16: Vec<i16>,
+    threads: usize,
 }
 
 impl RustEngine {
     /// An engine for `model_path`, which must have `want` input: Float32, or Int8 for quantised
-    /// models (int8, and the int16 IO of 16x8 and mixed models).
-    pub fn new(model_path: PathBuf, want: TensorType) -> Self {
+    /// models (int8, and the int16 IO of 16x8 and mixed models), running on `threads` threads.
+    pub fn new(model_path: PathBuf, want: TensorType, threads: usize) -> Self {
         Self {
             model_path,
             want,
+            threads: threads.max(1),
             interpreter: None,
             input: None,
             output: None,
@@ -81,7 +83,7 @@ impl Engine for RustEngine {
             &model,
             Options {
                 kernels: KernelTier::Best,
-                ..Options::default()
+                threads: self.threads,
             },
         )
         .map_err(BenchError::from)?;
@@ -181,7 +183,7 @@ impl Engine for RustEngine {
     }
 
     fn threads(&self) -> Option<usize> {
-        Some(1)
+        Some(self.threads)
     }
 
     fn layer_profile(&mut self, runs: usize) -> LayerProfile {
