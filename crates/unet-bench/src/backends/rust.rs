@@ -63,7 +63,9 @@ impl Engine for RustEngine {
             .as_ref()
             .map(Interpreter::kernel_tier)
             .unwrap_or("best");
-        format!("cpu (tflite-runtime, {tier} kernels, 1 thread)")
+        let threads = self.threads;
+        let plural = if threads == 1 { "" } else { "s" };
+        format!("cpu (tflite-runtime, {tier} kernels, {threads} thread{plural})")
     }
 
     fn load(&mut self) -> Result<(), LoadError> {
