@@ -73,7 +73,10 @@ impl FastOps {
                 _ => None,
             }
         };
-        let simd16 = matches!(path.path(), Int8Path::Avx2 | Int8Path::Avx512Vnni);
+        let simd16 = matches!(
+            path.path(),
+            Int8Path::Avx2 | Int8Path::Avx512Vnni | Int8Path::AvxVnni
+        );
         let mut ops = Vec::with_capacity(prepared.ops.len());
         for op in &prepared.ops {
             let input = |k: usize| op.inputs.get(k).copied().flatten();

@@ -56,6 +56,8 @@ pub enum KernelTier {
     Avx2,
     /// The fast int8 kernels forced to AVX-512 VNNI (x86-64).
     Avx512Vnni,
+    /// The fast int8 kernels forced to AVX-VNNI, 256-bit (x86-64).
+    AvxVnni,
     /// The fast int8 kernels forced to NEON without dot product (aarch64).
     Neon,
     /// The fast int8 kernels forced to NEON with dot product (aarch64).
@@ -70,6 +72,7 @@ impl KernelTier {
             KernelTier::Portable => Some(Int8Path::Portable),
             KernelTier::Avx2 => Some(Int8Path::Avx2),
             KernelTier::Avx512Vnni => Some(Int8Path::Avx512Vnni),
+            KernelTier::AvxVnni => Some(Int8Path::AvxVnni),
             KernelTier::Neon => Some(Int8Path::Neon),
             KernelTier::NeonDotprod => Some(Int8Path::NeonDotprod),
         }
@@ -219,6 +222,7 @@ mod tests {
         for tier in [
             KernelTier::Avx2,
             KernelTier::Avx512Vnni,
+            KernelTier::AvxVnni,
             KernelTier::Neon,
             KernelTier::NeonDotprod,
         ] {

@@ -337,6 +337,7 @@ fn unavailable_path_is_an_error() {
     let tier = match missing {
         Int8Path::Avx2 => KernelTier::Avx2,
         Int8Path::Avx512Vnni => KernelTier::Avx512Vnni,
+        Int8Path::AvxVnni => KernelTier::AvxVnni,
         Int8Path::Neon => KernelTier::Neon,
         Int8Path::NeonDotprod => KernelTier::NeonDotprod,
         Int8Path::Portable => KernelTier::Portable,
@@ -413,6 +414,7 @@ fn unet_int8_every_path_matches_reference() {
             Int8Path::Portable => KernelTier::Portable,
             Int8Path::Avx2 => KernelTier::Avx2,
             Int8Path::Avx512Vnni => KernelTier::Avx512Vnni,
+            Int8Path::AvxVnni => KernelTier::AvxVnni,
             Int8Path::Neon => KernelTier::Neon,
             Int8Path::NeonDotprod => KernelTier::NeonDotprod,
         };

@@ -124,6 +124,7 @@ impl Int8Gemm {
             Int8Path::Portable => (Operand::RawI8, 8),
             Int8Path::Avx2 => (Operand::CenteredI16, 8),
             Int8Path::Avx512Vnni => (Operand::ShiftedU8, 16),
+            Int8Path::AvxVnni => (Operand::ShiftedU8, 8),
             Int8Path::Neon | Int8Path::NeonDotprod => (Operand::RawI8, 4),
         }
     }
@@ -778,6 +779,9 @@ impl Int8Gemm {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: as above, for AVX-512F + VNNI + AVX2.
             Int8Path::Avx512Vnni => unsafe { super::int8_x86::tile_vnni(self, a, rows, out) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: as above, for AVX-VNNI + AVX2.
+            Int8Path::AvxVnni => unsafe { super::int8_x86::tile_avxvnni(self, a, rows, out) },
             #[cfg(target_arch = "aarch64")]
             // SAFETY: NEON is baseline on aarch64; the caller upholds the buffer contract.
             Int8Path::Neon => unsafe { super::int8_neon::tile_neon(self, a, rows, out) },

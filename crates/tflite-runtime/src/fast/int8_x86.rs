@@ -1,5 +1,6 @@
-//! x86-64 int8 microkernels: AVX2 (`vpmaddwd` on i16 operands, exact) and AVX-512 VNNI
-//! (`vpdpbusd` on `x + 128` × weights), with an exact AVX2 requantisation.
+//! x86-64 int8 microkernels: AVX2 (`vpmaddwd` on i16 operands, exact), AVX-512 VNNI and
+//! AVX-VNNI (`vpdpbusd` on `x + 128` × weights, 512 and 256 bits), with an exact AVX2
+//! requantisation.
 //!
 //! No closures carry intrinsics here: closures do not inherit `#[target_feature]`, so the
 //! loops are written out inside the feature-enabled functions.
@@ -338,6 +339,87 @@ pub(super) unsafe fn tile_vnni(g: &Int8Gemm, a: *const u8, rows: &[(usize, usize
             for_blocks::<16>(rows, |ao, oo, v| {
                 // SAFETY: as above.
                 unsafe { kernel_vnni::<16, 1>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 1;
+        }
+    }
+}
+
+/// AVX-VNNI microkernel (256-bit `vpdpbusd`, VEX encoding): `MR` rows × `NB` blocks of 8
+/// columns; the operands and the packing are the AVX-512 VNNI path's with 8-column blocks.
+///
+/// # Safety
+/// AVX-VNNI and AVX2; the `Int8Gemm::tile` contract; `jb + NB ≤ n_blocks`.
+#[target_feature(enable = "avxvnni,avx2")]
+unsafe fn kernel_avxvnni<const MR: usize, const NB: usize>(
+    g: &Int8Gemm,
+    a: *const u8,
+    ao: &[usize; MR],
+    jb: usize,
+    out: *mut i8,
+    oo: &[usize; MR],
+    valid: usize,
+) {
+    let mut acc = [[_mm256_setzero_si256(); NB]; MR];
+    let blk = g.blk_bytes;
+    // SAFETY (whole body): as in `kernel_vnni`, with 32 bytes of weights per step.
+    unsafe {
+        let mut wp = g.w.as_ptr().add(jb * blk);
+        for &t in g.taps.iter() {
+            let mut rp = [a; MR];
+            for m in 0..MR {
+                rp[m] = a.add(ao[m] + t);
+            }
+            for s in 0..g.steps {
+                let mut wv = [_mm256_setzero_si256(); NB];
+                for j in 0..NB {
+                    wv[j] = _mm256_loadu_si256(wp.add(j * blk).cast());
+                }
+                for m in 0..MR {
+                    let av = _mm256_set1_epi32(rp[m].add(4 * s).cast::<i32>().read_unaligned());
+                    for j in 0..NB {
+                        acc[m][j] = _mm256_dpbusd_avx_epi32(acc[m][j], av, wv[j]);
+                    }
+                }
+                wp = wp.add(32);
+            }
+        }
+        for j in 0..NB {
+            let col = (jb + j) * 8;
+            let p = Requant8::load(g, col);
+            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
+            for m in 0..MR {
+                if m < valid {
+                    finish8(g, acc[m][j], &p, col, out.add(oo[m] + dest), n);
+                }
+            }
+        }
+    }
+}
+
+/// Runs one chunk of rows over every column block with the AVX-VNNI kernels.
+///
+/// # Safety
+/// AVX-VNNI and AVX2 must be available; the `Int8Gemm::tile` contract.
+#[target_feature(enable = "avxvnni,avx2")]
+pub(super) unsafe fn tile_avxvnni(
+    g: &Int8Gemm,
+    a: *const u8,
+    rows: &[(usize, usize)],
+    out: *mut i8,
+) {
+    let mut jb = 0;
+    while jb < g.n_blocks {
+        if g.n_blocks - jb >= 2 {
+            for_blocks::<6>(rows, |ao, oo, v| {
+                // SAFETY: forwarded contract; the features were checked by the caller.
+                unsafe { kernel_avxvnni::<6, 2>(g, a, ao, jb, out, oo, v) }
+            });
+            jb += 2;
+        } else {
+            for_blocks::<12>(rows, |ao, oo, v| {
+                // SAFETY: as above.
+                unsafe { kernel_avxvnni::<12, 1>(g, a, ao, jb, out, oo, v) }
             });
             jb += 1;
         }

@@ -53,6 +53,9 @@ pub enum Int8Path {
     Avx2,
     /// x86-64 AVX-512 VNNI: `vpdpbusd` on `x + 128` (u8) × weights (i8).
     Avx512Vnni,
+    /// x86-64 AVX-VNNI (the VEX-encoded, 256-bit `vpdpbusd` of Alder Lake and later client CPUs
+    /// that lack AVX-512): the same operands as [`Int8Path::Avx512Vnni`], 8 columns per block.
+    AvxVnni,
     /// aarch64 NEON without the dot-product extension: `smull` + `sadalp`.
     Neon,
     /// aarch64 NEON with the dot-product extension: `sdot`.
@@ -61,8 +64,9 @@ pub enum Int8Path {
 
 impl Int8Path {
     /// Every path, fastest first.
-    pub const ALL: [Int8Path; 5] = [
+    pub const ALL: [Int8Path; 6] = [
         Int8Path::Avx512Vnni,
+        Int8Path::AvxVnni,
         Int8Path::Avx2,
         Int8Path::NeonDotprod,
         Int8Path::Neon,
@@ -75,6 +79,7 @@ impl Int8Path {
             Int8Path::Portable => "portable",
             Int8Path::Avx2 => "avx2",
             Int8Path::Avx512Vnni => "avx512vnni",
+            Int8Path::AvxVnni => "avxvnni",
             Int8Path::Neon => "neon",
             Int8Path::NeonDotprod => "neon-dotprod",
         }
@@ -98,6 +103,11 @@ impl Int8Path {
                 std::arch::is_x86_feature_detected!("avx2")
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vnni")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Int8Path::AvxVnni => {
+                std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("avxvnni")
             }
             #[cfg(target_arch = "aarch64")]
             Int8Path::Neon => std::arch::is_aarch64_feature_detected!("neon"),
