@@ -195,9 +195,7 @@ impl PackedConv2dF32 {
         let mut packed = Self::with_gemm(g, act, filter)?;
         #[cfg(target_arch = "x86_64")]
         if packed.path == ConvPath::Shifted && super::f32_direct::DirectConvF32::is_available() {
-            packed.direct = Some(super::f32_direct::DirectConvF32::pack(
-                g.k_h, g.k_w, g.in_c, g.out_c, filter,
-            ));
+            packed.direct = Some(super::f32_direct::DirectConvF32::pack(g, filter));
             packed.path = ConvPath::Direct;
         }
         Some(packed)
@@ -319,7 +317,8 @@ impl PackedConv2dF32 {
                 for_row_parts(out, g.out_w * g.out_c, threads, |oys, out| {
                     #[cfg(target_arch = "x86_64")]
                     if let Some(direct) = &self.direct {
-                        direct.run_rows(padded, wp, g.out_w, oys, out, bias, self.act);
+                        debug_assert_eq!(direct.padded_width(), wp);
+                        direct.run_rows(padded, oys, out, bias, self.act);
                         return;
                     }
                     let m = (oys.len() - 1) * wp + g.out_w;

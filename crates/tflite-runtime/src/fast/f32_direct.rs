@@ -15,6 +15,8 @@
 
 use std::arch::x86_64::*;
 
+use crate::frame::ConvGeometry;
+
 /// Output channels per block (two 8-lane vectors).
 const BLOCK: usize = 16;
 /// Output pixels per tile (12 accumulators + 2 weight vectors + 1 broadcast = 15 registers).
@@ -24,9 +26,13 @@ const TILE: usize = 6;
 #[derive(Debug, Clone)]
 pub(crate) struct DirectConvF32 {
     k_h: usize,
-    k_w: usize,
     in_c: usize,
     out_c: usize,
+    out_w: usize,
+    /// Row width of the zero-bordered input: `out_w + k_w − 1` pixels.
+    wp: usize,
+    /// Float offset of each tap `(ky, kx)` from a pixel's first tap: `(ky·wp + kx)·in_c`.
+    offsets: Vec<usize>,
     /// `[block][k_h·k_w][in_c][16]`, output channels past `out_c` zero.
     weights: Vec<f32>,
 }
@@ -40,8 +46,11 @@ impl DirectConvF32 {
             && !std::arch::is_x86_feature_detected!("avx512f")
     }
 
-    /// Packs an OHWI `filter` (`out_c × k_h × k_w × in_c`, length checked by the caller).
-    pub(crate) fn pack(k_h: usize, k_w: usize, in_c: usize, out_c: usize, filter: &[f32]) -> Self {
+    /// Packs an OHWI `filter` (`out_c × k_h × k_w × in_c`, length checked by the caller) for the
+    /// stride-1, dilation-1 convolution `g`.
+    pub(crate) fn pack(g: &ConvGeometry, filter: &[f32]) -> Self {
+        let (k_h, k_w, in_c, out_c) = (g.k_h, g.k_w, g.in_c, g.out_c);
+        let wp = g.out_w + k_w - 1;
         let taps = k_h * k_w;
         let blocks = out_c.div_ceil(BLOCK);
         let mut weights = vec![0.0f32; blocks * taps * in_c * BLOCK];
@@ -56,32 +65,34 @@ impl DirectConvF32 {
         }
         Self {
             k_h,
-            k_w,
             in_c,
             out_c,
+            out_w: g.out_w,
+            wp,
+            offsets: (0..k_h)
+                .flat_map(|ky| (0..k_w).map(move |kx| (ky * wp + kx) * in_c))
+                .collect(),
             weights,
         }
     }
 
+    /// Row width, in pixels, of the zero-bordered input [`Self::run_rows`] reads.
+    pub(crate) fn padded_width(&self) -> usize {
+        self.wp
+    }
+
     /// Computes output rows `oys` of one image into `out` (those rows, `out_w · out_c` floats
-    /// each) from `padded`, the zero-bordered input of row width `wp` (at least
-    /// `out_w + k_w − 1` pixels of `in_c` floats) and at least `oys.end + k_h − 1` rows.
-    #[allow(clippy::too_many_arguments)]
+    /// each) from `padded`, the zero-bordered input of [`Self::padded_width`] pixels of `in_c`
+    /// floats per row and at least `oys.end + k_h − 1` rows.
     pub(crate) fn run_rows(
         &self,
         padded: &[f32],
-        wp: usize,
-        out_w: usize,
         oys: std::ops::Range<usize>,
         out: &mut [f32],
         bias: Option<&[f32]>,
         act: (f32, f32),
     ) {
-        let c = self.in_c;
-        assert!(
-            wp + 1 >= out_w + self.k_w,
-            "direct f32 conv: padded row too short"
-        );
+        let (c, wp, out_w) = (self.in_c, self.wp, self.out_w);
         assert!(
             padded.len() >= (oys.end + self.k_h - 1) * wp * c,
             "direct f32 conv: padded input too short"
@@ -91,38 +102,26 @@ impl DirectConvF32 {
             oys.len() * out_w * self.out_c,
             "direct f32 conv: output"
         );
-        let blocks = self.out_c.div_ceil(BLOCK);
-        let mut padded_bias = vec![0.0f32; blocks * BLOCK];
-        if let Some(b) = bias {
-            padded_bias[..self.out_c].copy_from_slice(&b[..self.out_c]);
-        }
-        let offsets: Vec<usize> = (0..self.k_h)
-            .flat_map(|ky| (0..self.k_w).map(move |kx| (ky * wp + kx) * c))
-            .collect();
         assert!(Self::is_available(), "direct f32 conv needs AVX2 and FMA");
         // SAFETY: AVX2 and FMA are present (asserted). Reads: a tile at (oy, ox0) of n ≤ TILE
         // pixels reads `padded[(oy·wp + ox0)·c + offset + r·c + ic]` for r < n, ic < c, the
         // largest being ((oy + k_h − 1)·wp + ox0 + n − 1 + k_w − 1)·c + c − 1, inside the
-        // asserted length since ox0 + n ≤ out_w ≤ wp − k_w + 1 and oy < oys.end. Weights are
+        // asserted length since ox0 + n ≤ out_w = wp − k_w + 1 and oy < oys.end. Weights are
         // read within `blocks·taps·c·16 = weights.len()`. Writes go to `out` rows oys
         // (asserted length), channels < out_c.
-        unsafe { self.run_rows_avx2(padded, &offsets, wp, out_w, oys, out, &padded_bias, act) }
+        unsafe { self.run_rows_avx2(padded, oys, out, bias, act) }
     }
 
-    #[allow(clippy::too_many_arguments)]
     #[target_feature(enable = "avx2,fma")]
     unsafe fn run_rows_avx2(
         &self,
         padded: &[f32],
-        offsets: &[usize],
-        wp: usize,
-        out_w: usize,
         oys: std::ops::Range<usize>,
         out: &mut [f32],
-        bias: &[f32],
+        bias: Option<&[f32]>,
         act: (f32, f32),
     ) {
-        let c = self.in_c;
+        let (c, wp, out_w, offsets) = (self.in_c, self.wp, self.out_w, &self.offsets[..]);
         let blk_len = offsets.len() * c * BLOCK;
         let x0 = padded.as_ptr();
         let o0 = out.as_mut_ptr();
@@ -131,11 +130,15 @@ impl DirectConvF32 {
         for blk in 0..self.out_c.div_ceil(BLOCK) {
             let w = self.weights[blk * blk_len..].as_ptr();
             let cols = (self.out_c - blk * BLOCK).min(BLOCK);
-            // SAFETY: `bias` has blocks·16 floats.
+            let mut block_bias = [0.0f32; BLOCK];
+            if let Some(bias) = bias {
+                block_bias[..cols].copy_from_slice(&bias[blk * BLOCK..blk * BLOCK + cols]);
+            }
+            // SAFETY: `block_bias` holds 16 floats.
             let b = unsafe {
                 [
-                    _mm256_loadu_ps(bias.as_ptr().add(blk * BLOCK)),
-                    _mm256_loadu_ps(bias.as_ptr().add(blk * BLOCK + 8)),
+                    _mm256_loadu_ps(block_bias.as_ptr()),
+                    _mm256_loadu_ps(block_bias.as_ptr().add(8)),
                 ]
             };
             for (r, oy) in oys.clone().enumerate() {
