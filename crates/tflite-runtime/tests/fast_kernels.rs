@@ -102,15 +102,22 @@ fn conv_case(rng: &mut Rng) -> ConvGeometry {
         } else {
             1
         };
+        // One case in four has a non-square kernel (the kernels merge or window the k_w taps
+        // of a kernel row).
+        let k_w = if rng.range_i64(0, 3) == 0 {
+            pick(rng, &[1, 2, 3, 4, 5])
+        } else {
+            k
+        };
         let same = rng.range_i64(0, 1) == 0;
         let in_h = rng.range_i64(1, 11) as usize;
         let in_w = rng.range_i64(1, 13) as usize;
-        let k_eff = (k - 1) * dilation + 1;
-        if !same && (in_h < k_eff || in_w < k_eff) {
+        let (kh_eff, kw_eff) = ((k - 1) * dilation + 1, (k_w - 1) * dilation + 1);
+        if !same && (in_h < kh_eff || in_w < kw_eff) {
             continue;
         }
         let (out_h, pad_top) = window(same, in_h, k, stride, dilation);
-        let (out_w, pad_left) = window(same, in_w, k, stride, dilation);
+        let (out_w, pad_left) = window(same, in_w, k_w, stride, dilation);
         return ConvGeometry {
             batches: rng.range_i64(1, 2) as usize,
             in_h,
@@ -120,7 +127,7 @@ fn conv_case(rng: &mut Rng) -> ConvGeometry {
             out_w,
             out_c: pick(rng, &[1, 2, 3, 5, 8, 9, 15, 16, 17, 24, 33, 48, 64, 65]),
             k_h: k,
-            k_w: k,
+            k_w,
             stride_h: stride,
             stride_w: stride,
             dilation_h: dilation,

@@ -108,6 +108,9 @@ pub struct Int8Gemm {
     geom: ConvGeometry,
     in_c: usize,
     cp: usize,
+    /// Pixels per operand pixel of a direct convolution: 1, or k_w for the horizontal
+    /// im2col window of few-channel inputs (operand pixel x holds padded pixels x..x + k_w).
+    window: usize,
     map: RowMap,
     rows: usize,
     a_bytes: usize,
@@ -164,6 +167,48 @@ impl Int8Gemm {
         let khw = g.k_h * g.k_w;
         let columns: Vec<(usize, usize)> = (0..g.out_c).map(|oc| (oc, oc)).collect();
         let rows = g.batches * g.out_h * g.out_w;
+        if g.in_c < 4 && g.k_w > 1 && g.dilation_w == 1 {
+            // Few input channels: operand pixel x holds the k_w·in_c values of padded pixels
+            // x..x + k_w (a horizontal im2col window), so a kernel row is one tap of
+            // ceil(k_w·in_c / 4) steps instead of k_w padded ones, and the fill writes
+            // k_w·in_c values per padded pixel instead of k_h·k_w·in_c per output pixel.
+            let win = g.k_w * g.in_c;
+            let cp = win.div_ceil(4) * 4;
+            let pixel = cp * operand.bytes();
+            let taps = (0..g.k_h)
+                .map(|ky| ky * g.dilation_h * wp * pixel)
+                .collect();
+            let map = RowMap::Conv {
+                batches: g.batches,
+                out_h: g.out_h,
+                out_w: g.out_w,
+                out_c: g.out_c,
+                hp,
+                wp,
+                stride_h: g.stride_h,
+                stride_w: g.stride_w,
+            };
+            // Value c of tap ky is channel c % in_c of kernel tap (ky, c / in_c).
+            let weight = |n: usize, t: usize, c: usize| filter[(n * khw + t * g.k_w) * g.in_c + c];
+            let mut gemm = Self::build(
+                path,
+                g,
+                q,
+                bias,
+                map,
+                taps,
+                (cp, cp),
+                win,
+                &columns,
+                g.out_c,
+                |n| n,
+                weight,
+                g.batches * hp * wp * pixel,
+                rows,
+            )?;
+            gemm.window = g.k_w;
+            return Some(gemm);
+        }
         if g.in_c < 4 && khw > 1 {
             // im2col: one reduction of k_h·k_w·in_c per pixel instead of k_h·k_w padded ones.
             let kc = khw * g.in_c;
@@ -176,7 +221,7 @@ impl Int8Gemm {
                 bias,
                 RowMap::Im2col { out_c: g.out_c },
                 vec![0],
-                cp,
+                (cp, cp),
                 kc,
                 &columns,
                 g.out_c,
@@ -188,12 +233,18 @@ impl Int8Gemm {
         }
         let cp = g.in_c.div_ceil(4) * 4;
         let pixel = cp * operand.bytes();
+        // With dilation_w = 1 the k_w taps of a kernel row read adjacent pixels, so they are
+        // one reduction of k_w·cp channels over a contiguous run (fewer, longer taps: the
+        // microkernels set up their row pointers once per tap). The packed weights have the
+        // same byte order either way ([tap][step] with tap = ky·k_w + kx).
+        let row_taps = if g.dilation_w == 1 { g.k_w } else { 1 };
         let mut taps = Vec::with_capacity(g.k_h * g.k_w);
         for ky in 0..g.k_h {
-            for kx in 0..g.k_w {
+            for kx in (0..g.k_w).step_by(row_taps) {
                 taps.push((ky * g.dilation_h * wp + kx * g.dilation_w) * pixel);
             }
         }
+        let tap_cp = row_taps * cp;
         let map = RowMap::Conv {
             batches: g.batches,
             out_h: g.out_h,
@@ -204,7 +255,16 @@ impl Int8Gemm {
             stride_h: g.stride_h,
             stride_w: g.stride_w,
         };
-        let weight = |n: usize, t: usize, c: usize| filter[(n * khw + t) * g.in_c + c];
+        // Channel `c` of merged tap `t` is channel `c % cp` of kernel tap `t·row_taps + c / cp`;
+        // the block padding channels (`c % cp ≥ in_c`) have zero weights.
+        let weight = |n: usize, t: usize, c: usize| {
+            let (kt, ch) = (t * row_taps + c / cp, c % cp);
+            if ch < g.in_c {
+                filter[(n * khw + kt) * g.in_c + ch]
+            } else {
+                0
+            }
+        };
         Self::build(
             path,
             g,
@@ -212,8 +272,8 @@ impl Int8Gemm {
             bias,
             map,
             taps,
-            cp,
-            g.in_c,
+            (cp, tap_cp),
+            tap_cp,
             &columns,
             g.out_c,
             |n| n,
@@ -285,7 +345,7 @@ impl Int8Gemm {
             bias,
             map,
             vec![0],
-            cp,
+            (cp, cp),
             g.in_c,
             &columns,
             khw * ocp,
@@ -296,7 +356,10 @@ impl Int8Gemm {
         )
     }
 
-    /// Common packing. `kc` is the reduction length per tap (`cp` padded), `columns` lists `(column, output channel)` of every real column,
+    /// Common packing. `cp` is the operand's padded channels per pixel, `tap_cp` the padded
+    /// reduction length of one tap (a multiple of `cp` when taps are merged), `kc` the
+    /// channels per tap the weight function is asked for, `columns` lists `(column, output
+    /// channel)` of every real column,
     /// `n_cols` the column count before block padding, `dest(n)` the output offset of a
     /// block's first column, `weight(n, tap, c)` the filter.
     #[allow(clippy::too_many_arguments)]
@@ -307,7 +370,7 @@ impl Int8Gemm {
         bias: Option<&[i32]>,
         map: RowMap,
         taps: Vec<usize>,
-        cp: usize,
+        (cp, tap_cp): (usize, usize),
         kc: usize,
         columns: &[(usize, usize)],
         n_cols: usize,
@@ -327,7 +390,7 @@ impl Int8Gemm {
         let n_blocks = n_cols.div_ceil(lanes);
         let padded = n_blocks * lanes;
         let group = 4 / operand.bytes(); // channels per 4-byte step
-        let steps = cp / group;
+        let steps = tap_cp / group;
         let blk_bytes = taps.len() * steps * lanes * 4;
         let mut w = vec![0u8; n_blocks * blk_bytes];
         let mut real = vec![None; padded];
@@ -407,6 +470,7 @@ impl Int8Gemm {
             geom: *g,
             in_c: g.in_c,
             cp,
+            window: 1,
             map,
             rows,
             a_bytes,
@@ -550,6 +614,25 @@ impl Int8Gemm {
         };
         a.fill(pad);
         match self.map {
+            RowMap::Conv { hp, wp, .. } if self.window > 1 => {
+                // One padded input row (pad values beyond it too), then each operand pixel
+                // copies its window of k_w·in_c values from it.
+                let win = self.window * in_c;
+                let mut padded = vec![pad; (wp + self.window) * in_c];
+                for r in part.clone() {
+                    let (b, py) = (r / hp, r % hp);
+                    if py < g.pad_top || py >= g.pad_top + g.in_h {
+                        continue;
+                    }
+                    let y = py - g.pad_top;
+                    let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
+                    convert(src, &mut padded[g.pad_left * in_c..][..g.in_w * in_c]);
+                    let dst = &mut a[(r - part.start) * wp * cp..][..wp * cp];
+                    for (x, d) in dst.chunks_exact_mut(cp).enumerate() {
+                        d[..win].copy_from_slice(&padded[x * in_c..x * in_c + win]);
+                    }
+                }
+            }
             RowMap::Conv { hp, wp, .. } => {
                 for r in part.clone() {
                     let (b, py) = (r / hp, r % hp);
@@ -560,15 +643,23 @@ impl Int8Gemm {
                     let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
                     let at = ((r - part.start) * wp + g.pad_left) * cp;
                     let dst = &mut a[at..][..g.in_w * cp];
-                    for (s, d) in src.chunks_exact(in_c).zip(dst.chunks_exact_mut(cp)) {
-                        convert(s, d);
+                    if cp == in_c {
+                        convert(src, dst);
+                    } else {
+                        for (s, d) in src.chunks_exact(in_c).zip(dst.chunks_exact_mut(cp)) {
+                            convert(s, d);
+                        }
                     }
                 }
             }
             RowMap::Transposed { .. } => {
                 let src = &input[part.start * in_c..part.end * in_c];
-                for (s, d) in src.chunks_exact(in_c).zip(a.chunks_exact_mut(cp)) {
-                    convert(s, d);
+                if cp == in_c {
+                    convert(src, a);
+                } else {
+                    for (s, d) in src.chunks_exact(in_c).zip(a.chunks_exact_mut(cp)) {
+                        convert(s, d);
+                    }
                 }
             }
             RowMap::Im2col { .. } => {

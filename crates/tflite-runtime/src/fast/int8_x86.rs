@@ -251,6 +251,83 @@ pub(super) unsafe fn tile_avx2(g: &Int8Gemm, a: *const u8, rows: &[(usize, usize
     }
 }
 
+/// Per-column requantisation constants of one 16-column block, for the AVX-512 epilogue.
+#[derive(Clone, Copy)]
+struct Requant16 {
+    bias: __m512i,
+    mult: __m512i,
+    mult_odd: __m512i,
+    lshift: __m512i,
+    rshift: __m512i,
+    /// `2^rshift − 1`.
+    mask: __m512i,
+    /// `mask >> 1`.
+    half: __m512i,
+    zp: __m512i,
+    lo: __m512i,
+    hi: __m512i,
+}
+
+impl Requant16 {
+    /// Loads the parameters of padded columns `col..col + 16`.
+    ///
+    /// # Safety
+    /// AVX-512F must be available and `col + 16` within the padded column arrays.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(g: &Int8Gemm, col: usize) -> Self {
+        let (b, m) = (&g.bias[col..col + 16], &g.mult[col..col + 16]);
+        let (l, r) = (&g.lshift[col..col + 16], &g.rshift[col..col + 16]);
+        // SAFETY: each slice has exactly 16 i32 (64 bytes), read unaligned.
+        unsafe {
+            let one = _mm512_set1_epi32(1);
+            let mult = _mm512_loadu_si512(m.as_ptr().cast());
+            let rshift = _mm512_loadu_si512(r.as_ptr().cast());
+            let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rshift), one);
+            Self {
+                bias: _mm512_loadu_si512(b.as_ptr().cast()),
+                mult,
+                mult_odd: _mm512_srli_epi64::<32>(mult),
+                lshift: _mm512_loadu_si512(l.as_ptr().cast()),
+                rshift,
+                mask,
+                half: _mm512_srai_epi32::<1>(mask),
+                zp: _mm512_set1_epi32(g.out_zp),
+                lo: _mm512_set1_epi32(g.act_min),
+                hi: _mm512_set1_epi32(g.act_max),
+            }
+        }
+    }
+}
+
+/// [`requant8`] on 16 lanes: the exact `clamp(MultiplyByQuantizedMultiplier(acc + bias) + zp)`
+/// as i32 (already inside the int8 activation range).
+#[target_feature(enable = "avx512f")]
+#[inline]
+fn requant16(acc: __m512i, p: &Requant16) -> __m512i {
+    let (zero, one) = (_mm512_setzero_si512(), _mm512_set1_epi32(1));
+    let x = _mm512_sllv_epi32(_mm512_add_epi32(acc, p.bias), p.lshift);
+    // SaturatingRoundingDoublingHighMul as in `requant8`: bits 31..62 of `x·m + 2^30`.
+    let round = _mm512_set1_epi64(1 << 30);
+    let even = _mm512_add_epi64(_mm512_mul_epi32(x, p.mult), round);
+    let odd = _mm512_add_epi64(
+        _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), p.mult_odd),
+        round,
+    );
+    let r = _mm512_mask_blend_epi32(
+        0xAAAA,
+        _mm512_srli_epi64::<31>(even),
+        _mm512_slli_epi64::<1>(odd),
+    );
+    // RoundingDivideByPOT, ties away from zero: one more when the remainder exceeds half
+    // the divisor (half plus one for negative values).
+    let rem = _mm512_and_si512(r, p.mask);
+    let thr = _mm512_mask_add_epi32(p.half, _mm512_cmplt_epi32_mask(r, zero), p.half, one);
+    let v = _mm512_srav_epi32(r, p.rshift);
+    let v = _mm512_mask_add_epi32(v, _mm512_cmpgt_epi32_mask(rem, thr), v, one);
+    let v = _mm512_add_epi32(v, p.zp);
+    _mm512_min_epi32(_mm512_max_epi32(v, p.lo), p.hi)
+}
+
 /// AVX-512 VNNI microkernel: `MR` rows × `NB` blocks of 16 columns.
 ///
 /// # Safety
@@ -289,26 +366,54 @@ unsafe fn kernel_vnni<const MR: usize, const NB: usize>(
                 wp = wp.add(64);
             }
         }
-        for j in 0..NB {
-            let col = (jb + j) * 16;
-            let p0 = Requant8::load(g, col);
-            let p1 = Requant8::load(g, col + 8);
-            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
-            for m in 0..MR {
-                if m < valid {
-                    let lo = _mm512_castsi512_si256(acc[m][j]);
-                    let hi = _mm512_extracti64x4_epi64::<1>(acc[m][j]);
-                    let dst = out.add(oo[m] + dest);
-                    finish8(g, lo, &p0, col, dst, n.min(8));
-                    finish8(
-                        g,
-                        hi,
-                        &p1,
-                        col + 8,
-                        dst.wrapping_add(8),
-                        n.saturating_sub(8),
-                    );
+        // Spill the tile once (as in `kernel_avx2`: `acc` stays in registers in the loop).
+        let mut tile = [[[0i32; 16]; NB]; MR];
+        for m in 0..MR {
+            for j in 0..NB {
+                _mm512_storeu_si512(tile[m][j].as_mut_ptr().cast(), acc[m][j]);
+            }
+        }
+        epilogue_vnni(g, &tile, jb, out, oo, valid);
+    }
+}
+
+/// Requantises and stores an AVX-512 tile of accumulators (`tile[m][j]`: row `m`, block
+/// `jb + j`) for the first `valid` rows: 16 lanes at a time, stored with a byte mask.
+///
+/// # Safety
+/// AVX-512F; the `Int8Gemm::tile` contract for `out` and `oo`; `jb + NB ≤ n_blocks`.
+#[target_feature(enable = "avx512f")]
+unsafe fn epilogue_vnni<const MR: usize, const NB: usize>(
+    g: &Int8Gemm,
+    tile: &[[[i32; 16]; NB]; MR],
+    jb: usize,
+    out: *mut i8,
+    oo: &[usize; MR],
+    valid: usize,
+) {
+    for j in 0..NB {
+        let col = (jb + j) * 16;
+        let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
+        if !g.vector_requant {
+            for m in 0..valid.min(MR) {
+                for l in 0..n {
+                    // SAFETY: `oo[m] + dest + n ≤ out_len` (checked in `Int8Gemm::build`).
+                    unsafe {
+                        *out.add(oo[m] + dest + l) = g.requant_scalar(tile[m][j][l], col + l)
+                    };
                 }
+            }
+            continue;
+        }
+        // SAFETY: `col + 16` is within the padded columns (`jb + j < n_blocks`).
+        let p = unsafe { Requant16::load(g, col) };
+        let keep = ((1u32 << n) - 1) as __mmask16;
+        for m in 0..valid.min(MR) {
+            // SAFETY: `tile[m][j]` holds 16 i32; the masked store writes the `n` bytes
+            // `oo[m] + dest .. + n ≤ out_len` (checked in `Int8Gemm::build`).
+            unsafe {
+                let acc = _mm512_loadu_si512(tile[m][j].as_ptr().cast());
+                _mm512_mask_cvtsepi32_storeu_epi8(out.add(oo[m] + dest), keep, requant16(acc, &p));
             }
         }
     }
