@@ -628,8 +628,18 @@ impl Int8Gemm {
                     let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
                     convert(src, &mut padded[g.pad_left * in_c..][..g.in_w * in_c]);
                     let dst = &mut a[(r - part.start) * wp * cp..][..wp * cp];
-                    for (x, d) in dst.chunks_exact_mut(cp).enumerate() {
-                        d[..win].copy_from_slice(&padded[x * in_c..x * in_c + win]);
+                    if in_c == 1 {
+                        // Value kx of every operand pixel in one strided pass (no per-pixel
+                        // copy call).
+                        for kx in 0..win {
+                            for (d, &v) in dst.chunks_exact_mut(cp).zip(&padded[kx..]) {
+                                d[kx] = v;
+                            }
+                        }
+                    } else {
+                        for (x, d) in dst.chunks_exact_mut(cp).enumerate() {
+                            d[..win].copy_from_slice(&padded[x * in_c..x * in_c + win]);
+                        }
                     }
                 }
             }
