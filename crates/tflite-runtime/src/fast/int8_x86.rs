@@ -489,16 +489,14 @@ unsafe fn kernel_avxvnni<const MR: usize, const NB: usize>(
                 wp = wp.add(32);
             }
         }
-        for j in 0..NB {
-            let col = (jb + j) * 8;
-            let p = Requant8::load(g, col);
-            let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
-            for m in 0..MR {
-                if m < valid {
-                    finish8(g, acc[m][j], &p, col, out.add(oo[m] + dest), n);
-                }
+        // Spill the tile once, as in `kernel_avx2` (8-column blocks: the same epilogue).
+        let mut tile = [[[0i32; 8]; NB]; MR];
+        for m in 0..MR {
+            for j in 0..NB {
+                _mm256_storeu_si256(tile[m][j].as_mut_ptr().cast(), acc[m][j]);
             }
         }
+        epilogue_avx2(g, &tile, jb, out, oo, valid);
     }
 }
 
