@@ -167,6 +167,17 @@ impl Int8Gemm {
         let khw = g.k_h * g.k_w;
         let columns: Vec<(usize, usize)> = (0..g.out_c).map(|oc| (oc, oc)).collect();
         let rows = g.batches * g.out_h * g.out_w;
+        // Rows of a direct convolution (the window and the per-tap forms below).
+        let map = RowMap::Conv {
+            batches: g.batches,
+            out_h: g.out_h,
+            out_w: g.out_w,
+            out_c: g.out_c,
+            hp,
+            wp,
+            stride_h: g.stride_h,
+            stride_w: g.stride_w,
+        };
         if g.in_c < 4 && g.k_w > 1 && g.dilation_w == 1 {
             // Few input channels: operand pixel x holds the k_w·in_c values of padded pixels
             // x..x + k_w (a horizontal im2col window), so a kernel row is one tap of
@@ -178,16 +189,6 @@ impl Int8Gemm {
             let taps = (0..g.k_h)
                 .map(|ky| ky * g.dilation_h * wp * pixel)
                 .collect();
-            let map = RowMap::Conv {
-                batches: g.batches,
-                out_h: g.out_h,
-                out_w: g.out_w,
-                out_c: g.out_c,
-                hp,
-                wp,
-                stride_h: g.stride_h,
-                stride_w: g.stride_w,
-            };
             // Value c of tap ky is channel c % in_c of kernel tap (ky, c / in_c).
             let weight = |n: usize, t: usize, c: usize| filter[(n * khw + t * g.k_w) * g.in_c + c];
             let mut gemm = Self::build(
@@ -245,16 +246,6 @@ impl Int8Gemm {
             }
         }
         let tap_cp = row_taps * cp;
-        let map = RowMap::Conv {
-            batches: g.batches,
-            out_h: g.out_h,
-            out_w: g.out_w,
-            out_c: g.out_c,
-            hp,
-            wp,
-            stride_h: g.stride_h,
-            stride_w: g.stride_w,
-        };
         // Channel `c` of merged tap `t` is channel `c % cp` of kernel tap `t·row_taps + c / cp`;
         // the block padding channels (`c % cp ≥ in_c`) have zero weights.
         let weight = |n: usize, t: usize, c: usize| {
@@ -614,11 +605,15 @@ impl Int8Gemm {
         };
         a.fill(pad);
         match self.map {
-            RowMap::Conv { hp, wp, .. } if self.window > 1 => {
-                // One padded input row (pad values beyond it too), then each operand pixel
-                // copies its window of k_w·in_c values from it.
+            RowMap::Conv { hp, wp, .. } => {
+                // With a window, each input row goes first into one padded row (pad values
+                // beyond it too), from which every operand pixel takes its k_w·in_c values.
                 let win = self.window * in_c;
-                let mut padded = vec![pad; (wp + self.window) * in_c];
+                let mut padded = if self.window > 1 {
+                    vec![pad; (wp + self.window) * in_c]
+                } else {
+                    Vec::new()
+                };
                 for r in part.clone() {
                     let (b, py) = (r / hp, r % hp);
                     if py < g.pad_top || py >= g.pad_top + g.in_h {
@@ -626,31 +621,24 @@ impl Int8Gemm {
                     }
                     let y = py - g.pad_top;
                     let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
-                    convert(src, &mut padded[g.pad_left * in_c..][..g.in_w * in_c]);
-                    let dst = &mut a[(r - part.start) * wp * cp..][..wp * cp];
-                    if in_c == 1 {
-                        // Value kx of every operand pixel in one strided pass (no per-pixel
-                        // copy call).
-                        for kx in 0..win {
-                            for (d, &v) in dst.chunks_exact_mut(cp).zip(&padded[kx..]) {
-                                d[kx] = v;
+                    if self.window > 1 {
+                        convert(src, &mut padded[g.pad_left * in_c..][..g.in_w * in_c]);
+                        let dst = &mut a[(r - part.start) * wp * cp..][..wp * cp];
+                        if in_c == 1 {
+                            // Value kx of every operand pixel in one strided pass (no
+                            // per-pixel copy call).
+                            for kx in 0..win {
+                                for (d, &v) in dst.chunks_exact_mut(cp).zip(&padded[kx..]) {
+                                    d[kx] = v;
+                                }
+                            }
+                        } else {
+                            for (x, d) in dst.chunks_exact_mut(cp).enumerate() {
+                                d[..win].copy_from_slice(&padded[x * in_c..x * in_c + win]);
                             }
                         }
-                    } else {
-                        for (x, d) in dst.chunks_exact_mut(cp).enumerate() {
-                            d[..win].copy_from_slice(&padded[x * in_c..x * in_c + win]);
-                        }
-                    }
-                }
-            }
-            RowMap::Conv { hp, wp, .. } => {
-                for r in part.clone() {
-                    let (b, py) = (r / hp, r % hp);
-                    if py < g.pad_top || py >= g.pad_top + g.in_h {
                         continue;
                     }
-                    let y = py - g.pad_top;
-                    let src = &input[(b * g.in_h + y) * g.in_w * in_c..][..g.in_w * in_c];
                     let at = ((r - part.start) * wp + g.pad_left) * cp;
                     let dst = &mut a[at..][..g.in_w * cp];
                     if cp == in_c {
