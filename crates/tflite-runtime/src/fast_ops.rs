@@ -230,6 +230,7 @@ impl FastOps {
                     *act,
                     bytemuck::cast_slice(input),
                     bytemuck::cast_slice_mut(output),
+                    threads,
                 );
             }
             FastOp::MaxPool { geometry, act } => {
@@ -239,6 +240,7 @@ impl FastOps {
                     *act,
                     bytemuck::cast_slice(input),
                     bytemuck::cast_slice_mut(output),
+                    threads,
                 );
             }
         }

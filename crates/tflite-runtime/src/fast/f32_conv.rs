@@ -1,12 +1,13 @@
 //! Fast f32 CONV_2D and TRANSPOSE_CONV on the `gemm` crate (runtime-dispatched AVX2/AVX-512/
-//! NEON microkernels) or, for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, the
-//! direct kernel of `f32_direct`, with the weights packed once, when the interpreter is
+//! NEON microkernels) or, for stride-1 convolutions on AVX2 + FMA CPUs (on AVX-512 ones where a
+//! side has at most 16 channels), the direct kernel of `f32_direct`, with the weights packed once, when the interpreter is
 //! prepared. With `threads > 1` every path splits its output rows over the persistent
 //! threads of [`super::workers`]; each part runs single-threaded GEMMs on its own buffers.
 //!
 //! Convolution paths (chosen from the geometry, and the CPU, when the weights are packed):
-//! - **direct** (the shifted geometry below, AVX2 + FMA, no AVX-512): 6 pixels × 16 output
-//!   channels per register tile over every tap, reading the zero-bordered input in place;
+//! - **direct** (the shifted geometry below, AVX2 + FMA; on AVX-512 only where a side has at
+//!   most 16 channels): 6 pixels × 16 output channels per register tile (AVX-512: up to 12 × 32
+//!   or 16 × 16) over every tap, reading the zero-bordered input in place;
 //! - **pointwise** (1×1, stride 1, no padding): one GEMM `[pixels × in_c] · [in_c × out_c]`
 //!   straight into the output;
 //! - **shifted** (any kernel, stride 1, dilation 1; the U-Net's 3×3 SAME convolutions): the
@@ -170,8 +171,9 @@ pub enum ConvPath {
     Shifted,
     /// Anything else: explicit im2col in chunks of output rows.
     Im2col,
-    /// The shifted geometry on AVX2 + FMA CPUs without AVX-512: the direct kernel
-    /// (`f32_direct`), accumulators in registers over all taps, no GEMM.
+    /// The shifted geometry on AVX2 + FMA CPUs (on AVX-512 ones where a side has at most 16
+    /// channels): the direct kernel (`f32_direct`), accumulators in registers over all taps,
+    /// no GEMM.
     Direct,
 }
 
@@ -194,7 +196,10 @@ impl PackedConv2dF32 {
         #[allow(unused_mut)]
         let mut packed = Self::with_gemm(g, act, filter)?;
         #[cfg(target_arch = "x86_64")]
-        if packed.path == ConvPath::Shifted && super::f32_direct::DirectConvF32::is_available() {
+        if packed.path == ConvPath::Shifted
+            && super::f32_direct::DirectConvF32::is_available()
+            && super::f32_direct::DirectConvF32::preferred(g)
+        {
             packed.direct = Some(super::f32_direct::DirectConvF32::pack(g, filter));
             packed.path = ConvPath::Direct;
         }

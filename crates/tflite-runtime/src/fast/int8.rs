@@ -809,7 +809,10 @@ impl Int8Gemm {
         let (units, unit_bytes) = self.fill_units();
         debug_assert_eq!(units * unit_bytes, self.a_bytes);
         let per_fill = units.div_ceil(threads);
-        let per = chunks.div_ceil(threads) * CHUNK;
+        // Equal row shares in multiples of 16 rows (whole chunks made the 8×8 layers' 64 rows a
+        // 48 / 16 split); a share that is not a multiple of a kernel's row count ends in one
+        // padded tile.
+        let per = self.rows.div_ceil(threads).div_ceil(16) * 16;
         let ws = WorkspacePtr(workspace.as_mut_ptr());
         super::workers::run_on_threads(threads, &|t| {
             let (u0, u1) = ((t * per_fill).min(units), ((t + 1) * per_fill).min(units));

@@ -1,27 +1,56 @@
 //! Int8 and int16 MAX_POOL_2D over whole channel vectors (the compiler vectorises the
 //! per-channel maximum), identical to the reference: the maximum over the in-image part of the
-//! window, starting from the type's minimum, then the activation clamp.
+//! window, starting from the type's minimum, then the activation clamp. With `threads > 1` the
+//! output rows are split over the persistent worker threads.
 
 use crate::frame::PoolGeometry;
 
-/// Int8 max pool, bit-identical to `reference::pool::max_pool_i8`.
-pub fn max_pool_i8(g: &PoolGeometry, act: (i32, i32), input: &[i8], output: &mut [i8]) {
+/// Int8 max pool on `threads` threads, bit-identical to `reference::pool::max_pool_i8`.
+pub fn max_pool_i8(
+    g: &PoolGeometry,
+    act: (i32, i32),
+    input: &[i8],
+    output: &mut [i8],
+    threads: usize,
+) {
     let clamp = |v: i32| v.clamp(-128, 127) as i8;
-    max_pool(g, (clamp(act.0), clamp(act.1)), i8::MIN, input, output);
+    max_pool(
+        g,
+        (clamp(act.0), clamp(act.1)),
+        i8::MIN,
+        input,
+        output,
+        threads,
+    );
 }
 
-/// Int16 max pool (16x8 models), bit-identical to `reference::pool::max_pool_i16`.
-pub fn max_pool_i16(g: &PoolGeometry, act: (i32, i32), input: &[i16], output: &mut [i16]) {
+/// Int16 max pool (16x8 models) on `threads` threads, bit-identical to
+/// `reference::pool::max_pool_i16`.
+pub fn max_pool_i16(
+    g: &PoolGeometry,
+    act: (i32, i32),
+    input: &[i16],
+    output: &mut [i16],
+    threads: usize,
+) {
     let clamp = |v: i32| v.clamp(-32768, 32767) as i16;
-    max_pool(g, (clamp(act.0), clamp(act.1)), i16::MIN, input, output);
+    max_pool(
+        g,
+        (clamp(act.0), clamp(act.1)),
+        i16::MIN,
+        input,
+        output,
+        threads,
+    );
 }
 
-fn max_pool<T: Copy + Ord>(
+fn max_pool<T: Copy + Ord + Send + Sync>(
     g: &PoolGeometry,
     (lo, hi): (T, T),
     min: T,
     input: &[T],
     output: &mut [T],
+    threads: usize,
 ) {
     let c = g.channels;
     assert_eq!(
@@ -43,9 +72,11 @@ fn max_pool<T: Copy + Ord>(
         let to = (start + window as isize).clamp(0, size as isize) as usize;
         from..to.max(from)
     };
-    let mut pixels = output.chunks_exact_mut(c);
-    for b in 0..g.batches {
-        for oy in 0..g.out_h {
+    // Output rows (over batches and out_h) split over the threads; each part computes its own.
+    super::workers::for_row_parts(output, g.out_w * c, threads, |rows, part| {
+        let mut pixels = part.chunks_exact_mut(c);
+        for r in rows {
+            let (b, oy) = (r / g.out_h, r % g.out_h);
             let ys = clipped(oy, g.stride_h, g.pad_top, g.filter_h, g.in_h);
             for ox in 0..g.out_w {
                 let xs = clipped(ox, g.stride_w, g.pad_left, g.filter_w, g.in_w);
@@ -64,5 +95,5 @@ fn max_pool<T: Copy + Ord>(
                 }
             }
         }
-    }
+    });
 }
