@@ -288,6 +288,7 @@ struct Epilogue16 {
 /// AVX-512F + FMA; as [`tile`] for each block, with `out + r·pixel_stride + 16·j + l` writable
 /// for the lanes `l` set in `keep[j]`.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // j indexes the weights, accumulators, biases and masks
 unsafe fn tile16<const R: usize, const NB: usize>(
     x: *const f32,
     c: usize,
