@@ -200,9 +200,7 @@ impl DirectConvF32 {
             }
         }
     }
-}
 
-impl DirectConvF32 {
     #[target_feature(enable = "avx512f,avx2,fma")]
     unsafe fn run_rows_avx512(
         &self,
