@@ -271,7 +271,21 @@ pub(crate) fn execute(
         ),
         Kernel::Concatenation { outer, slab_bytes } => {
             let ins: Vec<&[u8]> = inputs.iter().map(|x| x.unwrap_or(&[])).collect();
-            reference::concatenation::concatenation(*outer, slab_bytes, &ins, output);
+            let row: usize = slab_bytes.iter().sum();
+            if threads > 1 && *outer > 1 && row > 0 {
+                // Byte copies, so any split gives the same output: the outer rows (the
+                // U-Net's pixels) are shared between the worker threads.
+                crate::fast::workers::for_row_parts(output, row, threads, |rows, part| {
+                    let sub: Vec<&[u8]> = ins
+                        .iter()
+                        .zip(slab_bytes)
+                        .map(|(x, &slab)| &x[rows.start * slab..rows.end * slab])
+                        .collect();
+                    reference::concatenation::concatenation(rows.len(), slab_bytes, &sub, part);
+                });
+            } else {
+                reference::concatenation::concatenation(*outer, slab_bytes, &ins, output);
+            }
         }
         Kernel::LogisticF32 => {
             reference::logistic::logistic_f32(cast(input(0)), bytemuck::cast_slice_mut(output))
