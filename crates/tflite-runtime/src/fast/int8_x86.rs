@@ -1,6 +1,6 @@
 //! x86-64 int8 microkernels: AVX2 (`vpmaddwd` on i16 operands, exact), AVX-512 VNNI and
-//! AVX-VNNI (`vpdpbusd` on `x + 128` × weights, 512 and 256 bits), with an exact AVX2
-//! requantisation.
+//! AVX-VNNI (`vpdpbusd` on `x + 128` × weights, 512 and 256 bits), with an exact vectorised
+//! requantisation (8 lanes on AVX2, 16 on AVX-512).
 //!
 //! No closures carry intrinsics here: closures do not inherit `#[target_feature]`, so the
 //! loops are written out inside the feature-enabled functions.
@@ -216,12 +216,7 @@ unsafe fn epilogue_avx2<const MR: usize, const NB: usize>(
             // `Int8Gemm::build`).
             unsafe {
                 let acc = _mm256_loadu_si256(tile[m][j].as_ptr().cast());
-                let dst = out.add(oo[m] + dest);
-                if g.vector_requant {
-                    store8(dst, requant8(acc, &p), n);
-                } else {
-                    finish8(g, acc, &p, col, dst, n);
-                }
+                finish8(g, acc, &p, col, out.add(oo[m] + dest), n);
             }
         }
     }
