@@ -28,6 +28,8 @@ use std::mem::MaybeUninit;
 
 use rayon::prelude::*;
 
+use crate::direct::{self, ConvKernel, GradTile, READ_SLACK, TILE_COLUMNS, TILE_ROWS, Tile};
+
 /// Shape of an NCHW activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Nchw {
@@ -119,7 +121,8 @@ pub(crate) fn build_rows(
     fill: impl Fn(usize, &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
     let len = rows * row_len;
-    let mut values = Vec::with_capacity(len);
+    // Room for the read slack `fold` appends, so that appending does not reallocate.
+    let mut values = Vec::with_capacity(len + READ_SLACK);
     if row_len > 0 {
         values.spare_capacity_mut()[..len]
             .par_chunks_mut(row_len)
@@ -131,7 +134,7 @@ pub(crate) fn build_rows(
     values
 }
 
-/// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`.
+/// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`, then [`READ_SLACK`] zeros.
 fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
     let (h, w, pw, block) = (
         shape.height,
@@ -140,7 +143,7 @@ fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
         shape.image_block(),
     );
     let (columns, stride) = (shape.columns(), shape.folded_stride());
-    build_rows(shape.channels, stride, |c, row| {
+    let mut folded = build_rows(shape.channels, stride, |c, row| {
         for b in 0..shape.batch {
             let image = &x[(b * shape.channels + c) * h * w..][..h * w];
             let dst = &mut row[b * block..][..block];
@@ -164,7 +167,9 @@ fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
             }
         }
         put_zeros(&mut row[columns..]);
-    })
+    });
+    folded.resize(folded.len() + READ_SLACK, 0.0);
+    folded
 }
 
 /// GEMM columns per parallel chunk: the chunk's input and output blocks (`c_in + c_out`
@@ -185,16 +190,29 @@ fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
 }
 
 /// `wide[c_out][columns] = Σ_tap taps[tap] · shift_tap(folded)`; `folded` is `[c_in]` rows of
-/// `shape.folded_stride()` in the padded placement, `taps` is `[9][c_out][c_in]`.
-fn conv_folded(folded: &[f32], shape: Nchw, taps: &[f32], c_out: usize) -> Vec<f32> {
+/// `shape.folded_stride()` in the padded placement (then the read slack), `taps` is
+/// `[9][c_out][c_in]`.
+fn conv_folded(
+    folded: &[f32],
+    shape: Nchw,
+    taps: &[f32],
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
     let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
-    assert_eq!(folded.len(), c_in * stride);
+    assert_eq!(folded.len(), c_in * stride + READ_SLACK);
     assert_eq!(taps.len(), 9 * c_out * c_in);
+    let mut wide: Vec<f32> = Vec::with_capacity(c_out * columns);
+    let dst = OutPtr(wide.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    if kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS && c_out >= TILE_ROWS {
+        conv_folded_tiles(folded, shape, taps, c_out, dst);
+        // SAFETY: the tiles stored all c_out × columns elements.
+        unsafe { wide.set_len(c_out * columns) };
+        return wide;
+    }
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
     let parallelism = chunk_parallelism(chunks);
-    let mut wide: Vec<f32> = Vec::with_capacity(c_out * columns);
-    let dst = OutPtr(wide.spare_capacity_mut().as_mut_ptr().cast::<f32>());
     (0..chunks).into_par_iter().for_each(|i| {
         let j0 = i * chunk;
         let n = chunk.min(columns - j0);
@@ -235,6 +253,57 @@ fn conv_folded(folded: &[f32], shape: Nchw, taps: &[f32], c_out: usize) -> Vec<f
     // SAFETY: the chunks wrote all c_out × columns elements (tap 0 overwrites its block).
     unsafe { wide.set_len(c_out * columns) };
     wide
+}
+
+/// The AVX-512 tiles run a convolution, or its weight gradient, when one side has at most
+/// this many channels (and the forward tile, when it has at least its 8 output rows). Above
+/// it the GEMMs were as fast or faster (`--example conv_kernels`, Sapphire Rapids: 64→64 at
+/// 32×32 even, 128 and 256 channels 1.1–2.4× faster on the GEMMs).
+const MAX_TILED_CHANNELS: usize = 32;
+
+/// [`conv_folded`] on the AVX-512 tiles of [`direct`]: column chunks (whole tiles) in
+/// parallel, each running every block of 8 output channels on a tile's columns before the
+/// next, so that the tile's input rows are read from L1.
+fn conv_folded_tiles(folded: &[f32], shape: Nchw, taps: &[f32], c_out: usize, dst: OutPtr) {
+    let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
+    let packed = direct::pack_for_tiles(taps, c_out, c_in);
+    let offsets: [usize; 9] = std::array::from_fn(|t| shape.tap_offset(t));
+    let chunk = chunk_columns(c_in, c_out, columns).next_multiple_of(TILE_COLUMNS);
+    let chunks = columns.div_ceil(chunk);
+    (0..chunks).into_par_iter().for_each(|i| {
+        let j0 = i * chunk;
+        let n = chunk.min(columns - j0);
+        for j in (j0..j0 + n).step_by(TILE_COLUMNS) {
+            for block in 0..c_out.div_ceil(TILE_ROWS) {
+                let co = block * TILE_ROWS;
+                // SAFETY: the tile reads c_in rows of `folded` from column j up to
+                // offsets[8] + 48 past it: at most (c_in-1)·stride + columns + 47 +
+                // offsets[8] < c_in·stride + READ_SLACK, since offsets[8] + columns ≤ stride.
+                // It writes rows co..co+rows, columns j..j+min(48, j0+n-j) of the
+                // `c_out × columns` output: disjoint between tiles and chunks, and every
+                // element is written by one tile. The weights block has c_in·72 values.
+                let tile = Tile {
+                    input: unsafe { folded.as_ptr().add(j) },
+                    input_stride: stride,
+                    offsets,
+                    weights: packed[block * c_in * 9 * TILE_ROWS..].as_ptr(),
+                    c_in,
+                    output: unsafe { dst.get().add(co * columns + j) },
+                    output_stride: columns,
+                    rows: TILE_ROWS.min(c_out - co),
+                    columns: TILE_COLUMNS.min(j0 + n - j),
+                };
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; the
+                // ranges are as above.
+                unsafe {
+                    direct::forward_tile(&tile)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("ConvKernel::Avx512 on {tile:p}", tile = &tile);
+            }
+        }
+    });
 }
 
 /// ReLU that keeps NaN (as burn's Flex does), so a diverged step still shows in the loss.
@@ -295,10 +364,11 @@ pub fn conv3x3_forward(
     bias: Option<&[f32]>,
     c_out: usize,
     with_relu: bool,
+    kernel: ConvKernel,
 ) -> Vec<f32> {
     let taps = weights_by_tap(weight, c_out, shape.channels);
     let folded = fold(x, shape, Placement::Padded);
-    let wide = conv_folded(&folded, shape, &taps, c_out);
+    let wide = conv_folded(&folded, shape, &taps, c_out, kernel);
     unfold(&wide, shape, c_out, bias, with_relu)
 }
 
@@ -338,7 +408,13 @@ pub fn relu_grad(output: &[f32], grad: &[f32]) -> Vec<f32> {
 }
 
 /// Gradient with respect to the input: `grad` is `[B, c_out, H, W]`, `shape` the input's.
-pub fn conv3x3_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {
+pub fn conv3x3_input_grad(
+    grad: &[f32],
+    shape: Nchw,
+    weight: &[f32],
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
     let c_in = shape.channels;
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
@@ -353,12 +429,18 @@ pub fn conv3x3_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: usiz
         ..shape
     };
     let folded = fold(grad, grad_shape, Placement::Padded);
-    let wide = conv_folded(&folded, grad_shape, &taps, c_in);
+    let wide = conv_folded(&folded, grad_shape, &taps, c_in, kernel);
     unfold(&wide, grad_shape, c_in, None, false)
 }
 
 /// Gradient with respect to the weight, `[c_out, C_in, 3, 3]`.
-pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -> Vec<f32> {
+pub fn conv3x3_weight_grad(
+    x: &[f32],
+    shape: Nchw,
+    grad: &[f32],
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
     let c_in = shape.channels;
     let (columns, stride) = (shape.columns(), shape.folded_stride());
     let padded = fold(x, shape, Placement::Padded);
@@ -367,14 +449,20 @@ pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
         ..shape
     };
     let wide = fold(grad, grad_shape, Placement::Wide);
+    let tiles = kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS;
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
     let parallelism = chunk_parallelism(chunks);
     let n_taps = 9 * c_out * c_in;
     // Per chunk of columns: the tap-major partial gradient [9][c_out][c_in], summed.
+    let offsets: [usize; 9] = std::array::from_fn(|t| shape.tap_offset(t));
     let chunk_grad = |acc: &mut [f32], i: usize, accumulate: bool| {
         let j0 = i * chunk;
         let k = chunk.min(columns - j0);
+        if tiles {
+            weight_grad_tiles(&wide, &padded, stride, &offsets, j0, k, acc, accumulate);
+            return;
+        }
         for t in 0..9 {
             let offset = shape.tap_offset(t);
             let dst = &mut acc[t * c_out * c_in..(t + 1) * c_out * c_in];
@@ -414,6 +502,51 @@ pub fn conv3x3_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
             d.write(taps[t * c_out * c_in + k]);
         }
     })
+}
+
+/// The AVX-512 form of one chunk of [`conv3x3_weight_grad`]: `acc` (`[9][c_out][c_in]`) gets
+/// `Σ_j wide[co][j] · padded[ci][j + offsets[t]]` over columns `j0..j0+n`, tiles of
+/// [`direct::GRAD_ROWS`] output channels by one input channel.
+#[allow(clippy::too_many_arguments)]
+fn weight_grad_tiles(
+    wide: &[f32],
+    padded: &[f32],
+    stride: usize,
+    offsets: &[usize; 9],
+    j0: usize,
+    n: usize,
+    acc: &mut [f32],
+    accumulate: bool,
+) {
+    let c_out = (wide.len() - READ_SLACK) / stride;
+    let c_in = (padded.len() - READ_SLACK) / stride;
+    for co in (0..c_out).step_by(direct::GRAD_ROWS) {
+        let rows = direct::GRAD_ROWS.min(c_out - co);
+        for ci in 0..c_in {
+            let tile = GradTile {
+                grad: wide[co * stride + j0..].as_ptr(),
+                grad_stride: stride,
+                input: padded[ci * stride + j0..].as_ptr(),
+                offsets: *offsets,
+                columns: n,
+            };
+            let out = &mut acc[co * c_in + ci..];
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; rows
+            // co..co+rows of `wide` hold columns j0..j0+n, and `padded`'s row ci holds
+            // j0 + offsets[8] + n ≤ columns + offsets[8] ≤ stride values from its start.
+            // `out` reaches (8·c_out + rows-1)·c_in past its start, inside `acc`.
+            unsafe {
+                match rows {
+                    3 => direct::weight_grad_tile::<3>(&tile, out, c_out * c_in, c_in, accumulate),
+                    2 => direct::weight_grad_tile::<2>(&tile, out, c_out * c_in, c_in, accumulate),
+                    _ => direct::weight_grad_tile::<1>(&tile, out, c_out * c_in, c_in, accumulate),
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("ConvKernel::Avx512 on {:p} {out:p}", tile.grad);
+        }
+    }
 }
 
 /// `Σ_i partial(i)` over `0..parts` as one `len`-vector, in an order that does not depend on
@@ -510,6 +643,14 @@ mod tests {
 
     #[test]
     fn forward_and_gradients_match_the_definition() {
+        let kernels = ConvKernel::available();
+        println!("shifted-conv kernels under test: {kernels:?}");
+        for kernel in kernels {
+            check_against_the_definition(kernel);
+        }
+    }
+
+    fn check_against_the_definition(kernel: ConvKernel) {
         let mut rng = SplitMix64::stream(3, 1);
         // Non-square, odd sizes; the column chunks end inside images and rows, the last one
         // short (56, 300 and 2142 columns).
@@ -519,6 +660,10 @@ mod tests {
             (5, 4, 2, 5, 9),
             (3, 6, 7, 20, 33),
             (3, 2, 4, 1, 1),
+            // Every tile shape of the AVX-512 kernels: 8-row blocks with 1–7 rows left over
+            // (forward 19 and 1 outputs, input gradient 9), 3-row gradient blocks with 1 left.
+            (2, 9, 19, 6, 11),
+            (2, 1, 16, 4, 3),
         ] {
             let s = Nchw {
                 batch,
@@ -533,9 +678,9 @@ mod tests {
             for (i, v) in expected.iter_mut().enumerate() {
                 *v += bias[(i / (h * w)) % c_out];
             }
-            let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, false);
-            assert!(max_abs_diff(&y, &expected) < 1e-5);
-            let y_relu = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, true);
+            let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, false, kernel);
+            assert!(max_abs_diff(&y, &expected) < 1e-5, "{kernel:?}");
+            let y_relu = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, true, kernel);
             let expected_relu: Vec<f32> = expected.iter().map(|v| v.max(0.0)).collect();
             assert!(max_abs_diff(&y_relu, &expected_relu) < 1e-5);
             assert!(y_relu.contains(&0.0) && y_relu.iter().any(|v| *v > 0.0));
@@ -543,7 +688,7 @@ mod tests {
             // Gradients of L = Σ g·y by the adjoint identities: <dL/dx, v> = <g, conv(v)>
             // for any v, and dL/dW[k] = <g, conv_{e_k}(x)>.
             let g = random(batch * c_out * h * w, &mut rng);
-            let dx = conv3x3_input_grad(&g, s, &weight, c_out);
+            let dx = conv3x3_input_grad(&g, s, &weight, c_out, kernel);
             let v = random(x.len(), &mut rng);
             let lhs = dot(&dx, &v);
             let rhs = dot(&g, &naive(&v, s, &weight, c_out));
@@ -551,14 +696,15 @@ mod tests {
                 (lhs - rhs).abs() < 1e-3 * (1.0 + rhs.abs()),
                 "{lhs} vs {rhs}"
             );
-            let dw = conv3x3_weight_grad(&x, s, &g, c_out);
-            for k in [0, 4, 8, weight.len() - 1] {
+            let dw = conv3x3_weight_grad(&x, s, &g, c_out, kernel);
+            // Every element: the AVX-512 gradient tiles cover 3 output channels × 9 taps.
+            for k in 0..weight.len() {
                 let mut e = vec![0.0; weight.len()];
                 e[k] = 1.0;
                 let expected = dot(&g, &naive(&x, s, &e, c_out));
                 assert!(
                     (dw[k] as f64 - expected).abs() < 1e-3 * (1.0 + expected.abs()),
-                    "dW[{k}] {} vs {expected}",
+                    "{kernel:?} dW[{k}] {} vs {expected}",
                     dw[k]
                 );
             }

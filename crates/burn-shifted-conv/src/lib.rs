@@ -16,6 +16,7 @@
 
 #![warn(missing_docs)]
 
+mod direct;
 pub mod kernel;
 pub mod pool;
 #[cfg(test)]
@@ -37,6 +38,7 @@ use burn::tensor::ops::MaxPoolOptions;
 use burn::tensor::{DType, Device, IntDType, Tensor, TensorData};
 use std::cell::Cell;
 
+pub use direct::ConvKernel;
 use kernel::Nchw;
 
 fn same_options() -> ConvOptions<2> {
@@ -226,6 +228,7 @@ fn flex_conv3x3(
         Some(as_f32(&bias)),
         c_out,
         with_relu,
+        ConvKernel::selected(),
     );
     Some(flex_from(
         out,
@@ -304,7 +307,13 @@ impl UNetConvBackend for Flex {
         let shape = nchw(&x);
         let c_out = weight.shape()[0];
         let (weight, grad) = (f32_values(&weight), f32_values(&grad));
-        let out = kernel::conv3x3_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
+        let out = kernel::conv3x3_input_grad(
+            as_f32(&grad),
+            shape,
+            as_f32(&weight),
+            c_out,
+            ConvKernel::selected(),
+        );
         flex_from(out, &shape.dims())
     }
 
@@ -315,7 +324,13 @@ impl UNetConvBackend for Flex {
         let shape = nchw(&x);
         let c_out = weight.shape()[0];
         let (x, grad) = (f32_values(&x), f32_values(&grad));
-        let out = kernel::conv3x3_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
+        let out = kernel::conv3x3_weight_grad(
+            as_f32(&x),
+            shape,
+            as_f32(&grad),
+            c_out,
+            ConvKernel::selected(),
+        );
         flex_from(out, &[c_out, shape.channels, 3, 3])
     }
 

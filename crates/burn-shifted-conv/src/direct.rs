@@ -1,0 +1,201 @@
+//! Register-tiled AVX-512 kernels for the folded 3×3 convolution of [`crate::kernel`] and its
+//! weight gradient.
+//!
+//! The GEMM formulation runs one `[C_out, C_in] × [C_in, columns]` product per tap, so at the
+//! first level (`C_in` = 16) each GEMM reads and writes the whole output block to do 16
+//! multiply-adds per element, nine times over. Here a tile of 8 output channels × 48 columns
+//! stays in 24 `zmm` accumulators for every input channel and all nine taps, and is stored
+//! once. The weight gradient keeps 3 output channels × 9 taps (27 accumulators) of one input
+//! channel over a chunk's columns and reduces them once at the end.
+//!
+//! Both read the folded buffers past a row's last column by up to [`READ_SLACK`] values
+//! (lanes that are never stored, or masked), which [`crate::kernel`] appends as zeros.
+
+use std::sync::OnceLock;
+
+/// Values read past the last folded row's end by a partial tile.
+pub(crate) const READ_SLACK: usize = 64;
+
+/// Output channels per forward tile.
+pub(crate) const TILE_ROWS: usize = 8;
+/// 16-lane vectors per forward tile row.
+const TILE_VECTORS: usize = 3;
+/// Columns per forward tile.
+pub(crate) const TILE_COLUMNS: usize = 16 * TILE_VECTORS;
+/// Output channels per weight-gradient tile.
+pub(crate) const GRAD_ROWS: usize = 3;
+
+/// The kernels the folded convolutions run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// Nine shifted GEMMs per column chunk (the gemm crate): every CPU.
+    Gemm,
+    /// The register-tiled kernels of this module: x86-64 with AVX-512F.
+    Avx512,
+}
+
+impl ConvKernel {
+    /// Every kernel this CPU runs, the GEMMs first.
+    pub fn available() -> Vec<ConvKernel> {
+        let mut kernels = vec![ConvKernel::Gemm];
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            kernels.push(ConvKernel::Avx512);
+        }
+        kernels
+    }
+
+    /// The kernel training uses: the direct AVX-512 kernels where the CPU has AVX-512F,
+    /// the GEMMs elsewhere or when `SHIFTED_CONV_KERNEL=gemm` asks for them (the two are
+    /// compared in `unet-train`'s `conv_profile` example).
+    pub fn selected() -> ConvKernel {
+        static SELECTED: OnceLock<ConvKernel> = OnceLock::new();
+        *SELECTED.get_or_init(|| {
+            let forced_gemm =
+                std::env::var("SHIFTED_CONV_KERNEL").is_ok_and(|v| v.eq_ignore_ascii_case("gemm"));
+            match ConvKernel::available().last() {
+                Some(&best) if !forced_gemm => best,
+                _ => ConvKernel::Gemm,
+            }
+        })
+    }
+}
+
+/// Tap-major weights `[9][c_out][c_in]` packed for the forward tile: `[block][c_in][9][8]`,
+/// block `b` holding output channels `8b..8b+8`, zeros past `c_out`.
+pub(crate) fn pack_for_tiles(taps: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    let blocks = c_out.div_ceil(TILE_ROWS);
+    let mut packed = vec![0.0; blocks * c_in * 9 * TILE_ROWS];
+    for (i, slot) in packed.iter_mut().enumerate() {
+        let o = i % TILE_ROWS;
+        let t = (i / TILE_ROWS) % 9;
+        let ci = (i / (TILE_ROWS * 9)) % c_in;
+        let co = (i / (TILE_ROWS * 9 * c_in)) * TILE_ROWS + o;
+        if co < c_out {
+            *slot = taps[(t * c_out + co) * c_in + ci];
+        }
+    }
+    packed
+}
+
+/// Where one forward tile reads and writes.
+pub(crate) struct Tile {
+    /// First column of the tile in the folded input (its channel 0).
+    pub input: *const f32,
+    /// Row (channel) stride of the folded input.
+    pub input_stride: usize,
+    /// The nine tap offsets in the folded input.
+    pub offsets: [usize; 9],
+    /// The tile's packed weights, `[c_in][9][8]`.
+    pub weights: *const f32,
+    /// Input channels.
+    pub c_in: usize,
+    /// First output element (row 0, first column).
+    pub output: *mut f32,
+    /// Row stride of the output.
+    pub output_stride: usize,
+    /// Output rows to store (≤ 8).
+    pub rows: usize,
+    /// Columns to store (≤ 48).
+    pub columns: usize,
+}
+
+/// Runs one forward tile.
+///
+/// # Safety
+/// The CPU has AVX-512F; `input` is readable for `c_in` rows of `input_stride` from the tile's
+/// first column plus `offsets[8] + 48` values (with [`READ_SLACK`] zeros after the last row);
+/// `weights` holds `c_in · 72` values; `output` is writable for `rows` rows of `columns`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn forward_tile(tile: &Tile) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); TILE_VECTORS]; TILE_ROWS];
+    for ci in 0..tile.c_in {
+        // SAFETY (all pointer arithmetic and loads below): within the ranges the caller
+        // guarantees.
+        let row = unsafe { tile.input.add(ci * tile.input_stride) };
+        let w = unsafe { tile.weights.add(ci * 9 * TILE_ROWS) };
+        for t in 0..9 {
+            let p = unsafe { row.add(tile.offsets[t]) };
+            let mut x = [_mm512_setzero_ps(); TILE_VECTORS];
+            for (k, v) in x.iter_mut().enumerate() {
+                *v = unsafe { _mm512_loadu_ps(p.add(16 * k)) };
+            }
+            for (o, acc_row) in acc.iter_mut().enumerate() {
+                let wv = _mm512_set1_ps(unsafe { *w.add(t * TILE_ROWS + o) });
+                for (a, xv) in acc_row.iter_mut().zip(&x) {
+                    *a = _mm512_fmadd_ps(wv, *xv, *a);
+                }
+            }
+        }
+    }
+    for (o, acc_row) in acc.iter().enumerate().take(tile.rows) {
+        for (k, a) in acc_row.iter().enumerate() {
+            let lanes = tile.columns.saturating_sub(16 * k).min(16);
+            let mask = ((1u32 << lanes) - 1) as __mmask16;
+            // SAFETY: only the `columns` stored lanes of the `rows` rows are written.
+            unsafe {
+                _mm512_mask_storeu_ps(tile.output.add(o * tile.output_stride + 16 * k), mask, *a)
+            };
+        }
+    }
+}
+
+/// Where one weight-gradient tile reads: `rows` output-gradient rows against one input
+/// channel, over `columns` columns.
+pub(crate) struct GradTile {
+    /// First column of the first output-gradient row (wide placement).
+    pub grad: *const f32,
+    /// Row stride of the output gradient.
+    pub grad_stride: usize,
+    /// First column of the input channel's row (padded placement).
+    pub input: *const f32,
+    /// The nine tap offsets in the folded input.
+    pub offsets: [usize; 9],
+    /// Columns to reduce over.
+    pub columns: usize,
+}
+
+/// Adds (or writes, when `!accumulate`) `Σ_j grad[r][j] · input[j + offsets[t]]` to
+/// `out[t][r]` for `r < rows ≤ 3`; `out` is `[9][rows]` with the given row stride per tap
+/// (`out[t * tap_stride + r * row_stride]`).
+///
+/// # Safety
+/// The CPU has AVX-512F; `grad` is readable for `rows` rows of `columns`, `input` for
+/// `offsets[8] + columns` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn weight_grad_tile<const ROWS: usize>(
+    tile: &GradTile,
+    out: &mut [f32],
+    tap_stride: usize,
+    row_stride: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [[_mm512_setzero_ps(); 9]; ROWS];
+    for j in (0..tile.columns).step_by(16) {
+        let lanes = (tile.columns - j).min(16);
+        let mask = ((1u32 << lanes) - 1) as __mmask16;
+        let mut g = [_mm512_setzero_ps(); ROWS];
+        for (r, v) in g.iter_mut().enumerate() {
+            // SAFETY: lanes j..j+lanes of row r.
+            *v = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(r * tile.grad_stride + j)) };
+        }
+        for t in 0..9 {
+            // SAFETY: offsets[t] + j + lanes ≤ offsets[8] + columns.
+            let x = unsafe { _mm512_maskz_loadu_ps(mask, tile.input.add(tile.offsets[t] + j)) };
+            for (acc_row, gv) in acc.iter_mut().zip(&g) {
+                acc_row[t] = _mm512_fmadd_ps(*gv, x, acc_row[t]);
+            }
+        }
+    }
+    for (r, acc_row) in acc.iter().enumerate() {
+        for (t, a) in acc_row.iter().enumerate() {
+            let sum = _mm512_reduce_add_ps(*a);
+            let slot = &mut out[t * tap_stride + r * row_stride];
+            *slot = if accumulate { *slot + sum } else { sum };
+        }
+    }
+}

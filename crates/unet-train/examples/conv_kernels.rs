@@ -1,0 +1,102 @@
+//! Milliseconds and GFLOP/s of the 3×3 convolution's forward pass and both gradients, per
+//! U-Net layer shape (batch 8, 128×128 at level A, fms 16), for every kernel this CPU runs,
+//! in one process so the kernels are compared side by side:
+//! `cargo run --release -p unet-train --example conv_kernels -- [reps]`.
+
+use std::time::Instant;
+
+use burn_shifted_conv::ConvKernel;
+use burn_shifted_conv::kernel::{Nchw, conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad};
+
+/// Best of `reps` runs of `f`, in milliseconds (after one warm-up run).
+fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    (0..reps)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Deterministic values in [-1, 1).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+fn main() {
+    let reps = std::env::args()
+        .nth(1)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(5);
+    // As training does: keep freed buffers instead of faulting their pages in again.
+    unet_train::allocator::retain_freed_memory();
+    let kernels = ConvKernel::available();
+    println!("kernels: {kernels:?}; best of {reps}; ms (GFLOP/s)");
+    print!("{:<14}", "layer");
+    for kernel in &kernels {
+        print!(
+            " | {:<44}",
+            format!("{kernel:?} forward / input grad / weight grad")
+        );
+    }
+    println!();
+    let layers = [
+        ("A 1->16", 1, 16, 128),
+        ("A 16->16", 16, 16, 128),
+        ("A 32->16", 32, 16, 128),
+        ("B 32->32", 32, 32, 64),
+        ("B 64->32", 64, 32, 64),
+        ("C 64->64", 64, 64, 32),
+        ("D 128->128", 128, 128, 16),
+        ("E 256->256", 256, 256, 8),
+    ];
+    for (name, c_in, c_out, size) in layers {
+        let shape = Nchw {
+            batch: 8,
+            channels: c_in,
+            height: size,
+            width: size,
+        };
+        let x = values(8 * c_in * size * size, 1);
+        let g = values(8 * c_out * size * size, 2);
+        let w = values(c_out * c_in * 9, 3);
+        let b = values(c_out, 4);
+        let gflop = 2.0 * 9.0 * (8 * size * size * c_in * c_out) as f64 / 1e9;
+        print!("{name:<14}");
+        for &kernel in &kernels {
+            let fwd = best_ms(reps, || {
+                std::hint::black_box(conv3x3_forward(
+                    &x,
+                    shape,
+                    &w,
+                    Some(&b),
+                    c_out,
+                    true,
+                    kernel,
+                ));
+            });
+            let dx = best_ms(reps, || {
+                std::hint::black_box(conv3x3_input_grad(&g, shape, &w, c_out, kernel));
+            });
+            let dw = best_ms(reps, || {
+                std::hint::black_box(conv3x3_weight_grad(&x, shape, &g, c_out, kernel));
+            });
+            let cell = |ms: f64| format!("{ms:.2} ({:.0})", gflop / ms * 1e3);
+            print!(
+                " | {:<44}",
+                format!("{} / {} / {}", cell(fwd), cell(dx), cell(dw))
+            );
+        }
+        println!();
+    }
+}
