@@ -43,18 +43,48 @@ fn for_each_image(
     }
 }
 
-/// `dY[C_out, 2H, 2W]` of one image as `G[4·C_out, H·W]`.
+/// `dY[C_out, 2H, 2W]` of one image as `G[4·C_out, H·W]`: each output row split into its even
+/// and odd columns (a loop the compiler vectorises).
 fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [f32]) {
     let hw = h * w;
     for co in 0..c_out {
         for ky in 0..2 {
-            for kx in 0..2 {
-                let row = &mut blocks[(co * 4 + ky * 2 + kx) * hw..][..hw];
-                for y in 0..h {
-                    let src = &grad[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
-                    for (x, r) in row[y * w..(y + 1) * w].iter_mut().enumerate() {
-                        *r = src[2 * x + kx];
-                    }
+            let (even, odd) = blocks[(co * 4 + ky * 2) * hw..][..2 * hw].split_at_mut(hw);
+            for y in 0..h {
+                let src = &grad[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
+                let rows = even[y * w..(y + 1) * w]
+                    .iter_mut()
+                    .zip(&mut odd[y * w..(y + 1) * w]);
+                for ((e, o), pair) in rows.zip(src.chunks_exact(2)) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+            }
+        }
+    }
+}
+
+/// The inverse of [`gather_blocks`] plus a bias per output channel: `T[4·C_out, H·W]` of one
+/// image to its output `[C_out, 2H, 2W]`, rows of `kx = 0` and `kx = 1` interleaved.
+fn scatter_blocks(
+    blocks: &[f32],
+    c_out: usize,
+    h: usize,
+    w: usize,
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
+    let hw = h * w;
+    for co in 0..c_out {
+        let b = bias.map_or(0.0, |b| b[co]);
+        for ky in 0..2 {
+            let (even, odd) = blocks[(co * 4 + ky * 2) * hw..][..2 * hw].split_at(hw);
+            for y in 0..h {
+                let dst = &mut out[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
+                let rows = even[y * w..(y + 1) * w].iter().zip(&odd[y * w..(y + 1) * w]);
+                for ((e, o), pair) in rows.zip(dst.chunks_exact_mut(2)) {
+                    pair[0] = e + b;
+                    pair[1] = o + b;
                 }
             }
         }
@@ -142,20 +172,7 @@ pub fn upconv2x2_forward(
                 par,
             );
         }
-        for co in 0..c_out {
-            let b = bias.map_or(0.0, |b| b[co]);
-            for ky in 0..2 {
-                for kx in 0..2 {
-                    let row = &blocks[(co * 4 + ky * 2 + kx) * hw..][..hw];
-                    for y in 0..h {
-                        let dst = &mut out[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
-                        for (x, v) in row[y * w..(y + 1) * w].iter().enumerate() {
-                            dst[2 * x + kx] = v + b;
-                        }
-                    }
-                }
-            }
-        }
+        scatter_blocks(&blocks, c_out, h, w, bias, out);
     };
     for_each_image(x, c_in * hw, &mut out, out_image, in_parallel, run);
     out

@@ -7,6 +7,7 @@ use std::time::Instant;
 
 use burn_shifted_conv::ConvKernel;
 use burn_shifted_conv::kernel::{Nchw, conv3x3_forward, conv3x3_input_grad, conv3x3_weight_grad};
+use burn_shifted_conv::upconv::{upconv2x2_forward, upconv2x2_input_grad, upconv2x2_weight_grad};
 
 /// Best of `reps` runs of `f`, in milliseconds (after one warm-up run).
 fn best_ms(reps: usize, mut f: impl FnMut()) -> f64 {
@@ -98,5 +99,36 @@ fn main() {
             );
         }
         println!();
+    }
+    println!("2x2/2 transposed convolutions (one kernel): forward / input grad / weight grad");
+    for (c_in, c_out, size) in [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 16, 64)] {
+        let shape = Nchw {
+            batch: 8,
+            channels: c_in,
+            height: size,
+            width: size,
+        };
+        let x = values(8 * c_in * size * size, 1);
+        let g = values(8 * c_out * 4 * size * size, 2);
+        let w = values(c_in * c_out * 4, 3);
+        let b = values(c_out, 4);
+        let gflop = 2.0 * 4.0 * (8 * size * size * c_in * c_out) as f64 / 1e9;
+        let fwd = best_ms(reps, || {
+            std::hint::black_box(upconv2x2_forward(&x, shape, &w, Some(&b), c_out));
+        });
+        let dx = best_ms(reps, || {
+            std::hint::black_box(upconv2x2_input_grad(&g, shape, &w, c_out));
+        });
+        let dw = best_ms(reps, || {
+            std::hint::black_box(upconv2x2_weight_grad(&x, shape, &g, c_out));
+        });
+        let cell = |ms: f64| format!("{ms:.2} ({:.0})", gflop / ms * 1e3);
+        println!(
+            "{:<14} | {} / {} / {}",
+            format!("up {c_in}x{size}->{c_out}"),
+            cell(fwd),
+            cell(dx),
+            cell(dw)
+        );
     }
 }
