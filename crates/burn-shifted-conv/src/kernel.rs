@@ -380,9 +380,8 @@ pub fn relu_grad_in_place(output: &[f32], grad: &mut [f32]) {
         .zip(output.par_chunks(ROW))
         .for_each(|(g, out)| {
             for (g, o) in g.iter_mut().zip(out) {
-                if *o <= 0.0 {
-                    *g = 0.0;
-                }
+                // A select, not a conditional store, so that the loop is vectorised.
+                *g = if *o <= 0.0 { 0.0 } else { *g };
             }
         });
 }
@@ -419,9 +418,10 @@ pub fn conv3x3_input_grad(
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
     let taps = build_rows(9, c_in * c_out, |t, dst| {
-        for (k, d) in dst.iter_mut().enumerate() {
-            let (ci, co) = (k / c_out, k % c_out);
-            d.write(weight[(co * c_in + ci) * 9 + (8 - t)]);
+        for (ci, row) in dst.chunks_exact_mut(c_out).enumerate() {
+            for (co, d) in row.iter_mut().enumerate() {
+                d.write(weight[(co * c_in + ci) * 9 + (8 - t)]);
+            }
         }
     });
     let grad_shape = Nchw {
