@@ -81,7 +81,9 @@ fn scatter_blocks(
             let (even, odd) = blocks[(co * 4 + ky * 2) * hw..][..2 * hw].split_at(hw);
             for y in 0..h {
                 let dst = &mut out[(co * 2 * h + 2 * y + ky) * 2 * w..][..2 * w];
-                let rows = even[y * w..(y + 1) * w].iter().zip(&odd[y * w..(y + 1) * w]);
+                let rows = even[y * w..(y + 1) * w]
+                    .iter()
+                    .zip(&odd[y * w..(y + 1) * w]);
                 for ((e, o), pair) in rows.zip(dst.chunks_exact_mut(2)) {
                     pair[0] = e + b;
                     pair[1] = o + b;
