@@ -43,6 +43,9 @@ fn main() {
     unet_train::allocator::retain_freed_memory();
     let kernels = ConvKernel::available();
     println!("kernels: {kernels:?}; best of {reps}; ms (GFLOP/s)");
+    println!(
+        "(Avx512 falls back to the GEMMs where both sides have more than 32 channels, as in training)"
+    );
     print!("{:<14}", "layer");
     for kernel in &kernels {
         print!(
