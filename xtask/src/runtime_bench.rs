@@ -7,6 +7,11 @@
 //! median and LiteRT XNNPACK's, their ratio, our GOPS (2·MACs counted from the model's conv
 //! geometry) and its fraction of `--peak-gops`, and a per-op-type profile of ours.
 //!
+//! With `--threads N` it also times both at N threads, and (when LiteRT's C library is found)
+//! runs ours and XNNPACK at 1 and N threads taking turns, round by round
+//! ([`unet_bench::backend::time_interleaved`]), for ratios that a drifting machine speed does not
+//! bias.
+//!
 //! Writes `OUT/unet_random_int8.tflite`, `OUT/unet_random_f32.tflite`, a synthetic slice
 //! `OUT/slice.npy` (for `cargo xtask infer`), and `OUT/runtime_bench.{json,md}`.
 
@@ -21,6 +26,9 @@ use tflite_runtime::synth::{UNetSpec, parameter_count, unet};
 use tflite_runtime::{Interpreter, KernelTier, Options};
 
 use artifact_io::write_atomic;
+use unet_bench::backend::{Engine, LoadError, time_interleaved};
+use unet_bench::backends::litert::{Accelerator, LiteRtConfig, LiteRtEngine};
+use unet_bench::backends::rust::RustEngine;
 
 /// Arguments of `cargo xtask runtime-bench`.
 #[derive(Debug, clap::Args)]
@@ -58,6 +66,10 @@ pub struct RuntimeBenchArgs {
     /// for the Sapphire Rapids machine, ≈590 GOPS; pass this CPU's own peak where known).
     #[arg(long, default_value_t = 590.0)]
     pub peak_gops: f64,
+    /// With --threads > 1: timed invokes per engine and round of the round-by-round table
+    /// (ours and LiteRT XNNPACK, one thread and --threads, taking turns; --runs in all).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    pub round_block: u16,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -142,6 +154,65 @@ fn time_litert(model_path: &Path, args: &RuntimeBenchArgs) -> anyhow::Result<ser
     serde_json::from_str(last).with_context(|| format!("parsing LiteRT timing output {last:?}"))
 }
 
+/// Ours and LiteRT XNNPACK (LiteRT's C API from `libLiteRt.so`, in this process), each with one
+/// thread and with `threads`, timed round by round ([`time_interleaved`]: every round runs all
+/// four once, in a rotating order), so the speedups and ratios come from the same minutes of a
+/// machine whose speed drifts. Ratios are medians of the per-round ratios.
+fn time_interleaved_threads(
+    path: &Path,
+    int8: bool,
+    image: &[f32],
+    args: &RuntimeBenchArgs,
+    threads: usize,
+) -> anyhow::Result<serde_json::Value> {
+    let want = if int8 {
+        tflite_writer::TensorType::Int8
+    } else {
+        tflite_writer::TensorType::Float32
+    };
+    let litert = |threads| {
+        LiteRtEngine::new(LiteRtConfig {
+            model: path.to_path_buf(),
+            accelerator: Accelerator::Cpu,
+            threads,
+            library: None,
+            dispatch_dir: None,
+        })
+    };
+    let (mut ours_1, mut ours_n) = (
+        RustEngine::new(path.to_path_buf(), want, 1),
+        RustEngine::new(path.to_path_buf(), want, threads),
+    );
+    let (mut xnnpack_1, mut xnnpack_n) = (litert(1), litert(threads));
+    let mut engines: [&mut dyn Engine; 4] =
+        [&mut ours_1, &mut ours_n, &mut xnnpack_1, &mut xnnpack_n];
+    for engine in engines.iter_mut() {
+        engine.load().map_err(|e| match e {
+            LoadError::Unavailable(why) => anyhow::anyhow!("{why}"),
+            LoadError::Failed(e) => anyhow::anyhow!(e),
+        })?;
+        engine.set_input(image)?;
+    }
+    let block = usize::from(args.round_block);
+    let rounds = args.runs.div_ceil(block);
+    let times = time_interleaved(&mut engines, 1, rounds, block)?;
+    let ratio =
+        |a: usize, b: usize| median(times[a].iter().zip(&times[b]).map(|(x, y)| x / y).collect());
+    Ok(json!({
+        "rounds": rounds,
+        "invokes_per_round": args.round_block,
+        "threads": threads,
+        "ours_1thread_ms": median(times[0].clone()),
+        "ours_threads_ms": median(times[1].clone()),
+        "xnnpack_1thread_ms": median(times[2].clone()),
+        "xnnpack_threads_ms": median(times[3].clone()),
+        "ours_speedup": ratio(0, 1),
+        "xnnpack_speedup": ratio(2, 3),
+        "ours_to_xnnpack_1thread": ratio(0, 2),
+        "ours_to_xnnpack_threads": ratio(1, 3),
+    }))
+}
+
 /// Why LiteRT cannot be timed on this machine (`python3` cannot import `ai_edge_litert`), if
 /// it cannot; a LiteRT that imports but fails to time the model is an error instead.
 fn litert_unavailable() -> Option<String> {
@@ -171,6 +242,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
     let mut profiles = Vec::new();
     let mut report = Vec::new();
     let mut scaling: Vec<String> = Vec::new();
+    let mut interleaved_rows: Vec<String> = Vec::new();
     let litert_skipped = if args.no_litert {
         Some("--no-litert".to_string())
     } else {
@@ -271,7 +343,34 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
                 speedup(&litert["xnnpack_1thread"], xnn_n),
             ));
         }
+        let interleaved = if threads > 1 && litert_skipped.is_none() {
+            tracing::info!(model = %path.display(), threads, "timing ours and XNNPACK round by round");
+            match time_interleaved_threads(&path, int8, &slice.image, args, threads) {
+                Ok(v) => {
+                    let x = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+                    interleaved_rows.push(format!(
+                        "| {kind} | {threads} | {:.1} | {:.1} | {:.2}× | {:.1} | {:.1} | {:.2}× | {:.2}× | {:.2}× |",
+                        x("ours_1thread_ms"),
+                        x("ours_threads_ms"),
+                        x("ours_speedup"),
+                        x("xnnpack_1thread_ms"),
+                        x("xnnpack_threads_ms"),
+                        x("xnnpack_speedup"),
+                        x("ours_to_xnnpack_1thread"),
+                        x("ours_to_xnnpack_threads"),
+                    ));
+                    v
+                }
+                Err(e) => {
+                    println!("round-by-round timing skipped: {e:#}");
+                    json!({"skipped": format!("{e:#}")})
+                }
+            }
+        } else {
+            serde_json::Value::Null
+        };
         report.push(json!({
+            "interleaved": interleaved,
             "model": kind,
             "path": path,
             "parameters": parameter_count(&model),
@@ -305,8 +404,21 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
             format!(
                 "Threads (same run): ours and LiteRT XNNPACK with --threads against their own one-thread medians.\n\n\
                  | model | threads | ours ms | ours speedup | XNNPACK ms | XNNPACK speedup | ours / XNNPACK |\n\
-                 |---|---|---|---|---|---|---|\n{}\n\n",
-                scaling.join("\n")
+                 |---|---|---|---|---|---|---|\n{}\n\n{}",
+                scaling.join("\n"),
+                if interleaved_rows.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "Round by round (ours and LiteRT XNNPACK (C API, in this process), one thread and --threads, take \
+                         turns in a rotating order, each for one untimed and {} timed invokes per round; ratios are \
+                         medians of the ratios of invokes timed in the same round):\n\n\
+                         | model | threads | ours 1 thread ms | ours N ms | ours speedup | XNNPACK 1 thread ms | XNNPACK N ms | XNNPACK speedup | ours / XNNPACK 1 thread | ours / XNNPACK N |\n\
+                         |---|---|---|---|---|---|---|---|---|---|\n{}\n\n",
+                        args.round_block,
+                        interleaved_rows.join("\n")
+                    )
+                }
             )
         },
         profiles.join("\n"),

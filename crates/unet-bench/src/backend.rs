@@ -300,6 +300,38 @@ pub trait Engine {
     }
 }
 
+/// Times loaded engines (input already set) round by round, so that a machine whose speed
+/// drifts (a shared VM) slows every engine alike and their ratios compare like with like:
+/// each round runs every engine in turn (starting one engine later each round) for one
+/// untimed invoke and then `block` timed ones. The untimed invoke is where an engine meets
+/// what the one before left behind (another runtime's workers still spinning on a core, cold
+/// caches, its own workers asleep); the timed ones are back to back, as one engine's own
+/// benchmark runs them. `warmup` untimed rounds come first. Returns each engine's per-invoke
+/// milliseconds, in round order.
+pub fn time_interleaved(
+    engines: &mut [&mut dyn Engine],
+    warmup: usize,
+    rounds: usize,
+    block: usize,
+) -> Result<Vec<Vec<f64>>, BenchError> {
+    let n = engines.len();
+    let mut times = vec![Vec::with_capacity(rounds * block); n];
+    for round in 0..warmup + rounds {
+        for k in 0..n {
+            let e = (round + k) % n;
+            engines[e].invoke()?;
+            for _ in 0..block {
+                let start = Instant::now();
+                engines[e].invoke()?;
+                if round >= warmup {
+                    times[e].push(start.elapsed().as_secs_f64() * 1e3);
+                }
+            }
+        }
+    }
+    Ok(times)
+}
+
 /// Adapts an [`Engine`] to the [`Backend`] trait with the shared protocol.
 pub struct InProcess<E> {
     name: String,
