@@ -34,6 +34,16 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A batch of 8 square `size × size` images with `channels` channels.
+fn batch_of_8(channels: usize, size: usize) -> Nchw {
+    Nchw {
+        batch: 8,
+        channels,
+        height: size,
+        width: size,
+    }
+}
+
 fn main() {
     let reps = std::env::args()
         .nth(1)
@@ -65,12 +75,7 @@ fn main() {
         ("E 256->256", 256, 256, 8),
     ];
     for (name, c_in, c_out, size) in layers {
-        let shape = Nchw {
-            batch: 8,
-            channels: c_in,
-            height: size,
-            width: size,
-        };
+        let shape = batch_of_8(c_in, size);
         let x = values(8 * c_in * size * size, 1);
         let g = values(8 * c_out * size * size, 2);
         let w = values(c_out * c_in * 9, 3);
@@ -105,12 +110,7 @@ fn main() {
     }
     println!("2x2/2 transposed convolutions (one kernel): forward / input grad / weight grad");
     for (c_in, c_out, size) in [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 16, 64)] {
-        let shape = Nchw {
-            batch: 8,
-            channels: c_in,
-            height: size,
-            width: size,
-        };
+        let shape = batch_of_8(c_in, size);
         let x = values(8 * c_in * size * size, 1);
         let g = values(8 * c_out * 4 * size * size, 2);
         let w = values(c_in * c_out * 4, 3);
