@@ -508,4 +508,55 @@ mod tests {
         let float = Output::F32(vec![0.0, 0.5, 1.0]);
         assert_eq!(float.to_int8(1.0 / 256.0, -128), (vec![-128, 0, 127], true));
     }
+
+    /// An engine that records, in a shared log, which engine ran when.
+    struct Logged {
+        id: usize,
+        log: std::rc::Rc<std::cell::RefCell<Vec<usize>>>,
+    }
+
+    impl Engine for Logged {
+        fn device(&self) -> String {
+            "test".into()
+        }
+        fn load(&mut self) -> Result<(), LoadError> {
+            Ok(())
+        }
+        fn set_input(&mut self, _: &[f32]) -> Result<(), BenchError> {
+            Ok(())
+        }
+        fn invoke(&mut self) -> Result<(), BenchError> {
+            self.log.borrow_mut().push(self.id);
+            Ok(())
+        }
+        fn output(&mut self) -> Result<Output, BenchError> {
+            Ok(Output::F32(Vec::new()))
+        }
+        fn op_placement(&self) -> Option<String> {
+            None
+        }
+        fn threads(&self) -> Option<usize> {
+            Some(1)
+        }
+    }
+
+    #[test]
+    fn interleaved_timing_takes_turns_in_a_rotating_order() {
+        let log = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+        let mut engines: Vec<Logged> = (0..3)
+            .map(|id| Logged {
+                id,
+                log: log.clone(),
+            })
+            .collect();
+        let mut refs: Vec<&mut dyn Engine> =
+            engines.iter_mut().map(|e| e as &mut dyn Engine).collect();
+        let times = time_interleaved(&mut refs, 1, 2, 2).unwrap();
+        // Timed: 2 rounds × 2 invokes each; warm-up round untimed.
+        assert_eq!(times.iter().map(Vec::len).collect::<Vec<_>>(), [4, 4, 4]);
+        // Each turn: one untimed and two timed invokes; round r starts with engine r % 3.
+        let turns: Vec<usize> = log.borrow().chunks(3).map(|turn| turn[0]).collect();
+        assert!(log.borrow().chunks(3).all(|t| t[0] == t[1] && t[1] == t[2]));
+        assert_eq!(turns, [0, 1, 2, 1, 2, 0, 2, 0, 1]);
+    }
 }
