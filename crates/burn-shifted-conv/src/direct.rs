@@ -151,10 +151,44 @@ pub(crate) struct GradTile {
     pub grad_stride: usize,
     /// First column of the input channel's row (padded placement).
     pub input: *const f32,
-    /// The nine tap offsets in the folded input.
+    /// The nine tap offsets in the folded input (`offsets[3·dy + dx] = offsets[3·dy] + dx`).
     pub offsets: [usize; 9],
     /// Columns to reduce over.
     pub columns: usize,
+}
+
+/// One 16-column step of [`weight_grad_tile`] at column `j`, lanes outside `mask` read as
+/// zeros. The nine taps are read from three row pointers (`dy`) at constant `dx`
+/// displacements, which keeps the loop's pointers in registers.
+///
+/// # Safety
+/// As [`weight_grad_tile`], for the lanes of `mask`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn grad_step<const ROWS: usize>(
+    tile: &GradTile,
+    j: usize,
+    mask: std::arch::x86_64::__mmask16,
+    acc: &mut [[std::arch::x86_64::__m512; 9]; ROWS],
+) {
+    use std::arch::x86_64::*;
+    let mut g = [_mm512_setzero_ps(); ROWS];
+    for (r, v) in g.iter_mut().enumerate() {
+        // SAFETY: lanes of `mask` at j of output-gradient row r.
+        *v = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(r * tile.grad_stride + j)) };
+    }
+    for dy in 0..3 {
+        // SAFETY: offsets[3·dy + dx] = offsets[3·dy] + dx (a folded buffer's tap offsets).
+        let row = unsafe { tile.input.add(tile.offsets[3 * dy] + j) };
+        for dx in 0..3 {
+            // SAFETY: offsets[t] + j + the mask's lanes ≤ offsets[8] + columns.
+            let x = unsafe { _mm512_maskz_loadu_ps(mask, row.add(dx)) };
+            for (acc_row, gv) in acc.iter_mut().zip(&g) {
+                acc_row[3 * dy + dx] = _mm512_fmadd_ps(*gv, x, acc_row[3 * dy + dx]);
+            }
+        }
+    }
 }
 
 /// Adds (or writes, when `!accumulate`) `Σ_j grad[r][j] · input[j + offsets[t]]` to
@@ -175,21 +209,15 @@ pub(crate) unsafe fn weight_grad_tile<const ROWS: usize>(
 ) {
     use std::arch::x86_64::*;
     let mut acc = [[_mm512_setzero_ps(); 9]; ROWS];
-    for j in (0..tile.columns).step_by(16) {
-        let lanes = (tile.columns - j).min(16);
-        let mask = ((1u32 << lanes) - 1) as __mmask16;
-        let mut g = [_mm512_setzero_ps(); ROWS];
-        for (r, v) in g.iter_mut().enumerate() {
-            // SAFETY: lanes j..j+lanes of row r.
-            *v = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(r * tile.grad_stride + j)) };
-        }
-        for t in 0..9 {
-            // SAFETY: offsets[t] + j + lanes ≤ offsets[8] + columns.
-            let x = unsafe { _mm512_maskz_loadu_ps(mask, tile.input.add(tile.offsets[t] + j)) };
-            for (acc_row, gv) in acc.iter_mut().zip(&g) {
-                acc_row[t] = _mm512_fmadd_ps(*gv, x, acc_row[t]);
-            }
-        }
+    let full = tile.columns / 16;
+    for step in 0..full {
+        // SAFETY: as the caller guarantees, for whole vectors.
+        unsafe { grad_step(tile, 16 * step, 0xffff, &mut acc) };
+    }
+    let rest = tile.columns % 16;
+    if rest > 0 {
+        // SAFETY: the last `rest` columns, masked.
+        unsafe { grad_step(tile, 16 * full, ((1u32 << rest) - 1) as __mmask16, &mut acc) };
     }
     for (r, acc_row) in acc.iter().enumerate() {
         for (t, a) in acc_row.iter().enumerate() {
