@@ -204,7 +204,7 @@ fn conv_folded(
     assert_eq!(taps.len(), 9 * c_out * c_in);
     let mut wide: Vec<f32> = Vec::with_capacity(c_out * columns);
     let dst = OutPtr(wide.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    if kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS && c_out >= TILE_ROWS {
+    if tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS {
         conv_folded_tiles(folded, shape, taps, c_out, dst);
         // SAFETY: the tiles stored all c_out × columns elements.
         unsafe { wide.set_len(c_out * columns) };
@@ -260,6 +260,11 @@ fn conv_folded(
 /// it the GEMMs were as fast or faster (`--example conv_kernels`, Sapphire Rapids: 64→64 at
 /// 32×32 even, 128 and 256 channels 1.1–2.4× faster on the GEMMs).
 const MAX_TILED_CHANNELS: usize = 32;
+
+/// Whether the AVX-512 tiles run a layer with these channel counts (see [`MAX_TILED_CHANNELS`]).
+fn tiles_pay_off(kernel: ConvKernel, c_in: usize, c_out: usize) -> bool {
+    kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS
+}
 
 /// [`conv_folded`] on the AVX-512 tiles of [`direct`]: column chunks (whole tiles) in
 /// parallel, each running every block of 8 output channels on a tile's columns before the
@@ -449,7 +454,7 @@ pub fn conv3x3_weight_grad(
         ..shape
     };
     let wide = fold(grad, grad_shape, Placement::Wide);
-    let tiles = kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS;
+    let tiles = tiles_pay_off(kernel, c_in, c_out);
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
     let parallelism = chunk_parallelism(chunks);
@@ -460,7 +465,13 @@ pub fn conv3x3_weight_grad(
         let j0 = i * chunk;
         let k = chunk.min(columns - j0);
         if tiles {
-            weight_grad_tiles(&wide, &padded, stride, &offsets, j0, k, acc, accumulate);
+            let shape = TiledGrad {
+                c_in,
+                c_out,
+                stride,
+                offsets,
+            };
+            weight_grad_tiles(&wide, &padded, &shape, j0, k, acc, accumulate);
             return;
         }
         for t in 0..9 {
@@ -504,22 +515,34 @@ pub fn conv3x3_weight_grad(
     })
 }
 
+/// The geometry [`weight_grad_tiles`] works on: channel counts, the folded buffers' row stride
+/// and the nine tap offsets.
+#[derive(Clone, Copy)]
+struct TiledGrad {
+    c_in: usize,
+    c_out: usize,
+    stride: usize,
+    offsets: [usize; 9],
+}
+
 /// The AVX-512 form of one chunk of [`conv3x3_weight_grad`]: `acc` (`[9][c_out][c_in]`) gets
 /// `Σ_j wide[co][j] · padded[ci][j + offsets[t]]` over columns `j0..j0+n`, tiles of
 /// [`direct::GRAD_ROWS`] output channels by one input channel.
-#[allow(clippy::too_many_arguments)]
 fn weight_grad_tiles(
     wide: &[f32],
     padded: &[f32],
-    stride: usize,
-    offsets: &[usize; 9],
+    shape: &TiledGrad,
     j0: usize,
     n: usize,
     acc: &mut [f32],
     accumulate: bool,
 ) {
-    let c_out = (wide.len() - READ_SLACK) / stride;
-    let c_in = (padded.len() - READ_SLACK) / stride;
+    let TiledGrad {
+        c_in,
+        c_out,
+        stride,
+        offsets,
+    } = *shape;
     for co in (0..c_out).step_by(direct::GRAD_ROWS) {
         let rows = direct::GRAD_ROWS.min(c_out - co);
         for ci in 0..c_in {
@@ -527,7 +550,7 @@ fn weight_grad_tiles(
                 grad: wide[co * stride + j0..].as_ptr(),
                 grad_stride: stride,
                 input: padded[ci * stride + j0..].as_ptr(),
-                offsets: *offsets,
+                offsets,
                 columns: n,
             };
             let out = &mut acc[co * c_in + ci..];
