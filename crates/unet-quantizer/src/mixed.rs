@@ -16,6 +16,14 @@
 //! 4. Groups are added best gain per cost first, each addition measured again (gains do not
 //!    simply add), until the target is reached or the next group would exceed the budget.
 //!
+//! 5. Whether the goal can be reached at all within the budget is measured from the other side:
+//!    each unit is also probed *demoted*, the int16x8 model with only that unit in int8. A
+//!    unit whose demotion alone already falls below the goal (int16x8 − [`WITHIN_DB`]) must
+//!    stay int16 in any model that reaches it, as long as int8 noise from several units does
+//!    not cancel. If the units that may be demoted save less than the budget requires,
+//!    no mixed model within the budget reaches the goal ([`ReachBound`]); the model with all
+//!    of them demoted together is scored as the check.
+//!
 //! Everything measured is kept in [`MixedChoice`] for the report.
 
 use std::collections::{BTreeSet, HashMap};
@@ -30,6 +38,9 @@ use crate::verify::output_sqnr;
 /// The mixed model aims at the int16x8 model's output SQNR minus this margin (the goal is
 /// "within 3 dB"; the margin keeps held-out data on the right side of it).
 pub const TARGET_MARGIN_DB: f64 = 2.5;
+
+/// "Within this many dB of the int16x8 model": the goal [`ReachBound`] tests.
+pub const WITHIN_DB: f64 = 3.0;
 
 /// Mixed precision may add at most this fraction of the int8 model's NPU cost.
 pub const COST_BUDGET: f64 = 0.25;
@@ -112,6 +123,8 @@ pub struct GroupProbe {
     pub sqnr_db: Option<f64>,
     /// Output SQNR gain over int8.
     pub gain_db: f64,
+    /// Output SQNR of the int16x8 model with only this unit in int8.
+    pub demoted_sqnr_db: Option<f64>,
     /// What it adds to the NPU cost (unit of [`MixedChoice::cost_source`]).
     pub cost: f64,
     /// Kept in int16.
@@ -155,6 +168,49 @@ pub struct MixedChoice {
     pub compiled_cost_fraction: Option<f64>,
     /// Steps undone because the compiled cost exceeded the budget.
     pub steps_undone: usize,
+    /// Whether any mixed model within the budget can come within [`WITHIN_DB`] of int16x8.
+    pub bound: ReachBound,
+}
+
+/// What the demotion probes say about reaching int16x8 − [`WITHIN_DB`] within the budget
+/// (module docs, step 5). Costs are fractions of the int8 model's.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReachBound {
+    /// The output SQNR aimed at: int16x8's minus [`WITHIN_DB`].
+    pub goal_db: f64,
+    /// What every unit in int16 adds (the int16x8 model, predicted from the group costs).
+    pub int16x8_cost: f64,
+    /// What a model must save against int16x8 to fit the budget.
+    pub must_save: f64,
+    /// The units whose demotion alone keeps the goal: their sharing groups.
+    pub demotable: Vec<usize>,
+    /// What demoting all of them saves.
+    pub can_save: f64,
+    /// The int16x8 model with all of them in int8 together, scored.
+    pub all_demoted_sqnr_db: Option<f64>,
+    /// `can_save < must_save`: no model within the budget reaches the goal.
+    pub excluded: bool,
+}
+
+impl ReachBound {
+    /// One line for the terminal.
+    pub fn line(&self) -> String {
+        let db = |v: Option<f64>| v.map_or("exact".into(), |v| format!("{v:.2} dB"));
+        format!(
+            "reach: within {WITHIN_DB} dB of int16x8 (>= {:.2} dB) within the budget {}: int16x8 adds {:.1} % of int8, so a model must leave units saving >= {:.1} % in int8; the {} group(s) whose int8 alone keeps the goal save {:.1} % (all of them in int8 together: {})",
+            self.goal_db,
+            if self.excluded {
+                "is out of reach"
+            } else {
+                "is not excluded"
+            },
+            100.0 * self.int16x8_cost,
+            100.0 * self.must_save,
+            self.demotable.len(),
+            100.0 * self.can_save,
+            db(self.all_demoted_sqnr_db),
+        )
+    }
 }
 
 impl MixedChoice {
@@ -301,6 +357,11 @@ pub fn choose(
                 (None, Some(_)) => f64::INFINITY,
                 _ => 0.0,
             },
+            demoted_sqnr_db: score(
+                &all.difference(&unit.iter().copied().collect())
+                    .copied()
+                    .collect(),
+            )?,
             cost: unit
                 .iter()
                 .map(|g| costs.per_group.get(g).copied().unwrap_or(0.0))
@@ -309,6 +370,7 @@ pub fn choose(
             chosen: false,
         });
     }
+    let bound = reach_bound(&probes, int16x8_sqnr, costs, &all, &score)?;
     // Best noise removed per cost first; free units first of all.
     let base_noise = noise(int8_sqnr);
     let mut order: Vec<usize> = (0..probes.len())
@@ -388,5 +450,45 @@ pub fn choose(
         reached_target: reached,
         compiled_cost_fraction: compiled_cost,
         steps_undone: undone,
+        bound,
+    })
+}
+
+/// Step 5 of the module docs, from the probes' demoted scores.
+fn reach_bound(
+    probes: &[GroupProbe],
+    int16x8_sqnr: Option<f64>,
+    costs: &GroupCosts,
+    all: &BTreeSet<usize>,
+    score: &dyn Fn(&BTreeSet<usize>) -> Result<Option<f64>, QuantError>,
+) -> Result<ReachBound, QuantError> {
+    let goal_db = int16x8_sqnr.map_or(f64::INFINITY, |s| s - WITHIN_DB);
+    let total = costs.int8_total.max(1e-9);
+    let int16x8_cost = probes.iter().map(|p| p.cost).sum::<f64>() / total;
+    let must_save = (int16x8_cost - COST_BUDGET).max(0.0);
+    let keeps_goal = |p: &&GroupProbe| p.demoted_sqnr_db.is_none_or(|s| s >= goal_db);
+    let demotable: Vec<usize> = probes
+        .iter()
+        .filter(keeps_goal)
+        .flat_map(|p| p.groups.iter().copied())
+        .collect();
+    let can_save = probes
+        .iter()
+        .filter(keeps_goal)
+        .map(|p| p.cost)
+        .sum::<f64>()
+        / total;
+    let remaining: BTreeSet<usize> = all
+        .difference(&demotable.iter().copied().collect())
+        .copied()
+        .collect();
+    Ok(ReachBound {
+        goal_db,
+        int16x8_cost,
+        must_save,
+        demotable,
+        can_save,
+        all_demoted_sqnr_db: score(&remaining)?,
+        excluded: can_save < must_save,
     })
 }

@@ -326,6 +326,7 @@ impl QuantReport {
         );
         if let Some(m) = &self.mixed {
             let _ = writeln!(s, "{}", m.line());
+            let _ = writeln!(s, "mixed {}", m.bound.line());
         }
         let _ = writeln!(
             s,
@@ -501,19 +502,25 @@ impl QuantReport {
             );
         }
         if let Some(m) = &self.mixed {
-            let _ = writeln!(s, "\n## Mixed precision choice\n\n{}\n", m.line());
             let _ = writeln!(
                 s,
-                "| groups | tensors | output SQNR alone in int16 | gain | added cost | kept |\n|---|---|---|---|---|---|"
+                "\n## Mixed precision choice\n\n{}\n\n{}\n",
+                m.line(),
+                m.bound.line()
+            );
+            let _ = writeln!(
+                s,
+                "| groups | tensors | output SQNR alone in int16 | gain | int16x8 with it alone in int8 | added cost | kept |\n|---|---|---|---|---|---|---|"
             );
             for p in &m.probes {
                 let _ = writeln!(
                     s,
-                    "| {:?} | {} | {} | {:+.2} dB | {:.3e} | {} |",
+                    "| {:?} | {} | {} | {:+.2} dB | {} | {:.3e} | {} |",
                     p.groups,
                     p.tensors.join(", "),
                     db(p.sqnr_db),
                     p.gain_db,
+                    db(p.demoted_sqnr_db),
                     p.cost,
                     if p.chosen { "int16" } else { "" }
                 );

@@ -773,6 +773,28 @@ fn mixed_keeps_int8_where_it_does_not_limit_and_converts_only_at_precision_borde
         last = s;
         assert!(step.cost_fraction <= unet_quantizer::mixed::COST_BUDGET + 1e-9);
     }
+    // The reach bound: the units it may demote are exactly those whose demotion alone kept
+    // the goal, what they save is part of what int16x8 adds, and the verdict follows.
+    let bound = &choice.bound;
+    let goal = choice
+        .int16x8_sqnr_db
+        .map(|s| s - unet_quantizer::mixed::WITHIN_DB);
+    assert_eq!(bound.goal_db, goal.unwrap_or(f64::INFINITY));
+    for p in &choice.probes {
+        let keeps = p.demoted_sqnr_db.is_none_or(|s| s >= bound.goal_db);
+        assert_eq!(
+            p.groups.iter().all(|g| bound.demotable.contains(g)),
+            keeps,
+            "{}",
+            bound.line()
+        );
+        // Demoting one unit of int16x8 to int8 cannot be better than int16x8 by much.
+        if let (Some(d), Some(all)) = (p.demoted_sqnr_db, choice.int16x8_sqnr_db) {
+            assert!(d <= all + 0.5, "{p:?}");
+        }
+    }
+    assert!(bound.can_save <= bound.int16x8_cost + 1e-9 && bound.must_save >= 0.0);
+    assert_eq!(bound.excluded, bound.can_save < bound.must_save);
     // The chosen groups, and only they, are int16 in the model's report.
     let int16: Vec<&str> = mixed
         .report
