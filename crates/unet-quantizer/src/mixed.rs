@@ -454,13 +454,16 @@ pub fn choose(
     })
 }
 
+/// Output SQNR of the model with the given groups in int16 (`None`: exact).
+type Scorer<'a> = &'a dyn Fn(&BTreeSet<usize>) -> Result<Option<f64>, QuantError>;
+
 /// Step 5 of the module docs, from the probes' demoted scores.
 fn reach_bound(
     probes: &[GroupProbe],
     int16x8_sqnr: Option<f64>,
     costs: &GroupCosts,
     all: &BTreeSet<usize>,
-    score: &dyn Fn(&BTreeSet<usize>) -> Result<Option<f64>, QuantError>,
+    score: Scorer<'_>,
 ) -> Result<ReachBound, QuantError> {
     let goal_db = int16x8_sqnr.map_or(f64::INFINITY, |s| s - WITHIN_DB);
     let total = costs.int8_total.max(1e-9);
