@@ -145,11 +145,11 @@ pub(crate) unsafe fn forward_tile(tile: &Tile) {
 /// Where one weight-gradient tile reads: `rows` output-gradient rows against one input
 /// channel, over `columns` columns.
 pub(crate) struct GradTile {
-    /// First column of the first output-gradient row (wide placement).
+    /// First column of the first output-gradient row (the wide view of its fold).
     pub grad: *const f32,
     /// Row stride of the output gradient.
     pub grad_stride: usize,
-    /// First column of the input channel's row (padded placement).
+    /// First column of the input channel's row in its fold.
     pub input: *const f32,
     /// The nine tap offsets in the folded input (`offsets[3·dy + dx] = offsets[3·dy] + dx`).
     pub offsets: [usize; 9],

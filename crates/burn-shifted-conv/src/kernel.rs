@@ -3,11 +3,11 @@
 //!
 //! The batch is folded into the GEMMs' column dimension. A *folded* buffer holds, per channel,
 //! every image of the batch one after the other, each as a block of `H+1` rows of `W+1` values
-//! ([`Nchw::image_block`]), followed by a zero tail. In the *padded* placement a block is a
-//! zero row, then the image's rows, each after one zero: that zero is the left padding of its
-//! row and the right padding of the row before, and the next block's zero row is the bottom
-//! padding, so neighbouring images share their padding. In the *wide* placement the image
-//! sits at the block's corner, each row followed by one zero, then a zero row.
+//! ([`Nchw::image_block`]), followed by a zero tail. A block is a zero row, then the image's
+//! rows, each after one zero: that zero is the left padding of its row and the right padding
+//! of the row before, and the next block's zero row is the bottom padding, so neighbouring
+//! images share their padding. The same buffer read `W+2` values further on is the *wide*
+//! view: the image at the block's corner, each row followed by one zero, then a zero row.
 //!
 //! Output column `j = b·L + y·(W+1) + x` (`L` the block size) of a convolution reads, for tap
 //! `(dy, dx)`, the padded input at column `j + dy·(W+1) + dx`, so each tap is one GEMM
@@ -18,7 +18,8 @@
 //! - input gradient: the same convolution of `dY` with the kernel transposed over channels
 //!   and flipped in space;
 //! - weight gradient: `dW_tap = dY_wide · shift_tap(X_padded)ᵀ`, the discarded columns of
-//!   `dY_wide` being zeros.
+//!   `dY_wide` being zeros; `dY_wide` is the wide view of the fold the input gradient reads,
+//!   so one fold of `dY` serves both gradients ([`conv3x3_grads`]).
 //!
 //! The columns are cut into chunks that run in parallel (rayon); each chunk runs all nine taps
 //! while its input and output blocks are in cache. Every buffer is written once, in parallel,
@@ -76,16 +77,6 @@ impl Nchw {
     }
 }
 
-/// Where an image sits inside its block of a folded buffer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Placement {
-    /// A zero row, then each image row after a zero: a convolution's input.
-    Padded,
-    /// Each image row before a zero, then a zero row: an output gradient aligned with the
-    /// output columns.
-    Wide,
-}
-
 /// Raw output pointer shared by the column chunks, which write disjoint columns.
 #[derive(Clone, Copy)]
 struct OutPtr(*mut f32);
@@ -135,7 +126,7 @@ pub(crate) fn build_rows(
 }
 
 /// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`, then [`READ_SLACK`] zeros.
-fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
+fn fold(x: &[f32], shape: Nchw) -> Vec<f32> {
     let (h, w, pw, block) = (
         shape.height,
         shape.width,
@@ -147,23 +138,11 @@ fn fold(x: &[f32], shape: Nchw, placement: Placement) -> Vec<f32> {
         for b in 0..shape.batch {
             let image = &x[(b * shape.channels + c) * h * w..][..h * w];
             let dst = &mut row[b * block..][..block];
-            match placement {
-                Placement::Padded => {
-                    put_zeros(&mut dst[..pw]);
-                    for y in 0..h {
-                        let start = (y + 1) * pw;
-                        put_zeros(&mut dst[start..start + 1]);
-                        put(&mut dst[start + 1..start + pw], &image[y * w..(y + 1) * w]);
-                    }
-                }
-                Placement::Wide => {
-                    for y in 0..h {
-                        let start = y * pw;
-                        put(&mut dst[start..start + w], &image[y * w..(y + 1) * w]);
-                        put_zeros(&mut dst[start + w..start + pw]);
-                    }
-                    put_zeros(&mut dst[h * pw..]);
-                }
+            put_zeros(&mut dst[..pw]);
+            for y in 0..h {
+                let start = (y + 1) * pw;
+                put_zeros(&mut dst[start..start + 1]);
+                put(&mut dst[start + 1..start + pw], &image[y * w..(y + 1) * w]);
             }
         }
         put_zeros(&mut row[columns..]);
@@ -190,7 +169,7 @@ fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
 }
 
 /// `wide[c_out][columns] = Σ_tap taps[tap] · shift_tap(folded)`; `folded` is `[c_in]` rows of
-/// `shape.folded_stride()` in the padded placement (then the read slack), `taps` is
+/// `shape.folded_stride()` (then the read slack), `taps` is
 /// `[9][c_out][c_in]`.
 fn conv_folded(
     folded: &[f32],
@@ -372,7 +351,7 @@ pub fn conv3x3_forward(
     kernel: ConvKernel,
 ) -> Vec<f32> {
     let taps = weights_by_tap(weight, c_out, shape.channels);
-    let folded = fold(x, shape, Placement::Padded);
+    let folded = fold(x, shape);
     let wide = conv_folded(&folded, shape, &taps, c_out, kernel);
     unfold(&wide, shape, c_out, bias, with_relu)
 }
@@ -419,6 +398,45 @@ pub fn conv3x3_input_grad(
     c_out: usize,
     kernel: ConvKernel,
 ) -> Vec<f32> {
+    let grad_shape = Nchw {
+        channels: c_out,
+        ..shape
+    };
+    let folded = fold(grad, grad_shape);
+    input_grad_folded(&folded, shape, weight, c_out, kernel)
+}
+
+/// Both gradients from one fold of `grad` (`[B, c_out, H, W]`): the input gradient when
+/// `input_grad` (as [`conv3x3_input_grad`]) and the weight gradient (as
+/// [`conv3x3_weight_grad`]).
+pub fn conv3x3_grads(
+    x: &[f32],
+    shape: Nchw,
+    weight: &[f32],
+    grad: &[f32],
+    kernel: ConvKernel,
+    input_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let c_out = weight.len() / (9 * shape.channels).max(1);
+    let grad_shape = Nchw {
+        channels: c_out,
+        ..shape
+    };
+    let folded_grad = fold(grad, grad_shape);
+    let dx = input_grad.then(|| input_grad_folded(&folded_grad, shape, weight, c_out, kernel));
+    let padded = fold(x, shape);
+    let dw = weight_grad_folded(&padded, &folded_grad, shape, c_out, kernel);
+    (dx, dw)
+}
+
+/// [`conv3x3_input_grad`] from the padded fold of `grad`.
+fn input_grad_folded(
+    folded_grad: &[f32],
+    shape: Nchw,
+    weight: &[f32],
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
     let c_in = shape.channels;
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
@@ -433,8 +451,7 @@ pub fn conv3x3_input_grad(
         channels: c_out,
         ..shape
     };
-    let folded = fold(grad, grad_shape, Placement::Padded);
-    let wide = conv_folded(&folded, grad_shape, &taps, c_in, kernel);
+    let wide = conv_folded(folded_grad, grad_shape, &taps, c_in, kernel);
     unfold(&wide, grad_shape, c_in, None, false)
 }
 
@@ -446,14 +463,30 @@ pub fn conv3x3_weight_grad(
     c_out: usize,
     kernel: ConvKernel,
 ) -> Vec<f32> {
-    let c_in = shape.channels;
-    let (columns, stride) = (shape.columns(), shape.folded_stride());
-    let padded = fold(x, shape, Placement::Padded);
     let grad_shape = Nchw {
         channels: c_out,
         ..shape
     };
-    let wide = fold(grad, grad_shape, Placement::Wide);
+    let folded_grad = fold(grad, grad_shape);
+    let padded = fold(x, shape);
+    weight_grad_folded(&padded, &folded_grad, shape, c_out, kernel)
+}
+
+/// [`conv3x3_weight_grad`] from the padded folds of `x` and of the output gradient.
+fn weight_grad_folded(
+    padded: &[f32],
+    folded_grad: &[f32],
+    shape: Nchw,
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
+    let c_in = shape.channels;
+    let (columns, stride) = (shape.columns(), shape.folded_stride());
+    // The gradient aligned with the output columns: output column j (pixel (y, x) at
+    // y·(W+1) + x of its block) is the padded fold's (y+1)·(W+1) + 1 + x, W+2 further on.
+    // The columns a convolution discards (x = W, y = H) land on the padded fold's zeros: a
+    // row's leading zero and the next block's zero row (the zero tail after the last).
+    let wide = &folded_grad[shape.padded_width() + 1..];
     let tiles = tiles_pay_off(kernel, c_in, c_out);
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
@@ -731,6 +764,12 @@ mod tests {
                     dw[k]
                 );
             }
+            // Both from one fold of `g`: the same values, and no input gradient unless asked.
+            let (both_dx, both_dw) = conv3x3_grads(&x, s, &weight, &g, kernel, true);
+            assert_eq!(both_dx.as_deref(), Some(&dx[..]), "{kernel:?}");
+            assert_eq!(both_dw, dw, "{kernel:?}");
+            let (no_dx, only_dw) = conv3x3_grads(&x, s, &weight, &g, kernel, false);
+            assert!(no_dx.is_none() && only_dw == dw);
             let db = bias_grad(&g, batch, c_out, h * w);
             for (co, got) in db.iter().enumerate() {
                 let expected: f64 = (0..batch)

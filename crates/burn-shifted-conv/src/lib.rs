@@ -106,6 +106,19 @@ pub trait UNetConvBackend: Backend {
         Self::conv2d_weight_backward(x, weight, grad, same_options())
     }
 
+    /// Both gradients of the convolution: with respect to `x` (when `input_grad`) and to
+    /// `weight`, from one pass over `grad` where the backend can share it.
+    fn conv3x3_grads(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        input_grad: bool,
+    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
+        let dx =
+            input_grad.then(|| Self::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
+        (dx, Self::conv3x3_weight_grad(x, weight, grad))
+    }
+
     /// Gradient of the convolution with respect to `bias`.
     fn conv3x3_bias_grad(
         x: FloatTensor<Self>,
@@ -334,6 +347,38 @@ impl UNetConvBackend for Flex {
         flex_from(out, &[c_out, shape.channels, 3, 3])
     }
 
+    fn conv3x3_grads(
+        x: FlexTensor,
+        weight: FlexTensor,
+        grad: FlexTensor,
+        input_grad: bool,
+    ) -> (Option<FlexTensor>, FlexTensor) {
+        if !all_f32(&[&x, &weight, &grad]) {
+            let dx = input_grad.then(|| {
+                Self::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), same_options())
+            });
+            return (
+                dx,
+                Self::conv2d_weight_backward(x, weight, grad, same_options()),
+            );
+        }
+        let shape = nchw(&x);
+        let dims = weight.shape().to_vec();
+        let (x, weight, grad) = (f32_values(&x), f32_values(&weight), f32_values(&grad));
+        let (dx, dw) = kernel::conv3x3_grads(
+            as_f32(&x),
+            shape,
+            as_f32(&weight),
+            as_f32(&grad),
+            ConvKernel::selected(),
+            input_grad,
+        );
+        (
+            dx.map(|dx| flex_from(dx, &shape.dims())),
+            flex_from(dw, &dims),
+        )
+    }
+
     fn conv3x3_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &bias, &grad]) {
             return Self::conv2d_bias_backward(x, bias, grad);
@@ -515,13 +560,19 @@ fn conv3x3_backward<B: UNetConvBackend>(
     let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
     let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
     let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
-    if let Some(node) = node_x {
-        let dx = B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone());
-        grads.register::<B>(node.id, dx);
-    }
-    if let Some(node) = node_weight {
-        let dw = B::conv3x3_weight_grad(x.clone(), weight, grad.clone());
-        grads.register::<B>(node.id, dw);
+    match (node_x, node_weight) {
+        (node_x, Some(node_weight)) => {
+            let (dx, dw) = B::conv3x3_grads(x.clone(), weight, grad.clone(), node_x.is_some());
+            if let (Some(node), Some(dx)) = (node_x, dx) {
+                grads.register::<B>(node.id, dx);
+            }
+            grads.register::<B>(node_weight.id, dw);
+        }
+        (Some(node), None) => {
+            let dx = B::conv3x3_input_grad(x.clone(), weight, grad.clone());
+            grads.register::<B>(node.id, dx);
+        }
+        (None, None) => {}
     }
     if let Some(node) = node_bias {
         let db = B::conv3x3_bias_grad(x, bias, grad);
