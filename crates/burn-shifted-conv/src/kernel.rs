@@ -504,7 +504,7 @@ fn weight_grad_folded(
                 stride,
                 offsets,
             };
-            weight_grad_tiles(&wide, &padded, &shape, j0, k, acc, accumulate);
+            weight_grad_tiles(wide, padded, &shape, j0, k, acc, accumulate);
             return;
         }
         for t in 0..9 {
