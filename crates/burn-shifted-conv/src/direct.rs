@@ -64,17 +64,27 @@ impl ConvKernel {
 /// Tap-major weights `[9][c_out][c_in]` packed for the forward tile: `[block][c_in][9][8]`,
 /// block `b` holding output channels `8b..8b+8`, zeros past `c_out`.
 pub(crate) fn pack_for_tiles(taps: &[f32], c_out: usize, c_in: usize) -> Vec<f32> {
+    use rayon::prelude::*;
     let blocks = c_out.div_ceil(TILE_ROWS);
     let mut packed = vec![0.0; blocks * c_in * 9 * TILE_ROWS];
-    for (i, slot) in packed.iter_mut().enumerate() {
-        let o = i % TILE_ROWS;
-        let t = (i / TILE_ROWS) % 9;
-        let ci = (i / (TILE_ROWS * 9)) % c_in;
-        let co = (i / (TILE_ROWS * 9 * c_in)) * TILE_ROWS + o;
-        if co < c_out {
-            *slot = taps[(t * c_out + co) * c_in + ci];
-        }
+    if c_in == 0 {
+        return packed;
     }
+    // One block of output channels per task; each tap row `taps[t][co]` is read in order.
+    packed
+        .par_chunks_mut(c_in * 9 * TILE_ROWS)
+        .enumerate()
+        .for_each(|(block, dst)| {
+            for o in 0..TILE_ROWS.min(c_out - block * TILE_ROWS) {
+                let co = block * TILE_ROWS + o;
+                for t in 0..9 {
+                    let src = &taps[(t * c_out + co) * c_in..][..c_in];
+                    for (ci, &v) in src.iter().enumerate() {
+                        dst[(ci * 9 + t) * TILE_ROWS + o] = v;
+                    }
+                }
+            }
+        });
     packed
 }
 

@@ -236,8 +236,9 @@ fn conv_folded(
 
 /// The AVX-512 tiles run a convolution, or its weight gradient, when one side has at most
 /// this many channels (and the forward tile, when it has at least its 8 output rows). Above
-/// it the GEMMs were as fast or faster (`--example conv_kernels`, Sapphire Rapids: 64→64 at
-/// 32×32 even, 128 and 256 channels 1.1–2.4× faster on the GEMMs).
+/// it the GEMMs were as fast (`--example conv_kernels` with the limit raised, Sapphire Rapids:
+/// the forward tiles within the run-to-run noise of the GEMMs on 64–256 channels, also with
+/// the input channels in blocks of 32 or 64; the weight-gradient tiles slower there).
 const MAX_TILED_CHANNELS: usize = 32;
 
 /// Whether the AVX-512 tiles run a layer with these channel counts (see [`MAX_TILED_CHANNELS`]).
