@@ -441,10 +441,16 @@ fn input_grad_folded(
     let c_in = shape.channels;
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
+    // Blocks of 16 output channels, so the reads run along 16 filters at once and each
+    // input channel's row of the result is written 16 values at a time.
     let taps = build_rows(9, c_in * c_out, |t, dst| {
-        for (ci, row) in dst.chunks_exact_mut(c_out).enumerate() {
-            for (co, d) in row.iter_mut().enumerate() {
-                d.write(weight[(co * c_in + ci) * 9 + (8 - t)]);
+        for co0 in (0..c_out).step_by(16) {
+            let cos = 16.min(c_out - co0);
+            for ci in 0..c_in {
+                let row = &mut dst[ci * c_out + co0..][..cos];
+                for (o, d) in row.iter_mut().enumerate() {
+                    d.write(weight[((co0 + o) * c_in + ci) * 9 + (8 - t)]);
+                }
             }
         }
     });
