@@ -6,7 +6,8 @@
 //! multiply-adds per element, nine times over. Here a tile of 8 output channels × 48 columns
 //! stays in 24 `zmm` accumulators for every input channel and all nine taps, and is stored
 //! once. The weight gradient keeps 3 output channels × 9 taps (27 accumulators) of one input
-//! channel over a chunk's columns and reduces them once at the end.
+//! channel over a chunk's columns and reduces them once at the end ([`weight_grad_tile3`];
+//! a leftover one or two output channels run [`weight_grad_tile`] a row at a time).
 //!
 //! Both read the folded buffers past a row's last column by up to [`READ_SLACK`] values
 //! (lanes that are never stored, or masked), which [`crate::kernel`] appends as zeros.
@@ -22,7 +23,7 @@ pub(crate) const TILE_ROWS: usize = 8;
 const TILE_VECTORS: usize = 3;
 /// Columns per forward tile.
 pub(crate) const TILE_COLUMNS: usize = 16 * TILE_VECTORS;
-/// Output channels per weight-gradient tile.
+/// Output channels per weight-gradient tile ([`weight_grad_tile3`]).
 pub(crate) const GRAD_ROWS: usize = 3;
 
 /// The kernels the folded convolutions run on.
@@ -202,8 +203,9 @@ unsafe fn grad_step<const ROWS: usize>(
 }
 
 /// Adds (or writes, when `!accumulate`) `Σ_j grad[r][j] · input[j + offsets[t]]` to
-/// `out[t][r]` for `r < rows ≤ 3`; `out` is `[9][rows]` with the given row stride per tap
-/// (`out[t * tap_stride + r * row_stride]`).
+/// `out[t][r]` for `r < ROWS`; `out` is `[9][ROWS]` with the given row stride per tap
+/// (`out[t * tap_stride + r * row_stride]`). Used with one row: from two rows on, LLVM keeps
+/// the array of accumulators partly on the stack ([`weight_grad_tile3`]).
 ///
 /// # Safety
 /// The CPU has AVX-512F; `grad` is readable for `rows` rows of `columns`, `input` for
@@ -230,6 +232,80 @@ pub(crate) unsafe fn weight_grad_tile<const ROWS: usize>(
         unsafe { grad_step(tile, 16 * full, ((1u32 << rest) - 1) as __mmask16, &mut acc) };
     }
     for (r, acc_row) in acc.iter().enumerate() {
+        for (t, a) in acc_row.iter().enumerate() {
+            let sum = _mm512_reduce_add_ps(*a);
+            let slot = &mut out[t * tap_stride + r * row_stride];
+            *slot = if accumulate { *slot + sum } else { sum };
+        }
+    }
+}
+
+/// [`weight_grad_tile`] for three output-gradient rows, its 27 accumulators as separate
+/// variables: with them in an array (`weight_grad_tile::<3>`), LLVM moved them between
+/// registers and the stack on every step (74 register moves and 61 stack accesses around
+/// 27 multiply-adds).
+///
+/// # Safety
+/// As [`weight_grad_tile`], for three rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn weight_grad_tile3(
+    tile: &GradTile,
+    out: &mut [f32],
+    tap_stride: usize,
+    row_stride: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let z = _mm512_setzero_ps();
+    let (mut a00, mut a01, mut a02, mut a03, mut a04, mut a05, mut a06, mut a07, mut a08) =
+        (z, z, z, z, z, z, z, z, z);
+    let (mut a10, mut a11, mut a12, mut a13, mut a14, mut a15, mut a16, mut a17, mut a18) =
+        (z, z, z, z, z, z, z, z, z);
+    let (mut a20, mut a21, mut a22, mut a23, mut a24, mut a25, mut a26, mut a27, mut a28) =
+        (z, z, z, z, z, z, z, z, z);
+    let steps = tile.columns.div_ceil(16);
+    let rest = tile.columns % 16;
+    for step in 0..steps {
+        let mask: __mmask16 = if step + 1 == steps && rest > 0 {
+            ((1u32 << rest) - 1) as __mmask16
+        } else {
+            0xffff
+        };
+        let j = 16 * step;
+        // SAFETY (every load below): lanes of `mask` at column j of the three gradient rows
+        // and at offsets[t] + j of the input, as the caller guarantees.
+        let g0 = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(j)) };
+        let g1 = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(tile.grad_stride + j)) };
+        let g2 = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(2 * tile.grad_stride + j)) };
+        // offsets[3·dy + dx] = offsets[3·dy] + dx.
+        let r0 = unsafe { tile.input.add(tile.offsets[0] + j) };
+        let r1 = unsafe { tile.input.add(tile.offsets[3] + j) };
+        let r2 = unsafe { tile.input.add(tile.offsets[6] + j) };
+        macro_rules! tap {
+            ($row:ident + $dx:literal, $x0:ident, $x1:ident, $x2:ident) => {
+                let x = unsafe { _mm512_maskz_loadu_ps(mask, $row.add($dx)) };
+                $x0 = _mm512_fmadd_ps(g0, x, $x0);
+                $x1 = _mm512_fmadd_ps(g1, x, $x1);
+                $x2 = _mm512_fmadd_ps(g2, x, $x2);
+            };
+        }
+        tap!(r0 + 0, a00, a10, a20);
+        tap!(r0 + 1, a01, a11, a21);
+        tap!(r0 + 2, a02, a12, a22);
+        tap!(r1 + 0, a03, a13, a23);
+        tap!(r1 + 1, a04, a14, a24);
+        tap!(r1 + 2, a05, a15, a25);
+        tap!(r2 + 0, a06, a16, a26);
+        tap!(r2 + 1, a07, a17, a27);
+        tap!(r2 + 2, a08, a18, a28);
+    }
+    let rows = [
+        [a00, a01, a02, a03, a04, a05, a06, a07, a08],
+        [a10, a11, a12, a13, a14, a15, a16, a17, a18],
+        [a20, a21, a22, a23, a24, a25, a26, a27, a28],
+    ];
+    for (r, acc_row) in rows.iter().enumerate() {
         for (t, a) in acc_row.iter().enumerate() {
             let sum = _mm512_reduce_add_ps(*a);
             let slot = &mut out[t * tap_stride + r * row_stride];

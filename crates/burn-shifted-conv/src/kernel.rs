@@ -601,8 +601,17 @@ fn weight_grad_tiles(
             // `out` reaches (8·c_out + rows-1)·c_in past its start, inside `acc`.
             unsafe {
                 match rows {
-                    3 => direct::weight_grad_tile::<3>(&tile, out, c_out * c_in, c_in, accumulate),
-                    2 => direct::weight_grad_tile::<2>(&tile, out, c_out * c_in, c_in, accumulate),
+                    3 => direct::weight_grad_tile3(&tile, out, c_out * c_in, c_in, accumulate),
+                    2 => {
+                        // Two single rows: the array-of-accumulators form spills at two rows.
+                        direct::weight_grad_tile::<1>(&tile, out, c_out * c_in, c_in, accumulate);
+                        let second = GradTile {
+                            grad: tile.grad.add(stride),
+                            ..tile
+                        };
+                        let out = &mut out[c_in..];
+                        direct::weight_grad_tile::<1>(&second, out, c_out * c_in, c_in, accumulate)
+                    }
                     _ => direct::weight_grad_tile::<1>(&tile, out, c_out * c_in, c_in, accumulate),
                 }
             }
