@@ -415,10 +415,10 @@ pub fn conv3x3_grads(
     shape: Nchw,
     weight: &[f32],
     grad: &[f32],
+    c_out: usize,
     kernel: ConvKernel,
     input_grad: bool,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
-    let c_out = weight.len() / (9 * shape.channels).max(1);
     let grad_shape = Nchw {
         channels: c_out,
         ..shape
@@ -781,10 +781,10 @@ mod tests {
                 );
             }
             // Both from one fold of `g`: the same values, and no input gradient unless asked.
-            let (both_dx, both_dw) = conv3x3_grads(&x, s, &weight, &g, kernel, true);
+            let (both_dx, both_dw) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, true);
             assert_eq!(both_dx.as_deref(), Some(&dx[..]), "{kernel:?}");
             assert_eq!(both_dw, dw, "{kernel:?}");
-            let (no_dx, only_dw) = conv3x3_grads(&x, s, &weight, &g, kernel, false);
+            let (no_dx, only_dw) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, false);
             assert!(no_dx.is_none() && only_dw == dw);
             let db = bias_grad(&g, batch, c_out, h * w);
             for (co, got) in db.iter().enumerate() {

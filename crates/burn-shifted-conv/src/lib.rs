@@ -363,19 +363,20 @@ impl UNetConvBackend for Flex {
             );
         }
         let shape = nchw(&x);
-        let dims = weight.shape().to_vec();
+        let c_out = weight.shape()[0];
         let (x, weight, grad) = (f32_values(&x), f32_values(&weight), f32_values(&grad));
         let (dx, dw) = kernel::conv3x3_grads(
             as_f32(&x),
             shape,
             as_f32(&weight),
             as_f32(&grad),
+            c_out,
             ConvKernel::selected(),
             input_grad,
         );
         (
             dx.map(|dx| flex_from(dx, &shape.dims())),
-            flex_from(dw, &dims),
+            flex_from(dw, &[c_out, shape.channels, 3, 3]),
         )
     }
 
