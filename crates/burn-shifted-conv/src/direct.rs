@@ -313,3 +313,127 @@ pub(crate) unsafe fn weight_grad_tile3(
         }
     }
 }
+
+/// Output channels per deep weight-gradient tile (two 16-lane vectors).
+pub(crate) const DEEP_GRAD_CO: usize = 32;
+/// Input channels per deep weight-gradient tile (24 accumulators with the two vectors).
+pub(crate) const DEEP_GRAD_CI: usize = 12;
+
+/// Where one deep weight-gradient tile reads: 32 output channels of the transposed output
+/// gradient against 12 input channels at one tap, over every column.
+pub(crate) struct DeepGradTile {
+    /// The transposed output gradient of the tile's 32 output channels, `[columns][32]`.
+    pub grad_t: *const f32,
+    /// Per input channel, its folded row advanced by the tap's offset: column `j` reads `j`.
+    pub input: [*const f32; DEEP_GRAD_CI],
+    /// Columns to reduce over.
+    pub columns: usize,
+    /// Add to `out` instead of overwriting it (a later block of columns).
+    pub accumulate: bool,
+}
+
+/// The deep layers' weight gradient (64–256 channels), where the 3-row tile's reductions and
+/// the GEMMs' per-tap packing cost most: `out[c][o] = Σ_j grad_t[j][o] · input[c][j]` for the
+/// tile's 32 output channels `o` and 12 input channels `c` at one tap, in 24 accumulators
+/// (lanes = output channels, so nothing is reduced across lanes), summed over the columns in
+/// order. One tap per tile: with the three `dx` of a row in one tile, LLVM carried the
+/// overlapping input loads from one column to the next and spilled accumulators for them.
+///
+/// # Safety
+/// The CPU has AVX-512F; `grad_t` is readable for `columns · 32` values and every `input[c]`
+/// for `columns`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn deep_grad_tile(tile: &DeepGradTile, out: &mut [[f32; 32]; DEEP_GRAD_CI]) {
+    use std::arch::x86_64::*;
+    let z = _mm512_setzero_ps();
+    // Accumulators `aC_h`: input channel C, output channels 16·h..16·h+16; as variables,
+    // since LLVM keeps an array of them partly on the stack (see `weight_grad_tile3`).
+    let (mut a0_0, mut a0_1, mut a1_0, mut a1_1, mut a2_0, mut a2_1) = (z, z, z, z, z, z);
+    let (mut a3_0, mut a3_1, mut a4_0, mut a4_1, mut a5_0, mut a5_1) = (z, z, z, z, z, z);
+    let (mut a6_0, mut a6_1, mut a7_0, mut a7_1, mut a8_0, mut a8_1) = (z, z, z, z, z, z);
+    let (mut a9_0, mut a9_1, mut a10_0, mut a10_1, mut a11_0, mut a11_1) = (z, z, z, z, z, z);
+    if tile.accumulate {
+        // SAFETY: 32 floats per input channel.
+        let load = |c: usize, h: usize| unsafe { _mm512_loadu_ps(out[c].as_ptr().add(16 * h)) };
+        (a0_0, a0_1, a1_0, a1_1, a2_0, a2_1) = (
+            load(0, 0),
+            load(0, 1),
+            load(1, 0),
+            load(1, 1),
+            load(2, 0),
+            load(2, 1),
+        );
+        (a3_0, a3_1, a4_0, a4_1, a5_0, a5_1) = (
+            load(3, 0),
+            load(3, 1),
+            load(4, 0),
+            load(4, 1),
+            load(5, 0),
+            load(5, 1),
+        );
+        (a6_0, a6_1, a7_0, a7_1, a8_0, a8_1) = (
+            load(6, 0),
+            load(6, 1),
+            load(7, 0),
+            load(7, 1),
+            load(8, 0),
+            load(8, 1),
+        );
+        (a9_0, a9_1, a10_0, a10_1, a11_0, a11_1) = (
+            load(9, 0),
+            load(9, 1),
+            load(10, 0),
+            load(10, 1),
+            load(11, 0),
+            load(11, 1),
+        );
+    }
+    let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11] = tile.input;
+    for j in 0..tile.columns {
+        // SAFETY (all loads below): column j of `grad_t` and of every `input[c]`, within the
+        // ranges the caller guarantees.
+        let g0 = unsafe { _mm512_loadu_ps(tile.grad_t.add(32 * j)) };
+        let g1 = unsafe { _mm512_loadu_ps(tile.grad_t.add(32 * j + 16)) };
+        macro_rules! pair {
+            ($x:ident, $lo:ident, $hi:ident) => {
+                let b = _mm512_set1_ps(unsafe { *$x.add(j) });
+                $lo = _mm512_fmadd_ps(g0, b, $lo);
+                $hi = _mm512_fmadd_ps(g1, b, $hi);
+            };
+        }
+        pair!(x0, a0_0, a0_1);
+        pair!(x1, a1_0, a1_1);
+        pair!(x2, a2_0, a2_1);
+        pair!(x3, a3_0, a3_1);
+        pair!(x4, a4_0, a4_1);
+        pair!(x5, a5_0, a5_1);
+        pair!(x6, a6_0, a6_1);
+        pair!(x7, a7_0, a7_1);
+        pair!(x8, a8_0, a8_1);
+        pair!(x9, a9_0, a9_1);
+        pair!(x10, a10_0, a10_1);
+        pair!(x11, a11_0, a11_1);
+    }
+    let sums = [
+        [a0_0, a0_1],
+        [a1_0, a1_1],
+        [a2_0, a2_1],
+        [a3_0, a3_1],
+        [a4_0, a4_1],
+        [a5_0, a5_1],
+        [a6_0, a6_1],
+        [a7_0, a7_1],
+        [a8_0, a8_1],
+        [a9_0, a9_1],
+        [a10_0, a10_1],
+        [a11_0, a11_1],
+    ];
+    for (out_c, [lo, hi]) in out.iter_mut().zip(&sums) {
+        // SAFETY: 32 floats.
+        unsafe {
+            _mm512_storeu_ps(out_c.as_mut_ptr(), *lo);
+            _mm512_storeu_ps(out_c.as_mut_ptr().add(16), *hi);
+        }
+    }
+}

@@ -495,6 +495,9 @@ fn weight_grad_folded(
     // row's leading zero and the next block's zero row (the zero tail after the last).
     let wide = &folded_grad[shape.padded_width() + 1..];
     let tiles = tiles_pay_off(kernel, c_in, c_out);
+    if kernel == ConvKernel::Avx512 && !tiles {
+        return weight_grad_deep(wide, padded, shape, c_out);
+    }
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
     let parallelism = chunk_parallelism(chunks);
@@ -553,6 +556,95 @@ fn weight_grad_folded(
             d.write(taps[t * c_out * c_in + k]);
         }
     })
+}
+
+/// Columns per block of the deep weight gradient: 1,024 × 32 output channels = 128 KB of the
+/// transposed gradient, read by the nine taps of a task from L2.
+const DEEP_GRAD_COLUMNS: usize = 1024;
+
+/// [`conv3x3_weight_grad`] of the deeper layers on AVX-512 ([`direct::deep_grad_tile`]): the
+/// output gradient (`wide`, the wide view of its fold) transposed once per block of 32 output
+/// channels, then one task per block of 32 output channels × 12 input channels, each summing
+/// every column in order for all nine taps (so the result does not depend on scheduling).
+fn weight_grad_deep(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) -> Vec<f32> {
+    use direct::{DEEP_GRAD_CI, DEEP_GRAD_CO, DeepGradTile};
+    let c_in = shape.channels;
+    let (columns, stride) = (shape.columns(), shape.folded_stride());
+    let co_blocks = c_out.div_ceil(DEEP_GRAD_CO);
+    // `[block][columns][32]`, zeros past c_out; 64 columns at a time, so that the 32 rows'
+    // current lines stay in cache while each is written 32 apart.
+    let grad_t = build_rows(co_blocks, columns * DEEP_GRAD_CO, |b, dst| {
+        for j0 in (0..columns).step_by(64) {
+            let n = 64.min(columns - j0);
+            for o in 0..DEEP_GRAD_CO {
+                let co = b * DEEP_GRAD_CO + o;
+                let slots = dst[j0 * DEEP_GRAD_CO + o..]
+                    .iter_mut()
+                    .step_by(DEEP_GRAD_CO);
+                if co < c_out {
+                    for (d, &v) in slots.zip(&wide[co * stride + j0..][..n]) {
+                        d.write(v);
+                    }
+                } else {
+                    for d in slots.take(n) {
+                        d.write(0.0);
+                    }
+                }
+            }
+        }
+    });
+    let ci_groups = c_in.div_ceil(DEEP_GRAD_CI);
+    let mut dw = vec![0.0f32; c_out * c_in * 9];
+    let dst = OutPtr(dw.as_mut_ptr());
+    // One task per block of output channels and group of input channels; inside it, the
+    // columns in blocks whose slice of the transposed gradient stays in L2 while all nine
+    // taps read it (partial sums kept in `sums` between blocks).
+    let column_block = DEEP_GRAD_COLUMNS;
+    (0..co_blocks * ci_groups).into_par_iter().for_each(|task| {
+        let group = task % ci_groups;
+        let block = task / ci_groups;
+        let mut sums = [[[0.0f32; DEEP_GRAD_CO]; DEEP_GRAD_CI]; 9];
+        for j0 in (0..columns).step_by(column_block) {
+            let n = column_block.min(columns - j0);
+            for (t, sums_t) in sums.iter_mut().enumerate() {
+                let offset = shape.tap_offset(t) + j0;
+                // Past c_in the last channel is read again; those sums are not stored.
+                let input = std::array::from_fn(|c| {
+                    let ci = (group * DEEP_GRAD_CI + c).min(c_in - 1);
+                    padded[ci * stride + offset..].as_ptr()
+                });
+                let tile = DeepGradTile {
+                    grad_t: grad_t[(block * columns + j0) * DEEP_GRAD_CO..].as_ptr(),
+                    input,
+                    columns: n,
+                    accumulate: j0 > 0,
+                };
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; the
+                // block of `grad_t` holds n · 32 values from column j0; input row ci from
+                // the tap's offset + j0 holds stride − offset − j0 ≥ n values.
+                unsafe {
+                    direct::deep_grad_tile(&tile, sums_t)
+                };
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("ConvKernel::Avx512 on {:p} {sums_t:p}", tile.grad_t);
+            }
+        }
+        for (t, sums_t) in sums.iter().enumerate() {
+            for (c, lanes) in sums_t.iter().enumerate() {
+                let ci = group * DEEP_GRAD_CI + c;
+                if ci >= c_in {
+                    break;
+                }
+                for (o, &v) in lanes.iter().enumerate().take(c_out - block * DEEP_GRAD_CO) {
+                    let co = block * DEEP_GRAD_CO + o;
+                    // SAFETY: (co, ci, t) is inside dw, and this task alone writes it.
+                    unsafe { *dst.get().add((co * c_in + ci) * 9 + t) = v };
+                }
+            }
+        }
+    });
+    dw
 }
 
 /// The geometry [`weight_grad_tiles`] works on: channel counts, the folded buffers' row stride
@@ -711,6 +803,67 @@ mod tests {
             }
         }
         out
+    }
+
+    /// The weight gradient by its definition: `dW[co][ci][dy][dx] = Σ g[b][co][y][x] ·
+    /// x[b][ci][y+dy−1][x+dx−1]` (zero outside the image).
+    fn naive_weight_grad(x: &[f32], s: Nchw, g: &[f32], c_out: usize) -> Vec<f64> {
+        let (h, w, c_in) = (s.height, s.width, s.channels);
+        let mut dw = vec![0.0f64; c_out * c_in * 9];
+        for co in 0..c_out {
+            for ci in 0..c_in {
+                for t in 0..9 {
+                    let (dy, dx) = (t / 3, t % 3);
+                    let mut acc = 0.0f64;
+                    for b in 0..s.batch {
+                        for y in 0..h {
+                            for xx in 0..w {
+                                let (iy, ix) = (y + dy, xx + dx);
+                                if iy == 0 || ix == 0 || iy > h || ix > w {
+                                    continue;
+                                }
+                                let gv = g[((b * c_out + co) * h + y) * w + xx];
+                                let xv = x[((b * c_in + ci) * h + iy - 1) * w + ix - 1];
+                                acc += f64::from(gv) * f64::from(xv);
+                            }
+                        }
+                    }
+                    dw[(co * c_in + ci) * 9 + t] = acc;
+                }
+            }
+        }
+        dw
+    }
+
+    #[test]
+    fn deep_weight_gradient_matches_the_definition() {
+        // More than 32 channels on both sides: the deep AVX-512 kernel's path, with output
+        // and input channels left over from its 32 × 12 blocks, and 84 and 1,300 columns
+        // (one block of columns, then a second one that adds to the first).
+        let mut rng = SplitMix64::stream(5, 2);
+        for kernel in ConvKernel::available() {
+            for (batch, c_in, c_out, h, w) in [(2, 37, 45, 5, 6), (2, 33, 64, 24, 25)] {
+                let s = Nchw {
+                    batch,
+                    channels: c_in,
+                    height: h,
+                    width: w,
+                };
+                let x = random(batch * c_in * h * w, &mut rng);
+                let g = random(batch * c_out * h * w, &mut rng);
+                let weight = random(c_out * c_in * 9, &mut rng);
+                let expected = naive_weight_grad(&x, s, &g, c_out);
+                let dw = conv3x3_weight_grad(&x, s, &g, c_out, kernel);
+                let (_, dw_both) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, false);
+                assert_eq!(dw, dw_both);
+                for (k, (got, want)) in dw.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (f64::from(*got) - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{kernel:?} {c_in}->{c_out} dW[{k}] {got} vs {want}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
