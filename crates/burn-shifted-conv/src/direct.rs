@@ -7,7 +7,9 @@
 //! stays in 24 `zmm` accumulators for every input channel and all nine taps, and is stored
 //! once. The weight gradient keeps 3 output channels × 9 taps (27 accumulators) of one input
 //! channel over a chunk's columns and reduces them once at the end ([`weight_grad_tile3`];
-//! a leftover one or two output channels run [`weight_grad_tile`] a row at a time).
+//! a leftover one or two output channels run [`weight_grad_tile`] a row at a time). Layers
+//! with more channels have their weight gradient in [`deep_grad_tile`]: 32 output channels in
+//! the vector lanes against 12 input channels at one tap.
 //!
 //! Both read the folded buffers past a row's last column by up to [`READ_SLACK`] values
 //! (lanes that are never stored, or masked), which [`crate::kernel`] appends as zeros.

@@ -599,13 +599,12 @@ fn weight_grad_deep(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) -> 
     // One task per block of output channels and group of input channels; inside it, the
     // columns in blocks whose slice of the transposed gradient stays in L2 while all nine
     // taps read it (partial sums kept in `sums` between blocks).
-    let column_block = DEEP_GRAD_COLUMNS;
     (0..co_blocks * ci_groups).into_par_iter().for_each(|task| {
         let group = task % ci_groups;
         let block = task / ci_groups;
         let mut sums = [[[0.0f32; DEEP_GRAD_CO]; DEEP_GRAD_CI]; 9];
-        for j0 in (0..columns).step_by(column_block) {
-            let n = column_block.min(columns - j0);
+        for j0 in (0..columns).step_by(DEEP_GRAD_COLUMNS) {
+            let n = DEEP_GRAD_COLUMNS.min(columns - j0);
             for (t, sums_t) in sums.iter_mut().enumerate() {
                 let offset = shape.tap_offset(t) + j0;
                 // Past c_in the last channel is read again; those sums are not stored.
