@@ -7,7 +7,7 @@
 //! stays in 24 `zmm` accumulators for every input channel and all nine taps, and is stored
 //! once. The weight gradient keeps 3 output channels × 9 taps (27 accumulators) of one input
 //! channel over a chunk's columns and reduces them once at the end ([`weight_grad_tile3`];
-//! a leftover one or two output channels run [`weight_grad_tile`] a row at a time). Layers
+//! a leftover one or two output channels run [`weight_grad_row`]). Layers
 //! with more channels have their weight gradient in [`deep_grad_tile`]: 32 output channels in
 //! the vector lanes against 12 input channels at one tap.
 //!
@@ -170,70 +170,19 @@ pub(crate) struct GradTile {
     pub columns: usize,
 }
 
-/// One 16-column step of [`weight_grad_tile`] at column `j`, lanes outside `mask` read as
-/// zeros. The nine taps are read from three row pointers (`dy`) at constant `dx`
-/// displacements, which keeps the loop's pointers in registers.
-///
-/// # Safety
-/// As [`weight_grad_tile`], for the lanes of `mask`.
-#[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn grad_step<const ROWS: usize>(
-    tile: &GradTile,
-    j: usize,
-    mask: std::arch::x86_64::__mmask16,
-    acc: &mut [[std::arch::x86_64::__m512; 9]; ROWS],
-) {
-    use std::arch::x86_64::*;
-    let mut g = [_mm512_setzero_ps(); ROWS];
-    for (r, v) in g.iter_mut().enumerate() {
-        // SAFETY: lanes of `mask` at j of output-gradient row r.
-        *v = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(r * tile.grad_stride + j)) };
-    }
-    for dy in 0..3 {
-        // SAFETY: offsets[3·dy + dx] = offsets[3·dy] + dx (a folded buffer's tap offsets).
-        let row = unsafe { tile.input.add(tile.offsets[3 * dy] + j) };
-        for dx in 0..3 {
-            // SAFETY: offsets[t] + j + the mask's lanes ≤ offsets[8] + columns.
-            let x = unsafe { _mm512_maskz_loadu_ps(mask, row.add(dx)) };
-            for (acc_row, gv) in acc.iter_mut().zip(&g) {
-                acc_row[3 * dy + dx] = _mm512_fmadd_ps(*gv, x, acc_row[3 * dy + dx]);
-            }
-        }
-    }
-}
-
-/// Adds (or writes, when `!accumulate`) `Σ_j grad[r][j] · input[j + offsets[t]]` to
-/// `out[t][r]` for `r < ROWS`; `out` is `[9][ROWS]` with the given row stride per tap
-/// (`out[t * tap_stride + r * row_stride]`). Used with one row: from two rows on, LLVM keeps
-/// the array of accumulators partly on the stack ([`weight_grad_tile3`]).
-///
-/// # Safety
-/// The CPU has AVX-512F; `grad` is readable for `rows` rows of `columns`, `input` for
-/// `offsets[8] + columns` values.
+/// Adds (or writes, when `!accumulate`) each row's nine sums to `out[t * tap_stride + r *
+/// row_stride]` (row `r`, tap `t`), reducing every accumulator across its lanes.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn weight_grad_tile<const ROWS: usize>(
-    tile: &GradTile,
+fn store_tap_sums(
+    rows: &[[std::arch::x86_64::__m512; 9]],
     out: &mut [f32],
     tap_stride: usize,
     row_stride: usize,
     accumulate: bool,
 ) {
-    use std::arch::x86_64::*;
-    let mut acc = [[_mm512_setzero_ps(); 9]; ROWS];
-    let full = tile.columns / 16;
-    for step in 0..full {
-        // SAFETY: as the caller guarantees, for whole vectors.
-        unsafe { grad_step(tile, 16 * step, 0xffff, &mut acc) };
-    }
-    let rest = tile.columns % 16;
-    if rest > 0 {
-        // SAFETY: the last `rest` columns, masked.
-        unsafe { grad_step(tile, 16 * full, ((1u32 << rest) - 1) as __mmask16, &mut acc) };
-    }
-    for (r, acc_row) in acc.iter().enumerate() {
+    use std::arch::x86_64::_mm512_reduce_add_ps;
+    for (r, acc_row) in rows.iter().enumerate() {
         for (t, a) in acc_row.iter().enumerate() {
             let sum = _mm512_reduce_add_ps(*a);
             let slot = &mut out[t * tap_stride + r * row_stride];
@@ -242,13 +191,47 @@ pub(crate) unsafe fn weight_grad_tile<const ROWS: usize>(
     }
 }
 
-/// [`weight_grad_tile`] for three output-gradient rows, its 27 accumulators as separate
-/// variables: with them in an array (`weight_grad_tile::<3>`), LLVM moved them between
-/// registers and the stack on every step (74 register moves and 61 stack accesses around
-/// 27 multiply-adds).
+/// Adds (or writes, when `!accumulate`) `Σ_j grad[j] · input[j + offsets[t]]` to
+/// `out[t * tap_stride]` for one output-gradient row: the one or two rows
+/// [`weight_grad_tile3`] leaves over.
 ///
 /// # Safety
-/// As [`weight_grad_tile`], for three rows.
+/// The CPU has AVX-512F; `grad` is readable for `columns`, `input` for `offsets[8] +
+/// columns` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn weight_grad_row(
+    tile: &GradTile,
+    out: &mut [f32],
+    tap_stride: usize,
+    accumulate: bool,
+) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 9];
+    for j in (0..tile.columns).step_by(16) {
+        let lanes = (tile.columns - j).min(16);
+        let mask = ((1u32 << lanes) - 1) as __mmask16;
+        // SAFETY (every load below): lanes of `mask` at column j of the gradient row and at
+        // offsets[t] + j of the input, as the caller guarantees.
+        let g = unsafe { _mm512_maskz_loadu_ps(mask, tile.grad.add(j)) };
+        for (t, a) in acc.iter_mut().enumerate() {
+            let x = unsafe { _mm512_maskz_loadu_ps(mask, tile.input.add(tile.offsets[t] + j)) };
+            *a = _mm512_fmadd_ps(g, x, *a);
+        }
+    }
+    store_tap_sums(&[acc], out, tap_stride, 0, accumulate);
+}
+
+/// Adds (or writes, when `!accumulate`) `Σ_j grad[r][j] · input[j + offsets[t]]` to
+/// `out[t * tap_stride + r * row_stride]` for three output-gradient rows `r`. Its 27
+/// accumulators are separate variables: with them in an array, LLVM moved them between
+/// registers and the stack on every step (74 register moves and 61 stack accesses around 27
+/// multiply-adds); the same happened with two rows, so leftover rows run
+/// [`weight_grad_row`].
+///
+/// # Safety
+/// The CPU has AVX-512F; `grad` is readable for three rows of `columns`, `input` for
+/// `offsets[8] + columns` values.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn weight_grad_tile3(
@@ -307,13 +290,7 @@ pub(crate) unsafe fn weight_grad_tile3(
         [a10, a11, a12, a13, a14, a15, a16, a17, a18],
         [a20, a21, a22, a23, a24, a25, a26, a27, a28],
     ];
-    for (r, acc_row) in rows.iter().enumerate() {
-        for (t, a) in acc_row.iter().enumerate() {
-            let sum = _mm512_reduce_add_ps(*a);
-            let slot = &mut out[t * tap_stride + r * row_stride];
-            *slot = if accumulate { *slot + sum } else { sum };
-        }
-    }
+    store_tap_sums(&rows, out, tap_stride, row_stride, accumulate);
 }
 
 /// Output channels per deep weight-gradient tile (two 16-lane vectors).
@@ -348,49 +325,24 @@ pub(crate) struct DeepGradTile {
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn deep_grad_tile(tile: &DeepGradTile, out: &mut [[f32; 32]; DEEP_GRAD_CI]) {
     use std::arch::x86_64::*;
-    let z = _mm512_setzero_ps();
-    // Accumulators `aC_h`: input channel C, output channels 16·h..16·h+16; as variables,
-    // since LLVM keeps an array of them partly on the stack (see `weight_grad_tile3`).
-    let (mut a0_0, mut a0_1, mut a1_0, mut a1_1, mut a2_0, mut a2_1) = (z, z, z, z, z, z);
-    let (mut a3_0, mut a3_1, mut a4_0, mut a4_1, mut a5_0, mut a5_1) = (z, z, z, z, z, z);
-    let (mut a6_0, mut a6_1, mut a7_0, mut a7_1, mut a8_0, mut a8_1) = (z, z, z, z, z, z);
-    let (mut a9_0, mut a9_1, mut a10_0, mut a10_1, mut a11_0, mut a11_1) = (z, z, z, z, z, z);
-    if tile.accumulate {
-        // SAFETY: 32 floats per input channel.
-        let load = |c: usize, h: usize| unsafe { _mm512_loadu_ps(out[c].as_ptr().add(16 * h)) };
-        (a0_0, a0_1, a1_0, a1_1, a2_0, a2_1) = (
-            load(0, 0),
-            load(0, 1),
-            load(1, 0),
-            load(1, 1),
-            load(2, 0),
-            load(2, 1),
-        );
-        (a3_0, a3_1, a4_0, a4_1, a5_0, a5_1) = (
-            load(3, 0),
-            load(3, 1),
-            load(4, 0),
-            load(4, 1),
-            load(5, 0),
-            load(5, 1),
-        );
-        (a6_0, a6_1, a7_0, a7_1, a8_0, a8_1) = (
-            load(6, 0),
-            load(6, 1),
-            load(7, 0),
-            load(7, 1),
-            load(8, 0),
-            load(8, 1),
-        );
-        (a9_0, a9_1, a10_0, a10_1, a11_0, a11_1) = (
-            load(9, 0),
-            load(9, 1),
-            load(10, 0),
-            load(10, 1),
-            load(11, 0),
-            load(11, 1),
-        );
-    }
+    // Accumulators `aC_h`: input channel C, output channels 16·h..16·h+16, starting from `out`
+    // when accumulating; as variables, since LLVM keeps an array of them partly on the stack
+    // (see `weight_grad_tile3`).
+    let init = |c: usize, h: usize| {
+        if tile.accumulate {
+            // SAFETY: 16 of the 32 floats of `out[c]`.
+            unsafe { _mm512_loadu_ps(out[c].as_ptr().add(16 * h)) }
+        } else {
+            _mm512_setzero_ps()
+        }
+    };
+    let (mut a0_0, mut a0_1, mut a1_0, mut a1_1) = (init(0, 0), init(0, 1), init(1, 0), init(1, 1));
+    let (mut a2_0, mut a2_1, mut a3_0, mut a3_1) = (init(2, 0), init(2, 1), init(3, 0), init(3, 1));
+    let (mut a4_0, mut a4_1, mut a5_0, mut a5_1) = (init(4, 0), init(4, 1), init(5, 0), init(5, 1));
+    let (mut a6_0, mut a6_1, mut a7_0, mut a7_1) = (init(6, 0), init(6, 1), init(7, 0), init(7, 1));
+    let (mut a8_0, mut a8_1, mut a9_0, mut a9_1) = (init(8, 0), init(8, 1), init(9, 0), init(9, 1));
+    let (mut a10_0, mut a10_1, mut a11_0, mut a11_1) =
+        (init(10, 0), init(10, 1), init(11, 0), init(11, 1));
     let [x0, x1, x2, x3, x4, x5, x6, x7, x8, x9, x10, x11] = tile.input;
     for j in 0..tile.columns {
         // SAFETY (all loads below): column j of `grad_t` and of every `input[c]`, within the

@@ -691,19 +691,17 @@ fn weight_grad_tiles(
             // j0 + offsets[8] + n ≤ columns + offsets[8] ≤ stride values from its start.
             // `out` reaches (8·c_out + rows-1)·c_in past its start, inside `acc`.
             unsafe {
-                match rows {
-                    3 => direct::weight_grad_tile3(&tile, out, c_out * c_in, c_in, accumulate),
-                    2 => {
-                        // Two single rows: the array-of-accumulators form spills at two rows.
-                        direct::weight_grad_tile::<1>(&tile, out, c_out * c_in, c_in, accumulate);
-                        let second = GradTile {
-                            grad: tile.grad.add(stride),
+                if rows == 3 {
+                    direct::weight_grad_tile3(&tile, out, c_out * c_in, c_in, accumulate);
+                } else {
+                    for r in 0..rows {
+                        let row = GradTile {
+                            grad: tile.grad.add(r * stride),
                             ..tile
                         };
-                        let out = &mut out[c_in..];
-                        direct::weight_grad_tile::<1>(&second, out, c_out * c_in, c_in, accumulate)
+                        let out = &mut out[r * c_in..];
+                        direct::weight_grad_row(&row, out, c_out * c_in, accumulate);
                     }
-                    _ => direct::weight_grad_tile::<1>(&tile, out, c_out * c_in, c_in, accumulate),
                 }
             }
             #[cfg(not(target_arch = "x86_64"))]
