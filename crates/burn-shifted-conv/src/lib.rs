@@ -354,13 +354,10 @@ impl UNetConvBackend for Flex {
         input_grad: bool,
     ) -> (Option<FlexTensor>, FlexTensor) {
         if !all_f32(&[&x, &weight, &grad]) {
-            let dx = input_grad.then(|| {
-                Self::conv2d_x_backward(x.clone(), weight.clone(), grad.clone(), same_options())
-            });
-            return (
-                dx,
-                Self::conv2d_weight_backward(x, weight, grad, same_options()),
-            );
+            // The separate gradients, which fall back to burn's for these dtypes.
+            let dx = input_grad
+                .then(|| Self::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
+            return (dx, Self::conv3x3_weight_grad(x, weight, grad));
         }
         let shape = nchw(&x);
         let c_out = weight.shape()[0];
