@@ -125,6 +125,22 @@ pub(crate) fn build_rows(
     values
 }
 
+/// Values in the padded fold of an activation of `shape` ([`fold_input`]).
+pub fn folded_len(shape: Nchw) -> usize {
+    shape.channels * shape.folded_stride() + READ_SLACK
+}
+
+/// NCHW `x` (`shape`) as the padded fold the convolutions read (see the module documentation):
+/// what [`conv3x3_forward_folded`] and [`conv3x3_grads`] take, so that a forward pass can keep
+/// it for its backward pass instead of folding `x` twice. [`folded_len`] values.
+pub fn fold_input(x: &[f32], shape: Nchw) -> Vec<f32> {
+    assert_eq!(
+        x.len(),
+        shape.batch * shape.channels * shape.height * shape.width
+    );
+    fold(x, shape)
+}
+
 /// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`, then [`READ_SLACK`] zeros.
 fn fold(x: &[f32], shape: Nchw) -> Vec<f32> {
     let (h, w, pw, block) = (
@@ -168,70 +184,172 @@ fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
     }
 }
 
-/// `wide[c_out][columns] = Σ_tap taps[tap] · shift_tap(folded)`; `folded` is `[c_in]` rows of
-/// `shape.folded_stride()` (then the read slack), `taps` is
-/// `[9][c_out][c_in]`.
+/// What a convolution does to its sums on their way to the NCHW output: add a bias per output
+/// channel, then a ReLU.
+#[derive(Clone, Copy)]
+struct Epilogue<'a> {
+    bias: Option<&'a [f32]>,
+    relu: bool,
+}
+
+/// `Σ_tap taps[tap] · shift_tap(folded)` at every valid output position, through `epilogue`,
+/// as NCHW `[B, c_out, H, W]`; `folded` is `[c_in]` rows of `shape.folded_stride()` (then the
+/// read slack), `taps` is `[9][c_out][c_in]`.
+///
+/// Each parallel column chunk sums its `[c_out][n]` block into a buffer of its own (sized to
+/// stay in L2 over the nine taps), then stores the block's valid columns straight into the
+/// output: the wide `[c_out][columns]` result is never materialised, and the output is
+/// written once.
 fn conv_folded(
     folded: &[f32],
     shape: Nchw,
     taps: &[f32],
     c_out: usize,
     kernel: ConvKernel,
+    epilogue: Epilogue,
 ) -> Vec<f32> {
     let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
     assert_eq!(folded.len(), c_in * stride + READ_SLACK);
     assert_eq!(taps.len(), 9 * c_out * c_in);
-    let mut wide: Vec<f32> = Vec::with_capacity(c_out * columns);
-    let dst = OutPtr(wide.spare_capacity_mut().as_mut_ptr().cast::<f32>());
-    if tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS {
-        conv_folded_tiles(folded, shape, taps, c_out, dst);
-        // SAFETY: the tiles stored all c_out × columns elements.
-        unsafe { wide.set_len(c_out * columns) };
-        return wide;
+    let out_len = shape.batch * c_out * shape.height * shape.width;
+    let mut out: Vec<f32> = Vec::with_capacity(out_len);
+    let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let tiles = tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS;
+    let packed = if tiles {
+        direct::pack_for_tiles(taps, c_out, c_in)
+    } else {
+        Vec::new()
+    };
+    let mut chunk = chunk_columns(c_in, c_out, columns);
+    if tiles {
+        chunk = chunk.next_multiple_of(TILE_COLUMNS);
     }
-    let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
     let parallelism = chunk_parallelism(chunks);
     (0..chunks).into_par_iter().for_each(|i| {
         let j0 = i * chunk;
         let n = chunk.min(columns - j0);
-        for t in 0..9 {
-            let offset = shape.tap_offset(t);
-            let lhs = &taps[t * c_out * c_in..(t + 1) * c_out * c_in];
-            // SAFETY: dst is the `c_out × n` block at column j0 of the `c_out × columns`
-            // row-major output (row stride `columns`); chunks cover disjoint columns, and tap
-            // 0 writes every element of the block before taps 1..9 read it. lhs is
-            // `c_out × c_in` row-major. rhs is `c_in × n` with row stride `stride` starting
-            // at offset + j0; its last element (c_in-1)·stride + offset + j0 + n - 1 is below
-            // c_in·stride because offset + columns ≤ stride.
-            unsafe {
-                gemm::gemm(
-                    c_out,
-                    n,
-                    c_in,
-                    dst.get().add(j0),
-                    1,
-                    columns as isize,
-                    t > 0,
-                    lhs.as_ptr(),
-                    1,
-                    c_in as isize,
-                    folded.as_ptr().add(offset + j0),
-                    1,
-                    stride as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
-                    parallelism,
-                );
+        let mut sums: Vec<f32> = Vec::with_capacity(c_out * n);
+        let block = sums.spare_capacity_mut().as_mut_ptr().cast::<f32>();
+        if tiles {
+            chunk_on_tiles(folded, shape, &packed, c_out, j0, n, block);
+        } else {
+            chunk_on_gemms(folded, shape, taps, c_out, j0, n, block, parallelism);
+        }
+        // SAFETY: both fill all `c_out × n` elements of the block.
+        unsafe { sums.set_len(c_out * n) };
+        store_valid_columns(&sums, shape, c_out, j0, epilogue, dst);
+    });
+    // SAFETY: every valid output position is one column of exactly one chunk, and
+    // `store_valid_columns` wrote all of them (`c_out` values each).
+    unsafe { out.set_len(out_len) };
+    out
+}
+
+/// The nine shifted GEMMs of one column chunk: `block[c_out][n]` (row stride `n`) from columns
+/// `j0..j0 + n` of `folded`.
+#[allow(clippy::too_many_arguments)]
+fn chunk_on_gemms(
+    folded: &[f32],
+    shape: Nchw,
+    taps: &[f32],
+    c_out: usize,
+    j0: usize,
+    n: usize,
+    block: *mut f32,
+    parallelism: gemm::Parallelism,
+) {
+    let (c_in, stride) = (shape.channels, shape.folded_stride());
+    for t in 0..9 {
+        let offset = shape.tap_offset(t);
+        let lhs = &taps[t * c_out * c_in..(t + 1) * c_out * c_in];
+        // SAFETY: `block` is the chunk's own `c_out × n` buffer (row stride `n`); tap 0
+        // writes every element before taps 1..9 read it. lhs is `c_out × c_in` row-major.
+        // rhs is `c_in × n` with row stride `stride` starting at offset + j0; its last
+        // element (c_in-1)·stride + offset + j0 + n - 1 is below c_in·stride because
+        // offset + columns ≤ stride.
+        unsafe {
+            gemm::gemm(
+                c_out,
+                n,
+                c_in,
+                block,
+                1,
+                n as isize,
+                t > 0,
+                lhs.as_ptr(),
+                1,
+                c_in as isize,
+                folded.as_ptr().add(offset + j0),
+                1,
+                stride as isize,
+                1.0f32,
+                1.0f32,
+                false,
+                false,
+                false,
+                parallelism,
+            );
+        }
+    }
+}
+
+/// One column chunk's output positions in NCHW: runs of consecutive valid columns, each as
+/// (first column in the chunk, length, NCHW index of its channel-0 element).
+fn valid_runs(shape: Nchw, c_out: usize, j0: usize, n: usize) -> Vec<(usize, usize, usize)> {
+    let (h, w, pw, block) = (
+        shape.height,
+        shape.width,
+        shape.padded_width(),
+        shape.image_block(),
+    );
+    let mut runs = Vec::with_capacity(n / pw + 2);
+    let mut k = 0;
+    while k < n {
+        let p = j0 + k;
+        let (b, r) = (p / block, p % block);
+        let (y, x) = (r / pw, r % pw);
+        let len = (pw - x).min(n - k);
+        if y < h && x < w {
+            runs.push((k, len.min(w - x), (b * c_out * h + y) * w + x));
+        }
+        k += len;
+    }
+    runs
+}
+
+/// Stores the valid columns of a chunk's `sums` (`[c_out][n]`, from column `j0`) through
+/// `epilogue` into the NCHW output behind `dst`.
+fn store_valid_columns(
+    sums: &[f32],
+    shape: Nchw,
+    c_out: usize,
+    j0: usize,
+    epilogue: Epilogue,
+    dst: OutPtr,
+) {
+    let n = sums.len() / c_out.max(1);
+    let plane = shape.height * shape.width;
+    let runs = valid_runs(shape, c_out, j0, n);
+    for co in 0..c_out {
+        let add = epilogue.bias.map_or(0.0, |bias| bias[co]);
+        let row = &sums[co * n..][..n];
+        for &(k, len, base) in &runs {
+            // SAFETY: `base + co·plane .. + len` is the run's positions in output channel
+            // `co` (inside `out_len`); chunks cover disjoint columns, so no other task
+            // writes them.
+            let out =
+                unsafe { std::slice::from_raw_parts_mut(dst.get().add(base + co * plane), len) };
+            let src = &row[k..k + len];
+            if epilogue.relu {
+                out.iter_mut()
+                    .zip(src)
+                    .for_each(|(d, s)| *d = relu(s + add));
+            } else {
+                out.iter_mut().zip(src).for_each(|(d, s)| *d = s + add);
             }
         }
-    });
-    // SAFETY: the chunks wrote all c_out × columns elements (tap 0 overwrites its block).
-    unsafe { wide.set_len(c_out * columns) };
-    wide
+    }
 }
 
 /// The AVX-512 tiles run a convolution, or its weight gradient, when one side has at most
@@ -246,89 +364,54 @@ fn tiles_pay_off(kernel: ConvKernel, c_in: usize, c_out: usize) -> bool {
     kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS
 }
 
-/// [`conv_folded`] on the AVX-512 tiles of [`direct`]: column chunks (whole tiles) in
-/// parallel, each running every block of 8 output channels on a tile's columns before the
-/// next, so that the tile's input rows are read from L1.
-fn conv_folded_tiles(folded: &[f32], shape: Nchw, taps: &[f32], c_out: usize, dst: OutPtr) {
-    let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
-    let packed = direct::pack_for_tiles(taps, c_out, c_in);
+/// One column chunk of [`conv_folded`] on the AVX-512 tiles of [`direct`]: `block[c_out][n]`
+/// (row stride `n`) from columns `j0..j0 + n` of `folded`, every block of 8 output channels on
+/// a tile's columns before the next, so that the tile's input rows are read from L1.
+fn chunk_on_tiles(
+    folded: &[f32],
+    shape: Nchw,
+    packed: &[f32],
+    c_out: usize,
+    j0: usize,
+    n: usize,
+    block: *mut f32,
+) {
+    let (c_in, stride) = (shape.channels, shape.folded_stride());
     let offsets: [usize; 9] = std::array::from_fn(|t| shape.tap_offset(t));
-    let chunk = chunk_columns(c_in, c_out, columns).next_multiple_of(TILE_COLUMNS);
-    let chunks = columns.div_ceil(chunk);
-    (0..chunks).into_par_iter().for_each(|i| {
-        let j0 = i * chunk;
-        let n = chunk.min(columns - j0);
-        for j in (j0..j0 + n).step_by(TILE_COLUMNS) {
-            for block in 0..c_out.div_ceil(TILE_ROWS) {
-                let co = block * TILE_ROWS;
-                // SAFETY: the tile reads c_in rows of `folded` from column j up to
-                // offsets[8] + 48 past it: at most (c_in-1)·stride + columns + 47 +
-                // offsets[8] < c_in·stride + READ_SLACK, since offsets[8] + columns ≤ stride.
-                // It writes rows co..co+rows, columns j..j+min(48, j0+n-j) of the
-                // `c_out × columns` output: disjoint between tiles and chunks, and every
-                // element is written by one tile. The weights block has c_in·72 values.
-                let tile = Tile {
-                    input: unsafe { folded.as_ptr().add(j) },
-                    input_stride: stride,
-                    offsets,
-                    weights: packed[block * c_in * 9 * TILE_ROWS..].as_ptr(),
-                    c_in,
-                    output: unsafe { dst.get().add(co * columns + j) },
-                    output_stride: columns,
-                    rows: TILE_ROWS.min(c_out - co),
-                    columns: TILE_COLUMNS.min(j0 + n - j),
-                };
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; the
-                // ranges are as above.
-                unsafe {
-                    direct::forward_tile(&tile)
-                };
-                #[cfg(not(target_arch = "x86_64"))]
-                unreachable!("ConvKernel::Avx512 on {tile:p}", tile = &tile);
-            }
+    for j in (0..n).step_by(TILE_COLUMNS) {
+        for rows in 0..c_out.div_ceil(TILE_ROWS) {
+            let co = rows * TILE_ROWS;
+            // SAFETY: the tile reads c_in rows of `folded` from column j0 + j up to
+            // offsets[8] + 48 past it: at most (c_in-1)·stride + columns + 47 + offsets[8] <
+            // c_in·stride + READ_SLACK, since offsets[8] + columns ≤ stride. It writes rows
+            // co..co+rows, columns j..j+min(48, n-j) of the chunk's `c_out × n` block: every
+            // element by one tile. The weights block has c_in·72 values.
+            let tile = Tile {
+                input: unsafe { folded.as_ptr().add(j0 + j) },
+                input_stride: stride,
+                offsets,
+                weights: packed[rows * c_in * 9 * TILE_ROWS..].as_ptr(),
+                c_in,
+                output: unsafe { block.add(co * n + j) },
+                output_stride: n,
+                rows: TILE_ROWS.min(c_out - co),
+                columns: TILE_COLUMNS.min(n - j),
+            };
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; the ranges
+            // are as above.
+            unsafe {
+                direct::forward_tile(&tile)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            unreachable!("ConvKernel::Avx512 on {tile:p}", tile = &tile);
         }
-    });
+    }
 }
 
 /// ReLU that keeps NaN (as burn's Flex does), so a diverged step still shows in the loss.
 fn relu(v: f32) -> f32 {
     if v > 0.0 || v.is_nan() { v } else { 0.0 }
-}
-
-/// The valid outputs of `wide` (`[c_out][columns]` over `shape`'s blocks) as NCHW
-/// `[B, c_out, H, W]`, plus `bias`, through [`relu`] when `with_relu`.
-fn unfold(
-    wide: &[f32],
-    shape: Nchw,
-    c_out: usize,
-    bias: Option<&[f32]>,
-    with_relu: bool,
-) -> Vec<f32> {
-    let (h, w, pw, block, columns) = (
-        shape.height,
-        shape.width,
-        shape.padded_width(),
-        shape.image_block(),
-        shape.columns(),
-    );
-    build_rows(shape.batch * c_out, h * w, |row, dst| {
-        let (b, co) = (row / c_out, row % c_out);
-        let add = bias.map_or(0.0, |bias| bias[co]);
-        let src = &wide[co * columns + b * block..][..block];
-        for y in 0..h {
-            let row = dst[y * w..(y + 1) * w].iter_mut().zip(&src[y * pw..][..w]);
-            if with_relu {
-                row.for_each(|(d, s)| {
-                    d.write(relu(s + add));
-                });
-            } else {
-                row.for_each(|(d, s)| {
-                    d.write(s + add);
-                });
-            }
-        }
-    })
 }
 
 /// Tap-major weights: `[9][C_out][C_in]` from `[C_out, C_in, 3, 3]`.
@@ -351,10 +434,26 @@ pub fn conv3x3_forward(
     with_relu: bool,
     kernel: ConvKernel,
 ) -> Vec<f32> {
+    let folded = fold_input(x, shape);
+    conv3x3_forward_folded(&folded, shape, weight, bias, c_out, with_relu, kernel)
+}
+
+/// [`conv3x3_forward`] from the input's fold ([`fold_input`]).
+pub fn conv3x3_forward_folded(
+    folded: &[f32],
+    shape: Nchw,
+    weight: &[f32],
+    bias: Option<&[f32]>,
+    c_out: usize,
+    with_relu: bool,
+    kernel: ConvKernel,
+) -> Vec<f32> {
     let taps = weights_by_tap(weight, c_out, shape.channels);
-    let folded = fold(x, shape);
-    let wide = conv_folded(&folded, shape, &taps, c_out, kernel);
-    unfold(&wide, shape, c_out, bias, with_relu)
+    let epilogue = Epilogue {
+        bias,
+        relu: with_relu,
+    };
+    conv_folded(folded, shape, &taps, c_out, kernel, epilogue)
 }
 
 /// [`relu_grad`] in place, for a gradient buffer nothing else holds.
@@ -366,7 +465,7 @@ pub fn relu_grad_in_place(output: &[f32], grad: &mut [f32]) {
         .for_each(|(g, out)| {
             for (g, o) in g.iter_mut().zip(out) {
                 // A select, not a conditional store, so that the loop is vectorised.
-                *g = if *o <= 0.0 { 0.0 } else { *g };
+                *g = relu_masked(*g, *o);
             }
         });
 }
@@ -382,8 +481,7 @@ pub fn relu_grad(output: &[f32], grad: &[f32]) -> Vec<f32> {
         .zip(output.par_chunks(ROW).zip(grad.par_chunks(ROW)))
         .for_each(|(dst, (out, g))| {
             for ((d, o), g) in dst.iter_mut().zip(out).zip(g) {
-                // `!(o <= 0)`: positive or NaN, one comparison the compiler vectorises.
-                d.write(if *o <= 0.0 { 0.0 } else { *g });
+                d.write(relu_masked(*g, *o));
             }
         });
     // SAFETY: the chunks wrote all `grad.len()` slots of the capacity.
@@ -407,27 +505,117 @@ pub fn conv3x3_input_grad(
     input_grad_folded(&folded, shape, weight, c_out, kernel)
 }
 
-/// Both gradients from one fold of `grad` (`[B, c_out, H, W]`): the input gradient when
-/// `input_grad` (as [`conv3x3_input_grad`]) and the weight gradient (as
-/// [`conv3x3_weight_grad`]).
+/// The three gradients of a convolution, from [`conv3x3_grads`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConvGrads {
+    /// With respect to the input, `[B, C_in, H, W]` (when asked for).
+    pub input: Option<Vec<f32>>,
+    /// With respect to the weight, `[c_out, C_in, 3, 3]`.
+    pub weight: Vec<f32>,
+    /// With respect to the bias, `[c_out]`.
+    pub bias: Vec<f32>,
+}
+
+/// Every gradient of a convolution from one pass over `grad` (`[B, c_out, H, W]`): when
+/// `relu_output` is given, `grad` is at the output of a ReLU that followed the convolution
+/// (`relu_output` being that output) and is masked where the ReLU was not positive. The mask,
+/// the fold the two gradients read and the bias gradient's sums are one pass; the input
+/// gradient (when `input_grad`, as [`conv3x3_input_grad`]) and the weight gradient (as
+/// [`conv3x3_weight_grad`]) both read that fold. `folded_x` is the fold of the convolution's
+/// input ([`fold_input`]), which its forward pass may have kept.
+#[allow(clippy::too_many_arguments)]
 pub fn conv3x3_grads(
-    x: &[f32],
+    folded_x: &[f32],
     shape: Nchw,
     weight: &[f32],
+    relu_output: Option<&[f32]>,
     grad: &[f32],
     c_out: usize,
     kernel: ConvKernel,
     input_grad: bool,
-) -> (Option<Vec<f32>>, Vec<f32>) {
+) -> ConvGrads {
+    assert_eq!(folded_x.len(), folded_len(shape));
     let grad_shape = Nchw {
         channels: c_out,
         ..shape
     };
-    let folded_grad = fold(grad, grad_shape);
-    let dx = input_grad.then(|| input_grad_folded(&folded_grad, shape, weight, c_out, kernel));
-    let padded = fold(x, shape);
-    let dw = weight_grad_folded(&padded, &folded_grad, shape, c_out, kernel);
-    (dx, dw)
+    let (folded_grad, bias) = fold_output_grad(grad, relu_output, grad_shape);
+    let input = input_grad.then(|| input_grad_folded(&folded_grad, shape, weight, c_out, kernel));
+    let weight = weight_grad_folded(folded_x, &folded_grad, shape, c_out, kernel);
+    ConvGrads {
+        input,
+        weight,
+        bias,
+    }
+}
+
+/// [`fold`] of `grad` (masked by the ReLU output `relu_output` when given, as [`relu_grad`]),
+/// and the sum of each channel's (masked) values: the bias gradient, summed in an order that
+/// does not depend on scheduling (eight running sums per image row, in order).
+fn fold_output_grad(
+    grad: &[f32],
+    relu_output: Option<&[f32]>,
+    shape: Nchw,
+) -> (Vec<f32>, Vec<f32>) {
+    let (h, w, pw, block) = (
+        shape.height,
+        shape.width,
+        shape.padded_width(),
+        shape.image_block(),
+    );
+    let (columns, stride) = (shape.columns(), shape.folded_stride());
+    if let Some(output) = relu_output {
+        assert_eq!(output.len(), grad.len());
+    }
+    let mut sums = vec![0.0f32; shape.channels];
+    let sums_out = OutPtr(sums.as_mut_ptr());
+    let mut folded = build_rows(shape.channels, stride, |c, row| {
+        let mut lanes = [0.0f32; 8];
+        let mut masked = vec![0.0f32; if relu_output.is_some() { w } else { 0 }];
+        for b in 0..shape.batch {
+            let start = (b * shape.channels + c) * h * w;
+            let dst = &mut row[b * block..][..block];
+            put_zeros(&mut dst[..pw]);
+            for y in 0..h {
+                let first = (y + 1) * pw;
+                put_zeros(&mut dst[first..first + 1]);
+                let mut src = &grad[start + y * w..][..w];
+                if let Some(output) = relu_output {
+                    let mask = &output[start + y * w..][..w];
+                    for ((m, g), o) in masked.iter_mut().zip(src).zip(mask) {
+                        *m = relu_masked(*g, *o);
+                    }
+                    src = &masked;
+                }
+                put(&mut dst[first + 1..first + pw], src);
+                add_in_lanes(&mut lanes, src);
+            }
+        }
+        // SAFETY: channel `c` is filled by this task alone, so only it writes `sums[c]`.
+        unsafe { *sums_out.get().add(c) = lanes.iter().sum() };
+        put_zeros(&mut row[columns..]);
+    });
+    folded.resize(folded.len() + READ_SLACK, 0.0);
+    (folded, sums)
+}
+
+/// `grad` where the ReLU's `output` is positive (or NaN, as burn keeps it), zero elsewhere.
+fn relu_masked(grad: f32, output: f32) -> f32 {
+    // `!(o <= 0)`: positive or NaN, one comparison the compiler vectorises.
+    if output <= 0.0 { 0.0 } else { grad }
+}
+
+/// Adds `values` to eight running sums, value `k` to sum `k % 8`.
+fn add_in_lanes(lanes: &mut [f32; 8], values: &[f32]) {
+    let mut chunks = values.chunks_exact(8);
+    for chunk in &mut chunks {
+        for (lane, v) in lanes.iter_mut().zip(chunk) {
+            *lane += v;
+        }
+    }
+    for (lane, v) in lanes.iter_mut().zip(chunks.remainder()) {
+        *lane += v;
+    }
 }
 
 /// [`conv3x3_input_grad`] from the padded fold of `grad`.
@@ -458,8 +646,11 @@ fn input_grad_folded(
         channels: c_out,
         ..shape
     };
-    let wide = conv_folded(folded_grad, grad_shape, &taps, c_in, kernel);
-    unfold(&wide, grad_shape, c_in, None, false)
+    let epilogue = Epilogue {
+        bias: None,
+        relu: false,
+    };
+    conv_folded(folded_grad, grad_shape, &taps, c_in, kernel, epilogue)
 }
 
 /// Gradient with respect to the weight, `[c_out, C_in, 3, 3]`.
@@ -851,8 +1042,17 @@ mod tests {
                 let weight = random(c_out * c_in * 9, &mut rng);
                 let expected = naive_weight_grad(&x, s, &g, c_out);
                 let dw = conv3x3_weight_grad(&x, s, &g, c_out, kernel);
-                let (_, dw_both) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, false);
-                assert_eq!(dw, dw_both);
+                let both = conv3x3_grads(
+                    &fold_input(&x, s),
+                    s,
+                    &weight,
+                    None,
+                    &g,
+                    c_out,
+                    kernel,
+                    false,
+                );
+                assert_eq!(dw, both.weight);
                 for (k, (got, want)) in dw.iter().zip(&expected).enumerate() {
                     assert!(
                         (f64::from(*got) - want).abs() < 1e-4 * (1.0 + want.abs()),
@@ -930,12 +1130,13 @@ mod tests {
                     dw[k]
                 );
             }
-            // Both from one fold of `g`: the same values, and no input gradient unless asked.
-            let (both_dx, both_dw) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, true);
-            assert_eq!(both_dx.as_deref(), Some(&dx[..]), "{kernel:?}");
-            assert_eq!(both_dw, dw, "{kernel:?}");
-            let (no_dx, only_dw) = conv3x3_grads(&x, s, &weight, &g, c_out, kernel, false);
-            assert!(no_dx.is_none() && only_dw == dw);
+            // All from one fold of `g`: the same values, and no input gradient unless asked.
+            let folded_x = fold_input(&x, s);
+            let all = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, true);
+            assert_eq!(all.input.as_deref(), Some(&dx[..]), "{kernel:?}");
+            assert_eq!(all.weight, dw, "{kernel:?}");
+            let no_dx = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, false);
+            assert!(no_dx.input.is_none() && no_dx.weight == dw);
             let db = bias_grad(&g, batch, c_out, h * w);
             for (co, got) in db.iter().enumerate() {
                 let expected: f64 = (0..batch)
@@ -946,7 +1147,23 @@ mod tests {
                     })
                     .sum();
                 assert!((*got as f64 - expected).abs() < 1e-3);
+                assert!((all.bias[co] as f64 - expected).abs() < 1e-3, "{kernel:?}");
             }
+            // Through a ReLU: the same as masking `g` first, the mask applied in the fold.
+            let masked = relu_grad(&y_relu, &g);
+            let relu_output = Some(&y_relu[..]);
+            let through =
+                conv3x3_grads(&folded_x, s, &weight, relu_output, &g, c_out, kernel, true);
+            let dx_masked = conv3x3_input_grad(&masked, s, &weight, c_out, kernel);
+            assert_eq!(through.input.as_deref(), Some(&dx_masked[..]), "{kernel:?}");
+            let dw_masked = conv3x3_weight_grad(&x, s, &masked, c_out, kernel);
+            assert_eq!(through.weight, dw_masked, "{kernel:?}");
+            let db_masked = bias_grad(&masked, batch, c_out, h * w);
+            assert!(max_abs_diff(&through.bias, &db_masked) < 1e-4, "{kernel:?}");
+            assert!(
+                max_abs_diff(&through.bias, &all.bias) > 1e-3,
+                "the mask changed nothing"
+            );
         }
     }
 

@@ -72,6 +72,17 @@ pub trait UNetConvBackend: Backend {
         Self::relu(Self::conv3x3(x, weight, bias))
     }
 
+    /// [`Self::conv3x3_relu`], and what its backward pass keeps of `x`
+    /// ([`Self::conv3x3_relu_grads`]'s `saved`): `x` itself by default; Flex keeps the padded
+    /// fold of `x` it convolved, so that the backward pass does not fold `x` again.
+    fn conv3x3_relu_saving(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        (Self::conv3x3_relu(x.clone(), weight, bias), x)
+    }
+
     /// Gradient at the convolution's output of [`Self::conv3x3_relu`], from `grad` at the
     /// ReLU's `output`.
     fn conv3x3_relu_grad(output: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -106,17 +117,39 @@ pub trait UNetConvBackend: Backend {
         Self::conv2d_weight_backward(x, weight, grad, same_options())
     }
 
-    /// Both gradients of the convolution: with respect to `x` (when `input_grad`) and to
-    /// `weight`, from one pass over `grad` where the backend can share it.
+    /// Every gradient of the convolution from `grad` at its output, `(x, weight, bias)`, the
+    /// one with respect to `x` only when `input_grad`. Flex folds and sums `grad` in one pass
+    /// and reads that fold for both convolutions.
     fn conv3x3_grads(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         input_grad: bool,
-    ) -> (Option<FloatTensor<Self>>, FloatTensor<Self>) {
-        let dx =
-            input_grad.then(|| Self::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
-        (dx, Self::conv3x3_weight_grad(x, weight, grad))
+    ) -> (
+        Option<FloatTensor<Self>>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        separate_conv3x3_grads::<Self>(x, weight, bias, None, grad, input_grad)
+    }
+
+    /// [`Self::conv3x3_grads`] of [`Self::conv3x3_relu`], from `grad` at the ReLU's `output`;
+    /// `saved` is the input `x` or what [`Self::conv3x3_relu_saving`] kept of it. Flex masks,
+    /// folds and sums `grad` in one pass.
+    fn conv3x3_relu_grads(
+        saved: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        input_grad: bool,
+    ) -> (
+        Option<FloatTensor<Self>>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        separate_conv3x3_grads::<Self>(saved, weight, bias, Some(output), grad, input_grad)
     }
 
     /// Gradient of the convolution with respect to `bias`.
@@ -165,6 +198,28 @@ pub trait UNetConvBackend: Backend {
     ) -> FloatTensor<Self> {
         Self::conv_transpose2d_bias_backward(x, bias, grad)
     }
+}
+
+/// The gradients `(x, weight, bias)` of [`UNetConvBackend::conv3x3_grads`].
+type ConvGradTensors<B> = (Option<FloatTensor<B>>, FloatTensor<B>, FloatTensor<B>);
+
+/// [`UNetConvBackend::conv3x3_grads`] (or, with `relu_output`, `conv3x3_relu_grads`) from the
+/// separate operations: the ReLU's mask, then each gradient on its own.
+fn separate_conv3x3_grads<B: UNetConvBackend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: FloatTensor<B>,
+    relu_output: Option<FloatTensor<B>>,
+    grad: FloatTensor<B>,
+    input_grad: bool,
+) -> ConvGradTensors<B> {
+    let grad = match relu_output {
+        Some(output) => B::conv3x3_relu_grad(output, grad),
+        None => grad,
+    };
+    let dx = input_grad.then(|| B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
+    let db = B::conv3x3_bias_grad(x.clone(), bias, grad.clone());
+    (dx, B::conv3x3_weight_grad(x, weight, grad), db)
 }
 
 /// burn's own gradient of the 2×2 stride-2 max pooling (through its index tensor).
@@ -232,10 +287,23 @@ fn flex_conv3x3(
         return None;
     }
     let shape = nchw(x);
+    let x = f32_values(x);
+    let folded = kernel::fold_input(as_f32(&x), shape);
+    Some(flex_conv3x3_folded(&folded, shape, weight, bias, with_relu))
+}
+
+/// [`flex_conv3x3`] of f32 tensors from the fold of `x` (`shape`).
+fn flex_conv3x3_folded(
+    folded: &[f32],
+    shape: Nchw,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+    with_relu: bool,
+) -> FlexTensor {
     let c_out = weight.shape()[0];
-    let (x, weight, bias) = (f32_values(x), f32_values(weight), f32_values(bias));
-    let out = kernel::conv3x3_forward(
-        as_f32(&x),
+    let (weight, bias) = (f32_values(weight), f32_values(bias));
+    let out = kernel::conv3x3_forward_folded(
+        folded,
         shape,
         as_f32(&weight),
         Some(as_f32(&bias)),
@@ -243,10 +311,54 @@ fn flex_conv3x3(
         with_relu,
         ConvKernel::selected(),
     );
-    Some(flex_from(
-        out,
-        &[shape.batch, c_out, shape.height, shape.width],
-    ))
+    flex_from(out, &[shape.batch, c_out, shape.height, shape.width])
+}
+
+/// Flex's `conv3x3_grads` and `conv3x3_relu_grads`: [`kernel::conv3x3_grads`] on f32, the
+/// separate operations (burn's, for other dtypes) otherwise. `saved` is the convolution's
+/// input `x` (`[B, C_in, H, W]`) or its padded fold (1-D, from `conv3x3_relu_saving`).
+fn flex_conv3x3_grads(
+    saved: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    relu_output: Option<FlexTensor>,
+    grad: FlexTensor,
+    input_grad: bool,
+) -> ConvGradTensors<Flex> {
+    let mut tensors = vec![&saved, &weight, &grad];
+    tensors.extend(relu_output.as_ref());
+    let is_fold = saved.shape().len() == 1;
+    if !all_f32(&tensors) {
+        assert!(!is_fold, "a fold is only saved for f32 convolutions");
+        return separate_conv3x3_grads::<Flex>(saved, weight, bias, relu_output, grad, input_grad);
+    }
+    let shape = Nchw {
+        channels: weight.shape()[1],
+        ..nchw(&grad)
+    };
+    let c_out = weight.shape()[0];
+    let (saved, weight, grad) = (f32_values(&saved), f32_values(&weight), f32_values(&grad));
+    let folded_x = if is_fold {
+        None
+    } else {
+        Some(kernel::fold_input(as_f32(&saved), shape))
+    };
+    let relu_output = relu_output.map(|output| f32_values(&output));
+    let grads = kernel::conv3x3_grads(
+        folded_x.as_deref().unwrap_or(as_f32(&saved)),
+        shape,
+        as_f32(&weight),
+        relu_output.as_ref().map(as_f32),
+        as_f32(&grad),
+        c_out,
+        ConvKernel::selected(),
+        input_grad,
+    );
+    (
+        grads.input.map(|dx| flex_from(dx, &shape.dims())),
+        flex_from(grads.weight, &[c_out, shape.channels, 3, 3]),
+        flex_from(grads.bias, &[c_out]),
+    )
 }
 
 impl UNetConvBackend for Flex {
@@ -350,31 +462,38 @@ impl UNetConvBackend for Flex {
     fn conv3x3_grads(
         x: FlexTensor,
         weight: FlexTensor,
+        bias: FlexTensor,
         grad: FlexTensor,
         input_grad: bool,
-    ) -> (Option<FlexTensor>, FlexTensor) {
-        if !all_f32(&[&x, &weight, &grad]) {
-            // The separate gradients, which fall back to burn's for these dtypes.
-            let dx = input_grad
-                .then(|| Self::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
-            return (dx, Self::conv3x3_weight_grad(x, weight, grad));
+    ) -> ConvGradTensors<Self> {
+        flex_conv3x3_grads(x, weight, bias, None, grad, input_grad)
+    }
+
+    fn conv3x3_relu_saving(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return (Self::conv3x3_relu(x.clone(), weight, bias), x);
         }
         let shape = nchw(&x);
-        let c_out = weight.shape()[0];
-        let (x, weight, grad) = (f32_values(&x), f32_values(&weight), f32_values(&grad));
-        let (dx, dw) = kernel::conv3x3_grads(
-            as_f32(&x),
-            shape,
-            as_f32(&weight),
-            as_f32(&grad),
-            c_out,
-            ConvKernel::selected(),
-            input_grad,
-        );
-        (
-            dx.map(|dx| flex_from(dx, &shape.dims())),
-            flex_from(dw, &[c_out, shape.channels, 3, 3]),
-        )
+        let x = f32_values(&x);
+        let folded = kernel::fold_input(as_f32(&x), shape);
+        let out = flex_conv3x3_folded(&folded, shape, &weight, &bias, true);
+        let len = folded.len();
+        (out, flex_from(folded, &[len]))
+    }
+
+    fn conv3x3_relu_grads(
+        saved: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        output: FlexTensor,
+        grad: FlexTensor,
+        input_grad: bool,
+    ) -> ConvGradTensors<Self> {
+        flex_conv3x3_grads(saved, weight, bias, Some(output), grad, input_grad)
     }
 
     fn conv3x3_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -516,12 +635,24 @@ impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3Node {
         checkpointer: &mut Checkpointer,
     ) {
         let grad = grads.consume::<B>(&ops.node);
-        conv3x3_backward::<B>(ops, grad, grads, checkpointer);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        let input_grad = ops.parents[0].is_some();
+        let conv_grads = B::conv3x3_grads(x, weight, bias, grad, input_grad);
+        register_conv3x3_grads::<B>(
+            ops.parents.map(|p| p.map(|node| node.id)),
+            conv_grads,
+            grads,
+        );
     }
 }
 
 impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3ReluNode {
-    type State = (NodeId, NodeId, NodeId, FloatTensor<B>);
+    /// What the forward pass kept of `x` (`conv3x3_relu_saving`), the weight and bias, and
+    /// the ReLU's output.
+    type State = (FloatTensor<B>, NodeId, NodeId, FloatTensor<B>);
 
     fn backward(
         self,
@@ -529,63 +660,46 @@ impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3ReluNode {
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
-        let Ops {
-            parents,
-            node,
-            state: (x_state, weight_state, bias_state, output),
-        } = ops;
-        let grad = grads.consume::<B>(&node);
-        let grad = B::conv3x3_relu_grad(output, grad);
-        let ops = Ops {
-            parents,
-            node,
-            state: (x_state, weight_state, bias_state),
-        };
-        conv3x3_backward::<B>(ops, grad, grads, checkpointer);
+        let grad = grads.consume::<B>(&ops.node);
+        let (saved, weight_state, bias_state, output) = ops.state;
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        let input_grad = ops.parents[0].is_some();
+        let conv_grads = B::conv3x3_relu_grads(saved, weight, bias, output, grad, input_grad);
+        register_conv3x3_grads::<B>(
+            ops.parents.map(|p| p.map(|node| node.id)),
+            conv_grads,
+            grads,
+        );
     }
 }
 
-/// Registers the gradients of the 3×3 convolution's input, weight and bias from `grad`, the
-/// gradient at its output.
-fn conv3x3_backward<B: UNetConvBackend>(
-    ops: Ops<(NodeId, NodeId, NodeId), 3>,
-    grad: FloatTensor<B>,
+/// Registers the gradients `(x, weight, bias)` of a 3×3 convolution for those of its inputs
+/// that are tracked.
+fn register_conv3x3_grads<B: UNetConvBackend>(
+    [x, weight, bias]: [Option<NodeId>; 3],
+    (dx, dw, db): ConvGradTensors<B>,
     grads: &mut Gradients,
-    checkpointer: &mut Checkpointer,
 ) {
-    let [node_x, node_weight, node_bias] = ops.parents;
-    let (x_state, weight_state, bias_state) = ops.state;
-    let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
-    let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
-    let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
-    match (node_x, node_weight) {
-        (node_x, Some(node_weight)) => {
-            let (dx, dw) = B::conv3x3_grads(x.clone(), weight, grad.clone(), node_x.is_some());
-            if let (Some(node), Some(dx)) = (node_x, dx) {
-                grads.register::<B>(node.id, dx);
-            }
-            grads.register::<B>(node_weight.id, dw);
-        }
-        (Some(node), None) => {
-            let dx = B::conv3x3_input_grad(x.clone(), weight, grad.clone());
-            grads.register::<B>(node.id, dx);
-        }
-        (None, None) => {}
+    if let (Some(id), Some(dx)) = (x, dx) {
+        grads.register::<B>(id, dx);
     }
-    if let Some(node) = node_bias {
-        let db = B::conv3x3_bias_grad(x, bias, grad);
-        grads.register::<B>(node.id, db);
+    if let Some(id) = weight {
+        grads.register::<B>(id, dw);
+    }
+    if let Some(id) = bias {
+        grads.register::<B>(id, db);
     }
 }
 
 /// Records an operation of three inputs (input, weight, bias) on the autodiff graph: `forward`
 /// runs on the inner backend, and `state` makes the node's backward state from the
 /// checkpointed inputs and the output.
-fn track_three<B, C, N>(
+fn track_three<B, C, N, S>(
     node: N,
     [x, weight, bias]: [FloatTensor<Autodiff<B, C>>; 3],
-    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>,
-    state: impl FnOnce([NodeId; 3], &FloatTensor<B>) -> N::State,
+    forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, S),
+    state: impl FnOnce([NodeId; 3], &FloatTensor<B>, S) -> N::State,
 ) -> FloatTensor<Autodiff<B, C>>
 where
     B: UNetConvBackend,
@@ -603,19 +717,22 @@ where
                 prep.checkpoint(&weight),
                 prep.checkpoint(&bias),
             ];
-            let out = forward(
+            let (out, saved) = forward(
                 x.into_primitive(),
                 weight.into_primitive(),
                 bias.into_primitive(),
             );
-            let state = state(ids, &out);
+            let state = state(ids, &out, saved);
             prep.finish(state, out)
         }
-        OpsKind::UnTracked(prep) => prep.finish(forward(
-            x.into_primitive(),
-            weight.into_primitive(),
-            bias.into_primitive(),
-        )),
+        OpsKind::UnTracked(prep) => prep.finish(
+            forward(
+                x.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )
+            .0,
+        ),
     }
 }
 
@@ -625,9 +742,12 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        track_three::<B, C, _>(Conv3x3Node, [x, weight, bias], B::conv3x3, |ids, _| {
-            ids.into()
-        })
+        track_three::<B, C, _, _>(
+            Conv3x3Node,
+            [x, weight, bias],
+            |x, weight, bias| (B::conv3x3(x, weight, bias), ()),
+            |ids, _, ()| ids.into(),
+        )
     }
 
     fn conv3x3_relu(
@@ -635,11 +755,11 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        track_three::<B, C, _>(
+        track_three::<B, C, _, _>(
             Conv3x3ReluNode,
             [x, weight, bias],
-            B::conv3x3_relu,
-            |[x, weight, bias], out| (x, weight, bias, out.clone()),
+            B::conv3x3_relu_saving,
+            |[_, weight, bias], out, saved| (saved, weight, bias, out.clone()),
         )
     }
 
@@ -662,9 +782,12 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        track_three::<B, C, _>(UpConv2x2Node, [x, weight, bias], B::upconv2x2, |ids, _| {
-            ids.into()
-        })
+        track_three::<B, C, _, _>(
+            UpConv2x2Node,
+            [x, weight, bias],
+            |x, weight, bias| (B::upconv2x2(x, weight, bias), ()),
+            |ids, _, ()| ids.into(),
+        )
     }
 }
 
