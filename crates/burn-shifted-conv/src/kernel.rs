@@ -22,8 +22,12 @@
 //!   so one fold of `dY` serves both gradients ([`conv3x3_grads`]).
 //!
 //! The columns are cut into chunks that run in parallel (rayon); each chunk runs all nine taps
-//! while its input and output blocks are in cache. Every buffer is written once, in parallel,
-//! without a zeroing pass.
+//! into a `[C_out][chunk]` buffer of its own, which stays in cache, then stores its valid
+//! columns straight into the NCHW output with the bias and ReLU ([`conv3x3_forward`]): the wide
+//! result is never materialised. The backward pass masks the output gradient by the ReLU, folds
+//! it and sums it for the bias gradient in one pass, and reads the fold of `x` the forward pass
+//! kept ([`fold_input`], [`conv3x3_grads`]). Every buffer is written once, in parallel, without
+//! a zeroing pass.
 
 use std::mem::MaybeUninit;
 
