@@ -74,20 +74,30 @@ pub(crate) fn pack_for_tiles(taps: &[f32], c_out: usize, c_in: usize) -> Vec<f32
         return packed;
     }
     // One block of output channels per task; each tap row `taps[t][co]` is read in order.
-    packed
-        .par_chunks_mut(c_in * 9 * TILE_ROWS)
-        .enumerate()
-        .for_each(|(block, dst)| {
-            for o in 0..TILE_ROWS.min(c_out - block * TILE_ROWS) {
-                let co = block * TILE_ROWS + o;
-                for t in 0..9 {
-                    let src = &taps[(t * c_out + co) * c_in..][..c_in];
-                    for (ci, &v) in src.iter().enumerate() {
-                        dst[(ci * 9 + t) * TILE_ROWS + o] = v;
-                    }
+    // Small layers' weights are packed on the calling thread ([`crate::kernel::SERIAL_VALUES`]).
+    let block_len = c_in * 9 * TILE_ROWS;
+    let pack_block = |(block, dst): (usize, &mut [f32])| {
+        for o in 0..TILE_ROWS.min(c_out - block * TILE_ROWS) {
+            let co = block * TILE_ROWS + o;
+            for t in 0..9 {
+                let src = &taps[(t * c_out + co) * c_in..][..c_in];
+                for (ci, &v) in src.iter().enumerate() {
+                    dst[(ci * 9 + t) * TILE_ROWS + o] = v;
                 }
             }
-        });
+        }
+    };
+    if packed.len() < crate::kernel::SERIAL_VALUES {
+        packed
+            .chunks_mut(block_len)
+            .enumerate()
+            .for_each(pack_block);
+    } else {
+        packed
+            .par_chunks_mut(block_len)
+            .enumerate()
+            .for_each(pack_block);
+    }
     packed
 }
 

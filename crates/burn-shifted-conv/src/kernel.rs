@@ -108,8 +108,12 @@ fn put_zeros(dst: &mut [MaybeUninit<f32>]) {
     }
 }
 
+/// Fewer values than this are written on the calling thread: waking another thread costs more
+/// than copying them.
+pub(crate) const SERIAL_VALUES: usize = 1 << 15;
+
 /// A vector of `rows × row_len` values, each row written once by `fill(row, slots)`, rows in
-/// parallel. `fill` must write every slot.
+/// parallel (serially below [`SERIAL_VALUES`] values). `fill` must write every slot.
 pub(crate) fn build_rows(
     rows: usize,
     row_len: usize,
@@ -119,10 +123,17 @@ pub(crate) fn build_rows(
     // Room for the read slack `fold` appends, so that appending does not reallocate.
     let mut values = Vec::with_capacity(len + READ_SLACK);
     if row_len > 0 {
-        values.spare_capacity_mut()[..len]
-            .par_chunks_mut(row_len)
-            .enumerate()
-            .for_each(|(row, slots)| fill(row, slots));
+        let slots = &mut values.spare_capacity_mut()[..len];
+        if len < SERIAL_VALUES {
+            for (row, slots) in slots.chunks_mut(row_len).enumerate() {
+                fill(row, slots);
+            }
+        } else {
+            slots
+                .par_chunks_mut(row_len)
+                .enumerate()
+                .for_each(|(row, slots)| fill(row, slots));
+        }
     }
     // SAFETY: the capacity is `len`, and `fill` wrote every one of the `len` slots.
     unsafe { values.set_len(len) };

@@ -87,7 +87,7 @@ fn median(values: &[f64]) -> f64 {
 pub fn bench_steps(cfg: &BenchConfig) -> Result<BenchReport, TrainError> {
     let previous = conv_impl();
     set_conv_impl(cfg.conv);
-    let report = bench_steps_with_current_conv(cfg);
+    let report = crate::threads::on_pool_thread(|| bench_steps_with_current_conv(cfg));
     set_conv_impl(previous);
     report
 }

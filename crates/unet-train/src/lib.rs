@@ -9,6 +9,7 @@
 //! - [`bench`]: seconds per training step, split into forward, backward and optimizer.
 //! - [`backend`]: which burn device runs it (Flex by default).
 //! - [`allocator`]: keeps freed tensor memory for the next step (glibc).
+//! - [`threads`]: runs the model's work on a thread of rayon's pool.
 
 #![warn(missing_docs)]
 
@@ -25,6 +26,7 @@ mod fsutil;
 pub mod loss;
 pub mod model;
 pub mod rng;
+pub mod threads;
 pub mod training;
 
 pub use backend::BackendKind;

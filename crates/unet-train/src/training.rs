@@ -420,8 +420,14 @@ impl Progress {
     }
 }
 
-/// Trains the U-Net as configured and writes the artifacts. Returns the best model.
+/// Trains the U-Net as configured and writes the artifacts. Returns the best model. Runs on a
+/// thread of rayon's pool ([`crate::threads`]).
 pub fn train(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
+    crate::threads::on_pool_thread(|| train_here(cfg))
+}
+
+/// [`train`] on the calling thread.
+fn train_here(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
     cfg.validate()?;
     let best_path = cfg.out_dir.join("model.ckpt");
     let last_path = cfg.out_dir.join("last.ckpt");

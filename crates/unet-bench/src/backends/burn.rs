@@ -90,10 +90,13 @@ impl Engine for BurnEngine {
             .input
             .clone()
             .ok_or_else(|| BenchError::tool("burn", "no input set"))?;
-        let out = model.forward(input);
-        // Materialise the result inside the timed call, so lazy backends are timed honestly.
-        let data = out.clone().into_data();
-        drop(data);
+        // On a rayon pool thread, as training runs (`unet_train::threads`); the result is
+        // materialised inside the timed call, so lazy backends are timed honestly.
+        let out = unet_train::threads::on_pool_thread(|| {
+            let out = model.forward(input);
+            drop(out.clone().into_data());
+            out
+        });
         self.last = Some(out);
         Ok(())
     }
