@@ -693,11 +693,14 @@ fn register_conv3x3_grads<B: UNetConvBackend>(
 }
 
 /// Records an operation of three inputs (input, weight, bias) on the autodiff graph: `forward`
-/// runs on the inner backend, and `state` makes the node's backward state from the
-/// checkpointed inputs and the output.
+/// runs on the inner backend and returns the output and what it saves for the backward pass,
+/// and `state` makes the node's backward state from the inputs' ids, the output and that.
+/// The weight and bias are checkpointed, the input only when `checkpoint_x` (a node whose
+/// forward pass saves what it needs of `x` does not keep `x` alive as well).
 fn track_three<B, C, N, S>(
     node: N,
     [x, weight, bias]: [FloatTensor<Autodiff<B, C>>; 3],
+    checkpoint_x: bool,
     forward: impl FnOnce(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> (FloatTensor<B>, S),
     state: impl FnOnce([NodeId; 3], &FloatTensor<B>, S) -> N::State,
 ) -> FloatTensor<Autodiff<B, C>>
@@ -713,7 +716,11 @@ where
     {
         OpsKind::Tracked(mut prep) => {
             let ids = [
-                prep.checkpoint(&x),
+                if checkpoint_x {
+                    prep.checkpoint(&x)
+                } else {
+                    x.id()
+                },
                 prep.checkpoint(&weight),
                 prep.checkpoint(&bias),
             ];
@@ -745,6 +752,7 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         track_three::<B, C, _, _>(
             Conv3x3Node,
             [x, weight, bias],
+            true,
             |x, weight, bias| (B::conv3x3(x, weight, bias), ()),
             |ids, _, ()| ids.into(),
         )
@@ -758,6 +766,7 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         track_three::<B, C, _, _>(
             Conv3x3ReluNode,
             [x, weight, bias],
+            false,
             B::conv3x3_relu_saving,
             |[_, weight, bias], out, saved| (saved, weight, bias, out.clone()),
         )
@@ -785,6 +794,7 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         track_three::<B, C, _, _>(
             UpConv2x2Node,
             [x, weight, bias],
+            true,
             |x, weight, bias| (B::upconv2x2(x, weight, bias), ()),
             |ids, _, ()| ids.into(),
         )
