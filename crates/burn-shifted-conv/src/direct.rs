@@ -39,6 +39,7 @@ pub enum ConvKernel {
 
 impl ConvKernel {
     /// Every kernel this CPU runs, the GEMMs first.
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
     pub fn available() -> Vec<ConvKernel> {
         let mut kernels = vec![ConvKernel::Gemm];
         #[cfg(target_arch = "x86_64")]
@@ -102,6 +103,8 @@ pub(crate) fn pack_for_tiles(taps: &[f32], c_out: usize, c_in: usize) -> Vec<f32
 }
 
 /// Where one forward tile reads and writes.
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Tile {
     /// First column of the tile in the folded input (its channel 0).
     pub input: *const f32,
@@ -167,6 +170,8 @@ pub(crate) unsafe fn forward_tile(tile: &Tile) {
 
 /// Where one weight-gradient tile reads: `rows` output-gradient rows against one input
 /// channel, over `columns` columns.
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct GradTile {
     /// First column of the first output-gradient row (the wide view of its fold).
     pub grad: *const f32,
@@ -310,6 +315,8 @@ pub(crate) const DEEP_GRAD_CI: usize = 12;
 
 /// Where one deep weight-gradient tile reads: 32 output channels of the transposed output
 /// gradient against 12 input channels at one tap, over every column.
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct DeepGradTile {
     /// The transposed output gradient of the tile's 32 output channels, `[columns][32]`.
     pub grad_t: *const f32,

@@ -865,6 +865,7 @@ struct TiledGrad {
 /// The AVX-512 form of one chunk of [`conv3x3_weight_grad`]: `acc` (`[9][c_out][c_in]`) gets
 /// `Σ_j wide[co][j] · padded[ci][j + offsets[t]]` over columns `j0..j0+n`, tiles of
 /// [`direct::GRAD_ROWS`] output channels by one input channel.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_variables))]
 fn weight_grad_tiles(
     wide: &[f32],
     padded: &[f32],
