@@ -149,15 +149,41 @@ pub fn folded_len(shape: Nchw) -> usize {
 /// what [`conv3x3_forward_folded`] and [`conv3x3_grads`] take, so that a forward pass can keep
 /// it for its backward pass instead of folding `x` twice. [`folded_len`] values.
 pub fn fold_input(x: &[f32], shape: Nchw) -> Vec<f32> {
-    assert_eq!(
-        x.len(),
-        shape.batch * shape.channels * shape.height * shape.width
-    );
-    fold(x, shape)
+    fold_inputs(&[(x, shape.channels)], shape)
+}
+
+/// [`fold_input`] of the concatenation over channels of the NCHW tensors `parts` (each with
+/// its channel count; `shape.channels` is their sum), without concatenating them: the U-Net's
+/// decoder convolutions read `[upsampled, skip]` this way.
+pub fn fold_inputs(parts: &[(&[f32], usize)], shape: Nchw) -> Vec<f32> {
+    let plane = shape.height * shape.width;
+    assert_eq!(parts.iter().map(|&(_, c)| c).sum::<usize>(), shape.channels);
+    for &(x, c) in parts {
+        assert_eq!(x.len(), shape.batch * c * plane);
+    }
+    fold_channels(shape, |b, c| {
+        let mut c = c;
+        for &(x, channels) in parts {
+            if c < channels {
+                return &x[(b * channels + c) * plane..][..plane];
+            }
+            c -= channels;
+        }
+        unreachable!("channel beyond the parts' sum, which was checked")
+    })
 }
 
 /// NCHW `x` (`shape`) as a folded buffer `[C][folded_stride]`, then [`READ_SLACK`] zeros.
 fn fold(x: &[f32], shape: Nchw) -> Vec<f32> {
+    let plane = shape.height * shape.width;
+    fold_channels(shape, |b, c| {
+        &x[(b * shape.channels + c) * plane..][..plane]
+    })
+}
+
+/// The folded buffer `[C][folded_stride]` (then [`READ_SLACK`] zeros) of the image planes
+/// `image(b, c)` (`H·W` values each) of `shape`.
+fn fold_channels<'a>(shape: Nchw, image: impl Fn(usize, usize) -> &'a [f32] + Sync) -> Vec<f32> {
     let (h, w, pw, block) = (
         shape.height,
         shape.width,
@@ -167,7 +193,7 @@ fn fold(x: &[f32], shape: Nchw) -> Vec<f32> {
     let (columns, stride) = (shape.columns(), shape.folded_stride());
     let mut folded = build_rows(shape.channels, stride, |c, row| {
         for b in 0..shape.batch {
-            let image = &x[(b * shape.channels + c) * h * w..][..h * w];
+            let image = image(b, c);
             let dst = &mut row[b * block..][..block];
             put_zeros(&mut dst[..pw]);
             for y in 0..h {
@@ -208,27 +234,35 @@ struct Epilogue<'a> {
 }
 
 /// `Σ_tap taps[tap] · shift_tap(folded)` at every valid output position, through `epilogue`,
-/// as NCHW `[B, c_out, H, W]`; `folded` is `[c_in]` rows of `shape.folded_stride()` (then the
-/// read slack), `taps` is `[9][c_out][c_in]`.
+/// as NCHW tensors: one `[B, parts[g], H, W]` per group `g` of consecutive output channels
+/// (`parts` sums to `c_out`; a plain convolution has one part). `folded` is `[c_in]` rows of
+/// `shape.folded_stride()` (then the read slack), `taps` is `[9][c_out][c_in]`.
 ///
 /// Each parallel column chunk sums its `[c_out][n]` block into a buffer of its own (sized to
 /// stay in L2 over the nine taps), then stores the block's valid columns straight into the
-/// output: the wide `[c_out][columns]` result is never materialised, and the output is
+/// outputs: the wide `[c_out][columns]` result is never materialised, and each output is
 /// written once.
 fn conv_folded(
     folded: &[f32],
     shape: Nchw,
     taps: &[f32],
-    c_out: usize,
+    parts: &[usize],
     kernel: ConvKernel,
     epilogue: Epilogue,
-) -> Vec<f32> {
+) -> Vec<Vec<f32>> {
+    let c_out: usize = parts.iter().sum();
     let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
     assert_eq!(folded.len(), c_in * stride + READ_SLACK);
     assert_eq!(taps.len(), 9 * c_out * c_in);
-    let out_len = shape.batch * c_out * shape.height * shape.width;
-    let mut out: Vec<f32> = Vec::with_capacity(out_len);
-    let dst = OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>());
+    let plane = shape.height * shape.width;
+    let mut outs: Vec<Vec<f32>> = parts
+        .iter()
+        .map(|&c| Vec::with_capacity(shape.batch * c * plane))
+        .collect();
+    let dsts: Vec<OutPtr> = outs
+        .iter_mut()
+        .map(|out| OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>()))
+        .collect();
     let tiles = tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS;
     let packed = if tiles {
         direct::pack_for_tiles(taps, c_out, c_in)
@@ -253,12 +287,14 @@ fn conv_folded(
         }
         // SAFETY: both fill all `c_out × n` elements of the block.
         unsafe { sums.set_len(c_out * n) };
-        store_valid_columns(&sums, shape, c_out, j0, epilogue, dst);
+        store_valid_columns(&sums, n, shape, parts, j0, epilogue, &dsts);
     });
-    // SAFETY: every valid output position is one column of exactly one chunk, and
-    // `store_valid_columns` wrote all of them (`c_out` values each).
-    unsafe { out.set_len(out_len) };
-    out
+    for (out, &c) in outs.iter_mut().zip(parts) {
+        // SAFETY: every valid output position is one column of exactly one chunk, and
+        // `store_valid_columns` wrote it in each of the part's `c` channels.
+        unsafe { out.set_len(shape.batch * c * plane) };
+    }
+    outs
 }
 
 /// The nine shifted GEMMs of one column chunk: `block[c_out][n]` (row stride `n`) from columns
@@ -309,9 +345,9 @@ fn chunk_on_gemms(
     }
 }
 
-/// One column chunk's output positions in NCHW: runs of consecutive valid columns, each as
-/// (first column in the chunk, length, NCHW index of its channel-0 element).
-fn valid_runs(shape: Nchw, c_out: usize, j0: usize, n: usize) -> Vec<(usize, usize, usize)> {
+/// One column chunk's valid output positions: runs of consecutive valid columns, each as
+/// (first column in the chunk, length, image, position `y·W + x` of its first pixel).
+fn valid_runs(shape: Nchw, j0: usize, n: usize) -> Vec<(usize, usize, usize, usize)> {
     let (h, w, pw, block) = (
         shape.height,
         shape.width,
@@ -326,7 +362,7 @@ fn valid_runs(shape: Nchw, c_out: usize, j0: usize, n: usize) -> Vec<(usize, usi
         let (y, x) = (r / pw, r % pw);
         let len = (pw - x).min(n - k);
         if y < h && x < w {
-            runs.push((k, len.min(w - x), (b * c_out * h + y) * w + x));
+            runs.push((k, len.min(w - x), b, y * w + x));
         }
         k += len;
     }
@@ -334,35 +370,43 @@ fn valid_runs(shape: Nchw, c_out: usize, j0: usize, n: usize) -> Vec<(usize, usi
 }
 
 /// Stores the valid columns of a chunk's `sums` (`[c_out][n]`, from column `j0`) through
-/// `epilogue` into the NCHW output behind `dst`.
+/// `epilogue` into the NCHW outputs behind `dsts`, one per part of the output channels.
 fn store_valid_columns(
     sums: &[f32],
+    n: usize,
     shape: Nchw,
-    c_out: usize,
+    parts: &[usize],
     j0: usize,
     epilogue: Epilogue,
-    dst: OutPtr,
+    dsts: &[OutPtr],
 ) {
-    let n = sums.len() / c_out.max(1);
     let plane = shape.height * shape.width;
-    let runs = valid_runs(shape, c_out, j0, n);
-    for co in 0..c_out {
-        let add = epilogue.bias.map_or(0.0, |bias| bias[co]);
-        let row = &sums[co * n..][..n];
-        for &(k, len, base) in &runs {
-            // SAFETY: `base + co·plane .. + len` is the run's positions in output channel
-            // `co` (inside `out_len`); chunks cover disjoint columns, so no other task
-            // writes them.
-            let out =
-                unsafe { std::slice::from_raw_parts_mut(dst.get().add(base + co * plane), len) };
-            let src = &row[k..k + len];
-            if epilogue.relu {
-                out.iter_mut()
-                    .zip(src)
-                    .for_each(|(d, s)| *d = relu(s + add));
-            } else {
-                out.iter_mut().zip(src).for_each(|(d, s)| *d = s + add);
+    let runs = valid_runs(shape, j0, n);
+    let mut co = 0;
+    for (&channels, dst) in parts.iter().zip(dsts) {
+        for c in 0..channels {
+            let add = epilogue.bias.map_or(0.0, |bias| bias[co]);
+            let row = &sums[co * n..][..n];
+            for &(k, len, b, pixel) in &runs {
+                // SAFETY: `(b·channels + c)·plane + pixel .. + len` is the run's positions in
+                // channel `c` of image `b` of this part's output (inside its `B·channels·plane`
+                // values); chunks cover disjoint columns, so no other task writes them.
+                let out = unsafe {
+                    std::slice::from_raw_parts_mut(
+                        dst.get().add((b * channels + c) * plane + pixel),
+                        len,
+                    )
+                };
+                let src = &row[k..k + len];
+                if epilogue.relu {
+                    out.iter_mut()
+                        .zip(src)
+                        .for_each(|(d, s)| *d = relu(s + add));
+                } else {
+                    out.iter_mut().zip(src).for_each(|(d, s)| *d = s + add);
+                }
             }
+            co += 1;
         }
     }
 }
@@ -468,7 +512,8 @@ pub fn conv3x3_forward_folded(
         bias,
         relu: with_relu,
     };
-    conv_folded(folded, shape, &taps, c_out, kernel, epilogue)
+    let mut outs = conv_folded(folded, shape, &taps, &[c_out], kernel, epilogue);
+    outs.pop().unwrap_or_default()
 }
 
 /// [`relu_grad`] in place, for a gradient buffer nothing else holds.
@@ -517,14 +562,16 @@ pub fn conv3x3_input_grad(
         ..shape
     };
     let folded = fold(grad, grad_shape);
-    input_grad_folded(&folded, shape, weight, c_out, kernel)
+    let mut parts = input_grad_folded(&folded, shape, weight, c_out, kernel, &[shape.channels]);
+    parts.pop().unwrap_or_default()
 }
 
 /// The three gradients of a convolution, from [`conv3x3_grads`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConvGrads {
-    /// With respect to the input, `[B, C_in, H, W]` (when asked for).
-    pub input: Option<Vec<f32>>,
+    /// With respect to the input, `[B, C_in, H, W]`, in the parts asked for: one
+    /// `[B, parts[g], H, W]` tensor per part (none when not asked for).
+    pub input: Option<Vec<Vec<f32>>>,
     /// With respect to the weight, `[c_out, C_in, 3, 3]`.
     pub weight: Vec<f32>,
     /// With respect to the bias, `[c_out]`.
@@ -535,9 +582,11 @@ pub struct ConvGrads {
 /// `relu_output` is given, `grad` is at the output of a ReLU that followed the convolution
 /// (`relu_output` being that output) and is masked where the ReLU was not positive. The mask,
 /// the fold the two gradients read and the bias gradient's sums are one pass; the input
-/// gradient (when `input_grad`, as [`conv3x3_input_grad`]) and the weight gradient (as
-/// [`conv3x3_weight_grad`]) both read that fold. `folded_x` is the fold of the convolution's
-/// input ([`fold_input`]), which its forward pass may have kept.
+/// gradient (as [`conv3x3_input_grad`], split over channels into `input_parts` when given,
+/// not computed otherwise) and the weight gradient (as [`conv3x3_weight_grad`]) both read
+/// that fold. `folded_x` is the fold of the convolution's input ([`fold_input`], or
+/// [`fold_inputs`] of the parts the input gradient is split into), which its forward pass may
+/// have kept.
 #[allow(clippy::too_many_arguments)]
 pub fn conv3x3_grads(
     folded_x: &[f32],
@@ -547,7 +596,7 @@ pub fn conv3x3_grads(
     grad: &[f32],
     c_out: usize,
     kernel: ConvKernel,
-    input_grad: bool,
+    input_parts: Option<&[usize]>,
 ) -> ConvGrads {
     assert_eq!(folded_x.len(), folded_len(shape));
     let grad_shape = Nchw {
@@ -555,7 +604,10 @@ pub fn conv3x3_grads(
         ..shape
     };
     let (folded_grad, bias) = fold_output_grad(grad, relu_output, grad_shape);
-    let input = input_grad.then(|| input_grad_folded(&folded_grad, shape, weight, c_out, kernel));
+    let input = input_parts.map(|parts| {
+        assert_eq!(parts.iter().sum::<usize>(), shape.channels);
+        input_grad_folded(&folded_grad, shape, weight, c_out, kernel, parts)
+    });
     let weight = weight_grad_folded(folded_x, &folded_grad, shape, c_out, kernel);
     ConvGrads {
         input,
@@ -634,13 +686,15 @@ fn add_in_lanes(lanes: &mut [f32; 8], values: &[f32]) {
 }
 
 /// [`conv3x3_input_grad`] from the padded fold of `grad`.
+/// The result comes in `parts` (channel counts summing to `C_in`, see [`conv_folded`]).
 fn input_grad_folded(
     folded_grad: &[f32],
     shape: Nchw,
     weight: &[f32],
     c_out: usize,
     kernel: ConvKernel,
-) -> Vec<f32> {
+    parts: &[usize],
+) -> Vec<Vec<f32>> {
     let c_in = shape.channels;
     // Transposed over channels and flipped in space: tap t of the input gradient uses
     // W[co, ci, 8 - t] as the [c_in × c_out] matrix.
@@ -665,7 +719,7 @@ fn input_grad_folded(
         bias: None,
         relu: false,
     };
-    conv_folded(folded_grad, grad_shape, &taps, c_in, kernel, epilogue)
+    conv_folded(folded_grad, grad_shape, &taps, parts, kernel, epilogue)
 }
 
 /// Gradient with respect to the weight, `[c_out, C_in, 3, 3]`.
@@ -1009,6 +1063,17 @@ mod tests {
         out
     }
 
+    /// NCHW `x` (`s`) split over channels into `[.., first, ..]` and the rest.
+    fn split_channels(x: &[f32], s: Nchw, first: usize) -> (Vec<f32>, Vec<f32>) {
+        let plane = s.height * s.width;
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for image in x.chunks_exact(s.channels * plane) {
+            a.extend_from_slice(&image[..first * plane]);
+            b.extend_from_slice(&image[first * plane..]);
+        }
+        (a, b)
+    }
+
     /// The weight gradient by its definition: `dW[co][ci][dy][dx] = Σ g[b][co][y][x] ·
     /// x[b][ci][y+dy−1][x+dx−1]` (zero outside the image).
     fn naive_weight_grad(x: &[f32], s: Nchw, g: &[f32], c_out: usize) -> Vec<f64> {
@@ -1066,7 +1131,7 @@ mod tests {
                     &g,
                     c_out,
                     kernel,
-                    false,
+                    None,
                 );
                 assert_eq!(dw, both.weight);
                 for (k, (got, want)) in dw.iter().zip(&expected).enumerate() {
@@ -1148,10 +1213,11 @@ mod tests {
             }
             // All from one fold of `g`: the same values, and no input gradient unless asked.
             let folded_x = fold_input(&x, s);
-            let all = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, true);
-            assert_eq!(all.input.as_deref(), Some(&dx[..]), "{kernel:?}");
+            let whole = Some(&[c_in][..]);
+            let all = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, whole);
+            assert_eq!(all.input, Some(vec![dx.clone()]), "{kernel:?}");
             assert_eq!(all.weight, dw, "{kernel:?}");
-            let no_dx = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, false);
+            let no_dx = conv3x3_grads(&folded_x, s, &weight, None, &g, c_out, kernel, None);
             assert!(no_dx.input.is_none() && no_dx.weight == dw);
             let db = bias_grad(&g, batch, c_out, h * w);
             for (co, got) in db.iter().enumerate() {
@@ -1169,9 +1235,9 @@ mod tests {
             let masked = relu_grad(&y_relu, &g);
             let relu_output = Some(&y_relu[..]);
             let through =
-                conv3x3_grads(&folded_x, s, &weight, relu_output, &g, c_out, kernel, true);
+                conv3x3_grads(&folded_x, s, &weight, relu_output, &g, c_out, kernel, whole);
             let dx_masked = conv3x3_input_grad(&masked, s, &weight, c_out, kernel);
-            assert_eq!(through.input.as_deref(), Some(&dx_masked[..]), "{kernel:?}");
+            assert_eq!(through.input, Some(vec![dx_masked.clone()]), "{kernel:?}");
             let dw_masked = conv3x3_weight_grad(&x, s, &masked, c_out, kernel);
             assert_eq!(through.weight, dw_masked, "{kernel:?}");
             let db_masked = bias_grad(&masked, batch, c_out, h * w);
@@ -1180,6 +1246,28 @@ mod tests {
                 max_abs_diff(&through.bias, &all.bias) > 1e-3,
                 "the mask changed nothing"
             );
+            // An input given as two channel parts (the decoder's `[upsampled, skip]`): the
+            // same fold without concatenating, and the input gradient in the same parts.
+            if c_in >= 2 {
+                let first = c_in / 2;
+                let (xa, xb) = split_channels(&x, s, first);
+                let parts = [(&xa[..], first), (&xb[..], c_in - first)];
+                assert_eq!(fold_inputs(&parts, s), folded_x);
+                let split = [first, c_in - first];
+                let by_parts = conv3x3_grads(
+                    &folded_x,
+                    s,
+                    &weight,
+                    relu_output,
+                    &g,
+                    c_out,
+                    kernel,
+                    Some(&split),
+                );
+                let (da, db) = split_channels(&dx_masked, s, first);
+                assert_eq!(by_parts.input, Some(vec![da, db]), "{kernel:?}");
+                assert_eq!(by_parts.weight, through.weight);
+            }
         }
     }
 

@@ -29,13 +29,15 @@ use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{ActivationOps, ConvOptions, ConvTransposeOptions, ModuleOps};
+use burn::backend::ops::{
+    ActivationOps, ConvOptions, ConvTransposeOptions, FloatTensorOps, ModuleOps,
+};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Dispatch, Flex, TensorMetadata, backend_extension};
 use burn::tensor::activation::relu;
 use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::MaxPoolOptions;
-use burn::tensor::{DType, Device, IntDType, Tensor, TensorData};
+use burn::tensor::{DType, Device, IntDType, Slice, Tensor, TensorData};
 use std::cell::Cell;
 
 pub use direct::ConvKernel;
@@ -152,6 +154,55 @@ pub trait UNetConvBackend: Backend {
         separate_conv3x3_grads::<Self>(saved, weight, bias, Some(output), grad, input_grad)
     }
 
+    /// [`Self::conv3x3_relu`] of `[a, b]` concatenated over channels (the decoder's
+    /// `[upsampled, skip]`); Flex convolves both without concatenating them.
+    fn conv3x3_relu_cat(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv3x3_relu_cat_saving(a, b, weight, bias).0
+    }
+
+    /// [`Self::conv3x3_relu_saving`] of `[a, b]` concatenated over channels; Flex folds both
+    /// into the one fold it convolves and keeps, without the concatenation.
+    fn conv3x3_relu_cat_saving(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        Self::conv3x3_relu_saving(Self::float_cat(vec![a, b], 1), weight, bias)
+    }
+
+    /// [`Self::conv3x3_relu_grads`] of [`Self::conv3x3_relu_cat`], `a` having `a_channels`
+    /// channels: `(da, db, weight, bias)`, the first two when `input_grad`. Flex writes `da`
+    /// and `db` straight from its convolution.
+    // The output is spelled out: `backend_extension` maps tuple outputs, not aliases.
+    #[allow(clippy::too_many_arguments, clippy::type_complexity)]
+    fn conv3x3_relu_cat_grads(
+        saved: FloatTensor<Self>,
+        a_channels: usize,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        output: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        input_grad: bool,
+    ) -> (
+        Option<FloatTensor<Self>>,
+        Option<FloatTensor<Self>>,
+        FloatTensor<Self>,
+        FloatTensor<Self>,
+    ) {
+        let c_in = weight.shape()[1];
+        let (dx, dw, db) = Self::conv3x3_relu_grads(saved, weight, bias, output, grad, input_grad);
+        let mut parts = dx.map(|dx| split_channels::<Self>(dx, &[a_channels, c_in - a_channels]));
+        let d_b = parts.as_mut().and_then(Vec::pop);
+        let d_a = parts.as_mut().and_then(Vec::pop);
+        (d_a, d_b, dw, db)
+    }
+
     /// Gradient of the convolution with respect to `bias`.
     fn conv3x3_bias_grad(
         x: FloatTensor<Self>,
@@ -220,6 +271,25 @@ fn separate_conv3x3_grads<B: UNetConvBackend>(
     let dx = input_grad.then(|| B::conv3x3_input_grad(x.clone(), weight.clone(), grad.clone()));
     let db = B::conv3x3_bias_grad(x.clone(), bias, grad.clone());
     (dx, B::conv3x3_weight_grad(x, weight, grad), db)
+}
+
+/// `x` (`[B, C, H, W]`) split over channels into tensors of `parts` channels (summing to `C`).
+fn split_channels<B: Backend>(x: FloatTensor<B>, parts: &[usize]) -> Vec<FloatTensor<B>> {
+    let dims = x.shape();
+    let mut start = 0;
+    parts
+        .iter()
+        .map(|&channels| {
+            let slices = [
+                Slice::from(0..dims[0]),
+                Slice::from(start..start + channels),
+                Slice::from(0..dims[2]),
+                Slice::from(0..dims[3]),
+            ];
+            start += channels;
+            B::float_slice(x.clone(), &slices)
+        })
+        .collect()
 }
 
 /// burn's own gradient of the 2×2 stride-2 max pooling (through its index tensor).
@@ -314,23 +384,31 @@ fn flex_conv3x3_folded(
     flex_from(out, &[shape.batch, c_out, shape.height, shape.width])
 }
 
-/// Flex's `conv3x3_grads` and `conv3x3_relu_grads`: [`kernel::conv3x3_grads`] on f32, the
-/// separate operations (burn's, for other dtypes) otherwise. `saved` is the convolution's
-/// input `x` (`[B, C_in, H, W]`) or its padded fold (1-D, from `conv3x3_relu_saving`).
+/// Flex's `conv3x3_grads`, `conv3x3_relu_grads` and `conv3x3_relu_cat_grads`:
+/// [`kernel::conv3x3_grads`] on f32, the separate operations (burn's, for other dtypes)
+/// otherwise. `saved` is the convolution's input `x` (`[B, C_in, H, W]`) or its padded fold
+/// (1-D, from `conv3x3_relu_saving` or `conv3x3_relu_cat_saving`); the input gradient, when
+/// `input_parts` asks for it, comes split over channels into those parts.
 fn flex_conv3x3_grads(
     saved: FlexTensor,
     weight: FlexTensor,
     bias: FlexTensor,
     relu_output: Option<FlexTensor>,
     grad: FlexTensor,
-    input_grad: bool,
-) -> ConvGradTensors<Flex> {
+    input_parts: Option<&[usize]>,
+) -> (Option<Vec<FlexTensor>>, FlexTensor, FlexTensor) {
     let mut tensors = vec![&saved, &weight, &grad];
     tensors.extend(relu_output.as_ref());
     let is_fold = saved.shape().len() == 1;
     if !all_f32(&tensors) {
         assert!(!is_fold, "a fold is only saved for f32 convolutions");
-        return separate_conv3x3_grads::<Flex>(saved, weight, bias, relu_output, grad, input_grad);
+        let input_grad = input_parts.is_some();
+        let (dx, dw, db) =
+            separate_conv3x3_grads::<Flex>(saved, weight, bias, relu_output, grad, input_grad);
+        let parts = input_parts
+            .zip(dx)
+            .map(|(parts, dx)| split_channels::<Flex>(dx, parts));
+        return (parts, dw, db);
     }
     let shape = Nchw {
         channels: weight.shape()[1],
@@ -352,13 +430,37 @@ fn flex_conv3x3_grads(
         as_f32(&grad),
         c_out,
         ConvKernel::selected(),
-        input_grad,
+        input_parts,
     );
+    let input = grads.input.zip(input_parts).map(|(values, parts)| {
+        values
+            .into_iter()
+            .zip(parts)
+            .map(|(dx, &channels)| {
+                flex_from(dx, &[shape.batch, channels, shape.height, shape.width])
+            })
+            .collect()
+    });
     (
-        grads.input.map(|dx| flex_from(dx, &shape.dims())),
+        input,
         flex_from(grads.weight, &[c_out, shape.channels, 3, 3]),
         flex_from(grads.bias, &[c_out]),
     )
+}
+
+/// [`flex_conv3x3_grads`] with the input gradient whole (`[B, C_in, H, W]`), when asked for.
+fn flex_conv3x3_grads_whole(
+    saved: FlexTensor,
+    weight: FlexTensor,
+    bias: FlexTensor,
+    relu_output: Option<FlexTensor>,
+    grad: FlexTensor,
+    input_grad: bool,
+) -> ConvGradTensors<Flex> {
+    let whole = [weight.shape()[1]];
+    let parts = input_grad.then_some(&whole[..]);
+    let (dx, dw, db) = flex_conv3x3_grads(saved, weight, bias, relu_output, grad, parts);
+    (dx.and_then(|mut dx| dx.pop()), dw, db)
 }
 
 impl UNetConvBackend for Flex {
@@ -466,7 +568,7 @@ impl UNetConvBackend for Flex {
         grad: FlexTensor,
         input_grad: bool,
     ) -> ConvGradTensors<Self> {
-        flex_conv3x3_grads(x, weight, bias, None, grad, input_grad)
+        flex_conv3x3_grads_whole(x, weight, bias, None, grad, input_grad)
     }
 
     fn conv3x3_relu_saving(
@@ -493,7 +595,60 @@ impl UNetConvBackend for Flex {
         grad: FlexTensor,
         input_grad: bool,
     ) -> ConvGradTensors<Self> {
-        flex_conv3x3_grads(saved, weight, bias, Some(output), grad, input_grad)
+        flex_conv3x3_grads_whole(saved, weight, bias, Some(output), grad, input_grad)
+    }
+
+    fn conv3x3_relu_cat_saving(
+        a: FlexTensor,
+        b: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+    ) -> (FlexTensor, FlexTensor) {
+        let (dims_a, dims_b) = (a.shape(), b.shape());
+        let same_images = dims_a.len() == 4
+            && dims_b.len() == 4
+            && (dims_a[0], dims_a[2], dims_a[3]) == (dims_b[0], dims_b[2], dims_b[3]);
+        if !same_images || !all_f32(&[&a, &b, &weight, &bias]) {
+            // burn's concatenation, which reports mismatched shapes.
+            return Self::conv3x3_relu_saving(Self::float_cat(vec![a, b], 1), weight, bias);
+        }
+        let (shape_a, shape_b) = (nchw(&a), nchw(&b));
+        let shape = Nchw {
+            channels: shape_a.channels + shape_b.channels,
+            ..shape_a
+        };
+        let (a, b) = (f32_values(&a), f32_values(&b));
+        let parts = [
+            (as_f32(&a), shape_a.channels),
+            (as_f32(&b), shape_b.channels),
+        ];
+        let folded = kernel::fold_inputs(&parts, shape);
+        let out = flex_conv3x3_folded(&folded, shape, &weight, &bias, true);
+        let len = folded.len();
+        (out, flex_from(folded, &[len]))
+    }
+
+    fn conv3x3_relu_cat_grads(
+        saved: FlexTensor,
+        a_channels: usize,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        output: FlexTensor,
+        grad: FlexTensor,
+        input_grad: bool,
+    ) -> (
+        Option<FlexTensor>,
+        Option<FlexTensor>,
+        FlexTensor,
+        FlexTensor,
+    ) {
+        let parts = [a_channels, weight.shape()[1] - a_channels];
+        let input_parts = input_grad.then_some(&parts[..]);
+        let (dx, dw, db) = flex_conv3x3_grads(saved, weight, bias, Some(output), grad, input_parts);
+        let mut dx = dx.unwrap_or_default();
+        let d_b = dx.pop();
+        let d_a = dx.pop();
+        (d_a, d_b, dw, db)
     }
 
     fn conv3x3_bias_grad(x: FlexTensor, bias: FlexTensor, grad: FlexTensor) -> FlexTensor {
@@ -674,6 +829,38 @@ impl<B: UNetConvBackend> Backward<B, 3> for Conv3x3ReluNode {
     }
 }
 
+/// Autodiff node of [`UNetConvBackend::conv3x3_relu_cat`]: parents `a`, `b`, weight, bias;
+/// its state is the fold the forward pass kept, the channels of `a`, the weight and bias, and
+/// the ReLU's output.
+#[derive(Debug)]
+struct Conv3x3ReluCatNode;
+
+impl<B: UNetConvBackend> Backward<B, 4> for Conv3x3ReluCatNode {
+    type State = (FloatTensor<B>, usize, NodeId, NodeId, FloatTensor<B>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 4>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let grad = grads.consume::<B>(&ops.node);
+        let (saved, a_channels, weight_state, bias_state, output) = ops.state;
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        let [a, b, weight_id, bias_id] = ops.parents.map(|p| p.map(|node| node.id));
+        let input_grad = a.is_some() || b.is_some();
+        let (d_a, d_b, dw, db) =
+            B::conv3x3_relu_cat_grads(saved, a_channels, weight, bias, output, grad, input_grad);
+        for (id, d) in [(a, d_a), (b, d_b)] {
+            if let (Some(id), Some(d)) = (id, d) {
+                grads.register::<B>(id, d);
+            }
+        }
+        register_conv3x3_grads::<B>([None, weight_id, bias_id], (None, dw, db), grads);
+    }
+}
+
 /// Registers the gradients `(x, weight, bias)` of a 3×3 convolution for those of its inputs
 /// that are tracked.
 fn register_conv3x3_grads<B: UNetConvBackend>(
@@ -770,6 +957,38 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
             B::conv3x3_relu_saving,
             |[_, weight, bias], out, saved| (saved, weight, bias, out.clone()),
         )
+    }
+
+    fn conv3x3_relu_cat(
+        a: FloatTensor<Self>,
+        b: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let a_channels = a.primitive().shape()[1];
+        match Conv3x3ReluCatNode
+            .prepare::<C>([a.node(), b.node(), weight.node(), bias.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let (weight_id, bias_id) = (prep.checkpoint(&weight), prep.checkpoint(&bias));
+                let (out, saved) = B::conv3x3_relu_cat_saving(
+                    a.into_primitive(),
+                    b.into_primitive(),
+                    weight.into_primitive(),
+                    bias.into_primitive(),
+                );
+                let state = (saved, a_channels, weight_id, bias_id, out.clone());
+                prep.finish(state, out)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::conv3x3_relu_cat(
+                a.into_primitive(),
+                b.into_primitive(),
+                weight.into_primitive(),
+                bias.into_primitive(),
+            )),
+        }
     }
 
     fn max_pool2x2(x: FloatTensor<Self>) -> FloatTensor<Self> {
@@ -869,6 +1088,29 @@ pub fn conv3x3_relu(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<
         );
         Tensor::from_dispatch(out)
     } else {
+        relu(conv2d(x, weight, Some(bias), same_options()))
+    }
+}
+
+/// `relu(conv3x3(cat([a, b], 1), weight, bias))`, the decoder's convolution of
+/// `[upsampled, skip]`: on Flex without the concatenation (the convolution reads both, and its
+/// backward pass writes both input gradients), elsewhere burn's `cat` and `conv2d`.
+pub fn conv3x3_relu_cat(
+    a: Tensor<4>,
+    b: Tensor<4>,
+    weight: Tensor<4>,
+    bias: Tensor<1>,
+) -> Tensor<4> {
+    if uses_shifted_gemm(&a.device()) {
+        let out = <Dispatch as UNetConvBackend>::conv3x3_relu_cat(
+            a.into_dispatch(),
+            b.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        let x = Tensor::cat(vec![a, b], 1);
         relu(conv2d(x, weight, Some(bias), same_options()))
     }
 }

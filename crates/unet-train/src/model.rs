@@ -18,7 +18,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
 use crate::TrainError;
-use crate::conv3x3::{conv3x3_relu, max_pool2x2, upconv2x2};
+use crate::conv3x3::{conv3x3_relu, conv3x3_relu_cat, max_pool2x2, upconv2x2};
 use crate::rng::SplitMix64;
 
 /// How the decoder doubles the spatial size.
@@ -235,6 +235,12 @@ impl Conv3x3 {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         conv3x3_relu(x, self.weight.val(), self.bias.val())
     }
+
+    /// [`Self::forward`] of `[a, b]` concatenated over channels
+    /// ([`crate::conv3x3::conv3x3_relu_cat`]: Flex convolves both without concatenating them).
+    pub fn forward_cat(&self, a: Tensor<4>, b: Tensor<4>) -> Tensor<4> {
+        conv3x3_relu_cat(a, b, self.weight.val(), self.bias.val())
+    }
 }
 
 /// A 2×2 stride-2 transposed convolution. Weight `[in, out, 2, 2]` (burn's layout), bias `[out]`.
@@ -408,14 +414,24 @@ impl UNet {
             Some(conv) => conv.forward(t),
             None => upsample_nearest2x(t),
         };
-        let concat_d = Tensor::cat(vec![up(encode_e, &self.transconv_e), encode_d], 1);
-        let decode_c = self.decode_c1.forward(self.decode_c0.forward(concat_d));
-        let concat_c = Tensor::cat(vec![up(decode_c, &self.transconv_c), encode_c], 1);
-        let decode_b = self.decode_b1.forward(self.decode_b0.forward(concat_c));
-        let concat_b = Tensor::cat(vec![up(decode_b, &self.transconv_b), encode_b], 1);
-        let decode_a = self.decode_a1.forward(self.decode_a0.forward(concat_b));
-        let concat_a = Tensor::cat(vec![up(decode_a, &self.transconv_a), encode_a], 1);
-        let conv_out = self.conv_out1.forward(self.conv_out0.forward(concat_a));
+        // Each decoder level convolves the concatenation `[up, skip]` (without building it on
+        // Flex: `Conv3x3::forward_cat`).
+        let up_e = up(encode_e, &self.transconv_e);
+        let decode_c = self
+            .decode_c1
+            .forward(self.decode_c0.forward_cat(up_e, encode_d));
+        let up_c = up(decode_c, &self.transconv_c);
+        let decode_b = self
+            .decode_b1
+            .forward(self.decode_b0.forward_cat(up_c, encode_c));
+        let up_b = up(decode_b, &self.transconv_b);
+        let decode_a = self
+            .decode_a1
+            .forward(self.decode_a0.forward_cat(up_b, encode_b));
+        let up_a = up(decode_a, &self.transconv_a);
+        let conv_out = self
+            .conv_out1
+            .forward(self.conv_out0.forward_cat(up_a, encode_a));
         self.prediction.forward(conv_out)
     }
 
