@@ -362,6 +362,19 @@ fn flex_conv3x3(
     Some(flex_conv3x3_folded(&folded, shape, weight, bias, with_relu))
 }
 
+/// The convolution + ReLU of f32 tensors from the fold of its input (`shape`), and that fold
+/// as a 1-D tensor for the backward pass.
+fn conv3x3_relu_keeping_fold(
+    folded: Vec<f32>,
+    shape: Nchw,
+    weight: &FlexTensor,
+    bias: &FlexTensor,
+) -> (FlexTensor, FlexTensor) {
+    let out = flex_conv3x3_folded(&folded, shape, weight, bias, true);
+    let len = folded.len();
+    (out, flex_from(folded, &[len]))
+}
+
 /// [`flex_conv3x3`] of f32 tensors from the fold of `x` (`shape`).
 fn flex_conv3x3_folded(
     folded: &[f32],
@@ -581,10 +594,7 @@ impl UNetConvBackend for Flex {
         }
         let shape = nchw(&x);
         let x = f32_values(&x);
-        let folded = kernel::fold_input(as_f32(&x), shape);
-        let out = flex_conv3x3_folded(&folded, shape, &weight, &bias, true);
-        let len = folded.len();
-        (out, flex_from(folded, &[len]))
+        conv3x3_relu_keeping_fold(kernel::fold_input(as_f32(&x), shape), shape, &weight, &bias)
     }
 
     fn conv3x3_relu_grads(
@@ -622,10 +632,7 @@ impl UNetConvBackend for Flex {
             (as_f32(&a), shape_a.channels),
             (as_f32(&b), shape_b.channels),
         ];
-        let folded = kernel::fold_inputs(&parts, shape);
-        let out = flex_conv3x3_folded(&folded, shape, &weight, &bias, true);
-        let len = folded.len();
-        (out, flex_from(folded, &[len]))
+        conv3x3_relu_keeping_fold(kernel::fold_inputs(&parts, shape), shape, &weight, &bias)
     }
 
     fn conv3x3_relu_cat_grads(
