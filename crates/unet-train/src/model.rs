@@ -415,23 +415,35 @@ impl UNet {
             None => upsample_nearest2x(t),
         };
         // Each decoder level convolves the concatenation `[up, skip]` (without building it on
-        // Flex: `Conv3x3::forward_cat`).
-        let up_e = up(encode_e, &self.transconv_e);
-        let decode_c = self
-            .decode_c1
-            .forward(self.decode_c0.forward_cat(up_e, encode_d));
-        let up_c = up(decode_c, &self.transconv_c);
-        let decode_b = self
-            .decode_b1
-            .forward(self.decode_b0.forward_cat(up_c, encode_c));
-        let up_b = up(decode_b, &self.transconv_b);
-        let decode_a = self
-            .decode_a1
-            .forward(self.decode_a0.forward_cat(up_b, encode_b));
-        let up_a = up(decode_a, &self.transconv_a);
-        let conv_out = self
-            .conv_out1
-            .forward(self.conv_out0.forward_cat(up_a, encode_a));
+        // Flex: `Conv3x3::forward_cat`), then convolves again.
+        let decode =
+            |low: Tensor<4>, transconv: &Option<UpConv>, skip, [first, second]: [&Conv3x3; 2]| {
+                second.forward(first.forward_cat(up(low, transconv), skip))
+            };
+        let decode_c = decode(
+            encode_e,
+            &self.transconv_e,
+            encode_d,
+            [&self.decode_c0, &self.decode_c1],
+        );
+        let decode_b = decode(
+            decode_c,
+            &self.transconv_c,
+            encode_c,
+            [&self.decode_b0, &self.decode_b1],
+        );
+        let decode_a = decode(
+            decode_b,
+            &self.transconv_b,
+            encode_b,
+            [&self.decode_a0, &self.decode_a1],
+        );
+        let conv_out = decode(
+            decode_a,
+            &self.transconv_a,
+            encode_a,
+            [&self.conv_out0, &self.conv_out1],
+        );
         self.prediction.forward(conv_out)
     }
 
