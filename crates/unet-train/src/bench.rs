@@ -3,11 +3,12 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::conv3x3::{ConvImpl, conv_impl, set_conv_impl};
+use crate::optim::FusedAdam;
 use crate::rng::SplitMix64;
 use crate::{BackendKind, LossKind, TrainError, UNetConfig};
 
@@ -102,7 +103,7 @@ fn bench_steps_with_current_conv(cfg: &BenchConfig) -> Result<BenchReport, Train
     let base = cfg.backend.device()?;
     let device = base.clone().autodiff();
     let mut model = cfg.model.init(&device, cfg.seed)?;
-    let mut optimizer: ModuleOptimizer = AdamConfig::new().with_epsilon(1e-7).init();
+    let mut optimizer: ModuleOptimizer = FusedAdam::new(1e-7).init();
     let size = cfg.model.size;
     let n = cfg.batch_size * size * size;
     let mut rng = SplitMix64::stream(cfg.seed, 0xBE4C);

@@ -7,6 +7,7 @@
 //! - [`checkpoint`]: the checkpoint file (model + optimizer + metadata, checksummed).
 //! - [`export`]: [`export_float`], NCHW burn → NHWC TFLite.
 //! - [`bench`]: seconds per training step, split into forward, backward and optimizer.
+//! - [`optim`]: Adam in one pass per parameter on the CPU, bit-identical to burn's.
 //! - [`backend`]: which burn device runs it (Flex by default).
 //! - [`allocator`]: keeps freed tensor memory for the next step (glibc).
 //! - [`threads`]: runs the model's work on a thread of rayon's pool.
@@ -25,6 +26,7 @@ pub mod export;
 mod fsutil;
 pub mod loss;
 pub mod model;
+pub mod optim;
 pub mod rng;
 pub mod threads;
 pub mod training;

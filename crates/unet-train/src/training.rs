@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use burn::module::Module;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::tensor::activation::sigmoid;
 use burn::tensor::{Device, Tensor, TensorData};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -29,6 +29,7 @@ use crate::checkpoint::{CheckpointMeta, load_checkpoint, save_checkpoint};
 use crate::fsutil::ensure_writable_dir;
 use crate::loss::{DiceStats, LossKind};
 use crate::model::{UNet, UNetConfig};
+use crate::optim::FusedAdam;
 use crate::rng::SplitMix64;
 use crate::{BackendKind, TrainError};
 use artifact_io::write_atomic;
@@ -463,8 +464,7 @@ fn train_here(cfg: &TrainConfig) -> Result<TrainedModel, TrainError> {
     // checkpoint: a run that fails or is killed before that leaves the previous pair intact.
     let mut config_pending = Some(config_json(cfg, train_source.len(), val_source.len()));
 
-    let adam = AdamConfig::new().with_epsilon(cfg.adam_epsilon);
-    let mut optimizer: ModuleOptimizer = adam.init();
+    let mut optimizer: ModuleOptimizer = FusedAdam::new(cfg.adam_epsilon).init();
     let mut model: UNet;
     let mut history = History::default();
     let mut start_epoch = 0;
