@@ -18,6 +18,7 @@
 
 mod direct;
 pub mod kernel;
+pub mod pointwise;
 pub mod pool;
 #[cfg(test)]
 mod test_support;
@@ -45,6 +46,10 @@ use kernel::Nchw;
 
 fn same_options() -> ConvOptions<2> {
     ConvOptions::new([1, 1], [1, 1], [1, 1], 1)
+}
+
+fn pointwise_options() -> ConvOptions<2> {
+    ConvOptions::new([1, 1], [0, 0], [1, 1], 1)
 }
 
 fn up_options() -> ConvTransposeOptions<2> {
@@ -210,6 +215,34 @@ pub trait UNetConvBackend: Backend {
         grad: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         Self::conv2d_bias_backward(x, bias, grad)
+    }
+
+    /// `conv2d(x, weight, bias)` with a 1×1 kernel (the U-Net's head); `weight`
+    /// `[C_out, C_in, 1, 1]`.
+    fn conv1x1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d(x, weight, Some(bias), pointwise_options())
+    }
+
+    /// Gradient of [`Self::conv1x1`] with respect to `x`.
+    fn conv1x1_input_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_x_backward(x, weight, grad, pointwise_options())
+    }
+
+    /// Gradient of [`Self::conv1x1`] with respect to `weight`.
+    fn conv1x1_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        Self::conv2d_weight_backward(x, weight, grad, pointwise_options())
     }
 
     /// `conv_transpose2d(x, weight, bias)`, kernel 2×2, stride 2, padding 0; `weight`
@@ -673,6 +706,40 @@ impl UNetConvBackend for Flex {
         flex_from(out, &[c_out])
     }
 
+    fn conv1x1(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &bias]) {
+            return Self::conv2d(x, weight, Some(bias), pointwise_options());
+        }
+        let shape = nchw(&x);
+        let c_out = weight.shape()[0];
+        let (x, weight, bias) = (f32_values(&x), f32_values(&weight), f32_values(&bias));
+        let out =
+            pointwise::conv1x1_forward(as_f32(&x), shape, as_f32(&weight), as_f32(&bias), c_out);
+        flex_from(out, &[shape.batch, c_out, shape.height, shape.width])
+    }
+
+    fn conv1x1_input_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv2d_x_backward(x, weight, grad, pointwise_options());
+        }
+        let shape = nchw(&x);
+        let c_out = weight.shape()[0];
+        let (weight, grad) = (f32_values(&weight), f32_values(&grad));
+        let out = pointwise::conv1x1_input_grad(as_f32(&grad), shape, as_f32(&weight), c_out);
+        flex_from(out, &shape.dims())
+    }
+
+    fn conv1x1_weight_grad(x: FlexTensor, weight: FlexTensor, grad: FlexTensor) -> FlexTensor {
+        if !all_f32(&[&x, &weight, &grad]) {
+            return Self::conv2d_weight_backward(x, weight, grad, pointwise_options());
+        }
+        let shape = nchw(&x);
+        let c_out = weight.shape()[0];
+        let (x, grad) = (f32_values(&x), f32_values(&grad));
+        let out = pointwise::conv1x1_weight_grad(as_f32(&x), shape, as_f32(&grad), c_out);
+        flex_from(out, &[c_out, shape.channels, 1, 1])
+    }
+
     fn upconv2x2(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
         if !all_f32(&[&x, &weight, &bias]) {
             return Self::conv_transpose2d(x, weight, Some(bias), up_options());
@@ -725,6 +792,40 @@ impl UNetConvBackend for Flex {
 /// gradient operations.
 #[derive(Debug)]
 struct Conv3x3Node;
+
+/// Autodiff node of [`UNetConvBackend::conv1x1`]; its state is the three inputs.
+#[derive(Debug)]
+struct Conv1x1Node;
+
+impl<B: UNetConvBackend> Backward<B, 3> for Conv1x1Node {
+    type State = (NodeId, NodeId, NodeId);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 3>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight, node_bias] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, bias_state) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
+        if let Some(node) = node_x {
+            let dx = B::conv1x1_input_grad(x.clone(), weight.clone(), grad.clone());
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            let dw = B::conv1x1_weight_grad(x.clone(), weight, grad.clone());
+            grads.register::<B>(node.id, dw);
+        }
+        if let Some(node) = node_bias {
+            // The same reduction as the 3×3 convolution's: dY summed over batch and space.
+            grads.register::<B>(node.id, B::conv3x3_bias_grad(x, bias, grad));
+        }
+    }
+}
 
 /// Autodiff node of [`UNetConvBackend::upconv2x2`].
 #[derive(Debug)]
@@ -1012,6 +1113,20 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         }
     }
 
+    fn conv1x1(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        track_three::<B, C, _, _>(
+            Conv1x1Node,
+            [x, weight, bias],
+            true,
+            |x, weight, bias| (B::conv1x1(x, weight, bias), ()),
+            |ids, _, ()| ids.into(),
+        )
+    }
+
     fn upconv2x2(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
@@ -1131,6 +1246,21 @@ pub fn max_pool2x2(x: Tensor<4>) -> Tensor<4> {
         Tensor::from_dispatch(out)
     } else {
         max_pool2d(x, MaxPoolOptions::new([2, 2]))
+    }
+}
+
+/// The 1×1 convolution plus bias (the U-Net's head), `weight` `[C_out, C_in, 1, 1]`: on Flex
+/// one pass per image and gradient ([`pointwise`]), elsewhere burn's `conv2d`.
+pub fn conv1x1(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    if uses_shifted_gemm(&x.device()) {
+        let out = <Dispatch as UNetConvBackend>::conv1x1(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        );
+        Tensor::from_dispatch(out)
+    } else {
+        conv2d(x, weight, Some(bias), pointwise_options())
     }
 }
 

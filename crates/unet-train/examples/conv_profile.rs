@@ -9,7 +9,7 @@ use burn::tensor::activation::relu;
 use burn::tensor::module::{conv_transpose2d, conv2d, max_pool2d};
 use burn::tensor::ops::{ConvOptions, ConvTransposeOptions, MaxPoolOptions};
 use burn::tensor::{Device, Distribution, Tensor};
-use unet_train::conv3x3::{ConvImpl, conv3x3, set_conv_impl, upconv2x2};
+use unet_train::conv3x3::{ConvImpl, conv1x1, conv3x3, set_conv_impl, upconv2x2};
 
 fn time<F: FnMut()>(reps: usize, mut f: F) -> f64 {
     f();
@@ -85,6 +85,28 @@ fn other_ops(reps: usize, device: &Device, batch: usize) {
         });
         println!("upconv   {c:3}x{size:3}        | {f:7.1} {b:7.1} | upconv2x2 {f2:7.1} {b2:7.1}");
     }
+    // The head: burn's 1×1 conv2d against the extension's conv1x1, weight and bias trained.
+    let x = Tensor::<4>::random(
+        [batch, 16, 128, 128],
+        Distribution::Uniform(-1.0, 1.0),
+        device,
+    );
+    let w = Tensor::<4>::random([1, 16, 1, 1], Distribution::Uniform(-0.5, 0.5), device);
+    let bias = Tensor::<1>::zeros([1], device);
+    let params = [w, bias.unsqueeze::<4>()];
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let (f, b) = time_op(reps, &x, &params, &|x, p| {
+        conv2d(
+            x,
+            p[0].clone(),
+            Some(p[1].clone().flatten(0, 3)),
+            options.clone(),
+        )
+    });
+    let (f2, b2) = time_op(reps, &x, &params, &|x, p| {
+        conv1x1(x, p[0].clone(), p[1].clone().flatten(0, 3))
+    });
+    println!("head      16x128        | {f:7.1} {b:7.1} | conv1x1   {f2:7.1} {b2:7.1}");
 }
 
 fn main() {

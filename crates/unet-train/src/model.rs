@@ -12,8 +12,6 @@
 
 use burn::module::{Module, Param};
 use burn::tensor::activation::sigmoid;
-use burn::tensor::module::conv2d;
-use burn::tensor::ops::ConvOptions;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -291,8 +289,7 @@ impl Conv1x1 {
 
     /// The 1×1 convolution (no activation).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        conv2d(x, self.weight.val(), Some(self.bias.val()), options)
+        crate::conv3x3::conv1x1(x, self.weight.val(), self.bias.val())
     }
 }
 
