@@ -6,6 +6,8 @@
 //! ones before it, or the last NaN. No indices are kept: the backward pass finds the maximum
 //! again in the saved input.
 
+use std::mem::MaybeUninit;
+
 use super::kernel::{Nchw, build_rows};
 
 /// burn-flex's rule for a window's maximum, scanned in row-major order: `v` takes over from
@@ -55,19 +57,39 @@ pub fn max_pool2x2_input_grad(x: &[f32], shape: Nchw, grad: &[f32]) -> Vec<f32> 
         for (oy, dx_rows) in dx.chunks_exact_mut(2 * w).enumerate() {
             let (top, bottom) = plane[2 * oy * w..][..2 * w].split_at(w);
             let (dx_top, dx_bottom) = dx_rows.split_at_mut(w);
-            let windows = top.chunks_exact(2).zip(bottom.chunks_exact(2));
-            let slots = dx_top
-                .chunks_exact_mut(2)
-                .zip(dx_bottom.chunks_exact_mut(2));
-            for ((g, (t, b)), (dt, db)) in g[oy * ow..][..ow].iter().zip(windows).zip(slots) {
-                let k = window_max(t, b).1;
-                dt[0].write(if k == 0 { *g } else { 0.0 });
-                dt[1].write(if k == 1 { *g } else { 0.0 });
-                db[0].write(if k == 2 { *g } else { 0.0 });
-                db[1].write(if k == 3 { *g } else { 0.0 });
-            }
+            route_row(&g[oy * ow..][..ow], top, bottom, dx_top, dx_bottom);
         }
     })
+}
+
+/// One row of windows of [`max_pool2x2_input_grad`]: `g[i]` to the maximum of window `i`
+/// (`top[2i..2i+2]` over `bottom[2i..2i+2]`), zeros to the other three. Without branches, so
+/// that the compiler vectorises it and ReLU outputs' ties and zeros cost no mispredictions.
+fn route_row(
+    g: &[f32],
+    top: &[f32],
+    bottom: &[f32],
+    dx_top: &mut [MaybeUninit<f32>],
+    dx_bottom: &mut [MaybeUninit<f32>],
+) {
+    let n = g.len();
+    let (top, bottom) = (&top[..2 * n], &bottom[..2 * n]);
+    let (dx_top, dx_bottom) = (&mut dx_top[..2 * n], &mut dx_bottom[..2 * n]);
+    for i in 0..n {
+        let (a, b, c, d) = (top[2 * i], top[2 * i + 1], bottom[2 * i], bottom[2 * i + 1]);
+        // Which element takes over from the running maximum, as in `window_max`.
+        let take_b = (b > a) | b.is_nan();
+        let m = if take_b { b } else { a };
+        let take_c = (c > m) | c.is_nan();
+        let m = if take_c { c } else { m };
+        let take_d = (d > m) | d.is_nan();
+        let gi = g[i];
+        let pick = |k: bool| if k { gi } else { 0.0 };
+        dx_top[2 * i].write(pick(!(take_b | take_c | take_d)));
+        dx_top[2 * i + 1].write(pick(take_b & !take_c & !take_d));
+        dx_bottom[2 * i].write(pick(take_c & !take_d));
+        dx_bottom[2 * i + 1].write(pick(take_d));
+    }
 }
 
 /// Whether the fast path applies: even height and width.
@@ -117,39 +139,45 @@ mod tests {
     #[test]
     fn pooling_matches_a_scalar_scan_on_random_planes_with_ties_and_nans() {
         let mut rng = seeded_rng::SplitMix64::stream(11, 2);
-        let shape = Nchw {
-            batch: 2,
-            channels: 3,
-            height: 6,
-            width: 10,
-        };
-        // Few distinct values, so ties are common, and some NaNs.
-        let x: Vec<f32> = (0..shape.batch * shape.channels * 60)
-            .map(|_| match (rng.uniform(1.0) * 8.0) as i32 {
-                -7 => f32::NAN,
-                v => v as f32,
-            })
-            .collect();
-        assert!(x.iter().any(|v| v.is_nan()));
-        let grad: Vec<f32> = (0..x.len() / 4).map(|i| i as f32 + 1.0).collect();
-        let y = max_pool2x2_forward(&x, shape);
-        let dx = max_pool2x2_input_grad(&x, shape, &grad);
-        for p in 0..shape.batch * shape.channels {
-            for oy in 0..3 {
-                for ox in 0..5 {
-                    let at = |dy: usize, dx: usize| p * 60 + (2 * oy + dy) * 10 + 2 * ox + dx;
-                    let cells = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
-                    let mut best = 0;
-                    for k in 1..4 {
-                        if x[cells[k]] > x[cells[best]] || x[cells[k]].is_nan() {
-                            best = k;
+        // Rows of 5 and of 35 windows: shorter than a vector of windows, and vectors plus a
+        // remainder.
+        for (batch, channels, height, width) in [(2, 3, 6, 10), (1, 2, 4, 70)] {
+            let shape = Nchw {
+                batch,
+                channels,
+                height,
+                width,
+            };
+            let (oh, ow) = (height / 2, width / 2);
+            // Few distinct values, so ties are common, and some NaNs.
+            let x: Vec<f32> = (0..batch * channels * height * width)
+                .map(|_| match (rng.uniform(1.0) * 8.0) as i32 {
+                    -7 => f32::NAN,
+                    v => v as f32,
+                })
+                .collect();
+            assert!(x.iter().any(|v| v.is_nan()));
+            let grad: Vec<f32> = (0..x.len() / 4).map(|i| i as f32 + 1.0).collect();
+            let y = max_pool2x2_forward(&x, shape);
+            let dx = max_pool2x2_input_grad(&x, shape, &grad);
+            for p in 0..batch * channels {
+                for oy in 0..oh {
+                    for ox in 0..ow {
+                        let at =
+                            |dy: usize, dx: usize| (p * height + 2 * oy + dy) * width + 2 * ox + dx;
+                        let cells = [at(0, 0), at(0, 1), at(1, 0), at(1, 1)];
+                        let mut best = 0;
+                        for k in 1..4 {
+                            if x[cells[k]] > x[cells[best]] || x[cells[k]].is_nan() {
+                                best = k;
+                            }
                         }
-                    }
-                    let o = p * 15 + oy * 5 + ox;
-                    assert_eq!(y[o].to_bits(), x[cells[best]].to_bits(), "window {o}");
-                    for (k, cell) in cells.iter().enumerate() {
-                        let expected = if k == best { grad[o] } else { 0.0 };
-                        assert_eq!(dx[*cell], expected, "window {o} cell {k}");
+                        let o = (p * oh + oy) * ow + ox;
+                        assert_eq!(y[o].to_bits(), x[cells[best]].to_bits(), "window {o}");
+                        for (k, cell) in cells.iter().enumerate() {
+                            let expected = if k == best { grad[o] } else { 0.0 };
+                            assert_eq!(dx[*cell], expected, "window {o} cell {k}");
+                        }
                     }
                 }
             }
