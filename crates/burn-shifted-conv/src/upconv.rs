@@ -6,6 +6,8 @@
 //! output pixels `(2y+ky, 2x+kx)`. The gradients gather `dY` into the same `[4·C_out, H·W]`
 //! form `G`: `dX = W_mat · G` and `dW_mat = Σ_images X · Gᵀ`.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::kernel::Nchw;
@@ -25,10 +27,10 @@ fn batch_parallelism(batch: usize) -> (bool, gemm::Parallelism) {
 fn for_each_image(
     input: &[f32],
     input_len: usize,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
     out_len: usize,
     in_parallel: bool,
-    run: impl Fn((&[f32], &mut [f32])) + Sync + Send,
+    run: impl Fn((&[f32], &mut [MaybeUninit<f32>])) + Sync + Send,
 ) {
     if in_parallel {
         input
@@ -44,8 +46,8 @@ fn for_each_image(
 }
 
 /// `dY[C_out, 2H, 2W]` of one image as `G[4·C_out, H·W]`: each output row split into its even
-/// and odd columns (a loop the compiler vectorises).
-fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [f32]) {
+/// and odd columns (a loop the compiler vectorises); every value of `blocks` is written.
+fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [MaybeUninit<f32>]) {
     let hw = h * w;
     for co in 0..c_out {
         for ky in 0..2 {
@@ -56,8 +58,8 @@ fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [f
                     .iter_mut()
                     .zip(&mut odd[y * w..(y + 1) * w]);
                 for ((e, o), pair) in rows.zip(src.chunks_exact(2)) {
-                    *e = pair[0];
-                    *o = pair[1];
+                    e.write(pair[0]);
+                    o.write(pair[1]);
                 }
             }
         }
@@ -65,14 +67,15 @@ fn gather_blocks(grad: &[f32], c_out: usize, h: usize, w: usize, blocks: &mut [f
 }
 
 /// The inverse of [`gather_blocks`] plus a bias per output channel: `T[4·C_out, H·W]` of one
-/// image to its output `[C_out, 2H, 2W]`, rows of `kx = 0` and `kx = 1` interleaved.
+/// image to its output `[C_out, 2H, 2W]`, rows of `kx = 0` and `kx = 1` interleaved; every
+/// value of `out` is written.
 fn scatter_blocks(
     blocks: &[f32],
     c_out: usize,
     h: usize,
     w: usize,
     bias: Option<&[f32]>,
-    out: &mut [f32],
+    out: &mut [MaybeUninit<f32>],
 ) {
     let hw = h * w;
     for co in 0..c_out {
@@ -85,22 +88,24 @@ fn scatter_blocks(
                     .iter()
                     .zip(&odd[y * w..(y + 1) * w]);
                 for ((e, o), pair) in rows.zip(dst.chunks_exact_mut(2)) {
-                    pair[0] = e + b;
-                    pair[1] = o + b;
+                    pair[0].write(e + b);
+                    pair[1].write(o + b);
                 }
             }
         }
     }
 }
 
-/// `out = A · B` (`m × n`, row-major, overwritten) with `A` and `B` given by strides.
+/// `out = A · B` (`m × n`, row-major, overwritten; added to when `accumulate`) with `A` and
+/// `B` given by strides; `out` need not be initialised unless `accumulate`.
 ///
 /// # Safety
 /// `a` must be valid for reads at `i·a_rs + k·a_cs` and `b` at `k·b_rs + j·b_cs` for all
-/// `i < m`, `k < depth`, `j < n`, and `out` must hold `m·n` elements not aliasing them.
+/// `i < m`, `k < depth`, `j < n`; `out` must be valid for writes of `m·n` elements (and
+/// initialised when `accumulate`) not aliasing them.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_into(
-    out: &mut [f32],
+    out: *mut f32,
     m: usize,
     n: usize,
     depth: usize,
@@ -113,14 +118,13 @@ unsafe fn gemm_into(
     accumulate: bool,
     parallelism: gemm::Parallelism,
 ) {
-    debug_assert_eq!(out.len(), m * n);
     // SAFETY: forwarded from the caller's contract; `out` is `m × n` row-major.
     unsafe {
         gemm::gemm(
             m,
             n,
             depth,
-            out.as_mut_ptr(),
+            out,
             1,
             n as isize,
             accumulate,
@@ -140,6 +144,15 @@ unsafe fn gemm_into(
     }
 }
 
+/// A vector of `len` values written by `fill`, which must write every one of them.
+fn filled(len: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
+    let mut values = Vec::with_capacity(len);
+    fill(&mut values.spare_capacity_mut()[..len]);
+    // SAFETY: the capacity is `len`, and `fill` wrote every one of the `len` slots.
+    unsafe { values.set_len(len) };
+    values
+}
+
 /// Forward: `x` (`shape`), `weight` `[C_in, c_out, 2, 2]`, `bias` `[c_out]`; returns
 /// `[B, c_out, 2H, 2W]`.
 pub fn upconv2x2_forward(
@@ -152,32 +165,34 @@ pub fn upconv2x2_forward(
     let (c_in, h, w) = (shape.channels, shape.height, shape.width);
     let hw = h * w;
     let out_image = c_out * 4 * hw;
-    let mut out = vec![0.0f32; shape.batch * out_image];
     let (in_parallel, par) = batch_parallelism(shape.batch);
-    let run = |(image, out): (&[f32], &mut [f32])| {
-        let mut blocks = vec![0.0f32; 4 * c_out * hw];
-        // SAFETY: A = W_matᵀ is (4·c_out × c_in) at weight[k·4·c_out + i] (row stride 1,
-        // column stride 4·c_out, c_in·4·c_out elements); B = X is (c_in × hw) row-major.
-        unsafe {
-            gemm_into(
-                &mut blocks,
-                4 * c_out,
-                hw,
-                c_in,
-                weight.as_ptr(),
-                1,
-                (4 * c_out) as isize,
-                image.as_ptr(),
-                hw as isize,
-                1,
-                false,
-                par,
-            );
-        }
+    let run = |(image, out): (&[f32], &mut [MaybeUninit<f32>])| {
+        let blocks = filled(4 * c_out * hw, |blocks| {
+            // SAFETY: A = W_matᵀ is (4·c_out × c_in) at weight[k·4·c_out + i] (row stride 1,
+            // column stride 4·c_out, c_in·4·c_out elements); B = X is (c_in × hw) row-major;
+            // the GEMM writes all 4·c_out·hw values of `blocks` without reading them.
+            unsafe {
+                gemm_into(
+                    blocks.as_mut_ptr().cast::<f32>(),
+                    4 * c_out,
+                    hw,
+                    c_in,
+                    weight.as_ptr(),
+                    1,
+                    (4 * c_out) as isize,
+                    image.as_ptr(),
+                    hw as isize,
+                    1,
+                    false,
+                    par,
+                );
+            }
+        });
         scatter_blocks(&blocks, c_out, h, w, bias, out);
     };
-    for_each_image(x, c_in * hw, &mut out, out_image, in_parallel, run);
-    out
+    filled(shape.batch * out_image, |out| {
+        for_each_image(x, c_in * hw, out, out_image, in_parallel, run);
+    })
 }
 
 /// Gradient with respect to the input; `shape` is the input's, `grad` `[B, c_out, 2H, 2W]`.
@@ -185,15 +200,16 @@ pub fn upconv2x2_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: us
     let (c_in, h, w) = (shape.channels, shape.height, shape.width);
     let hw = h * w;
     let grad_image = c_out * 4 * hw;
-    let mut out = vec![0.0f32; shape.batch * c_in * hw];
     let (in_parallel, par) = batch_parallelism(shape.batch);
-    let run = |(grad, out): (&[f32], &mut [f32])| {
-        let mut blocks = vec![0.0f32; 4 * c_out * hw];
-        gather_blocks(grad, c_out, h, w, &mut blocks);
-        // SAFETY: A = W_mat (c_in × 4·c_out) row-major; B = G (4·c_out × hw) row-major.
+    let run = |(grad, out): (&[f32], &mut [MaybeUninit<f32>])| {
+        let blocks = filled(4 * c_out * hw, |blocks| {
+            gather_blocks(grad, c_out, h, w, blocks);
+        });
+        // SAFETY: A = W_mat (c_in × 4·c_out) row-major; B = G (4·c_out × hw) row-major; the
+        // GEMM writes all c_in·hw values of this image's `out` without reading them.
         unsafe {
             gemm_into(
-                out,
+                out.as_mut_ptr().cast::<f32>(),
                 c_in,
                 hw,
                 4 * c_out,
@@ -208,8 +224,9 @@ pub fn upconv2x2_input_grad(grad: &[f32], shape: Nchw, weight: &[f32], c_out: us
             );
         }
     };
-    for_each_image(grad, grad_image, &mut out, c_in * hw, in_parallel, run);
-    out
+    filled(shape.batch * c_in * hw, |out| {
+        for_each_image(grad, grad_image, out, c_in * hw, in_parallel, run);
+    })
 }
 
 /// Gradient with respect to the weight, `[C_in, c_out, 2, 2]`.
@@ -219,13 +236,15 @@ pub fn upconv2x2_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize)
     let n_weights = c_in * 4 * c_out;
     let (_, par) = batch_parallelism(shape.batch);
     let image_grad = |(image, grad): (&[f32], &[f32]), acc: &mut [f32], accumulate: bool| {
-        let mut blocks = vec![0.0f32; 4 * c_out * hw];
-        gather_blocks(grad, c_out, h, w, &mut blocks);
+        let blocks = filled(4 * c_out * hw, |blocks| {
+            gather_blocks(grad, c_out, h, w, blocks);
+        });
+        assert_eq!(acc.len(), c_in * 4 * c_out);
         // SAFETY: A = X (c_in × hw) row-major; B = Gᵀ (hw × 4·c_out) at blocks[j·hw + k]
-        // (row stride 1, column stride hw).
+        // (row stride 1, column stride hw); `acc` holds the c_in·4·c_out initialised sums.
         unsafe {
             gemm_into(
-                acc,
+                acc.as_mut_ptr(),
                 c_in,
                 4 * c_out,
                 hw,
