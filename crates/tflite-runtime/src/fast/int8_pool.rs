@@ -72,6 +72,16 @@ fn max_pool<T: Copy + Ord + Send + Sync>(
         let to = (start + window as isize).clamp(0, size as isize) as usize;
         from..to.max(from)
     };
+    if is_plain_2x2(g) {
+        super::workers::for_row_parts(output, g.out_w * c, threads, |rows, part| {
+            for (r, out_row) in rows.zip(part.chunks_exact_mut(g.out_w * c)) {
+                let (b, oy) = (r / g.out_h, r % g.out_h);
+                let at = |iy: usize| &input[(b * g.in_h + iy) * g.in_w * c..][..2 * g.out_w * c];
+                pool_row_2x2(at(2 * oy), at(2 * oy + 1), c, (lo, hi), out_row);
+            }
+        });
+        return;
+    }
     // Output rows (over batches and out_h) split over the threads; each part computes its own.
     super::workers::for_row_parts(output, g.out_w * c, threads, |rows, part| {
         let mut pixels = part.chunks_exact_mut(c);
@@ -96,4 +106,41 @@ fn max_pool<T: Copy + Ord + Send + Sync>(
             }
         }
     });
+}
+
+/// A 2×2 window with stride 2 and no padding, every window inside the image (the U-Net's
+/// pools): [`pool_row_2x2`] applies.
+fn is_plain_2x2(g: &PoolGeometry) -> bool {
+    (
+        g.filter_h, g.filter_w, g.stride_h, g.stride_w, g.pad_top, g.pad_left,
+    ) == (2, 2, 2, 2, 0, 0)
+        && 2 * g.out_h <= g.in_h
+        && 2 * g.out_w <= g.in_w
+}
+
+/// One output row of a plain 2×2 stride-2 pool: pixel `x` of `out` (`c` channels) is the
+/// clamped maximum of input pixels `2x` and `2x + 1` of rows `top` and `bottom`. The maximum
+/// of four values in any order equals the reference's running maximum from the type's minimum;
+/// channels go 16 at a time where they can, so the compiler keeps each pixel in vector
+/// registers instead of looping over the window per pixel.
+fn pool_row_2x2<T: Copy + Ord>(top: &[T], bottom: &[T], c: usize, (lo, hi): (T, T), out: &mut [T]) {
+    const LANES: usize = 16;
+    let max4 = |a: T, b: T, d: T, e: T| a.max(b).max(d.max(e)).clamp(lo, hi);
+    let pixels = out
+        .chunks_exact_mut(c)
+        .zip(top.chunks_exact(2 * c).zip(bottom.chunks_exact(2 * c)));
+    for (o, (t, b)) in pixels {
+        let (t0, t1) = t.split_at(c);
+        let (b0, b1) = b.split_at(c);
+        let full = c / LANES * LANES;
+        for k in (0..full).step_by(LANES) {
+            let o: &mut [T; LANES] = (&mut o[k..k + LANES]).try_into().expect("16 lanes");
+            for (i, v) in o.iter_mut().enumerate() {
+                *v = max4(t0[k + i], t1[k + i], b0[k + i], b1[k + i]);
+            }
+        }
+        for k in full..c {
+            o[k] = max4(t0[k], t1[k], b0[k], b1[k]);
+        }
+    }
 }
