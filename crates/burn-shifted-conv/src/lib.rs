@@ -793,45 +793,19 @@ impl UNetConvBackend for Flex {
 #[derive(Debug)]
 struct Conv3x3Node;
 
-/// Autodiff node of [`UNetConvBackend::conv1x1`]; its state is the three inputs.
+/// A gradient function of a layer `y = f(x, weight) + bias`: `(x, weight or bias, dY)`.
+type GradFn<B> = fn(FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) -> FloatTensor<B>;
+
+/// Autodiff node of a layer `y = f(x, weight) + bias` whose state is its three inputs
+/// ([`UNetConvBackend::conv1x1`], [`UNetConvBackend::upconv2x2`]): its backward pass computes
+/// each gradient a parent asks for with the layer's gradient functions `[input (of x, weight,
+/// dY), weight (of x, weight, dY), bias (of x, bias, dY)]`.
 #[derive(Debug)]
-struct Conv1x1Node;
-
-impl<B: UNetConvBackend> Backward<B, 3> for Conv1x1Node {
-    type State = (NodeId, NodeId, NodeId);
-
-    fn backward(
-        self,
-        ops: Ops<Self::State, 3>,
-        grads: &mut Gradients,
-        checkpointer: &mut Checkpointer,
-    ) {
-        let [node_x, node_weight, node_bias] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        let (x_state, weight_state, bias_state) = ops.state;
-        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
-        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
-        let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
-        if let Some(node) = node_x {
-            let dx = B::conv1x1_input_grad(x.clone(), weight.clone(), grad.clone());
-            grads.register::<B>(node.id, dx);
-        }
-        if let Some(node) = node_weight {
-            let dw = B::conv1x1_weight_grad(x.clone(), weight, grad.clone());
-            grads.register::<B>(node.id, dw);
-        }
-        if let Some(node) = node_bias {
-            // The same reduction as the 3×3 convolution's: dY summed over batch and space.
-            grads.register::<B>(node.id, B::conv3x3_bias_grad(x, bias, grad));
-        }
-    }
+struct InputsNode<B: Backend> {
+    grad_fns: [GradFn<B>; 3],
 }
 
-/// Autodiff node of [`UNetConvBackend::upconv2x2`].
-#[derive(Debug)]
-struct UpConv2x2Node;
-
-impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
+impl<B: UNetConvBackend> Backward<B, 3> for InputsNode<B> {
     type State = (NodeId, NodeId, NodeId);
 
     fn backward(
@@ -840,6 +814,7 @@ impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
         grads: &mut Gradients,
         checkpointer: &mut Checkpointer,
     ) {
+        let [input_grad, weight_grad, bias_grad] = self.grad_fns;
         let [node_x, node_weight, node_bias] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
         let (x_state, weight_state, bias_state) = ops.state;
@@ -847,16 +822,13 @@ impl<B: UNetConvBackend> Backward<B, 3> for UpConv2x2Node {
         let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
         let bias = checkpointer.retrieve_node_output::<FloatTensor<B>>(bias_state);
         if let Some(node) = node_x {
-            let dx = B::upconv2x2_input_grad(x.clone(), weight.clone(), grad.clone());
-            grads.register::<B>(node.id, dx);
+            grads.register::<B>(node.id, input_grad(x.clone(), weight.clone(), grad.clone()));
         }
         if let Some(node) = node_weight {
-            let dw = B::upconv2x2_weight_grad(x.clone(), weight, grad.clone());
-            grads.register::<B>(node.id, dw);
+            grads.register::<B>(node.id, weight_grad(x.clone(), weight, grad.clone()));
         }
         if let Some(node) = node_bias {
-            let db = B::upconv2x2_bias_grad(x, bias, grad);
-            grads.register::<B>(node.id, db);
+            grads.register::<B>(node.id, bias_grad(x, bias, grad));
         }
     }
 }
@@ -985,6 +957,26 @@ fn register_conv3x3_grads<B: UNetConvBackend>(
     if let Some(id) = bias {
         grads.register::<B>(id, db);
     }
+}
+
+/// `forward(x, weight, bias)` on the inner backend, tracked by an [`InputsNode`] with
+/// `grad_fns` that keeps the three inputs for its backward pass.
+fn track_with_inputs<B, C>(
+    grad_fns: [GradFn<B>; 3],
+    inputs: [FloatTensor<Autodiff<B, C>>; 3],
+    forward: GradFn<B>,
+) -> FloatTensor<Autodiff<B, C>>
+where
+    B: UNetConvBackend,
+    C: CheckpointStrategy,
+{
+    track_three::<B, C, _, _>(
+        InputsNode { grad_fns },
+        inputs,
+        true,
+        |x, weight, bias| (forward(x, weight, bias), ()),
+        |ids, _, ()| ids.into(),
+    )
 }
 
 /// Records an operation of three inputs (input, weight, bias) on the autodiff graph: `forward`
@@ -1118,13 +1110,13 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        track_three::<B, C, _, _>(
-            Conv1x1Node,
-            [x, weight, bias],
-            true,
-            |x, weight, bias| (B::conv1x1(x, weight, bias), ()),
-            |ids, _, ()| ids.into(),
-        )
+        // The bias gradient is the 3×3 convolution's reduction: dY summed over batch and space.
+        let grad_fns = [
+            B::conv1x1_input_grad,
+            B::conv1x1_weight_grad,
+            B::conv3x3_bias_grad,
+        ];
+        track_with_inputs::<B, C>(grad_fns, [x, weight, bias], B::conv1x1)
     }
 
     fn upconv2x2(
@@ -1132,13 +1124,12 @@ impl<B: UNetConvBackend, C: CheckpointStrategy> UNetConvBackend for Autodiff<B, 
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        track_three::<B, C, _, _>(
-            UpConv2x2Node,
-            [x, weight, bias],
-            true,
-            |x, weight, bias| (B::upconv2x2(x, weight, bias), ()),
-            |ids, _, ()| ids.into(),
-        )
+        let grad_fns = [
+            B::upconv2x2_input_grad,
+            B::upconv2x2_weight_grad,
+            B::upconv2x2_bias_grad,
+        ];
+        track_with_inputs::<B, C>(grad_fns, [x, weight, bias], B::upconv2x2)
     }
 }
 
