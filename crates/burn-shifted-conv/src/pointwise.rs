@@ -58,6 +58,9 @@ pub fn conv1x1_weight_grad(x: &[f32], shape: Nchw, grad: &[f32], c_out: usize) -
     let (c_in, plane) = (shape.channels, shape.height * shape.width);
     assert_eq!(x.len(), shape.batch * c_in * plane);
     assert_eq!(grad.len(), shape.batch * c_out * plane);
+    if plane == 0 {
+        return vec![0.0; c_out * c_in];
+    }
     ordered_sum(shape.batch, c_out * c_in, |acc, b, accumulate| {
         let x = &x[b * c_in * plane..][..c_in * plane];
         let grad = &grad[b * c_out * plane..][..c_out * plane];
