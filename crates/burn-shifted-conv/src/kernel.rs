@@ -34,6 +34,7 @@ use std::mem::MaybeUninit;
 use rayon::prelude::*;
 
 use crate::direct::{self, ConvKernel, GradTile, READ_SLACK, TILE_COLUMNS, TILE_ROWS, Tile};
+use crate::winograd;
 
 /// Shape of an NCHW activation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +56,12 @@ impl Nchw {
     }
 
     /// Row width in a folded buffer: the row and one zero.
-    fn padded_width(&self) -> usize {
+    pub(crate) fn padded_width(&self) -> usize {
         self.width + 1
     }
 
     /// Values per image and channel in a folded buffer: `H+1` rows of `W+1`.
-    fn image_block(&self) -> usize {
+    pub(crate) fn image_block(&self) -> usize {
         (self.height + 1) * self.padded_width()
     }
 
@@ -71,7 +72,7 @@ impl Nchw {
 
     /// Row (channel) stride of a folded buffer: the columns plus the largest tap offset, so
     /// that every shifted read stays inside the channel's row.
-    fn folded_stride(&self) -> usize {
+    pub(crate) fn folded_stride(&self) -> usize {
         self.columns() + 2 * self.padded_width() + 2
     }
 
@@ -83,7 +84,7 @@ impl Nchw {
 
 /// Raw output pointer shared by the column chunks, which write disjoint columns.
 #[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
+pub(crate) struct OutPtr(pub(crate) *mut f32);
 // SAFETY: each parallel task writes a disjoint set of elements through it (see the callers).
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
@@ -91,7 +92,7 @@ unsafe impl Sync for OutPtr {}
 
 impl OutPtr {
     /// The pointer (a method, so closures capture the `Sync` wrapper, not the raw field).
-    fn get(self) -> *mut f32 {
+    pub(crate) fn get(self) -> *mut f32 {
         self.0
     }
 }
@@ -228,9 +229,11 @@ fn chunk_parallelism(chunks: usize) -> gemm::Parallelism {
 /// What a convolution does to its sums on their way to the NCHW output: add a bias per output
 /// channel, then a ReLU.
 #[derive(Clone, Copy)]
-struct Epilogue<'a> {
-    bias: Option<&'a [f32]>,
-    relu: bool,
+pub(crate) struct Epilogue<'a> {
+    /// Added to every output of a channel.
+    pub(crate) bias: Option<&'a [f32]>,
+    /// Then a ReLU.
+    pub(crate) relu: bool,
 }
 
 /// `Σ_tap taps[tap] · shift_tap(folded)` at every valid output position, through `epilogue`,
@@ -253,6 +256,9 @@ fn conv_folded(
     let c_out: usize = parts.iter().sum();
     let (c_in, columns, stride) = (shape.channels, shape.columns(), shape.folded_stride());
     assert_eq!(folded.len(), c_in * stride + READ_SLACK);
+    if winograd::enabled() && winograd::applies(shape, c_out) {
+        return winograd::conv_folded(folded, shape, taps, parts, epilogue);
+    }
     assert_eq!(taps.len(), 9 * c_out * c_in);
     let plane = shape.height * shape.width;
     let mut outs: Vec<Vec<f32>> = parts
@@ -1140,6 +1146,69 @@ mod tests {
                         "{kernel:?} {c_in}->{c_out} dW[{k}] {got} vs {want}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn winograd_form_matches_the_definition() {
+        // Both sides with 64+ channels and even sides: the F(2×2, 3×3) path, for the forward
+        // pass (bias, ReLU, output in two parts) and the input gradient. 2×2 images have one
+        // tile each; 6×10 ones three tile rows of five; the chunks end inside images.
+        let mut rng = SplitMix64::stream(9, 4);
+        for (batch, c_in, c_out, h, w) in [(3, 64, 70, 2, 2), (2, 66, 64, 6, 10), (5, 64, 64, 8, 8)]
+        {
+            let s = Nchw {
+                batch,
+                channels: c_in,
+                height: h,
+                width: w,
+            };
+            assert!(winograd::applies(s, c_out));
+            let x = random(batch * c_in * h * w, &mut rng);
+            let weight = random(c_out * c_in * 9, &mut rng);
+            let bias = random(c_out, &mut rng);
+            let mut expected = naive(&x, s, &weight, c_out);
+            for (i, v) in expected.iter_mut().enumerate() {
+                *v += bias[(i / (h * w)) % c_out];
+            }
+            for kernel in ConvKernel::available() {
+                let y = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, false, kernel);
+                let scale = 1.0 + expected.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+                assert!(
+                    max_abs_diff(&y, &expected) < 2e-6 * scale,
+                    "{kernel:?} {s:?}"
+                );
+                let y_relu = conv3x3_forward(&x, s, &weight, Some(&bias), c_out, true, kernel);
+                let relu: Vec<f32> = expected.iter().map(|v| v.max(0.0)).collect();
+                assert!(max_abs_diff(&y_relu, &relu) < 2e-6 * scale);
+                // Output channels in two parts, as the decoder's input gradient asks.
+                let taps = weights_by_tap(&weight, c_out, c_in);
+                let epilogue = Epilogue {
+                    bias: Some(&bias),
+                    relu: false,
+                };
+                let folded = fold_input(&x, s);
+                let split = winograd::conv_folded(&folded, s, &taps, &[20, c_out - 20], epilogue);
+                let (first, second) = split_channels(
+                    &y,
+                    Nchw {
+                        channels: c_out,
+                        ..s
+                    },
+                    20,
+                );
+                assert_eq!(split, vec![first, second], "{kernel:?}");
+                // The input gradient (the same path with the kernel transposed and flipped)
+                // by the adjoint identity <dL/dx, v> = <g, conv(v)>.
+                let g = random(batch * c_out * h * w, &mut rng);
+                let dx = conv3x3_input_grad(&g, s, &weight, c_out, kernel);
+                let v = random(x.len(), &mut rng);
+                let (lhs, rhs) = (dot(&dx, &v), dot(&g, &naive(&v, s, &weight, c_out)));
+                assert!(
+                    (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
+                    "{lhs} vs {rhs}"
+                );
             }
         }
     }

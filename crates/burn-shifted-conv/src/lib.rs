@@ -23,6 +23,7 @@ pub mod pool;
 #[cfg(test)]
 mod test_support;
 pub mod upconv;
+pub mod winograd;
 
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;

@@ -54,8 +54,10 @@ fn main() {
     let kernels = ConvKernel::available();
     println!("kernels: {kernels:?}; best of {reps}; ms (GFLOP/s)");
     println!(
-        "(Avx512 falls back to the GEMMs where both sides have more than 32 channels, as in training)"
+        "(Avx512 falls back to the GEMMs where both sides have more than 32 channels, as in training;"
     );
+    println!("this table runs the direct form, the Winograd comparison follows it)");
+    burn_shifted_conv::winograd::set_enabled(false);
     print!("{:<14}", "layer");
     for kernel in &kernels {
         print!(
@@ -107,6 +109,49 @@ fn main() {
             );
         }
         println!();
+    }
+    println!(
+        "Winograd F(2x2, 3x3) (the default where both sides have {}+ channels) / the direct form \
+         above, forward and input grad, taking turns:",
+        burn_shifted_conv::winograd::MIN_CHANNELS
+    );
+    let kernel = ConvKernel::selected();
+    for (c_in, c_out, size) in [
+        (64, 64, 32),
+        (128, 64, 32),
+        (128, 128, 16),
+        (256, 128, 16),
+        (256, 256, 8),
+    ] {
+        let shape = batch_of_8(c_in, size);
+        let x = values(8 * c_in * size * size, 1);
+        let g = values(8 * c_out * size * size, 2);
+        let w = values(c_out * c_in * 9, 3);
+        let gflop = 2.0 * 9.0 * (8 * size * size * c_in * c_out) as f64 / 1e9;
+        let (mut times, mut direct) = ([f64::INFINITY; 2], [f64::INFINITY; 2]);
+        for _ in 0..reps {
+            for (on, best) in [(true, &mut times), (false, &mut direct)] {
+                burn_shifted_conv::winograd::set_enabled(on);
+                best[0] = best[0].min(best_ms(1, || {
+                    std::hint::black_box(conv3x3_forward(&x, shape, &w, None, c_out, true, kernel));
+                }));
+                best[1] = best[1].min(best_ms(1, || {
+                    std::hint::black_box(conv3x3_input_grad(&g, shape, &w, c_out, kernel));
+                }));
+            }
+        }
+        burn_shifted_conv::winograd::set_enabled(true);
+        let cell = |ms: f64| format!("{ms:.2} ({:.0})", gflop / ms * 1e3);
+        println!(
+            "{:<14} | {} / {} | direct {} / {} | {:.2}x / {:.2}x",
+            format!("{c_in}->{c_out} @{size}"),
+            cell(times[0]),
+            cell(times[1]),
+            cell(direct[0]),
+            cell(direct[1]),
+            times[0] / direct[0],
+            times[1] / direct[1]
+        );
     }
     println!("2x2/2 transposed convolutions (one kernel): forward / input grad / weight grad");
     for (c_in, c_out, size) in [(256, 128, 8), (128, 64, 16), (64, 32, 32), (32, 16, 64)] {
