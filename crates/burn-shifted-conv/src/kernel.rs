@@ -1152,11 +1152,12 @@ mod tests {
 
     #[test]
     fn winograd_form_matches_the_definition() {
-        // Both sides with 64+ channels and even sides: the F(2×2, 3×3) path, for the forward
-        // pass (bias, ReLU, output in two parts) and the input gradient. 2×2 images have one
-        // tile each; 6×10 ones three tile rows of five; the chunks end inside images.
+        // Both sides with 64+ channels, even sides, 128+ tiles: the F(2×2, 3×3) path, for the
+        // forward pass (bias, ReLU, output in two parts) and the input gradient. 2×2 images
+        // have one tile each; 6×10 ones three tile rows of five; the chunks end inside images.
         let mut rng = SplitMix64::stream(9, 4);
-        for (batch, c_in, c_out, h, w) in [(3, 64, 70, 2, 2), (2, 66, 64, 6, 10), (5, 64, 64, 8, 8)]
+        for (batch, c_in, c_out, h, w) in
+            [(128, 64, 70, 2, 2), (9, 66, 64, 6, 10), (8, 64, 64, 8, 8)]
         {
             let s = Nchw {
                 batch,

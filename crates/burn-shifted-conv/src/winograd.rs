@@ -8,8 +8,9 @@
 //! `M[ξ] = U[ξ] · V[ξ]` (`[C_out, C_in] × [C_in, tiles]`), one per element `ξ` of the 4×4
 //! transform. Only valid outputs are tiles, so the folded layout's discarded columns (27 % more
 //! columns at 8×8, 13 % at 16×16) are not computed either. The transforms cost a few additions
-//! per value and channel, which the GEMMs amortise when both sides have
-//! [`MIN_CHANNELS`] or more (`--example conv_kernels` in `unet-train` times both forms).
+//! per value and channel, which the GEMMs amortise when both sides have [`MIN_CHANNELS`] or
+//! more and there are [`MIN_TILES`] tiles or more (`--example conv_kernels` in `unet-train`
+//! times both forms).
 //!
 //! The matrices (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
 //! `Bᵀ = [1 0 −1 0; 0 1 1 0; 0 −1 1 0; 0 1 0 −1]`,
@@ -65,12 +66,20 @@ pub fn set_enabled(on: bool) {
     MODE.store(if on { 1 } else { 2 }, Ordering::Relaxed);
 }
 
+/// The Winograd form runs a convolution when it has at least this many tiles (2×2 outputs):
+/// below it, transforming the weights (16 values per pair of channels, on every call) and
+/// the GEMMs' few columns cost more than the saved multiply-adds. `--example conv_kernels`,
+/// Sapphire Rapids: 0.6–0.8× the direct form's time with 128–2,048 tiles (batch 8), 0.8× with
+/// 256 (64 channels at 32×32, batch 1), 1.2× with 64 and 2–3× with 16 (batch 1 at 16×16 and
+/// 8×8).
+pub const MIN_TILES: usize = 128;
+
 /// Whether [`conv_folded`] runs a convolution of `shape` (its input) to `c_out` channels.
 pub(crate) fn applies(shape: Nchw, c_out: usize) -> bool {
     shape.channels.min(c_out) >= MIN_CHANNELS
         && shape.height.is_multiple_of(2)
         && shape.width.is_multiple_of(2)
-        && shape.height * shape.width * shape.batch > 0
+        && shape.batch * (shape.height / 2) * (shape.width / 2) >= MIN_TILES
 }
 
 /// `U[ξ][c_out][c_in] = (G·g·Gᵀ)[ξ]` for every kernel `g` of the tap-major `taps`
@@ -673,7 +682,7 @@ mod tests {
         if std::arch::is_x86_feature_detected!("avx512f") {
             let mut rng = SplitMix64::stream(21, 1);
             for (batch, c_in, c_out, h, w) in
-                [(2, 64, 65, 4, 6), (1, 70, 64, 8, 8), (3, 64, 64, 2, 16)]
+                [(22, 64, 65, 4, 6), (8, 70, 64, 8, 8), (16, 64, 64, 2, 16)]
             {
                 let s = Nchw {
                     batch,

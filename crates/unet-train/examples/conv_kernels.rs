@@ -116,18 +116,24 @@ fn main() {
         burn_shifted_conv::winograd::MIN_CHANNELS
     );
     let kernel = ConvKernel::selected();
-    for (c_in, c_out, size) in [
-        (64, 64, 32),
-        (128, 64, 32),
-        (128, 128, 16),
-        (256, 128, 16),
-        (256, 256, 8),
+    for (batch, c_in, c_out, size) in [
+        (8, 64, 64, 32),
+        (8, 128, 64, 32),
+        (8, 128, 128, 16),
+        (8, 256, 128, 16),
+        (8, 256, 256, 8),
+        (1, 64, 64, 32),
+        (1, 128, 128, 16),
+        (1, 256, 256, 8),
     ] {
-        let shape = batch_of_8(c_in, size);
-        let x = values(8 * c_in * size * size, 1);
-        let g = values(8 * c_out * size * size, 2);
+        let shape = Nchw {
+            batch,
+            ..batch_of_8(c_in, size)
+        };
+        let x = values(batch * c_in * size * size, 1);
+        let g = values(batch * c_out * size * size, 2);
         let w = values(c_out * c_in * 9, 3);
-        let gflop = 2.0 * 9.0 * (8 * size * size * c_in * c_out) as f64 / 1e9;
+        let gflop = 2.0 * 9.0 * (batch * size * size * c_in * c_out) as f64 / 1e9;
         let (mut times, mut direct) = ([f64::INFINITY; 2], [f64::INFINITY; 2]);
         for _ in 0..reps {
             for (on, best) in [(true, &mut times), (false, &mut direct)] {
@@ -144,7 +150,7 @@ fn main() {
         let cell = |ms: f64| format!("{ms:.2} ({:.0})", gflop / ms * 1e3);
         println!(
             "{:<14} | {} / {} | direct {} / {} | {:.2}x / {:.2}x",
-            format!("{c_in}->{c_out} @{size}"),
+            format!("{c_in}->{c_out} @{size} b{batch}"),
             cell(times[0]),
             cell(times[1]),
             cell(direct[0]),
