@@ -759,6 +759,9 @@ fn weight_grad_folded(
     // y·(W+1) + x of its block) is the padded fold's (y+1)·(W+1) + 1 + x, W+2 further on.
     // The columns a convolution discards (x = W, y = H) land on the padded fold's zeros: a
     // row's leading zero and the next block's zero row (the zero tail after the last).
+    if winograd::enabled() && winograd::applies(shape, c_out) {
+        return winograd::weight_grad(padded, folded_grad, shape, c_out);
+    }
     let wide = &folded_grad[shape.padded_width() + 1..];
     let tiles = tiles_pay_off(kernel, c_in, c_out);
     if kernel == ConvKernel::Avx512 && !tiles {
@@ -1210,6 +1213,34 @@ mod tests {
                     (lhs - rhs).abs() < 1e-4 * (1.0 + rhs.abs()),
                     "{lhs} vs {rhs}"
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn winograd_weight_gradient_matches_the_definition() {
+        // 64+ channels and 128+ tiles: the F(3×3, 2×2) weight gradient, its chunks summed in
+        // two or more groups; odd tile counts per row (9, 3).
+        let mut rng = SplitMix64::stream(9, 5);
+        for (batch, c_in, c_out, h, w) in [(4, 64, 66, 16, 18), (30, 65, 64, 6, 6)] {
+            let s = Nchw {
+                batch,
+                channels: c_in,
+                height: h,
+                width: w,
+            };
+            assert!(winograd::applies(s, c_out));
+            let x = random(batch * c_in * h * w, &mut rng);
+            let g = random(batch * c_out * h * w, &mut rng);
+            let expected = naive_weight_grad(&x, s, &g, c_out);
+            for kernel in ConvKernel::available() {
+                let dw = conv3x3_weight_grad(&x, s, &g, c_out, kernel);
+                for (k, (got, want)) in dw.iter().zip(&expected).enumerate() {
+                    assert!(
+                        (f64::from(*got) - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{kernel:?} {c_in}->{c_out} dW[{k}] {got} vs {want}"
+                    );
+                }
             }
         }
     }

@@ -265,6 +265,51 @@ fn transform_output(m: [&[f32]; 16], add: f32, top: &mut [f32], bottom: &mut [f3
     }
 }
 
+/// `V` of the tile rows `rows` of every channel of `folded` (`c_in` channels):
+/// `[16][c_in][n]`, planes [`xi_stride`] apart, by the AVX-512 transform when `avx512` (which
+/// the CPU must have) or the portable one.
+fn transformed_input(
+    folded: &[f32],
+    c_in: usize,
+    t: Tiles,
+    rows: std::ops::Range<usize>,
+    avx512: bool,
+) -> Vec<f32> {
+    let n = rows.len() * t.tw;
+    let vs = xi_stride(c_in, n);
+    let mut v: Vec<f32> = Vec::with_capacity(16 * vs);
+    let v_planes = &mut v.spare_capacity_mut()[..16 * vs];
+    zero_padding(v_planes, c_in * n, vs);
+    #[cfg(target_arch = "x86_64")]
+    if avx512 {
+        assert!(std::arch::is_x86_feature_detected!("avx512f"));
+        // SAFETY: the CPU has AVX-512F; `v_planes` holds `16` planes of `c_in · n` values and
+        // `folded` the reads its callers check.
+        unsafe { avx512::transform_input(folded, c_in, t, rows, v_planes) };
+    } else {
+        widest(|| transform_input(folded, c_in, t, rows, v_planes));
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = avx512;
+        transform_input(folded, c_in, t, rows, v_planes);
+    }
+    // SAFETY: the transform wrote the `c_in · n` values of every plane, `zero_padding` the
+    // rest.
+    unsafe { v.set_len(16 * vs) };
+    v
+}
+
+/// Tile rows per chunk and the number of chunks for `tile_rows` rows of `tw` tiles whose
+/// transformed values take `per_tile` bytes: chunks that fit [`CHUNK_BYTES`], at least two
+/// per thread where there are enough rows.
+fn chunking(tile_rows: usize, tw: usize, per_tile: usize) -> (usize, usize) {
+    let cached_rows = (CHUNK_BYTES / (per_tile * tw)).max(1);
+    let enough_rows = tile_rows.div_ceil(2 * rayon::current_num_threads()).max(1);
+    let rows_per_chunk = cached_rows.min(enough_rows);
+    (rows_per_chunk, tile_rows.div_ceil(rows_per_chunk))
+}
+
 /// The 3×3 convolution of [`crate::kernel`]'s folded input (`shape`, `taps` as
 /// `[9][c_out][c_in]`) by F(2×2, 3×3), through `epilogue`, into one NCHW tensor per part of
 /// the output channels (`parts`), as the direct form returns them. [`applies`] must hold.
@@ -314,10 +359,7 @@ fn conv_folded_on(
     let u = transform_weights(taps, c_out * c_in);
     let tile_rows = shape.batch * t.th;
     let per_tile = 16 * (c_in + c_out) * std::mem::size_of::<f32>();
-    let cached_rows = (CHUNK_BYTES / (per_tile * t.tw)).max(1);
-    let enough_rows = tile_rows.div_ceil(2 * rayon::current_num_threads()).max(1);
-    let rows_per_chunk = cached_rows.min(enough_rows);
-    let chunks = tile_rows.div_ceil(rows_per_chunk);
+    let (rows_per_chunk, chunks) = chunking(tile_rows, t.tw, per_tile);
     let parallelism = if chunks >= rayon::current_num_threads() {
         gemm::Parallelism::None
     } else {
@@ -341,26 +383,7 @@ fn conv_folded_on(
         let rows = i * rows_per_chunk..((i + 1) * rows_per_chunk).min(tile_rows);
         let n = rows.len() * t.tw;
         let (vs, ms) = (xi_stride(c_in, n), xi_stride(c_out, n));
-        let mut v: Vec<f32> = Vec::with_capacity(16 * vs);
-        let v_planes = &mut v.spare_capacity_mut()[..16 * vs];
-        zero_padding(v_planes, c_in * n, vs);
-        #[cfg(target_arch = "x86_64")]
-        if avx512 {
-            assert!(std::arch::is_x86_feature_detected!("avx512f"));
-            // SAFETY: the CPU has AVX-512F; `v` holds `16 · c_in · n` values and `folded`
-            // the reads checked above.
-            unsafe { avx512::transform_input(folded, c_in, t, rows.clone(), v_planes) };
-        } else {
-            widest(|| transform_input(folded, c_in, t, rows.clone(), v_planes));
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            let _ = avx512;
-            transform_input(folded, c_in, t, rows.clone(), v_planes);
-        }
-        // SAFETY: the transform wrote the `c_in · n` values of every plane, `zero_padding`
-        // the rest.
-        unsafe { v.set_len(16 * vs) };
+        let v = transformed_input(folded, c_in, t, rows.clone(), avx512);
         let mut m: Vec<f32> = Vec::with_capacity(16 * ms);
         let dst = m.spare_capacity_mut().as_mut_ptr().cast::<f32>();
         for xi in 0..16 {
@@ -420,6 +443,201 @@ fn conv_folded_on(
         unsafe { out.set_len(shape.batch * c * plane) };
     }
     outs
+}
+
+/// `Ĝ[ξ][co][k] = (G'·g·G'ᵀ)[ξ]` for the 2×2 output-gradient tile `g` of every tile `k` of the
+/// rows `rows` and channel `co` of `folded_grad` (the output gradient's fold), with
+/// `G' = [1 0; ½ ½; ½ −½; 0 −1]`: F(3×3, 2×2)'s kernel transform, its last row negated so
+/// that the forward pass's input transform `V` serves as its data transform.
+#[inline(always)]
+fn transform_grad(
+    folded_grad: &[f32],
+    c_out: usize,
+    t: Tiles,
+    rows: std::ops::Range<usize>,
+    g: &mut [MaybeUninit<f32>],
+) {
+    let n = rows.len() * t.tw;
+    let gs = xi_stride(c_out, n);
+    let tw = t.tw;
+    // Even and odd columns of the tile row's two gradient rows, then the rows of G'·g:
+    // (p[i], q[i]) for the tile's left and right columns.
+    let mut even = vec![0.0f32; 2 * tw];
+    let mut odd = vec![0.0f32; 2 * tw];
+    let mut p = vec![0.0f32; 4 * tw];
+    let mut q = vec![0.0f32; 4 * tw];
+    for co in 0..c_out {
+        for (r, row) in rows.clone().enumerate() {
+            let (b, ty) = (row / t.th, row % t.th);
+            // Output row y of image b is folded row y + 1, its column x at x + 1.
+            let base = co * t.stride + b * t.block + (2 * ty + 1) * t.pw + 1;
+            for a in 0..2 {
+                let src = &folded_grad[base + a * t.pw..][..2 * tw];
+                let e = &mut even[a * tw..][..tw];
+                let o = &mut odd[a * tw..][..tw];
+                for ((pair, e), o) in src.chunks_exact(2).zip(e).zip(o) {
+                    *e = pair[0];
+                    *o = pair[1];
+                }
+            }
+            for (source, dst) in [(&even, &mut p), (&odd, &mut q)] {
+                let (g0, g1) = source.split_at(tw);
+                let (d0, rest) = dst.split_at_mut(tw);
+                let (d1, rest) = rest.split_at_mut(tw);
+                let (d2, d3) = rest.split_at_mut(tw);
+                for k in 0..tw {
+                    d0[k] = g0[k];
+                    d1[k] = (g0[k] + g1[k]) * 0.5;
+                    d2[k] = (g0[k] - g1[k]) * 0.5;
+                    d3[k] = -g1[k];
+                }
+            }
+            for i in 0..4 {
+                let (pi, qi) = (&p[i * tw..][..tw], &q[i * tw..][..tw]);
+                let at = (4 * i) * gs + co * n + r * tw;
+                let (g0, rest) = g[at..].split_at_mut(gs);
+                let (g1, rest) = rest.split_at_mut(gs);
+                let (g2, g3) = rest.split_at_mut(gs);
+                let (g0, g1, g2, g3) = (&mut g0[..tw], &mut g1[..tw], &mut g2[..tw], &mut g3[..tw]);
+                for k in 0..tw {
+                    g0[k].write(pi[k]);
+                    g1[k].write((pi[k] + qi[k]) * 0.5);
+                    g2[k].write((pi[k] - qi[k]) * 0.5);
+                    g3[k].write(-qi[k]);
+                }
+            }
+        }
+    }
+}
+
+/// The weight gradient `[c_out][c_in][3][3]` of the 3×3 convolution of the input whose fold
+/// is `folded_x` (`shape`), given the fold of its output gradient `folded_grad`, by
+/// F(3×3, 2×2): per tile, the 3×3 gradient is a correlation of the 4×4 input patch with the
+/// 2×2 output-gradient tile, so `dW = Aᵀ·(Σ_tiles Ĝ ⊙ V)·A` with
+/// `Aᵀ = [1 1 1 0; 0 1 −1 0; 0 1 1 1]`, `V` the forward pass's input transform and `Ĝ` from
+/// [`transform_grad`]: sixteen GEMMs `[C_out, tiles] × [tiles, C_in]`, 16 multiply-adds per
+/// tile and channel pair instead of 36. Each thread sums a contiguous range of chunks of
+/// tiles in order, and the threads' sums are added in order, so the result does not depend
+/// on scheduling. [`applies`] must hold.
+pub(crate) fn weight_grad(
+    folded_x: &[f32],
+    folded_grad: &[f32],
+    shape: Nchw,
+    c_out: usize,
+) -> Vec<f32> {
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx512 = false;
+    let c_in = shape.channels;
+    assert!(applies(shape, c_out));
+    let (h, w) = (shape.height, shape.width);
+    let t = Tiles {
+        tw: w / 2,
+        th: h / 2,
+        pw: w + 1,
+        block: (h + 1) * (w + 1),
+        stride: shape.folded_stride(),
+    };
+    assert!(
+        (c_in - 1) * t.stride + shape.batch * t.block + t.pw < folded_x.len(),
+        "winograd: folded input too short"
+    );
+    assert!(
+        (c_out - 1) * t.stride + shape.batch * t.block < folded_grad.len(),
+        "winograd: folded gradient too short"
+    );
+    let tile_rows = shape.batch * t.th;
+    let per_tile = 16 * (c_in + c_out) * std::mem::size_of::<f32>();
+    let (rows_per_chunk, chunks) = chunking(tile_rows, t.tw, per_tile);
+    let plane = c_out * c_in;
+    let groups = rayon::current_num_threads().clamp(1, chunks);
+    let per_group = chunks.div_ceil(groups);
+    let parallelism = if groups >= rayon::current_num_threads() {
+        gemm::Parallelism::None
+    } else {
+        gemm::Parallelism::Rayon(0)
+    };
+    // Adds (or writes, when `!accumulate`) chunk i's sixteen products to `acc`.
+    let chunk_grad = |acc: &mut [f32], i: usize, accumulate: bool| {
+        let rows = i * rows_per_chunk..((i + 1) * rows_per_chunk).min(tile_rows);
+        let n = rows.len() * t.tw;
+        let (vs, gs) = (xi_stride(c_in, n), xi_stride(c_out, n));
+        let v = transformed_input(folded_x, c_in, t, rows.clone(), avx512);
+        let mut g: Vec<f32> = Vec::with_capacity(16 * gs);
+        let g_planes = &mut g.spare_capacity_mut()[..16 * gs];
+        zero_padding(g_planes, c_out * n, gs);
+        widest(|| transform_grad(folded_grad, c_out, t, rows, g_planes));
+        // SAFETY: the transform wrote the `c_out · n` values of every plane, `zero_padding`
+        // the rest.
+        unsafe { g.set_len(16 * gs) };
+        for xi in 0..16 {
+            // SAFETY: dst is `acc`'s plane ξ, `c_out × c_in` row-major; lhs is Ĝ[ξ],
+            // `c_out × n` row-major; rhs is V[ξ]ᵀ, `n × c_in` (V[ξ] row-major `c_in × n`:
+            // row stride 1, column stride n); none overlap.
+            unsafe {
+                gemm::gemm(
+                    c_out,
+                    c_in,
+                    n,
+                    acc.as_mut_ptr().add(xi * plane),
+                    1,
+                    c_in as isize,
+                    accumulate,
+                    g.as_ptr().add(xi * gs),
+                    1,
+                    n as isize,
+                    v.as_ptr().add(xi * vs),
+                    n as isize,
+                    1,
+                    1.0f32,
+                    1.0f32,
+                    false,
+                    false,
+                    false,
+                    parallelism,
+                );
+            }
+        }
+    };
+    let sums: Vec<Vec<f32>> = (0..groups)
+        .into_par_iter()
+        .map(|group| {
+            let mut acc = vec![0.0f32; 16 * plane];
+            let range = (group * per_group).min(chunks)..((group + 1) * per_group).min(chunks);
+            for (k, i) in range.enumerate() {
+                chunk_grad(&mut acc, i, k > 0);
+            }
+            acc
+        })
+        .collect();
+    let mut sums = sums.into_iter();
+    let mut total = sums.next().unwrap_or_else(|| vec![0.0; 16 * plane]);
+    for sum in sums {
+        total.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
+    }
+    // dW = Aᵀ·M·A per channel pair, one output channel per task.
+    let mut dw = vec![0.0f32; plane * 9];
+    dw.par_chunks_mut(c_in * 9)
+        .enumerate()
+        .for_each(|(co, dst)| {
+            let m: [&[f32]; 16] =
+                std::array::from_fn(|xi| &total[xi * plane + co * c_in..][..c_in]);
+            for (ci, out) in dst.chunks_exact_mut(9).enumerate() {
+                // Rows of Aᵀ·M: r[ky][j].
+                let r = |j: usize| {
+                    let (a, b, e, f) = (m[j][ci], m[4 + j][ci], m[8 + j][ci], m[12 + j][ci]);
+                    [a + b + e, b - e, b + e + f]
+                };
+                let (r0, r1, r2, r3) = (r(0), r(1), r(2), r(3));
+                for ky in 0..3 {
+                    out[3 * ky] = r0[ky] + r1[ky] + r2[ky];
+                    out[3 * ky + 1] = r1[ky] - r2[ky];
+                    out[3 * ky + 2] = r1[ky] + r2[ky] + r3[ky];
+                }
+            }
+        });
+    dw
 }
 
 /// Where [`store_outputs`] writes: one NCHW tensor per part of the output channels.

@@ -111,9 +111,11 @@ fn main() {
         println!();
     }
     println!(
-        "Winograd F(2x2, 3x3) (the default where both sides have {}+ channels) / the direct form \
-         above, forward and input grad, taking turns:",
-        burn_shifted_conv::winograd::MIN_CHANNELS
+        "Winograd (the default with {}+ channels on both sides and {}+ tiles of 2x2 outputs) / \
+         the direct form above: forward and input grad F(2x2, 3x3), weight grad F(3x3, 2x2), \
+         taking turns:",
+        burn_shifted_conv::winograd::MIN_CHANNELS,
+        burn_shifted_conv::winograd::MIN_TILES
     );
     let kernel = ConvKernel::selected();
     for (batch, c_in, c_out, size) in [
@@ -134,7 +136,7 @@ fn main() {
         let g = values(batch * c_out * size * size, 2);
         let w = values(c_out * c_in * 9, 3);
         let gflop = 2.0 * 9.0 * (batch * size * size * c_in * c_out) as f64 / 1e9;
-        let (mut times, mut direct) = ([f64::INFINITY; 2], [f64::INFINITY; 2]);
+        let (mut times, mut direct) = ([f64::INFINITY; 3], [f64::INFINITY; 3]);
         for _ in 0..reps {
             for (on, best) in [(true, &mut times), (false, &mut direct)] {
                 burn_shifted_conv::winograd::set_enabled(on);
@@ -144,19 +146,25 @@ fn main() {
                 best[1] = best[1].min(best_ms(1, || {
                     std::hint::black_box(conv3x3_input_grad(&g, shape, &w, c_out, kernel));
                 }));
+                best[2] = best[2].min(best_ms(1, || {
+                    std::hint::black_box(conv3x3_weight_grad(&x, shape, &g, c_out, kernel));
+                }));
             }
         }
         burn_shifted_conv::winograd::set_enabled(true);
         let cell = |ms: f64| format!("{ms:.2} ({:.0})", gflop / ms * 1e3);
         println!(
-            "{:<14} | {} / {} | direct {} / {} | {:.2}x / {:.2}x",
+            "{:<16} | {} / {} / {} | direct {} / {} / {} | {:.2}x / {:.2}x / {:.2}x",
             format!("{c_in}->{c_out} @{size} b{batch}"),
             cell(times[0]),
             cell(times[1]),
+            cell(times[2]),
             cell(direct[0]),
             cell(direct[1]),
+            cell(direct[2]),
             times[0] / direct[0],
-            times[1] / direct[1]
+            times[1] / direct[1],
+            times[2] / direct[2]
         );
     }
     println!("2x2/2 transposed convolutions (one kernel): forward / input grad / weight grad");
