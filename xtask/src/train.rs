@@ -150,6 +150,11 @@ pub struct TrainArgs {
     /// Untimed warm-up steps for --bench-steps.
     #[arg(long, default_value_t = 2)]
     bench_warmup: usize,
+    /// With --bench-steps: measure ours then Keras this many times in turn and report the
+    /// median of the per-round ratios, so that a slow spell of a shared machine falls on both
+    /// sides of a ratio rather than on one.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=100))]
+    bench_rounds: u16,
     /// With --bench-steps on Flex: also time the previous formulation of the 3×3 convolutions
     /// (burn's `conv2d` and its generic backward), in the same run.
     #[arg(long)]
@@ -279,7 +284,7 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[derive(serde::Deserialize, serde::Serialize, Debug)]
+#[derive(serde::Deserialize, serde::Serialize, Debug, Clone)]
 struct KerasReport {
     tensorflow: String,
     median_step_seconds: f64,
@@ -343,6 +348,25 @@ fn print_burn(burn: &BenchReport) {
     );
 }
 
+fn print_keras(report: &KerasReport) {
+    println!(
+        "keras (TensorFlow {}): {:.3} s/step median ({:.3} mean); inference batch 1 {:.1} ms; {} params",
+        report.tensorflow,
+        report.median_step_seconds,
+        report.mean_step_seconds,
+        report.inference_batch1_seconds * 1e3,
+        report.params
+    );
+}
+
+fn print_ratio(burn: &BenchReport, keras: &KerasReport) {
+    println!(
+        "ratio burn/keras: training {:.2}x, inference {:.2}x",
+        burn.median_step_seconds / keras.median_step_seconds,
+        burn.inference_batch1_seconds / keras.inference_batch1_seconds
+    );
+}
+
 fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     let cfg = BenchConfig {
         model: model_config(args),
@@ -383,19 +407,8 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     };
     let keras = match keras_bench(args, steps) {
         Ok(report) => {
-            println!(
-                "keras (TensorFlow {}): {:.3} s/step median ({:.3} mean); inference batch 1 {:.1} ms; {} params",
-                report.tensorflow,
-                report.median_step_seconds,
-                report.mean_step_seconds,
-                report.inference_batch1_seconds * 1e3,
-                report.params
-            );
-            println!(
-                "ratio burn/keras: training {:.2}x, inference {:.2}x",
-                burn.median_step_seconds / report.median_step_seconds,
-                burn.inference_batch1_seconds / report.inference_batch1_seconds
-            );
+            print_keras(&report);
+            print_ratio(&burn, &report);
             Some(report)
         }
         Err(why) => {
@@ -403,6 +416,63 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
             None
         }
     };
+    // Further rounds, ours then Keras each time; the first round is the one above.
+    let mut rounds = vec![(burn.clone(), keras.clone())];
+    for round in 2..=args.bench_rounds {
+        eprintln!("round {round} of {}", args.bench_rounds);
+        let ours = bench_steps(&cfg).context("burn benchmark failed")?;
+        print_burn(&ours);
+        let theirs = if keras.is_some() {
+            let report = keras_bench(args, steps)
+                .map_err(|why| anyhow::anyhow!("keras benchmark failed in round {round}: {why}"))?;
+            print_keras(&report);
+            print_ratio(&ours, &report);
+            Some(report)
+        } else {
+            None
+        };
+        rounds.push((ours, theirs));
+    }
+    let round_ratios: Vec<(f64, f64)> = rounds
+        .iter()
+        .filter_map(|(ours, theirs)| {
+            theirs.as_ref().map(|k| {
+                (
+                    ours.median_step_seconds / k.median_step_seconds,
+                    ours.inference_batch1_seconds / k.inference_batch1_seconds,
+                )
+            })
+        })
+        .collect();
+    if round_ratios.len() > 1 {
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            let n = v.len();
+            if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }
+        };
+        let list = |v: Vec<f64>| {
+            v.iter()
+                .map(|r| format!("{r:.2}"))
+                .collect::<Vec<_>>()
+                .join(" / ")
+        };
+        let (train, infer): (Vec<f64>, Vec<f64>) = round_ratios.iter().copied().unzip();
+        println!(
+            "{} rounds, ratio burn/keras per round: training {}; inference {}",
+            round_ratios.len(),
+            list(train.clone()),
+            list(infer.clone())
+        );
+        println!(
+            "median of the rounds' ratios: training {:.2}x, inference {:.2}x",
+            median(train),
+            median(infer)
+        );
+    }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("{}: cannot create", args.out.display()))?;
     let path = args.out.join("bench.json");
@@ -410,6 +480,10 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         "burn": burn,
         "burn_conv2d": burn_conv2d,
         "keras": keras,
+        "rounds": rounds
+            .iter()
+            .map(|(ours, theirs)| serde_json::json!({ "burn": ours, "keras": theirs }))
+            .collect::<Vec<_>>(),
         "command_line": std::env::args().collect::<Vec<_>>(),
         "git_commit": unet_bench::sys::git_commit(&project_root()),
     });
