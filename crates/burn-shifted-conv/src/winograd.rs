@@ -301,12 +301,19 @@ fn transformed_input(
 }
 
 /// Tile rows per chunk and the number of chunks for `tile_rows` rows of `tw` tiles whose
-/// transformed values take `per_tile` bytes: chunks that fit [`CHUNK_BYTES`], at least two
+/// transformed values take `per_tile` bytes: chunks that fit [`CHUNK_BYTES`], at least one
 /// per thread where there are enough rows.
 fn chunking(tile_rows: usize, tw: usize, per_tile: usize) -> (usize, usize) {
     let cached_rows = (CHUNK_BYTES / (per_tile * tw)).max(1);
-    let enough_rows = tile_rows.div_ceil(2 * rayon::current_num_threads()).max(1);
-    let rows_per_chunk = cached_rows.min(enough_rows);
+    let enough_rows = tile_rows.div_ceil(rayon::current_num_threads()).max(1);
+    let mut rows_per_chunk = cached_rows.min(enough_rows);
+    // Whole multiples of 64 tiles where that is possible: the GEMMs' blocks of 64 rows (of the
+    // transposed products), without a remainder block (`--example conv_kernels`: 0.58–0.73×
+    // the direct form's time on the 256-channel layers' forward pass, 0.66–0.76× with 80- and
+    // 32-tile chunks, the other shapes within the noise).
+    if tw < 64 && 64 % tw == 0 && rows_per_chunk * tw >= 64 {
+        rows_per_chunk = rows_per_chunk * tw / 64 * 64 / tw;
+    }
     (rows_per_chunk, tile_rows.div_ceil(rows_per_chunk))
 }
 
