@@ -759,7 +759,7 @@ fn weight_grad_folded(
     // y·(W+1) + x of its block) is the padded fold's (y+1)·(W+1) + 1 + x, W+2 further on.
     // The columns a convolution discards (x = W, y = H) land on the padded fold's zeros: a
     // row's leading zero and the next block's zero row (the zero tail after the last).
-    if winograd::enabled() && winograd::applies(shape, c_out) {
+    if winograd::enabled() && winograd::weight_grad_applies(shape, c_out) {
         return winograd::weight_grad(padded, folded_grad, shape, c_out);
     }
     let wide = &folded_grad[shape.padded_width() + 1..];
@@ -1155,9 +1155,10 @@ mod tests {
 
     #[test]
     fn winograd_form_matches_the_definition() {
-        // Both sides with 64+ channels, even sides, 128+ tiles: the F(2×2, 3×3) path, for the
-        // forward pass (bias, ReLU, output in two parts) and the input gradient. 2×2 images
-        // have one tile each; 6×10 ones three tile rows of five; the chunks end inside images.
+        // 32+ channels on one side and 64+ on the other, even sides, 128+ tiles: the
+        // F(2×2, 3×3) path, for the forward pass (bias, ReLU, output in two parts) and the
+        // input gradient. 2×2 images have one tile each; 6×10 ones three tile rows of five; the
+        // chunks end inside images.
         let mut rng = SplitMix64::stream(9, 4);
         for (batch, c_in, c_out, h, w) in
             [(128, 64, 70, 2, 2), (9, 66, 64, 6, 10), (8, 64, 64, 8, 8)]
@@ -1229,7 +1230,7 @@ mod tests {
                 height: h,
                 width: w,
             };
-            assert!(winograd::applies(s, c_out));
+            assert!(winograd::weight_grad_applies(s, c_out));
             let x = random(batch * c_in * h * w, &mut rng);
             let g = random(batch * c_out * h * w, &mut rng);
             let expected = naive_weight_grad(&x, s, &g, c_out);

@@ -8,8 +8,8 @@
 //! `M[ξ] = U[ξ] · V[ξ]` (`[C_out, C_in] × [C_in, tiles]`), one per element `ξ` of the 4×4
 //! transform. Only valid outputs are tiles, so the folded layout's discarded columns (27 % more
 //! columns at 8×8, 13 % at 16×16) are not computed either. The transforms cost a few additions
-//! per value and channel, which the GEMMs amortise when both sides have [`MIN_CHANNELS`] or
-//! more and there are [`MIN_TILES`] tiles or more (`--example conv_kernels` in `unet-train`
+//! per value and channel, which the GEMMs amortise on the layers with [`MIN_CHANNELS`] or
+//! more (see there) and [`MIN_TILES`] tiles or more (`--example conv_kernels` in `unet-train`
 //! times both forms).
 //!
 //! The matrices (Lavin and Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
@@ -30,10 +30,17 @@ use rayon::prelude::*;
 
 use crate::kernel::{Epilogue, Nchw, OutPtr};
 
-/// The Winograd form runs a convolution when both sides have at least this many channels (and
-/// the image has even sides). Below it the transforms' memory traffic outweighs the saved
-/// multiply-adds: the folded layers at 16–32 channels run the direct kernels.
+/// The Winograd form runs a convolution's forward pass and input gradient when its wider side
+/// has at least this many channels, and its weight gradient when both sides have (and the
+/// image has even sides). Below it the transforms' memory traffic outweighs the saved
+/// multiply-adds: 32 → 32 channels ran at 1.0–1.1× the direct kernels' time, 16 → 16 at
+/// 1.5–1.6× (`--example conv_kernels`, Sapphire Rapids).
 pub const MIN_CHANNELS: usize = 64;
+
+/// The narrower side's least channels for the forward pass and input gradient: 64 → 32 ran at
+/// 0.80–0.95× the direct form's time, 32 → 64 at 0.72–0.90× (their weight gradients at
+/// 0.84–1.05×, so those keep the direct form).
+pub const MIN_NARROW_CHANNELS: usize = 32;
 
 /// Bytes of transformed input and output a chunk of tiles keeps (`16 · (C_in + C_out)` values
 /// per tile), so that the sixteen GEMMs read and write them from L2.
@@ -76,8 +83,19 @@ pub const MIN_TILES: usize = 128;
 
 /// Whether [`conv_folded`] runs a convolution of `shape` (its input) to `c_out` channels.
 pub(crate) fn applies(shape: Nchw, c_out: usize) -> bool {
-    shape.channels.min(c_out) >= MIN_CHANNELS
-        && shape.height.is_multiple_of(2)
+    shape.channels.min(c_out) >= MIN_NARROW_CHANNELS
+        && shape.channels.max(c_out) >= MIN_CHANNELS
+        && tiles_apply(shape)
+}
+
+/// Whether [`weight_grad`] runs the weight gradient of a convolution of `shape` to `c_out`.
+pub(crate) fn weight_grad_applies(shape: Nchw, c_out: usize) -> bool {
+    shape.channels.min(c_out) >= MIN_CHANNELS && tiles_apply(shape)
+}
+
+/// Even sides and at least [`MIN_TILES`] tiles.
+fn tiles_apply(shape: Nchw) -> bool {
+    shape.height.is_multiple_of(2)
         && shape.width.is_multiple_of(2)
         && shape.batch * (shape.height / 2) * (shape.width / 2) >= MIN_TILES
 }
@@ -525,7 +543,7 @@ fn transform_grad(
 /// [`transform_grad`]: sixteen GEMMs `[C_out, tiles] × [tiles, C_in]`, 16 multiply-adds per
 /// tile and channel pair instead of 36. Each thread sums a contiguous range of chunks of
 /// tiles in order, and the threads' sums are added in order, so the result does not depend
-/// on scheduling. [`applies`] must hold.
+/// on scheduling. [`weight_grad_applies`] must hold.
 pub(crate) fn weight_grad(
     folded_x: &[f32],
     folded_grad: &[f32],
@@ -537,7 +555,7 @@ pub(crate) fn weight_grad(
     #[cfg(not(target_arch = "x86_64"))]
     let avx512 = false;
     let c_in = shape.channels;
-    assert!(applies(shape, c_out));
+    assert!(weight_grad_applies(shape, c_out));
     let (h, w) = (shape.height, shape.width);
     let t = Tiles {
         tw: w / 2,

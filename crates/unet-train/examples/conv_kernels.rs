@@ -111,14 +111,18 @@ fn main() {
         println!();
     }
     println!(
-        "Winograd (the default with {}+ channels on both sides and {}+ tiles of 2x2 outputs) / \
-         the direct form above: forward and input grad F(2x2, 3x3), weight grad F(3x3, 2x2), \
-         taking turns:",
+        "Winograd / the direct form above, taking turns: forward and input grad F(2x2, 3x3) \
+         ({}+ channels on one side, {}+ on the other), weight grad F(3x3, 2x2) ({}+ on both), \
+         {}+ tiles of 2x2 outputs:",
+        burn_shifted_conv::winograd::MIN_NARROW_CHANNELS,
+        burn_shifted_conv::winograd::MIN_CHANNELS,
         burn_shifted_conv::winograd::MIN_CHANNELS,
         burn_shifted_conv::winograd::MIN_TILES
     );
     let kernel = ConvKernel::selected();
     for (batch, c_in, c_out, size) in [
+        (8, 64, 32, 64),
+        (8, 32, 64, 32),
         (8, 64, 64, 32),
         (8, 128, 64, 32),
         (8, 128, 128, 16),
