@@ -179,6 +179,11 @@ fn conv_fixed_shapes_cover_every_path() {
         (1, (16, 16), 32, 32, (3, 3), (1, 1), (1, 1), Padding::Same),
         (2, (7, 13), 40, 37, (3, 3), (1, 1), (1, 1), Padding::Same),
         (1, (5, 17), 9, 48, (5, 3), (1, 1), (1, 1), Padding::Valid),
+        // 1×1 to one channel (the U-Net's head): the per-pixel dot product, with 8-value
+        // blocks and a remainder, and with fewer than 8 input channels.
+        (2, (9, 9), 19, 1, (1, 1), (1, 1), (1, 1), Padding::Same),
+        (1, (6, 7), 3, 1, (1, 1), (1, 1), (1, 1), Padding::Valid),
+        (1, (16, 16), 16, 1, (1, 1), (1, 1), (1, 1), Padding::Same),
     ];
     let mut paths = Vec::new();
     for (i, &(batches, hw, in_c, out_c, k, stride, dilation, padding)) in cases.iter().enumerate() {
