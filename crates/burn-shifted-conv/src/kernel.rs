@@ -261,14 +261,7 @@ fn conv_folded(
     }
     assert_eq!(taps.len(), 9 * c_out * c_in);
     let plane = shape.height * shape.width;
-    let mut outs: Vec<Vec<f32>> = parts
-        .iter()
-        .map(|&c| Vec::with_capacity(shape.batch * c * plane))
-        .collect();
-    let dsts: Vec<OutPtr> = outs
-        .iter_mut()
-        .map(|out| OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>()))
-        .collect();
+    let (mut outs, dsts) = part_outputs(shape, parts);
     let tiles = tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS;
     let packed = if tiles {
         direct::pack_for_tiles(taps, c_out, c_in)
@@ -301,6 +294,21 @@ fn conv_folded(
         unsafe { out.set_len(shape.batch * c * plane) };
     }
     outs
+}
+
+/// Empty NCHW outputs `[B, parts[g], H, W]` of a convolution (`shape` for `B`, `H`, `W`), with
+/// their capacity's pointers for the parallel tasks that fill them (each then `set_len`).
+pub(crate) fn part_outputs(shape: Nchw, parts: &[usize]) -> (Vec<Vec<f32>>, Vec<OutPtr>) {
+    let plane = shape.height * shape.width;
+    let mut outs: Vec<Vec<f32>> = parts
+        .iter()
+        .map(|&c| Vec::with_capacity(shape.batch * c * plane))
+        .collect();
+    let dsts = outs
+        .iter_mut()
+        .map(|out| OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>()))
+        .collect();
+    (outs, dsts)
 }
 
 /// The nine shifted GEMMs of one column chunk: `block[c_out][n]` (row stride `n`) from columns

@@ -104,7 +104,7 @@ fn scatter_blocks(
 /// `i < m`, `k < depth`, `j < n`; `out` must be valid for writes of `m·n` elements (and
 /// initialised when `accumulate`) not aliasing them.
 #[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into(
+pub(crate) unsafe fn gemm_into(
     out: *mut f32,
     m: usize,
     n: usize,

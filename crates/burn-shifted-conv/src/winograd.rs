@@ -28,7 +28,8 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
 
-use crate::kernel::{Epilogue, Nchw, OutPtr};
+use crate::kernel::{Epilogue, Nchw, OutPtr, part_outputs};
+use crate::upconv::gemm_into;
 
 /// The Winograd form runs a convolution's forward pass and input gradient when its wider side
 /// has at least this many channels, and its weight gradient when both sides have (and the
@@ -177,6 +178,27 @@ struct Tiles {
     block: usize,
     /// Channel stride of the folded buffer.
     stride: usize,
+}
+
+impl Tiles {
+    /// The tiles of `shape` (even sides), whose fold has `folded_len` values: checks that
+    /// the last tile row of the last image, which reads the folded row below it (the zero
+    /// tail) one value past its end, stays inside the buffer.
+    fn new(shape: Nchw, folded_len: usize) -> Tiles {
+        let (h, w) = (shape.height, shape.width);
+        let t = Tiles {
+            tw: w / 2,
+            th: h / 2,
+            pw: w + 1,
+            block: (h + 1) * (w + 1),
+            stride: shape.folded_stride(),
+        };
+        assert!(
+            (shape.channels - 1) * t.stride + shape.batch * t.block + t.pw < folded_len,
+            "winograd: folded input too short"
+        );
+        t
+    }
 }
 
 /// `V[ξ][c][k]` (`n` tiles per row `c`) for the tile rows `rows` (`q = b·th + ty`) of every
@@ -366,21 +388,8 @@ fn conv_folded_on(
     let c_in = shape.channels;
     assert!(applies(shape, c_out));
     assert_eq!(taps.len(), 9 * c_out * c_in);
-    let (h, w) = (shape.height, shape.width);
-    let plane = h * w;
-    let t = Tiles {
-        tw: w / 2,
-        th: h / 2,
-        pw: w + 1,
-        block: (h + 1) * (w + 1),
-        stride: shape.folded_stride(),
-    };
-    // The last tile row of the last image reads the folded row below it (the zero tail), one
-    // value past its end: inside the buffer, whose rows end in the read slack.
-    assert!(
-        (c_in - 1) * t.stride + shape.batch * t.block + t.pw < folded.len(),
-        "winograd: folded input too short"
-    );
+    let (w, plane) = (shape.width, shape.height * shape.width);
+    let t = Tiles::new(shape, folded.len());
     let u = transform_weights(taps, c_out * c_in);
     let tile_rows = shape.batch * t.th;
     let per_tile = 16 * (c_in + c_out) * std::mem::size_of::<f32>();
@@ -390,14 +399,7 @@ fn conv_folded_on(
     } else {
         gemm::Parallelism::Rayon(0)
     };
-    let mut outs: Vec<Vec<f32>> = parts
-        .iter()
-        .map(|&c| Vec::with_capacity(shape.batch * c * plane))
-        .collect();
-    let dsts: Vec<OutPtr> = outs
-        .iter_mut()
-        .map(|out| OutPtr(out.spare_capacity_mut().as_mut_ptr().cast::<f32>()))
-        .collect();
+    let (mut outs, dsts) = part_outputs(shape, parts);
     // Output channel → (part, channel in it).
     let owners: Vec<(usize, usize)> = parts
         .iter()
@@ -413,27 +415,20 @@ fn conv_folded_on(
         let dst = m.spare_capacity_mut().as_mut_ptr().cast::<f32>();
         for xi in 0..16 {
             // SAFETY: dst block ξ is `c_out × n` row-major inside `m`'s capacity, written
-            // whole (read_dst false); lhs U[ξ] is `c_out × c_in` row-major, rhs V[ξ] is
-            // `c_in × n` row-major; none overlap.
+            // whole; U[ξ] is `c_out × c_in` row-major, V[ξ] is `c_in × n` row-major; none
+            // overlap.
             unsafe {
-                gemm::gemm(
+                gemm_into(
+                    dst.add(xi * ms),
                     c_out,
                     n,
                     c_in,
-                    dst.add(xi * ms),
-                    1,
-                    n as isize,
-                    false,
                     u.as_ptr().add(xi * c_out * c_in),
-                    1,
                     c_in as isize,
-                    v.as_ptr().add(xi * vs),
                     1,
+                    v.as_ptr().add(xi * vs),
                     n as isize,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
+                    1,
                     false,
                     parallelism,
                 );
@@ -556,18 +551,7 @@ pub(crate) fn weight_grad(
     let avx512 = false;
     let c_in = shape.channels;
     assert!(weight_grad_applies(shape, c_out));
-    let (h, w) = (shape.height, shape.width);
-    let t = Tiles {
-        tw: w / 2,
-        th: h / 2,
-        pw: w + 1,
-        block: (h + 1) * (w + 1),
-        stride: shape.folded_stride(),
-    };
-    assert!(
-        (c_in - 1) * t.stride + shape.batch * t.block + t.pw < folded_x.len(),
-        "winograd: folded input too short"
-    );
+    let t = Tiles::new(shape, folded_x.len());
     assert!(
         (c_out - 1) * t.stride + shape.batch * t.block < folded_grad.len(),
         "winograd: folded gradient too short"
@@ -597,29 +581,22 @@ pub(crate) fn weight_grad(
         // the rest.
         unsafe { g.set_len(16 * gs) };
         for xi in 0..16 {
-            // SAFETY: dst is `acc`'s plane ξ, `c_out × c_in` row-major; lhs is Ĝ[ξ],
-            // `c_out × n` row-major; rhs is V[ξ]ᵀ, `n × c_in` (V[ξ] row-major `c_in × n`:
-            // row stride 1, column stride n); none overlap.
+            // SAFETY: dst is `acc`'s plane ξ, `c_out × c_in` row-major (initialised when
+            // accumulating); Ĝ[ξ] is `c_out × n` row-major; V[ξ]ᵀ is `n × c_in` (V[ξ] is
+            // `c_in × n` row-major: row stride 1, column stride n); none overlap.
             unsafe {
-                gemm::gemm(
+                gemm_into(
+                    acc.as_mut_ptr().add(xi * plane),
                     c_out,
                     c_in,
                     n,
-                    acc.as_mut_ptr().add(xi * plane),
-                    1,
-                    c_in as isize,
-                    accumulate,
                     g.as_ptr().add(xi * gs),
-                    1,
                     n as isize,
+                    1,
                     v.as_ptr().add(xi * vs),
-                    n as isize,
                     1,
-                    1.0f32,
-                    1.0f32,
-                    false,
-                    false,
-                    false,
+                    n as isize,
+                    accumulate,
                     parallelism,
                 );
             }
