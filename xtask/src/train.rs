@@ -445,15 +445,6 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         })
         .collect();
     if round_ratios.len() > 1 {
-        let median = |mut v: Vec<f64>| {
-            v.sort_by(f64::total_cmp);
-            let n = v.len();
-            if n % 2 == 1 {
-                v[n / 2]
-            } else {
-                (v[n / 2 - 1] + v[n / 2]) / 2.0
-            }
-        };
         let list = |v: Vec<f64>| {
             v.iter()
                 .map(|r| format!("{r:.2}"))
@@ -469,8 +460,8 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         );
         println!(
             "median of the rounds' ratios: training {:.2}x, inference {:.2}x",
-            median(train),
-            median(infer)
+            crate::runtime_bench::median(train),
+            crate::runtime_bench::median(infer)
         );
     }
     std::fs::create_dir_all(&args.out)

@@ -274,40 +274,33 @@ impl Requant16 {
         let (l, r) = (&g.lshift[col..col + 16], &g.rshift[col..col + 16]);
         // SAFETY: each slice has exactly 16 i32 (64 bytes), read unaligned.
         unsafe {
-            let one = _mm512_set1_epi32(1);
-            let mult = _mm512_loadu_si512(m.as_ptr().cast());
-            let rshift = _mm512_loadu_si512(r.as_ptr().cast());
-            let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rshift), one);
-            Self {
-                bias: _mm512_loadu_si512(b.as_ptr().cast()),
-                mult,
-                mult_odd: _mm512_srli_epi64::<32>(mult),
-                lshift: _mm512_loadu_si512(l.as_ptr().cast()),
-                rshift,
-                mask,
-                half: _mm512_srai_epi32::<1>(mask),
-                zp: _mm512_set1_epi32(g.out_zp),
-                lo: _mm512_set1_epi32(g.act_min),
-                hi: _mm512_set1_epi32(g.act_max),
-            }
+            Self::from_lanes(
+                g,
+                _mm512_loadu_si512(b.as_ptr().cast()),
+                _mm512_loadu_si512(m.as_ptr().cast()),
+                _mm512_loadu_si512(l.as_ptr().cast()),
+                _mm512_loadu_si512(r.as_ptr().cast()),
+            )
         }
     }
-}
 
-impl Requant16 {
-    /// Column `col`'s parameters in all 16 lanes (for [`kernel_vnni_one_column`], whose
-    /// lanes are rows).
+    /// The parameters from per-lane bias, multiplier and shifts (the derived vectors and
+    /// `g`'s output zero point and activation range).
     #[target_feature(enable = "avx512f")]
-    fn splat(g: &Int8Gemm, col: usize) -> Self {
+    fn from_lanes(
+        g: &Int8Gemm,
+        bias: __m512i,
+        mult: __m512i,
+        lshift: __m512i,
+        rshift: __m512i,
+    ) -> Self {
         let one = _mm512_set1_epi32(1);
-        let mult = _mm512_set1_epi32(g.mult[col]);
-        let rshift = _mm512_set1_epi32(g.rshift[col]);
         let mask = _mm512_sub_epi32(_mm512_sllv_epi32(one, rshift), one);
         Self {
-            bias: _mm512_set1_epi32(g.bias[col]),
+            bias,
             mult,
             mult_odd: _mm512_srli_epi64::<32>(mult),
-            lshift: _mm512_set1_epi32(g.lshift[col]),
+            lshift,
             rshift,
             mask,
             half: _mm512_srai_epi32::<1>(mask),
@@ -315,6 +308,19 @@ impl Requant16 {
             lo: _mm512_set1_epi32(g.act_min),
             hi: _mm512_set1_epi32(g.act_max),
         }
+    }
+
+    /// Column `col`'s parameters in all 16 lanes (for [`kernel_vnni_one_column`], whose
+    /// lanes are rows).
+    #[target_feature(enable = "avx512f")]
+    fn splat(g: &Int8Gemm, col: usize) -> Self {
+        Self::from_lanes(
+            g,
+            _mm512_set1_epi32(g.bias[col]),
+            _mm512_set1_epi32(g.mult[col]),
+            _mm512_set1_epi32(g.lshift[col]),
+            _mm512_set1_epi32(g.rshift[col]),
+        )
     }
 }
 
