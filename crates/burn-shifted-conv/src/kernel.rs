@@ -999,12 +999,11 @@ pub(crate) fn ordered_sum(
     partial: impl Fn(&mut [f32], usize, bool) + Sync,
 ) -> Vec<f32> {
     let groups = (4 * rayon::current_num_threads()).clamp(1, parts.max(1));
-    let per_group = parts.div_ceil(groups).max(1);
     let sums: Vec<Vec<f32>> = (0..groups)
         .into_par_iter()
         .map(|g| {
             let mut acc = vec![0.0; len];
-            let range = (g * per_group).min(parts)..((g + 1) * per_group).min(parts);
+            let range = even_share(g, groups, parts);
             for (k, i) in range.enumerate() {
                 partial(&mut acc, i, k > 0);
             }
@@ -1017,6 +1016,14 @@ pub(crate) fn ordered_sum(
         total.iter_mut().zip(&sum).for_each(|(t, s)| *t += s);
     }
     total
+}
+
+/// Share `k` of `0..len` cut into `shares` contiguous ranges whose lengths differ by at most
+/// one. (Ranges of `len.div_ceil(shares)` leave the last share short: 66 weight-gradient
+/// chunks in 8 groups of 9 gave one thread 36 chunks and the other 30.)
+pub(crate) fn even_share(k: usize, shares: usize, len: usize) -> std::ops::Range<usize> {
+    let shares = shares.max(1);
+    k * len / shares..(k + 1) * len / shares
 }
 
 /// Gradient with respect to the bias: `grad` (`[batch, c_out, plane]`) summed over batch and
@@ -1049,6 +1056,22 @@ mod tests {
     use super::*;
     use crate::test_support::{dot, max_abs_diff, random};
     use seeded_rng::SplitMix64;
+
+    #[test]
+    fn even_shares_cover_the_range_once_and_differ_by_at_most_one() {
+        for (shares, len) in [(8, 66), (2, 3), (8, 3), (1, 5), (4, 0), (3, 9), (16, 100)] {
+            let ranges: Vec<_> = (0..shares).map(|k| even_share(k, shares, len)).collect();
+            let mut next = 0;
+            for r in &ranges {
+                assert_eq!(r.start, next, "{shares} shares of {len}: {ranges:?}");
+                next = r.end;
+            }
+            assert_eq!(next, len, "{shares} shares of {len}: {ranges:?}");
+            let lens: Vec<usize> = ranges.iter().map(|r| r.len()).collect();
+            let (lo, hi) = (lens.iter().min(), lens.iter().max());
+            assert!(hi.zip(lo).is_some_and(|(h, l)| h - l <= 1), "{lens:?}");
+        }
+    }
 
     /// Direct definition, for checking.
     fn naive(x: &[f32], s: Nchw, weight: &[f32], c_out: usize) -> Vec<f32> {

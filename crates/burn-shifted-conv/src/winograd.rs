@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use rayon::prelude::*;
 
-use crate::kernel::{Epilogue, Nchw, OutPtr, part_outputs};
+use crate::kernel::{Epilogue, Nchw, OutPtr, even_share, part_outputs};
 use crate::upconv::gemm_into;
 
 /// The Winograd form runs a convolution's forward pass and input gradient when its wider side
@@ -561,7 +561,6 @@ pub(crate) fn weight_grad(
     let (rows_per_chunk, chunks) = chunking(tile_rows, t.tw, per_tile);
     let plane = c_out * c_in;
     let groups = rayon::current_num_threads().clamp(1, chunks);
-    let per_group = chunks.div_ceil(groups);
     let parallelism = if groups >= rayon::current_num_threads() {
         gemm::Parallelism::None
     } else {
@@ -606,7 +605,7 @@ pub(crate) fn weight_grad(
         .into_par_iter()
         .map(|group| {
             let mut acc = vec![0.0f32; 16 * plane];
-            let range = (group * per_group).min(chunks)..((group + 1) * per_group).min(chunks);
+            let range = even_share(group, groups, chunks);
             for (k, i) in range.enumerate() {
                 chunk_grad(&mut acc, i, k > 0);
             }
