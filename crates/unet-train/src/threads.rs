@@ -131,8 +131,6 @@ mod tests {
                     std::thread::sleep(std::time::Duration::from_micros(20));
                     rayon::current_thread_index().unwrap_or(usize::MAX)
                 })
-                .collect::<Vec<_>>()
-                .into_iter()
                 .collect();
             assert!(workers.len() > 1, "only {workers:?} ran the loop's parts");
             let sum: u64 = (0..100_000u64).into_par_iter().sum();
