@@ -113,8 +113,38 @@ fn direct_expected(g: &ConvGeometry) -> bool {
     }
 }
 
-/// Runs one convolution on the chosen path and on the `gemm` path (threads 1 and 3 each) and
-/// checks both; returns the two paths taken.
+/// Whether `PackedConv2dF32::new` should pick Winograd F(2×2, 3×3): 3×3, stride 1, dilation 1,
+/// ≥ 64 channels on both sides, ≥ 64 tiles of 2×2 outputs, and on AVX-512 CPUs at most 64 tiles
+/// per image.
+fn winograd_expected(g: &ConvGeometry) -> bool {
+    let per_image = g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
+    #[cfg(target_arch = "x86_64")]
+    let wide = std::arch::is_x86_feature_detected!("avx512f");
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = false;
+    winograd_applies(g)
+        && g.in_c.min(g.out_c) >= 64
+        && g.batches * per_image >= 64
+        && (per_image <= 64 || !wide)
+}
+
+/// Whether `PackedConv2dF32::winograd` takes Winograd for `g`.
+fn winograd_applies(g: &ConvGeometry) -> bool {
+    (
+        g.k_h,
+        g.k_w,
+        g.stride_h,
+        g.stride_w,
+        g.dilation_h,
+        g.dilation_w,
+    ) == (3, 3, 1, 1, 1, 1)
+        && g.pad_top <= 1
+        && g.pad_left <= 1
+}
+
+/// Runs one convolution on the chosen path, on the `gemm` path and, for 3×3 stride-1
+/// geometries, on Winograd F(2×2, 3×3) (threads 1 and 3 each) and checks them all; returns the
+/// paths taken (chosen, gemm).
 fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) -> [ConvPath; 2] {
     let input = rng.f32s(g.batches * g.in_h * g.in_w * g.in_c, -1.5, 1.5);
     let filter = rng.f32s(g.out_c * g.k_h * g.k_w * g.in_c, -0.5, 0.5);
@@ -138,12 +168,20 @@ fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) 
     let pointwise = gemm.path() == ConvPath::Pointwise;
     assert_eq!(
         chosen.path() == ConvPath::Direct,
-        shifted && !pointwise && direct_expected(g),
+        shifted && !pointwise && direct_expected(g) && !winograd_expected(g),
+        "{g:?}: path {:?}",
+        chosen.path()
+    );
+    assert_eq!(
+        chosen.path() == ConvPath::Winograd,
+        winograd_expected(g),
         "{g:?}: path {:?}",
         chosen.path()
     );
     assert_ne!(gemm.path(), ConvPath::Direct);
-    for packed in [&chosen, &gemm] {
+    let winograd = PackedConv2dF32::winograd(g, act, &filter).expect("filter size");
+    assert_eq!(winograd.path() == ConvPath::Winograd, winograd_applies(g));
+    for packed in [&chosen, &gemm, &winograd] {
         for threads in [1, 3] {
             let mut got = vec![f32::NAN; n_out];
             packed.run(&input, bias.as_deref(), &mut got, threads);
@@ -178,6 +216,13 @@ fn conv_fixed_shapes_cover_every_path() {
         (1, (9, 9), 2, 3, (1, 1), (2, 2), (1, 1), Padding::Same),
         (1, (16, 16), 32, 32, (3, 3), (1, 1), (1, 1), Padding::Same),
         (2, (7, 13), 40, 37, (3, 3), (1, 1), (1, 1), Padding::Same),
+        // Winograd F(2×2, 3×3) where `new` chooses it (16×16 everywhere, the others on CPUs
+        // without AVX-512; `winograd` runs them all): odd sizes (partial tiles at the bottom
+        // and right), VALID, two images, several blocks of tiles (19 × 18 tiles).
+        (2, (15, 11), 64, 70, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (2, (18, 16), 64, 64, (3, 3), (1, 1), (1, 1), Padding::Valid),
+        (1, (16, 16), 65, 64, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (1, (37, 35), 64, 65, (3, 3), (1, 1), (1, 1), Padding::Same),
         (1, (5, 17), 9, 48, (5, 3), (1, 1), (1, 1), Padding::Valid),
         // 1×1 to one channel (the U-Net's head): the per-pixel dot product, with 8-value
         // blocks and a remainder, and with fewer than 8 input channels.
@@ -201,7 +246,12 @@ fn conv_fixed_shapes_cover_every_path() {
             "no case took the direct kernel"
         );
     }
-    for path in [ConvPath::Pointwise, ConvPath::Shifted, ConvPath::Im2col] {
+    for path in [
+        ConvPath::Pointwise,
+        ConvPath::Shifted,
+        ConvPath::Im2col,
+        ConvPath::Winograd,
+    ] {
         assert!(paths.contains(&path), "no case took {path:?}");
     }
 }
@@ -227,6 +277,37 @@ fn conv_random_shapes() {
             k,
             stride,
             dilation,
+            padding,
+        ) else {
+            continue;
+        };
+        let act = ACTS[rng.range_i64(0, 2) as usize];
+        let with_bias = rng.next_f32() < 0.8;
+        conv_both(&mut rng, &g, act, with_bias);
+        done += 1;
+    }
+}
+
+/// Winograd F(2×2, 3×3) (and whatever `new` chooses) on random 3×3 stride-1 geometries: odd and
+/// even sizes down to 1×1, SAME and VALID, 1–70 channels, batches of 1–3.
+#[test]
+fn conv_winograd_random_shapes() {
+    let mut rng = Rng::new(13);
+    let mut done = 0;
+    while done < 30 {
+        let padding = if rng.next_f32() < 0.7 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        let Some(g) = conv_geometry(
+            rng.range_i64(1, 3) as usize,
+            (rng.range_i64(1, 19) as usize, rng.range_i64(1, 19) as usize),
+            rng.range_i64(1, 70) as usize,
+            rng.range_i64(1, 70) as usize,
+            (3, 3),
+            (1, 1),
+            (1, 1),
             padding,
         ) else {
             continue;

@@ -16,6 +16,9 @@
 //!   row is one GEMM `[out_h·Wp × k_w·in_c] · [k_w·in_c × out_c]` whose left-hand rows overlap
 //!   (row stride `in_c`): an implicit im2col with no copy. The `k_w − 1` extra columns of each
 //!   row are computed and dropped by the epilogue;
+//! - **winograd** (3×3, stride 1, dilation 1, ≥ 64 channels on both sides: the U-Net's
+//!   deeper layers, see `winograd_pays_off` for where): F(2×2, 3×3) in `f32_winograd`, 16
+//!   multiply-adds per 2×2 outputs and channel pair instead of 36, as 16 GEMMs over the tiles;
 //! - **im2col** (strides, dilations, anything else): explicit im2col in chunks of output rows.
 //!
 //! TRANSPOSE_CONV is one GEMM `[pixels × in_c] · [in_c × k_h·k_w·out_c]` followed by a scatter
@@ -73,7 +76,7 @@ fn parallelism(threads: usize) -> Parallelism {
 /// unit column stride and row stride `lhs_rs` (rows may overlap), `rhs` is `k × n` row-major
 /// and `dst` is `m × n` with unit column stride and row stride `dst_rs`.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(crate) fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -185,6 +188,39 @@ fn bias_act_into(dst: &mut [f32], src: &[f32], bias: Option<&[f32]>, act: (f32, 
     }
 }
 
+/// Whether [`PackedConv2dF32::new`] takes Winograd F(2×2, 3×3) for `g` (where it applies):
+/// at least 64 channels on both sides and 64 tiles of 2×2 outputs; on AVX-512 CPUs, whose
+/// 16-lane `gemm` kernels already run the 32×32 layers near their peak, only up to 64 tiles
+/// per image (16×16 outputs).
+///
+/// Measured on the U-Net (fms=16, 128×128, `--example thread_scaling -- 2 30 f32`, Sapphire
+/// Rapids Xeon, one thread, against the paths chosen before, two alternations each): with
+/// AVX-512 the 16×16 layers ran 0.77–0.89× their time, the 32×32 ones with 64 channels on both
+/// sides 0.96–1.13×, the 8×8 ones (16 tiles: the transformed weights, 16/9 of the plain ones,
+/// serve too few tiles) 1.05–1.1×. With the 256-bit code only (`gemm` without `x86-v4`, the
+/// direct kernel's 8-lane tiles: what an AVX2 CPU runs) the 16×16 layers ran 0.66–0.75× and
+/// the 32×32 ones 0.69–0.74×, the 8×8 ones 0.95–1.03×. Other CPUs (NEON) follow the 256-bit
+/// rule, untimed.
+fn winograd_pays_off(g: &ConvGeometry) -> bool {
+    let tiles_per_image = g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
+    super::f32_winograd::WinogradConvF32::applies(g)
+        && g.in_c.min(g.out_c) >= 64
+        && g.batches * tiles_per_image >= 64
+        && (tiles_per_image <= 64 || !wide_gemm())
+}
+
+/// Whether `gemm` runs 16-lane AVX-512 kernels here.
+fn wide_gemm() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// How a packed convolution runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConvPath {
@@ -198,6 +234,9 @@ pub enum ConvPath {
     /// channels): the direct kernel (`f32_direct`), accumulators in registers over all taps,
     /// no GEMM.
     Direct,
+    /// 3×3, stride 1, dilation 1 with many channels on both sides: Winograd F(2×2, 3×3)
+    /// (`f32_winograd`), 16 multiply-adds per 2×2 outputs and channel pair instead of 36.
+    Winograd,
 }
 
 /// A CONV_2D (f32) with its weights packed as a `[k_h·k_w·in_c × out_c]` row-major matrix.
@@ -209,6 +248,7 @@ pub struct PackedConv2dF32 {
     weights: Vec<f32>,
     #[cfg(target_arch = "x86_64")]
     direct: Option<super::f32_direct::DirectConvF32>,
+    winograd: Option<super::f32_winograd::WinogradConvF32>,
 }
 
 impl PackedConv2dF32 {
@@ -216,6 +256,9 @@ impl PackedConv2dF32 {
     /// choosing the fastest path for the geometry and this CPU. `None` if the filter does not
     /// have `out_c·k_h·k_w·in_c` elements.
     pub fn new(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        if winograd_pays_off(g) {
+            return Self::winograd(g, act, filter);
+        }
         #[allow(unused_mut)]
         let mut packed = Self::with_gemm(g, act, filter)?;
         #[cfg(target_arch = "x86_64")]
@@ -229,8 +272,20 @@ impl PackedConv2dF32 {
         Some(packed)
     }
 
-    /// As [`Self::new`], but never the direct kernel: the `gemm`-based paths only (to compare
-    /// the two, and to test both on CPUs that have the direct one).
+    /// As [`Self::new`], but Winograd F(2×2, 3×3) wherever it applies (3×3, stride 1,
+    /// dilation 1), whatever the channel counts: to compare it with the other paths, and to
+    /// test it on small layers.
+    pub fn winograd(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        let mut packed = Self::with_gemm(g, act, filter)?;
+        if super::f32_winograd::WinogradConvF32::applies(g) {
+            packed.winograd = Some(super::f32_winograd::WinogradConvF32::pack(g, filter));
+            packed.path = ConvPath::Winograd;
+        }
+        Some(packed)
+    }
+
+    /// As [`Self::new`], but never the direct kernel nor Winograd: the `gemm`-based paths only
+    /// (to compare them, and to test both on CPUs that have the others).
     pub fn with_gemm(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
         let taps = g.k_h * g.k_w * g.in_c;
         if filter.len() != g.out_c * taps {
@@ -264,6 +319,7 @@ impl PackedConv2dF32 {
             weights,
             #[cfg(target_arch = "x86_64")]
             direct: None,
+            winograd: None,
         })
     }
 
@@ -312,6 +368,10 @@ impl PackedConv2dF32 {
                     bias_act(out, g.out_c, bias, act);
                 });
             }
+            ConvPath::Winograd => match &self.winograd {
+                Some(w) => w.run(input, bias, output, self.act, threads),
+                None => self.run_shifted(input, bias, output, threads),
+            },
             ConvPath::Shifted | ConvPath::Direct => self.run_shifted(input, bias, output, threads),
             ConvPath::Im2col => self.run_im2col(input, bias, output, threads),
         }

@@ -2,8 +2,9 @@
 //! `KernelTier::Best` or a forced path, each tested against its reference kernel:
 //! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV with weights packed once in
 //!   `Interpreter::new` (within float rounding of the reference): a direct register-blocked
-//!   kernel for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, the `gemm` crate
-//!   otherwise; and a bit-identical MAX_POOL_2D;
+//!   kernel for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, Winograd
+//!   F(2×2, 3×3) for 3×3 layers with many channels, the `gemm` crate otherwise; and a
+//!   bit-identical MAX_POOL_2D;
 //! - int8 (below);
 //! - 16x8 ([`Int16x8Gemm`]): CONV_2D and TRANSPOSE_CONV with int16 activations, `vpmaddwd` on
 //!   AVX2 with the i32 sums folded into i64 before they could overflow, bit-identical to the
@@ -30,6 +31,7 @@ pub mod f32_conv;
 #[cfg(target_arch = "x86_64")]
 mod f32_direct;
 pub mod f32_pool;
+mod f32_winograd;
 mod int16x8;
 mod int8;
 #[cfg(target_arch = "aarch64")]

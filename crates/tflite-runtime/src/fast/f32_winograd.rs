@@ -1,0 +1,471 @@
+//! Winograd F(2×2, 3×3) for f32 3×3, stride-1, dilation-1 convolutions with many channels (NHWC).
+//!
+//! A 2×2 block of outputs of one channel pair needs 16 multiply-adds instead of the direct
+//! form's 36. Per 2×2 output tile the 4×4 input patch is transformed as `V = Bᵀ·d·B`, each of
+//! the 16 positions `k` of `V` is one GEMM `M_k = V_k · U_k` over the tiles
+//! (`[tiles × in_c] · [in_c × out_c]`, `U = G·g·Gᵀ` packed once), and `Y = Aᵀ·M·A` gives the
+//! tile's four outputs, with bias and clamp applied on the way out:
+//!
+//! ```text
+//!      [1  0 −1  0]       [1   0   0]       [1  1  1  0]
+//! Bᵀ = [0  1  1  0]   G = [½   ½   ½]   Aᵀ = [0  1 −1 −1]
+//!      [0 −1  1  0]       [½  −½   ½]
+//!      [0  1  0 −1]       [0   0   1]
+//! ```
+//!
+//! In NHWC the transforms run along the channels, so they vectorise as plain loops (compiled
+//! for AVX-512 or AVX2 + FMA where the CPU has them). Tiles go in blocks sized so that a
+//! block's transformed inputs and products (`16 × (in_c + out_c)` floats per tile) stay in L2;
+//! the threads split the tiles.
+//!
+//! The sums run in another order, through the transforms' additions, so results match the
+//! reference within float rounding as the other f32 paths do (the transforms only add,
+//! subtract and halve, and `|G·g·Gᵀ|` is at most `‖g‖₁`).
+
+use std::cell::RefCell;
+
+use crate::frame::ConvGeometry;
+use crate::quant::clamp_f32;
+
+/// Positions of a transformed 4×4 tile.
+const TAPS: usize = 16;
+
+thread_local! {
+    /// Each thread's transformed inputs and products of one block of tiles.
+    static BLOCK: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    /// The calling thread's zero-bordered input.
+    static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A 3×3 stride-1 CONV_2D with its weights transformed for F(2×2, 3×3).
+#[derive(Debug, Clone)]
+pub(crate) struct WinogradConvF32 {
+    g: ConvGeometry,
+    /// `U = G·g·Gᵀ` as `[16][in_c][out_c]` row-major (one GEMM right-hand side per position).
+    u: Vec<f32>,
+    /// Tiles per block (see the module documentation).
+    block: usize,
+    /// The instruction set the transforms were compiled for, chosen when packing.
+    simd: Simd,
+}
+
+/// Which build of the transform loops runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    Plain,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+    #[cfg(target_arch = "x86_64")]
+    Avx512,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Self::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                return Self::Avx2;
+            }
+        }
+        Self::Plain
+    }
+}
+
+/// One tile's place: image, first output row and column.
+#[derive(Clone, Copy)]
+struct Tile {
+    b: usize,
+    oy: usize,
+    ox: usize,
+}
+
+impl WinogradConvF32 {
+    /// Whether F(2×2, 3×3) applies to `g` (3×3, stride 1, dilation 1, a padding of at most one
+    /// on the top and left, as SAME and VALID have).
+    pub(crate) fn applies(g: &ConvGeometry) -> bool {
+        g.k_h == 3
+            && g.k_w == 3
+            && g.stride_h == 1
+            && g.stride_w == 1
+            && g.dilation_h == 1
+            && g.dilation_w == 1
+            && g.pad_top <= 1
+            && g.pad_left <= 1
+            && g.out_h > 0
+            && g.out_w > 0
+            && g.in_c > 0
+            && g.out_c > 0
+    }
+
+    /// Transforms the OHWI `filter` of `g` (which [`Self::applies`] to; `out_c·9·in_c` values).
+    pub(crate) fn pack(g: &ConvGeometry, filter: &[f32]) -> Self {
+        assert!(Self::applies(g), "winograd f32 conv: geometry");
+        let (ci_n, co_n) = (g.in_c, g.out_c);
+        assert_eq!(filter.len(), co_n * 9 * ci_n, "winograd f32 conv: filter");
+        let mut u = vec![0.0f32; TAPS * ci_n * co_n];
+        for co in 0..co_n {
+            for ci in 0..ci_n {
+                let w = |ky: usize, kx: usize| filter[((co * 3 + ky) * 3 + kx) * ci_n + ci];
+                // G·g, one column of 4 per kernel column, then (G·g)·Gᵀ row by row.
+                let cols: [[f32; 4]; 3] =
+                    std::array::from_fn(|kx| times_g(w(0, kx), w(1, kx), w(2, kx)));
+                for i in 0..4 {
+                    let row = times_g(cols[0][i], cols[1][i], cols[2][i]);
+                    for (j, v) in row.into_iter().enumerate() {
+                        u[((i * 4 + j) * ci_n + ci) * co_n + co] = v;
+                    }
+                }
+            }
+        }
+        // A block's 16·(in_c + out_c) floats per tile in ≈ 1 MiB, at least 16 tiles.
+        let block = ((1usize << 18) / (TAPS * (ci_n + co_n))).clamp(16, 256);
+        Self {
+            g: *g,
+            u,
+            block,
+            simd: Simd::detect(),
+        }
+    }
+
+    /// Tiles in the output: `batches · ⌈out_h/2⌉ · ⌈out_w/2⌉`.
+    fn tiles(&self) -> usize {
+        let g = &self.g;
+        g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2)
+    }
+
+    fn tile(&self, t: usize) -> Tile {
+        let (th, tw) = (self.g.out_h.div_ceil(2), self.g.out_w.div_ceil(2));
+        Tile {
+            b: t / (th * tw),
+            oy: (t / tw % th) * 2,
+            ox: (t % tw) * 2,
+        }
+    }
+
+    /// Rows and columns of the zero-bordered input [`Self::run`] builds: every tile's 4×4 patch
+    /// lies inside it.
+    fn padded_dims(&self) -> (usize, usize) {
+        let g = &self.g;
+        (g.out_h.div_ceil(2) * 2 + 2, g.out_w.div_ceil(2) * 2 + 2)
+    }
+
+    /// `output = act(input ⊛ filter + bias)` (NHWC), the tiles split over `threads` threads.
+    pub(crate) fn run(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        act: (f32, f32),
+        threads: usize,
+    ) {
+        PADDED.with(|cell| {
+            self.run_padded(input, bias, output, act, threads, &mut cell.borrow_mut())
+        });
+    }
+
+    fn run_padded(
+        &self,
+        input: &[f32],
+        bias: Option<&[f32]>,
+        output: &mut [f32],
+        act: (f32, f32),
+        threads: usize,
+        padded: &mut Vec<f32>,
+    ) {
+        let g = &self.g;
+        assert_eq!(input.len(), g.batches * g.in_h * g.in_w * g.in_c);
+        assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
+        let bias = bias.filter(|b| b.len() >= g.out_c);
+        let (hp, wp) = self.padded_dims();
+        let c = g.in_c;
+        let image = hp * wp * c;
+        padded.clear();
+        padded.resize(g.batches * image, 0.0);
+        // Zero-bordered copy: input (y, x) at (y + pad_top, x + pad_left); rows beyond the
+        // input (SAME's bottom pad, the odd tile's extra row) stay zero.
+        let rows = g.in_h.min(hp - g.pad_top);
+        let cols = g.in_w.min(wp - g.pad_left);
+        super::workers::for_row_parts(padded, wp * c, threads, |prow, part| {
+            for (r, row) in prow.zip(part.chunks_exact_mut(wp * c)) {
+                let (b, py) = (r / hp, r % hp);
+                if py < g.pad_top || py - g.pad_top >= rows {
+                    continue;
+                }
+                let src = &input[((b * g.in_h + py - g.pad_top) * g.in_w) * c..][..cols * c];
+                row[g.pad_left * c..][..cols * c].copy_from_slice(src);
+            }
+        });
+        let padded = &padded[..];
+        let tiles = self.tiles();
+        let out = OutPtr(output.as_mut_ptr());
+        let per = tiles.div_ceil(threads.max(1)).max(1);
+        let parts = tiles.div_ceil(per);
+        super::workers::run_on_threads(parts, &|p| {
+            let (lo, hi) = (p * per, ((p + 1) * per).min(tiles));
+            let mut t0 = lo;
+            while t0 < hi {
+                let t1 = (t0 + self.block).min(hi);
+                self.run_block(padded, (hp, wp), t0..t1, bias, act, out);
+                t0 = t1;
+            }
+        });
+    }
+
+    /// Tiles `ts` from `padded` (of `dims` rows and columns per image) into the output.
+    fn run_block(
+        &self,
+        padded: &[f32],
+        dims: (usize, usize),
+        ts: std::ops::Range<usize>,
+        bias: Option<&[f32]>,
+        act: (f32, f32),
+        out: OutPtr,
+    ) {
+        let (ci_n, co_n) = (self.g.in_c, self.g.out_c);
+        let n = ts.len();
+        let zeros;
+        let bias = match bias {
+            Some(b) => &b[..co_n],
+            None => {
+                zeros = vec![0.0f32; co_n];
+                &zeros[..]
+            }
+        };
+        BLOCK.with(|cell| {
+            let mut buf = cell.borrow_mut();
+            let need = n * TAPS * (ci_n + co_n);
+            if buf.len() < need {
+                buf.resize(need, 0.0);
+            }
+            let (v, m) = buf[..need].split_at_mut(n * TAPS * ci_n);
+            // V: [tile][16][in_c].
+            for (i, t) in ts.clone().enumerate() {
+                let tile = self.tile(t);
+                let dst = &mut v[i * TAPS * ci_n..][..TAPS * ci_n];
+                self.simd.input_transform(padded, dims, ci_n, tile, dst);
+            }
+            // M_k = V_k · U_k for each position k: [n × in_c] (row stride 16·in_c) times
+            // [in_c × out_c] into [n × out_c] (row stride 16·out_c).
+            for k in 0..TAPS {
+                super::f32_conv::matmul(
+                    n,
+                    co_n,
+                    ci_n,
+                    &mut m[k * co_n..],
+                    TAPS * co_n,
+                    false,
+                    &v[k * ci_n..],
+                    TAPS * ci_n,
+                    &self.u[k * ci_n * co_n..(k + 1) * ci_n * co_n],
+                    1,
+                );
+            }
+            for (i, t) in ts.enumerate() {
+                let tile = self.tile(t);
+                let src = &m[i * TAPS * co_n..][..TAPS * co_n];
+                // SAFETY: tile `t` writes only its own outputs (rows oy..oy+2, columns
+                // ox..ox+2 of image b, inside the output, whose length `run` asserted); tiles
+                // are disjoint and each is run by one thread.
+                unsafe {
+                    self.simd
+                        .output_transform(&self.g, src, tile, bias, act, out)
+                };
+            }
+        });
+    }
+}
+
+/// `G·(a, b, c)ᵀ`: one column (or, transposed, one row) of the kernel transform.
+fn times_g(a: f32, b: f32, c: f32) -> [f32; 4] {
+    [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]
+}
+
+/// The output, written by several threads at disjoint tiles.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: threads write disjoint elements through it (see `run_block`), and `run` waits for
+// them all before its borrow of the output ends.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl Simd {
+    /// `dst[k][c] = (Bᵀ·d·B)_k` for the tile's 4×4 patch `d` of every channel.
+    fn input_transform(
+        self,
+        padded: &[f32],
+        dims: (usize, usize),
+        c: usize,
+        tile: Tile,
+        dst: &mut [f32],
+    ) {
+        let (hp, wp) = dims;
+        let at = ((tile.b * hp + tile.oy) * wp + tile.ox) * c;
+        let rows: [&[f32]; 4] = std::array::from_fn(|i| &padded[at + i * wp * c..][..4 * c]);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen by `detect` only where the CPU has AVX-512F.
+            Self::Avx512 => unsafe { input_transform_avx512(rows, c, dst) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen by `detect` only where the CPU has AVX2 and FMA.
+            Self::Avx2 => unsafe { input_transform_avx2(rows, c, dst) },
+            Self::Plain => input_transform(rows, c, dst),
+        }
+    }
+
+    /// The tile's outputs `act(Aᵀ·M·A + bias)` from its products `src` (`[16][out_c]`).
+    ///
+    /// # Safety
+    /// `out` must point to the NHWC output of `g`, and no other thread may access this tile's
+    /// outputs meanwhile.
+    unsafe fn output_transform(
+        self,
+        g: &ConvGeometry,
+        src: &[f32],
+        tile: Tile,
+        bias: &[f32],
+        act: (f32, f32),
+        out: OutPtr,
+    ) {
+        let co_n = g.out_c;
+        let pixel = |dy: usize, dx: usize| {
+            let (y, x) = (tile.oy + dy, tile.ox + dx);
+            (y < g.out_h && x < g.out_w).then(|| {
+                // SAFETY: (b, y, x) is inside the output (checked), whose `out_c` floats the
+                // caller lets this tile write alone.
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        out.0.add(((tile.b * g.out_h + y) * g.out_w + x) * co_n),
+                        co_n,
+                    )
+                }
+            })
+        };
+        let dsts = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
+        let planes: [&[f32]; TAPS] = std::array::from_fn(|k| &src[k * co_n..][..co_n]);
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen by `detect` only where the CPU has AVX-512F.
+            Self::Avx512 => unsafe { output_transform_avx512(planes, bias, act, dsts) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: chosen by `detect` only where the CPU has AVX2 and FMA.
+            Self::Avx2 => unsafe { output_transform_avx2(planes, bias, act, dsts) },
+            Self::Plain => output_transform(planes, bias, act, dsts),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn input_transform_avx512(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
+    input_transform(rows, c, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn input_transform_avx2(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
+    input_transform(rows, c, dst)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn output_transform_avx512(
+    planes: [&[f32]; TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    dsts: [Option<&mut [f32]>; 4],
+) {
+    output_transform(planes, bias, act, dsts)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn output_transform_avx2(
+    planes: [&[f32]; TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    dsts: [Option<&mut [f32]>; 4],
+) {
+    output_transform(planes, bias, act, dsts)
+}
+
+/// `V = Bᵀ·d·B` along the channels: `rows[i]` is patch row `i` (4 pixels of `c` channels),
+/// `dst` is `[16][c]`.
+#[inline(always)]
+fn input_transform(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
+    let d: [[&[f32]; 4]; 4] =
+        std::array::from_fn(|i| std::array::from_fn(|j| &rows[i][j * c..][..c]));
+    let mut planes = dst[..TAPS * c].chunks_exact_mut(c);
+    let v: [&mut [f32]; TAPS] = std::array::from_fn(|_| planes.next().unwrap_or_default());
+    for x in 0..c {
+        // t = Bᵀ·d (rows), then t·B (columns).
+        let mut t = [[0.0f32; 4]; 4];
+        for j in 0..4 {
+            let (d0, d1, d2, d3) = (d[0][j][x], d[1][j][x], d[2][j][x], d[3][j][x]);
+            t[0][j] = d0 - d2;
+            t[1][j] = d1 + d2;
+            t[2][j] = d2 - d1;
+            t[3][j] = d1 - d3;
+        }
+        for (i, r) in t.iter().enumerate() {
+            v[i * 4][x] = r[0] - r[2];
+            v[i * 4 + 1][x] = r[1] + r[2];
+            v[i * 4 + 2][x] = r[2] - r[1];
+            v[i * 4 + 3][x] = r[1] - r[3];
+        }
+    }
+}
+
+/// `Y = Aᵀ·M·A` along the channels, then bias and clamp, into the tile's pixels that exist
+/// (`dsts`: top left, top right, bottom left, bottom right).
+#[inline(always)]
+fn output_transform(
+    m: [&[f32]; TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    dsts: [Option<&mut [f32]>; 4],
+) {
+    let c = m[0].len();
+    if let [Some(y00), Some(y01), Some(y10), Some(y11)] = dsts {
+        output_transform_full(m, &bias[..c], act, [y00, y01, y10, y11]);
+        return;
+    }
+    // A tile at an odd bottom or right edge: all four, then the ones that exist.
+    let mut tmp = vec![0.0f32; 4 * c];
+    let (a, rest) = tmp.split_at_mut(c);
+    let (b, rest) = rest.split_at_mut(c);
+    let (d, e) = rest.split_at_mut(c);
+    output_transform_full(m, &bias[..c], act, [&mut *a, &mut *b, &mut *d, &mut *e]);
+    for (dst, src) in dsts.into_iter().zip(tmp.chunks_exact(c)) {
+        if let Some(dst) = dst {
+            dst.copy_from_slice(src);
+        }
+    }
+}
+
+#[inline(always)]
+fn output_transform_full(m: [&[f32]; TAPS], bias: &[f32], act: (f32, f32), y: [&mut [f32]; 4]) {
+    let c = bias.len();
+    let [y00, y01, y10, y11] = y;
+    let (y00, y01, y10, y11) = (&mut y00[..c], &mut y01[..c], &mut y10[..c], &mut y11[..c]);
+    let m: [&[f32]; TAPS] = std::array::from_fn(|k| &m[k][..c]);
+    for x in 0..c {
+        // s = Aᵀ·M (2 rows of 4), then s·A.
+        let mut s = [[0.0f32; 4]; 2];
+        for j in 0..4 {
+            let (m0, m1, m2, m3) = (m[j][x], m[4 + j][x], m[8 + j][x], m[12 + j][x]);
+            s[0][j] = m0 + m1 + m2;
+            s[1][j] = m1 - m2 - m3;
+        }
+        let b = bias[x];
+        y00[x] = clamp_f32(s[0][0] + s[0][1] + s[0][2] + b, act.0, act.1);
+        y01[x] = clamp_f32(s[0][1] - s[0][2] - s[0][3] + b, act.0, act.1);
+        y10[x] = clamp_f32(s[1][0] + s[1][1] + s[1][2] + b, act.0, act.1);
+        y11[x] = clamp_f32(s[1][1] - s[1][2] - s[1][3] + b, act.0, act.1);
+    }
+}
