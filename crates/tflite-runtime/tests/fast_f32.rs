@@ -114,18 +114,11 @@ fn direct_expected(g: &ConvGeometry) -> bool {
 }
 
 /// Whether `PackedConv2dF32::new` should pick Winograd F(2×2, 3×3): 3×3, stride 1, dilation 1,
-/// ≥ 64 channels on both sides, ≥ 64 tiles of 2×2 outputs, and on AVX-512 CPUs at most 64 tiles
-/// per image.
+/// ≥ 32 channels on both sides and ≥ 64 tiles of 2×2 outputs.
 fn winograd_expected(g: &ConvGeometry) -> bool {
-    let per_image = g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
-    #[cfg(target_arch = "x86_64")]
-    let wide = std::arch::is_x86_feature_detected!("avx512f");
-    #[cfg(not(target_arch = "x86_64"))]
-    let wide = false;
     winograd_applies(g)
-        && g.in_c.min(g.out_c) >= 64
-        && g.batches * per_image >= 64
-        && (per_image <= 64 || !wide)
+        && g.in_c.min(g.out_c) >= 32
+        && g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= 64
 }
 
 /// Whether `PackedConv2dF32::winograd` takes Winograd for `g`.
@@ -216,13 +209,11 @@ fn conv_fixed_shapes_cover_every_path() {
         (1, (9, 9), 2, 3, (1, 1), (2, 2), (1, 1), Padding::Same),
         (1, (16, 16), 32, 32, (3, 3), (1, 1), (1, 1), Padding::Same),
         (2, (7, 13), 40, 37, (3, 3), (1, 1), (1, 1), Padding::Same),
-        // Winograd F(2×2, 3×3) where `new` chooses it (16×16 everywhere, the others on CPUs
-        // without AVX-512; `winograd` runs them all): odd sizes (partial tiles at the bottom
+        // Winograd F(2×2, 3×3) where `new` chooses it: odd sizes (partial tiles at the bottom
         // and right), VALID, two images, several blocks of tiles (19 × 18 tiles).
-        (2, (15, 11), 64, 70, (3, 3), (1, 1), (1, 1), Padding::Same),
-        (2, (18, 16), 64, 64, (3, 3), (1, 1), (1, 1), Padding::Valid),
-        (1, (16, 16), 65, 64, (3, 3), (1, 1), (1, 1), Padding::Same),
-        (1, (37, 35), 64, 65, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (2, (15, 11), 33, 70, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (2, (18, 16), 64, 32, (3, 3), (1, 1), (1, 1), Padding::Valid),
+        (1, (37, 35), 40, 65, (3, 3), (1, 1), (1, 1), Padding::Same),
         (1, (5, 17), 9, 48, (5, 3), (1, 1), (1, 1), Padding::Valid),
         // 1×1 to one channel (the U-Net's head): the per-pixel dot product, with 8-value
         // blocks and a remainder, and with fewer than 8 input channels.

@@ -189,36 +189,21 @@ fn bias_act_into(dst: &mut [f32], src: &[f32], bias: Option<&[f32]>, act: (f32, 
 }
 
 /// Whether [`PackedConv2dF32::new`] takes Winograd F(2×2, 3×3) for `g` (where it applies):
-/// at least 64 channels on both sides and 64 tiles of 2×2 outputs; on AVX-512 CPUs, whose
-/// 16-lane `gemm` kernels already run the 32×32 layers near their peak, only up to 64 tiles
-/// per image (16×16 outputs).
+/// at least 32 channels on both sides and 64 tiles of 2×2 outputs.
 ///
-/// Measured on the U-Net (fms=16, 128×128, `--example thread_scaling -- 2 30 f32`, Sapphire
-/// Rapids Xeon, one thread, against the paths chosen before, two alternations each): with
-/// AVX-512 the 16×16 layers ran 0.77–0.89× their time, the 32×32 ones with 64 channels on both
-/// sides 0.96–1.13×, the 8×8 ones (16 tiles: the transformed weights, 16/9 of the plain ones,
-/// serve too few tiles) 1.05–1.1×. With the 256-bit code only (`gemm` without `x86-v4`, the
-/// direct kernel's 8-lane tiles: what an AVX2 CPU runs) the 16×16 layers ran 0.66–0.75× and
-/// the 32×32 ones 0.69–0.74×, the 8×8 ones 0.95–1.03×. Other CPUs (NEON) follow the 256-bit
-/// rule, untimed.
+/// Measured on the U-Net (fms=16, 128×128, `--example thread_scaling -- 2 40 f32`, Sapphire
+/// Rapids Xeon, against the paths chosen without it, alternated four times): with AVX-512 the
+/// invoke took 0.84× the time with one thread and 0.87× with two; the 16×16 and 32×32 layers
+/// ran in 0.64–0.77× their time, the 64×64 ones 0.77–0.87× (one thread). The 8×8 layers (16
+/// tiles at batch 1) stay on their paths: with them the invoke was slower again, as their
+/// transformed weights, 16/9 of the plain ones, serve too few tiles. With the 256-bit code
+/// only (`gemm` without `x86-v4` and the direct kernel's 8-lane tiles: what an AVX2 CPU runs)
+/// the invoke took 0.81× (one thread). Below 32 channels the transforms cost more than the
+/// multiply-adds they save (128×128 with 16 channels: 1.4–1.6× the direct kernel's time).
 fn winograd_pays_off(g: &ConvGeometry) -> bool {
-    let tiles_per_image = g.out_h.div_ceil(2) * g.out_w.div_ceil(2);
     super::f32_winograd::WinogradConvF32::applies(g)
-        && g.in_c.min(g.out_c) >= 64
-        && g.batches * tiles_per_image >= 64
-        && (tiles_per_image <= 64 || !wide_gemm())
-}
-
-/// Whether `gemm` runs 16-lane AVX-512 kernels here.
-fn wide_gemm() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+        && g.in_c.min(g.out_c) >= 32
+        && g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= 64
 }
 
 /// How a packed convolution runs.

@@ -122,8 +122,10 @@ impl WinogradConvF32 {
                 }
             }
         }
-        // A block's 16·(in_c + out_c) floats per tile in ≈ 1 MiB, at least 16 tiles.
-        let block = ((1usize << 18) / (TAPS * (ci_n + co_n))).clamp(16, 256);
+        // A block's 16·(in_c + out_c) floats per tile in ≈ 512 KiB, and at least 64 tiles (GEMMs
+        // of fewer rows ran slower: `--example conv_micro`-style timing of single layers, 1 MiB
+        // or 256 KiB blocks, 16 or 32 tiles at least, were 2–10 % slower on the U-Net's shapes).
+        let block = ((1usize << 17) / (TAPS * (ci_n + co_n))).clamp(64, 256);
         Self {
             g: *g,
             u,
@@ -394,29 +396,66 @@ fn output_transform_avx2(
     output_transform(planes, bias, act, dsts)
 }
 
+/// Channels per step of the transforms: one AVX-512 vector, two AVX2 ones. Each step works on
+/// fixed-size arrays, which the compiler keeps in vector registers (a loop over all channels
+/// with 16 input and 16 output slices did not vectorise: too many possible overlaps to check).
+const LANES: usize = 16;
+
+/// `s` (at most [`LANES`] values) as a full array, zeros past its end.
+#[inline(always)]
+fn lanes(s: &[f32]) -> [f32; LANES] {
+    let mut a = [0.0f32; LANES];
+    a[..s.len()].copy_from_slice(s);
+    a
+}
+
 /// `V = Bᵀ·d·B` along the channels: `rows[i]` is patch row `i` (4 pixels of `c` channels),
 /// `dst` is `[16][c]`.
 #[inline(always)]
 fn input_transform(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
-    let d: [[&[f32]; 4]; 4] =
-        std::array::from_fn(|i| std::array::from_fn(|j| &rows[i][j * c..][..c]));
-    let mut planes = dst[..TAPS * c].chunks_exact_mut(c);
-    let v: [&mut [f32]; TAPS] = std::array::from_fn(|_| planes.next().unwrap_or_default());
-    for x in 0..c {
-        // t = Bᵀ·d (rows), then t·B (columns).
-        let mut t = [[0.0f32; 4]; 4];
-        for j in 0..4 {
-            let (d0, d1, d2, d3) = (d[0][j][x], d[1][j][x], d[2][j][x], d[3][j][x]);
-            t[0][j] = d0 - d2;
-            t[1][j] = d1 + d2;
-            t[2][j] = d2 - d1;
-            t[3][j] = d1 - d3;
+    let dst = &mut dst[..TAPS * c];
+    let full = c - c % LANES;
+    for x in (0..full).step_by(LANES) {
+        input_step(&rows, c, x, LANES, dst);
+    }
+    if full < c {
+        input_step(&rows, c, full, c - full, dst);
+    }
+}
+
+/// [`input_transform`] for channels `x..x + n` (`n ≤ LANES`). (The loops index like the
+/// matrix formulas they write out.)
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn input_step(rows: &[&[f32]; 4], c: usize, x: usize, n: usize, dst: &mut [f32]) {
+    // t = Bᵀ·d, one patch column at a time.
+    let mut t = [[[0.0f32; LANES]; 4]; 4];
+    for j in 0..4 {
+        let at = j * c + x;
+        let (d0, d1, d2, d3) = (
+            lanes(&rows[0][at..][..n]),
+            lanes(&rows[1][at..][..n]),
+            lanes(&rows[2][at..][..n]),
+            lanes(&rows[3][at..][..n]),
+        );
+        for l in 0..LANES {
+            t[0][j][l] = d0[l] - d2[l];
+            t[1][j][l] = d1[l] + d2[l];
+            t[2][j][l] = d2[l] - d1[l];
+            t[3][j][l] = d1[l] - d3[l];
         }
-        for (i, r) in t.iter().enumerate() {
-            v[i * 4][x] = r[0] - r[2];
-            v[i * 4 + 1][x] = r[1] + r[2];
-            v[i * 4 + 2][x] = r[2] - r[1];
-            v[i * 4 + 3][x] = r[1] - r[3];
+    }
+    // V = t·B, one row at a time.
+    for (i, r) in t.iter().enumerate() {
+        let mut v = [[0.0f32; LANES]; 4];
+        for l in 0..LANES {
+            v[0][l] = r[0][l] - r[2][l];
+            v[1][l] = r[1][l] + r[2][l];
+            v[2][l] = r[2][l] - r[1][l];
+            v[3][l] = r[1][l] - r[3][l];
+        }
+        for (j, vj) in v.iter().enumerate() {
+            dst[(i * 4 + j) * c + x..][..n].copy_from_slice(&vj[..n]);
         }
     }
 }
@@ -431,8 +470,9 @@ fn output_transform(
     dsts: [Option<&mut [f32]>; 4],
 ) {
     let c = m[0].len();
+    let bias = &bias[..c];
     if let [Some(y00), Some(y01), Some(y10), Some(y11)] = dsts {
-        output_transform_full(m, &bias[..c], act, [y00, y01, y10, y11]);
+        output_transform_full(&m, bias, act, [y00, y01, y10, y11]);
         return;
     }
     // A tile at an odd bottom or right edge: all four, then the ones that exist.
@@ -440,7 +480,7 @@ fn output_transform(
     let (a, rest) = tmp.split_at_mut(c);
     let (b, rest) = rest.split_at_mut(c);
     let (d, e) = rest.split_at_mut(c);
-    output_transform_full(m, &bias[..c], act, [&mut *a, &mut *b, &mut *d, &mut *e]);
+    output_transform_full(&m, bias, act, [&mut *a, &mut *b, &mut *d, &mut *e]);
     for (dst, src) in dsts.into_iter().zip(tmp.chunks_exact(c)) {
         if let Some(dst) = dst {
             dst.copy_from_slice(src);
@@ -449,23 +489,52 @@ fn output_transform(
 }
 
 #[inline(always)]
-fn output_transform_full(m: [&[f32]; TAPS], bias: &[f32], act: (f32, f32), y: [&mut [f32]; 4]) {
+fn output_transform_full(m: &[&[f32]; TAPS], bias: &[f32], act: (f32, f32), y: [&mut [f32]; 4]) {
     let c = bias.len();
-    let [y00, y01, y10, y11] = y;
-    let (y00, y01, y10, y11) = (&mut y00[..c], &mut y01[..c], &mut y10[..c], &mut y11[..c]);
-    let m: [&[f32]; TAPS] = std::array::from_fn(|k| &m[k][..c]);
-    for x in 0..c {
-        // s = Aᵀ·M (2 rows of 4), then s·A.
-        let mut s = [[0.0f32; 4]; 2];
-        for j in 0..4 {
-            let (m0, m1, m2, m3) = (m[j][x], m[4 + j][x], m[8 + j][x], m[12 + j][x]);
-            s[0][j] = m0 + m1 + m2;
-            s[1][j] = m1 - m2 - m3;
+    let mut y = y;
+    let full = c - c % LANES;
+    for x in (0..full).step_by(LANES) {
+        output_step(m, bias, act, &mut y, x, LANES);
+    }
+    if full < c {
+        output_step(m, bias, act, &mut y, full, c - full);
+    }
+}
+
+/// [`output_transform_full`] for channels `x..x + n` (`n ≤ LANES`).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn output_step(
+    m: &[&[f32]; TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    y: &mut [&mut [f32]; 4],
+    x: usize,
+    n: usize,
+) {
+    // s = Aᵀ·M (2 rows of 4), one column at a time, then Y = s·A.
+    let mut s = [[[0.0f32; LANES]; 4]; 2];
+    for j in 0..4 {
+        let (m0, m1, m2, m3) = (
+            lanes(&m[j][x..][..n]),
+            lanes(&m[4 + j][x..][..n]),
+            lanes(&m[8 + j][x..][..n]),
+            lanes(&m[12 + j][x..][..n]),
+        );
+        for l in 0..LANES {
+            s[0][j][l] = m0[l] + m1[l] + m2[l];
+            s[1][j][l] = m1[l] - m2[l] - m3[l];
         }
-        let b = bias[x];
-        y00[x] = clamp_f32(s[0][0] + s[0][1] + s[0][2] + b, act.0, act.1);
-        y01[x] = clamp_f32(s[0][1] - s[0][2] - s[0][3] + b, act.0, act.1);
-        y10[x] = clamp_f32(s[1][0] + s[1][1] + s[1][2] + b, act.0, act.1);
-        y11[x] = clamp_f32(s[1][1] - s[1][2] - s[1][3] + b, act.0, act.1);
+    }
+    let b = lanes(&bias[x..][..n]);
+    let mut out = [[0.0f32; LANES]; 4];
+    for (r, row) in s.iter().enumerate() {
+        for l in 0..LANES {
+            out[2 * r][l] = clamp_f32(row[0][l] + row[1][l] + row[2][l] + b[l], act.0, act.1);
+            out[2 * r + 1][l] = clamp_f32(row[1][l] - row[2][l] - row[3][l] + b[l], act.0, act.1);
+        }
+    }
+    for (dst, o) in y.iter_mut().zip(&out) {
+        dst[x..][..n].copy_from_slice(&o[..n]);
     }
 }
