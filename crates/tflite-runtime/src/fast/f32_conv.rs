@@ -195,8 +195,8 @@ fn bias_act_into(dst: &mut [f32], src: &[f32], bias: Option<&[f32]>, act: (f32, 
 /// Rapids Xeon, against the paths chosen without it, alternated four times): with AVX-512 the
 /// invoke took 0.84× the time with one thread and 0.87× with two; the 16×16 and 32×32 layers
 /// ran in 0.64–0.77× their time, the 64×64 ones 0.77–0.87× (one thread). The 8×8 layers (16
-/// tiles at batch 1) stay on their paths: with them the invoke was slower again, as their
-/// transformed weights, 16/9 of the plain ones, serve too few tiles. With the 256-bit code
+/// tiles at batch 1) stay on their paths: in the network Winograd gained nothing there, as
+/// their transformed weights, 16/9 of the plain ones, serve too few tiles. With the 256-bit code
 /// only (`gemm` without `x86-v4` and the direct kernel's 8-lane tiles: what an AVX2 CPU runs)
 /// the invoke took 0.81× (one thread). Below 32 channels the transforms cost more than the
 /// multiply-adds they save (128×128 with 16 channels: 1.4–1.6× the direct kernel's time).
