@@ -247,29 +247,13 @@ fn conv_fixed_shapes_cover_every_path() {
     }
 }
 
-#[test]
-fn conv_random_shapes() {
-    let mut rng = Rng::new(12);
+/// Runs [`conv_both`] on `count` geometries drawn by `draw` (which may decline with `None`),
+/// each with a random activation and, four times in five, a bias.
+fn random_convs(seed: u64, count: usize, mut draw: impl FnMut(&mut Rng) -> Option<ConvGeometry>) {
+    let mut rng = Rng::new(seed);
     let mut done = 0;
-    while done < 40 {
-        let k = (rng.range_i64(1, 3) as usize, rng.range_i64(1, 3) as usize);
-        let stride = (rng.range_i64(1, 2) as usize, rng.range_i64(1, 2) as usize);
-        let dilation = if rng.next_f32() < 0.2 { (2, 1) } else { (1, 1) };
-        let padding = if rng.next_f32() < 0.5 {
-            Padding::Same
-        } else {
-            Padding::Valid
-        };
-        let Some(g) = conv_geometry(
-            rng.range_i64(1, 2) as usize,
-            (rng.range_i64(1, 15) as usize, rng.range_i64(1, 15) as usize),
-            rng.range_i64(1, 19) as usize,
-            rng.range_i64(1, 19) as usize,
-            k,
-            stride,
-            dilation,
-            padding,
-        ) else {
+    while done < count {
+        let Some(g) = draw(&mut rng) else {
             continue;
         };
         let act = ACTS[rng.range_i64(0, 2) as usize];
@@ -279,19 +263,41 @@ fn conv_random_shapes() {
     }
 }
 
+#[test]
+fn conv_random_shapes() {
+    random_convs(12, 40, |rng| {
+        let k = (rng.range_i64(1, 3) as usize, rng.range_i64(1, 3) as usize);
+        let stride = (rng.range_i64(1, 2) as usize, rng.range_i64(1, 2) as usize);
+        let dilation = if rng.next_f32() < 0.2 { (2, 1) } else { (1, 1) };
+        let padding = if rng.next_f32() < 0.5 {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        conv_geometry(
+            rng.range_i64(1, 2) as usize,
+            (rng.range_i64(1, 15) as usize, rng.range_i64(1, 15) as usize),
+            rng.range_i64(1, 19) as usize,
+            rng.range_i64(1, 19) as usize,
+            k,
+            stride,
+            dilation,
+            padding,
+        )
+    });
+}
+
 /// Winograd F(2×2, 3×3) (and whatever `new` chooses) on random 3×3 stride-1 geometries: odd and
 /// even sizes down to 1×1, SAME and VALID, 1–70 channels, batches of 1–3.
 #[test]
 fn conv_winograd_random_shapes() {
-    let mut rng = Rng::new(13);
-    let mut done = 0;
-    while done < 30 {
+    random_convs(13, 30, |rng| {
         let padding = if rng.next_f32() < 0.7 {
             Padding::Same
         } else {
             Padding::Valid
         };
-        let Some(g) = conv_geometry(
+        conv_geometry(
             rng.range_i64(1, 3) as usize,
             (rng.range_i64(1, 19) as usize, rng.range_i64(1, 19) as usize),
             rng.range_i64(1, 70) as usize,
@@ -300,14 +306,8 @@ fn conv_winograd_random_shapes() {
             (1, 1),
             (1, 1),
             padding,
-        ) else {
-            continue;
-        };
-        let act = ACTS[rng.range_i64(0, 2) as usize];
-        let with_bias = rng.next_f32() < 0.8;
-        conv_both(&mut rng, &g, act, with_bias);
-        done += 1;
-    }
+        )
+    });
 }
 
 /// Geometry of a transposed convolution from its small input, as `prepare` computes it.
