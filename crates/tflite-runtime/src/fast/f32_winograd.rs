@@ -14,9 +14,9 @@
 //! ```
 //!
 //! In NHWC the transforms run along the channels, so they vectorise as plain loops (compiled
-//! for AVX-512 or AVX2 + FMA where the CPU has them). Tiles go in blocks sized so that a
-//! block's transformed inputs and products (`16 × (in_c + out_c)` floats per tile) stay in L2;
-//! the threads split the tiles.
+//! for AVX-512 or AVX2 + FMA where the CPU has them), in fixed steps of 16 channels. Tiles go
+//! in blocks of at least 64 whose transformed inputs and products (`16 × (in_c + out_c)` floats
+//! per tile) take about 512 KiB; the threads split the tiles.
 //!
 //! The sums run in another order, through the transforms' additions, so results match the
 //! reference within float rounding as the other f32 paths do (the transforms only add,
