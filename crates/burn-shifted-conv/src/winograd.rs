@@ -101,53 +101,58 @@ fn tiles_apply(shape: Nchw) -> bool {
         && shape.batch * (shape.height / 2) * (shape.width / 2) >= MIN_TILES
 }
 
+/// Values of each plane per block of [`transform_weights`].
+const WEIGHT_BLOCK: usize = 1024;
+
 /// `U[ξ][c_out][c_in] = (G·g·Gᵀ)[ξ]` for every kernel `g` of the tap-major `taps`
 /// (`[9][c_out][c_in]`, `plane = c_out·c_in`).
 fn transform_weights(taps: &[f32], plane: usize) -> Vec<f32> {
-    const BLOCK: usize = 1024;
     let mut u = vec![0.0f32; 16 * plane];
-    let blocks = plane.div_ceil(BLOCK);
+    let blocks = plane.div_ceil(WEIGHT_BLOCK);
     let dst = OutPtr(u.as_mut_ptr());
-    let run = |blk: usize| {
-        widest(|| {
-            let k0 = blk * BLOCK;
-            let n = BLOCK.min(plane - k0);
-            let tap = |t: usize| &taps[t * plane + k0..][..n];
-            // SAFETY: block `blk` writes elements k0..k0+n of each of the 16 planes of `u`, which
-            // no other block writes.
-            let out = |xi: usize| unsafe {
-                std::slice::from_raw_parts_mut(dst.get().add(xi * plane + k0), n)
-            };
-            // Rows of G·g: r[ky][0..4] from kernel row ky's three taps.
-            let mut rows = [[[0.0f32; BLOCK]; 4]; 3];
-            for (ky, row) in rows.iter_mut().enumerate() {
-                let (a, b, c) = (tap(3 * ky), tap(3 * ky + 1), tap(3 * ky + 2));
-                for k in 0..n {
-                    row[0][k] = a[k];
-                    row[1][k] = (a[k] + b[k] + c[k]) * 0.5;
-                    row[2][k] = (a[k] - b[k] + c[k]) * 0.5;
-                    row[3][k] = c[k];
-                }
-            }
-            // Then G applied down the columns: U[i][j] from rows[0..3][j].
-            let [row0, row1, row2] = &rows;
-            for (j, ((r0, r1), r2)) in row0.iter().zip(row1).zip(row2).enumerate() {
-                let (u0, u1, u2, u3) = (out(j), out(4 + j), out(8 + j), out(12 + j));
-                for k in 0..n {
-                    u0[k] = r0[k];
-                    u1[k] = (r0[k] + r1[k] + r2[k]) * 0.5;
-                    u2[k] = (r0[k] - r1[k] + r2[k]) * 0.5;
-                    u3[k] = r2[k];
-                }
-            }
-        })
-    };
+    let run = |blk: usize| transform_weight_block_widest(taps, plane, blk, dst);
     if plane < crate::kernel::SERIAL_VALUES {
         (0..blocks).for_each(run);
     } else {
         (0..blocks).into_par_iter().for_each(run);
     }
     u
+}
+
+/// Block `blk` (values `blk·1024 ..` of each plane) of [`transform_weights`] into `dst`, the
+/// `16 · plane` values of `U`.
+#[inline(always)]
+fn transform_weight_block(taps: &[f32], plane: usize, blk: usize, dst: OutPtr) {
+    const BLOCK: usize = WEIGHT_BLOCK;
+    let k0 = blk * BLOCK;
+    let n = BLOCK.min(plane - k0);
+    let tap = |t: usize| &taps[t * plane + k0..][..n];
+    // SAFETY: block `blk` writes elements k0..k0+n of each of the 16 planes of `U` behind `dst`
+    // (`16 · plane` values), which no other block writes.
+    let out =
+        |xi: usize| unsafe { std::slice::from_raw_parts_mut(dst.get().add(xi * plane + k0), n) };
+    // Rows of G·g: r[ky][0..4] from kernel row ky's three taps.
+    let mut rows = [[[0.0f32; BLOCK]; 4]; 3];
+    for (ky, row) in rows.iter_mut().enumerate() {
+        let (a, b, c) = (tap(3 * ky), tap(3 * ky + 1), tap(3 * ky + 2));
+        for k in 0..n {
+            row[0][k] = a[k];
+            row[1][k] = (a[k] + b[k] + c[k]) * 0.5;
+            row[2][k] = (a[k] - b[k] + c[k]) * 0.5;
+            row[3][k] = c[k];
+        }
+    }
+    // Then G applied down the columns: U[i][j] from rows[0..3][j].
+    let [row0, row1, row2] = &rows;
+    for (j, ((r0, r1), r2)) in row0.iter().zip(row1).zip(row2).enumerate() {
+        let (u0, u1, u2, u3) = (out(j), out(4 + j), out(8 + j), out(12 + j));
+        for k in 0..n {
+            u0[k] = r0[k];
+            u1[k] = (r0[k] + r1[k] + r2[k]) * 0.5;
+            u2[k] = (r0[k] - r1[k] + r2[k]) * 0.5;
+            u3[k] = r2[k];
+        }
+    }
 }
 
 /// Values between the planes `ξ` of a chunk's transformed inputs or GEMM results
@@ -327,7 +332,7 @@ fn transformed_input(
         // `folded` the reads its callers check.
         unsafe { avx512::transform_input(folded, c_in, t, rows, v_planes) };
     } else {
-        widest(|| transform_input(folded, c_in, t, rows, v_planes));
+        transform_input_widest(folded, c_in, t, rows, v_planes);
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -452,7 +457,7 @@ fn conv_folded_on(
             // `16 · c_out · n` results.
             unsafe { avx512::store_outputs(&m, c_out, t, rows, &outputs) };
         } else {
-            widest(|| store_outputs(&m, c_out, t, rows, &outputs));
+            store_outputs_widest(&m, c_out, t, rows, &outputs);
         }
         #[cfg(not(target_arch = "x86_64"))]
         store_outputs(&m, c_out, t, rows, &outputs);
@@ -575,7 +580,7 @@ pub(crate) fn weight_grad(
         let mut g: Vec<f32> = Vec::with_capacity(16 * gs);
         let g_planes = &mut g.spare_capacity_mut()[..16 * gs];
         zero_padding(g_planes, c_out * n, gs);
-        widest(|| transform_grad(folded_grad, c_out, t, rows, g_planes));
+        transform_grad_widest(folded_grad, c_out, t, rows, g_planes);
         // SAFETY: the transform wrote the `c_out · n` values of every plane, `zero_padding`
         // the rest.
         unsafe { g.set_len(16 * gs) };
@@ -688,32 +693,74 @@ fn store_outputs(m: &[f32], c_out: usize, t: Tiles, rows: std::ops::Range<usize>
     }
 }
 
-/// Runs `f` compiled for the widest vectors this CPU has (AVX-512F, else AVX2), so that the
-/// transforms' loops, inlined into it, vectorise beyond the baseline's SSE2. Additions and
-/// subtractions only: the results are the same on every path.
-#[inline(always)]
-fn widest<R>(f: impl FnOnce() -> R) -> R {
-    #[cfg(target_arch = "x86_64")]
-    {
-        #[target_feature(enable = "avx512f")]
-        fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
+/// Defines `$name`, which runs the `#[inline(always)]` function `$inner` compiled for the widest
+/// vectors this CPU has (AVX-512F, else AVX2, else the baseline), so that the transforms' loops
+/// vectorise beyond the baseline's SSE2. (A closure handed to one generic wrapper did not do
+/// it: the compiler kept the closure out of line, compiled for the baseline, and the wrappers
+/// only jumped to it.) Additions, subtractions and halvings only: the results are the same on
+/// every path.
+macro_rules! widest {
+    ($(#[$doc:meta])* $name:ident => $inner:ident($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f")]
+                fn avx512($($arg: $ty),*) {
+                    $inner($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $inner($($arg),*)
+                }
+                if std::arch::is_x86_feature_detected!("avx512f") {
+                    // SAFETY: the CPU has AVX-512F.
+                    return unsafe { avx512($($arg),*) };
+                }
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: the CPU has AVX2.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            $inner($($arg),*)
         }
-        #[target_feature(enable = "avx2")]
-        fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        if std::arch::is_x86_feature_detected!("avx512f") {
-            // SAFETY: the CPU has AVX-512F.
-            return unsafe { avx512(f) };
-        }
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            return unsafe { avx2(f) };
-        }
-    }
-    f()
+    };
 }
+
+widest!(
+    /// [`transform_weight_block`] on the widest vectors.
+    transform_weight_block_widest => transform_weight_block(taps: &[f32], plane: usize, blk: usize, dst: OutPtr)
+);
+widest!(
+    /// [`transform_input`] on the widest vectors.
+    transform_input_widest => transform_input(
+        folded: &[f32],
+        c_in: usize,
+        t: Tiles,
+        rows: std::ops::Range<usize>,
+        v: &mut [MaybeUninit<f32>],
+    )
+);
+widest!(
+    /// [`store_outputs`] on the widest vectors.
+    store_outputs_widest => store_outputs(
+        m: &[f32],
+        c_out: usize,
+        t: Tiles,
+        rows: std::ops::Range<usize>,
+        o: &Outputs,
+    )
+);
+widest!(
+    /// [`transform_grad`] on the widest vectors.
+    transform_grad_widest => transform_grad(
+        folded_grad: &[f32],
+        c_out: usize,
+        t: Tiles,
+        rows: std::ops::Range<usize>,
+        g: &mut [MaybeUninit<f32>],
+    )
+);
 
 /// The two transforms with 16-lane vectors, a block of up to 8 tiles of a tile row at a time
 /// (its 18 input columns split into even and odd ones by two permutes). The same additions in
