@@ -188,6 +188,36 @@ fn bias_act_into(dst: &mut [f32], src: &[f32], bias: Option<&[f32]>, act: (f32, 
     }
 }
 
+/// The zero-bordered copy the stride-1 paths read: `padded` holds images of `hp` rows of `wp`
+/// pixels (`in_c` floats each), and input pixel `(b, y, x)` of `g` (NHWC `input`, as many
+/// images as `padded` holds) goes to `(b, y + pad_top, x + pad_left)`; everything else is
+/// zero. Each value is written once; the rows are split over `threads`.
+pub(crate) fn copy_bordered(
+    input: &[f32],
+    g: &ConvGeometry,
+    (hp, wp): (usize, usize),
+    padded: &mut [f32],
+    threads: usize,
+) {
+    let c = g.in_c;
+    let left = g.pad_left.min(wp);
+    let cols = g.in_w.min(wp - left);
+    for_row_parts(padded, wp * c, threads, |rows, part| {
+        for (r, row) in rows.zip(part.chunks_exact_mut(wp * c)) {
+            let (b, py) = (r / hp, r % hp);
+            let iy = py as isize - g.pad_top as isize;
+            if iy < 0 || iy >= g.in_h as isize {
+                row.fill(0.0);
+                continue;
+            }
+            let src = &input[(b * g.in_h + iy as usize) * g.in_w * c..][..cols * c];
+            row[..left * c].fill(0.0);
+            row[left * c..(left + cols) * c].copy_from_slice(src);
+            row[(left + cols) * c..].fill(0.0);
+        }
+    });
+}
+
 /// Whether [`PackedConv2dF32::new`] takes Winograd F(2×2, 3×3) for `g` (where it applies):
 /// at least 32 channels on both sides and 64 tiles of 2×2 outputs.
 ///
@@ -372,25 +402,10 @@ impl PackedConv2dF32 {
         let hp = g.out_h + g.k_h - 1;
         let in_image = g.in_h * g.in_w * c;
         let out_image = g.out_h * g.out_w * g.out_c;
-        let left = g.pad_left.min(wp);
-        let cols = g.in_w.min(wp - left);
         with_buffer(&OPERAND, hp * wp * c, |padded| {
             for b in 0..g.batches {
                 let image = &input[b * in_image..(b + 1) * in_image];
-                // Zero-bordered copy of the image, rows split over the threads.
-                for_row_parts(padded, wp * c, threads, |rows, part| {
-                    for (py, row) in rows.zip(part.chunks_exact_mut(wp * c)) {
-                        let iy = py as isize - g.pad_top as isize;
-                        if iy < 0 || iy >= g.in_h as isize {
-                            row.fill(0.0);
-                            continue;
-                        }
-                        let src = &image[iy as usize * g.in_w * c..][..cols * c];
-                        row[..left * c].fill(0.0);
-                        row[left * c..(left + cols) * c].copy_from_slice(src);
-                        row[(left + cols) * c..].fill(0.0);
-                    }
-                });
+                copy_bordered(image, g, (hp, wp), padded, threads);
                 // Each thread: its output rows, one GEMM per kernel row (the k_w taps of a
                 // kernel row are contiguous in `padded`), then bias and clamp.
                 let padded = &*padded;

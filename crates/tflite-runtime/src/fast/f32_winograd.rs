@@ -182,26 +182,19 @@ impl WinogradConvF32 {
         let g = &self.g;
         assert_eq!(input.len(), g.batches * g.in_h * g.in_w * g.in_c);
         assert_eq!(output.len(), g.batches * g.out_h * g.out_w * g.out_c);
-        let bias = bias.filter(|b| b.len() >= g.out_c);
-        let (hp, wp) = self.padded_dims();
-        let c = g.in_c;
-        let image = hp * wp * c;
-        padded.clear();
-        padded.resize(g.batches * image, 0.0);
-        // Zero-bordered copy: input (y, x) at (y + pad_top, x + pad_left); rows beyond the
-        // input (SAME's bottom pad, the odd tile's extra row) stay zero.
-        let rows = g.in_h.min(hp - g.pad_top);
-        let cols = g.in_w.min(wp - g.pad_left);
-        super::workers::for_row_parts(padded, wp * c, threads, |prow, part| {
-            for (r, row) in prow.zip(part.chunks_exact_mut(wp * c)) {
-                let (b, py) = (r / hp, r % hp);
-                if py < g.pad_top || py - g.pad_top >= rows {
-                    continue;
-                }
-                let src = &input[((b * g.in_h + py - g.pad_top) * g.in_w) * c..][..cols * c];
-                row[g.pad_left * c..][..cols * c].copy_from_slice(src);
+        let zeros;
+        let bias = match bias.filter(|b| b.len() >= g.out_c) {
+            Some(b) => &b[..g.out_c],
+            None => {
+                zeros = vec![0.0f32; g.out_c];
+                &zeros[..]
             }
-        });
+        };
+        let (hp, wp) = self.padded_dims();
+        // Every value is written by the copy, so the buffer is only grown, not cleared.
+        padded.resize(g.batches * hp * wp * g.in_c, 0.0);
+        let padded = &mut padded[..g.batches * hp * wp * g.in_c];
+        super::f32_conv::copy_bordered(input, g, (hp, wp), padded, threads);
         let padded = &padded[..];
         let tiles = self.tiles();
         let out = OutPtr(output.as_mut_ptr());
@@ -224,20 +217,12 @@ impl WinogradConvF32 {
         padded: &[f32],
         dims: (usize, usize),
         ts: std::ops::Range<usize>,
-        bias: Option<&[f32]>,
+        bias: &[f32],
         act: (f32, f32),
         out: OutPtr,
     ) {
         let (ci_n, co_n) = (self.g.in_c, self.g.out_c);
         let n = ts.len();
-        let zeros;
-        let bias = match bias {
-            Some(b) => &b[..co_n],
-            None => {
-                zeros = vec![0.0f32; co_n];
-                &zeros[..]
-            }
-        };
         BLOCK.with(|cell| {
             let mut buf = cell.borrow_mut();
             let need = n * TAPS * (ci_n + co_n);
@@ -245,41 +230,143 @@ impl WinogradConvF32 {
                 buf.resize(need, 0.0);
             }
             let (v, m) = buf[..need].split_at_mut(n * TAPS * ci_n);
-            // V: [tile][16][in_c].
-            for (i, t) in ts.clone().enumerate() {
-                let tile = self.tile(t);
-                let dst = &mut v[i * TAPS * ci_n..][..TAPS * ci_n];
-                self.simd.input_transform(padded, dims, ci_n, tile, dst);
-            }
-            // M_k = V_k · U_k for each position k: [n × in_c] (row stride 16·in_c) times
-            // [in_c × out_c] into [n × out_c] (row stride 16·out_c).
-            for k in 0..TAPS {
-                super::f32_conv::matmul(
-                    n,
-                    co_n,
-                    ci_n,
-                    &mut m[k * co_n..],
-                    TAPS * co_n,
-                    false,
-                    &v[k * ci_n..],
-                    TAPS * ci_n,
-                    &self.u[k * ci_n * co_n..(k + 1) * ci_n * co_n],
-                    1,
-                );
-            }
-            for (i, t) in ts.enumerate() {
-                let tile = self.tile(t);
-                let src = &m[i * TAPS * co_n..][..TAPS * co_n];
-                // SAFETY: tile `t` writes only its own outputs (rows oy..oy+2, columns
-                // ox..ox+2 of image b, inside the output, whose length `run` asserted); tiles
-                // are disjoint and each is run by one thread.
-                unsafe {
-                    self.simd
-                        .output_transform(&self.g, src, tile, bias, act, out)
-                };
+            let work = Block {
+                padded,
+                dims,
+                ts,
+                bias,
+                act,
+                out,
+            };
+            // SAFETY (all three): `out` points to the output `run` checked, and the block's
+            // tiles are this thread's alone (see `Block::run`).
+            match self.simd {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: chosen by `detect` only where the CPU has AVX-512F.
+                Simd::Avx512 => unsafe { self.block_avx512(&work, v, m) },
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: chosen by `detect` only where the CPU has AVX2 and FMA.
+                Simd::Avx2 => unsafe { self.block_avx2(&work, v, m) },
+                Simd::Plain => unsafe { self.block(&work, v, m) },
             }
         });
     }
+
+    /// [`Self::block`] compiled for AVX-512F.
+    ///
+    /// # Safety
+    /// As for [`Self::block`], and the CPU must have AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn block_avx512(&self, work: &Block, v: &mut [f32], m: &mut [f32]) {
+        // SAFETY: the caller's contract.
+        unsafe { self.block(work, v, m) }
+    }
+
+    /// [`Self::block`] compiled for AVX2 and FMA.
+    ///
+    /// # Safety
+    /// As for [`Self::block`], and the CPU must have AVX2 and FMA.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block_avx2(&self, work: &Block, v: &mut [f32], m: &mut [f32]) {
+        // SAFETY: the caller's contract.
+        unsafe { self.block(work, v, m) }
+    }
+
+    /// The tiles of `work`: input transforms into `v` (`[tile][16][in_c]`), the 16 GEMMs into
+    /// `m` (`[tile][16][out_c]`), output transforms into the output. Inlined into the wrappers
+    /// above, so that the transforms' loops are compiled for their vectors.
+    ///
+    /// # Safety
+    /// `work.out` must point to the NHWC output of this convolution, and no other thread may
+    /// access the outputs of `work.ts` meanwhile.
+    #[inline(always)]
+    unsafe fn block(&self, work: &Block, v: &mut [f32], m: &mut [f32]) {
+        let g = &self.g;
+        let (ci_n, co_n) = (g.in_c, g.out_c);
+        let (hp, wp) = work.dims;
+        let n = work.ts.len();
+        for (i, t) in work.ts.clone().enumerate() {
+            let tile = self.tile(t);
+            let at = ((tile.b * hp + tile.oy) * wp + tile.ox) * ci_n;
+            let row = |i: usize| &work.padded[at + i * wp * ci_n..][..4 * ci_n];
+            let dst = &mut v[i * TAPS * ci_n..][..TAPS * ci_n];
+            input_transform([row(0), row(1), row(2), row(3)], ci_n, dst);
+        }
+        // M_k = V_k · U_k for each position k: [n × in_c] (row stride 16·in_c) times
+        // [in_c × out_c] into [n × out_c] (row stride 16·out_c).
+        for k in 0..TAPS {
+            super::f32_conv::matmul(
+                n,
+                co_n,
+                ci_n,
+                &mut m[k * co_n..],
+                TAPS * co_n,
+                false,
+                &v[k * ci_n..],
+                TAPS * ci_n,
+                &self.u[k * ci_n * co_n..(k + 1) * ci_n * co_n],
+                1,
+            );
+        }
+        for (i, t) in work.ts.clone().enumerate() {
+            let tile = self.tile(t);
+            let src = &m[i * TAPS * co_n..][..TAPS * co_n];
+            let plane = |k: usize| &src[k * co_n..][..co_n];
+            let planes = [
+                plane(0),
+                plane(1),
+                plane(2),
+                plane(3),
+                plane(4),
+                plane(5),
+                plane(6),
+                plane(7),
+                plane(8),
+                plane(9),
+                plane(10),
+                plane(11),
+                plane(12),
+                plane(13),
+                plane(14),
+                plane(15),
+            ];
+            let pixel = |dy: usize, dx: usize| {
+                let (y, x) = (tile.oy + dy, tile.ox + dx);
+                (y < g.out_h && x < g.out_w).then(|| {
+                    // SAFETY: (b, y, x) is inside the output (checked), whose `out_c` floats
+                    // only this tile writes (the caller's contract: tiles are disjoint, and
+                    // the block's are this thread's).
+                    unsafe {
+                        std::slice::from_raw_parts_mut(
+                            work.out
+                                .0
+                                .add(((tile.b * g.out_h + y) * g.out_w + x) * co_n),
+                            co_n,
+                        )
+                    }
+                })
+            };
+            let dsts = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
+            output_transform(planes, work.bias, work.act, dsts);
+        }
+    }
+}
+
+/// One block of tiles for [`WinogradConvF32::block`]: where they read and write.
+struct Block<'a> {
+    /// The zero-bordered input, `dims` rows and columns per image.
+    padded: &'a [f32],
+    dims: (usize, usize),
+    /// The tiles.
+    ts: std::ops::Range<usize>,
+    /// `out_c` values added to the outputs.
+    bias: &'a [f32],
+    /// The clamp.
+    act: (f32, f32),
+    /// The output.
+    out: OutPtr,
 }
 
 /// `G·(a, b, c)ᵀ`: one column (or, transposed, one row) of the kernel transform.
@@ -295,106 +382,6 @@ struct OutPtr(*mut f32);
 unsafe impl Send for OutPtr {}
 // SAFETY: as above.
 unsafe impl Sync for OutPtr {}
-
-impl Simd {
-    /// `dst[k][c] = (Bᵀ·d·B)_k` for the tile's 4×4 patch `d` of every channel.
-    fn input_transform(
-        self,
-        padded: &[f32],
-        dims: (usize, usize),
-        c: usize,
-        tile: Tile,
-        dst: &mut [f32],
-    ) {
-        let (hp, wp) = dims;
-        let at = ((tile.b * hp + tile.oy) * wp + tile.ox) * c;
-        let rows: [&[f32]; 4] = std::array::from_fn(|i| &padded[at + i * wp * c..][..4 * c]);
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: chosen by `detect` only where the CPU has AVX-512F.
-            Self::Avx512 => unsafe { input_transform_avx512(rows, c, dst) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: chosen by `detect` only where the CPU has AVX2 and FMA.
-            Self::Avx2 => unsafe { input_transform_avx2(rows, c, dst) },
-            Self::Plain => input_transform(rows, c, dst),
-        }
-    }
-
-    /// The tile's outputs `act(Aᵀ·M·A + bias)` from its products `src` (`[16][out_c]`).
-    ///
-    /// # Safety
-    /// `out` must point to the NHWC output of `g`, and no other thread may access this tile's
-    /// outputs meanwhile.
-    unsafe fn output_transform(
-        self,
-        g: &ConvGeometry,
-        src: &[f32],
-        tile: Tile,
-        bias: &[f32],
-        act: (f32, f32),
-        out: OutPtr,
-    ) {
-        let co_n = g.out_c;
-        let pixel = |dy: usize, dx: usize| {
-            let (y, x) = (tile.oy + dy, tile.ox + dx);
-            (y < g.out_h && x < g.out_w).then(|| {
-                // SAFETY: (b, y, x) is inside the output (checked), whose `out_c` floats the
-                // caller lets this tile write alone.
-                unsafe {
-                    std::slice::from_raw_parts_mut(
-                        out.0.add(((tile.b * g.out_h + y) * g.out_w + x) * co_n),
-                        co_n,
-                    )
-                }
-            })
-        };
-        let dsts = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
-        let planes: [&[f32]; TAPS] = std::array::from_fn(|k| &src[k * co_n..][..co_n]);
-        match self {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: chosen by `detect` only where the CPU has AVX-512F.
-            Self::Avx512 => unsafe { output_transform_avx512(planes, bias, act, dsts) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: chosen by `detect` only where the CPU has AVX2 and FMA.
-            Self::Avx2 => unsafe { output_transform_avx2(planes, bias, act, dsts) },
-            Self::Plain => output_transform(planes, bias, act, dsts),
-        }
-    }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn input_transform_avx512(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
-    input_transform(rows, c, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn input_transform_avx2(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
-    input_transform(rows, c, dst)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn output_transform_avx512(
-    planes: [&[f32]; TAPS],
-    bias: &[f32],
-    act: (f32, f32),
-    dsts: [Option<&mut [f32]>; 4],
-) {
-    output_transform(planes, bias, act, dsts)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
-fn output_transform_avx2(
-    planes: [&[f32]; TAPS],
-    bias: &[f32],
-    act: (f32, f32),
-    dsts: [Option<&mut [f32]>; 4],
-) {
-    output_transform(planes, bias, act, dsts)
-}
 
 /// Channels per step of the transforms: one AVX-512 vector, two AVX2 ones. Each step works on
 /// fixed-size arrays, which the compiler keeps in vector registers (a loop over all channels
