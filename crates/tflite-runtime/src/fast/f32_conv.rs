@@ -16,8 +16,8 @@
 //!   row is one GEMM `[out_h·Wp × k_w·in_c] · [k_w·in_c × out_c]` whose left-hand rows overlap
 //!   (row stride `in_c`): an implicit im2col with no copy. The `k_w − 1` extra columns of each
 //!   row are computed and dropped by the epilogue;
-//! - **winograd** (3×3, stride 1, dilation 1, ≥ 64 channels on both sides: the U-Net's
-//!   deeper layers, see `winograd_pays_off` for where): F(2×2, 3×3) in `f32_winograd`, 16
+//! - **winograd** (3×3, stride 1, dilation 1, ≥ 32 channels on both sides and ≥ 64 tiles: the
+//!   U-Net's 64×64 to 16×16 layers, see `winograd_pays_off`): F(2×2, 3×3) in `f32_winograd`, 16
 //!   multiply-adds per 2×2 outputs and channel pair instead of 36, as 16 GEMMs over the tiles;
 //! - **im2col** (strides, dilations, anything else): explicit im2col in chunks of output rows.
 //!
