@@ -5,11 +5,15 @@
 //! first level (`C_in` = 16) each GEMM reads and writes the whole output block to do 16
 //! multiply-adds per element, nine times over. Here a tile of 8 output channels × 48 columns
 //! stays in 24 `zmm` accumulators for every input channel and all nine taps, and is stored
-//! once. The weight gradient keeps 3 output channels × 9 taps (27 accumulators) of one input
-//! channel over a chunk's columns and reduces them once at the end ([`weight_grad_tile3`];
-//! a leftover one or two output channels run [`weight_grad_row`]). Layers
-//! with more channels have their weight gradient in [`deep_grad_tile`]: 32 output channels in
-//! the vector lanes against 12 input channels at one tap.
+//! once. The thin layers' weight gradient (16 or 32 output channels) runs
+//! [`lane_grad_tile3`]: 16 output channels in the vector lanes (the output gradient transposed
+//! per chunk of columns by [`transpose_grad_rows`]) against 3 input channels × 9 taps, each
+//! input value broadcast from memory into its multiply-add. Other channel counts keep 3 output
+//! channels × 9 taps (27 accumulators) of one input channel over a chunk's columns and reduce
+//! them once at the end ([`weight_grad_tile3`]; a leftover one or two output channels run
+//! [`weight_grad_row`]). Layers with more channels have their weight gradient in
+//! [`deep_grad_tile`]: 32 output channels in the vector lanes against 12 input channels at one
+//! tap.
 //!
 //! Both read the folded buffers past a row's last column by up to [`READ_SLACK`] values
 //! (lanes that are never stored, or masked), which [`crate::kernel`] appends as zeros.
@@ -405,6 +409,184 @@ pub(crate) unsafe fn deep_grad_tile(tile: &DeepGradTile, out: &mut [[f32; 32]; D
         unsafe {
             _mm512_storeu_ps(out_c.as_mut_ptr(), *lo);
             _mm512_storeu_ps(out_c.as_mut_ptr().add(16), *hi);
+        }
+    }
+}
+
+/// Output channels per lane weight-gradient tile: one 16-lane vector.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const LANE_GRAD_CO: usize = 16;
+/// Input channels per lane weight-gradient tile (27 accumulators with the nine taps).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) const LANE_GRAD_CI: usize = 3;
+
+/// Where one lane weight-gradient tile reads: 16 output channels of the transposed output
+/// gradient against up to three input channels at all nine taps, over a chunk's columns.
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+pub(crate) struct LaneGradTile {
+    /// The transposed output gradient of the tile's 16 output channels, `[columns][16]`.
+    pub grad_t: *const f32,
+    /// Per input channel, its folded row at the chunk's first column (tap (0, 0)).
+    pub input: [*const f32; LANE_GRAD_CI],
+    /// The fold's row pitch: tap `(dy, dx)` of column `j` reads `input[c] + dy·pitch + dx + j`.
+    pub pitch: usize,
+    /// Columns to reduce over.
+    pub columns: usize,
+}
+
+/// The thin layers' weight gradient (16 or 32 output channels): `out[c][t][o] += Σ_j
+/// grad_t[j][o] · input[c][j + offset_t]` for the tile's 16 output channels `o` (the vector
+/// lanes), three input channels `c` and the nine taps `t`, in 27 accumulators. Per column one
+/// vector load and 27 multiply-adds, each with its input value broadcast from memory; no sum
+/// across lanes. (The tile of [`weight_grad_tile3`], lanes along the columns, needs twelve
+/// full-vector loads per 27 multiply-adds and reduces every accumulator at the end; it ran at
+/// ≈ 40 % of the FMA peak here.)
+///
+/// # Safety
+/// The CPU has AVX-512F; `grad_t` is readable for `columns · 16` values and every `input[c]`
+/// for `2·pitch + 2 + columns`; `out` holds `3 · 9 · 16` values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn lane_grad_tile3(tile: &LaneGradTile, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let z = _mm512_setzero_ps();
+    let (mut a00, mut a01, mut a02, mut a03, mut a04, mut a05, mut a06, mut a07, mut a08) =
+        (z, z, z, z, z, z, z, z, z);
+    let (mut a10, mut a11, mut a12, mut a13, mut a14, mut a15, mut a16, mut a17, mut a18) =
+        (z, z, z, z, z, z, z, z, z);
+    let (mut a20, mut a21, mut a22, mut a23, mut a24, mut a25, mut a26, mut a27, mut a28) =
+        (z, z, z, z, z, z, z, z, z);
+    let pitch = tile.pitch;
+    let [x0, x1, x2] = tile.input;
+    for j in 0..tile.columns {
+        // SAFETY (all loads below): column j of `grad_t`, and input values at most
+        // 2·pitch + 2 past column j of each row, as the caller guarantees.
+        let g = unsafe { _mm512_loadu_ps(tile.grad_t.add(16 * j)) };
+        macro_rules! channel {
+            ($x:ident, $a0:ident, $a1:ident, $a2:ident, $a3:ident, $a4:ident, $a5:ident, $a6:ident, $a7:ident, $a8:ident) => {
+                let p = unsafe { $x.add(j) };
+                $a0 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p }), $a0);
+                $a1 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(1) }), $a1);
+                $a2 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(2) }), $a2);
+                let p = unsafe { p.add(pitch) };
+                $a3 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p }), $a3);
+                $a4 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(1) }), $a4);
+                $a5 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(2) }), $a5);
+                let p = unsafe { p.add(pitch) };
+                $a6 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p }), $a6);
+                $a7 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(1) }), $a7);
+                $a8 = _mm512_fmadd_ps(g, _mm512_set1_ps(unsafe { *p.add(2) }), $a8);
+            };
+        }
+        channel!(x0, a00, a01, a02, a03, a04, a05, a06, a07, a08);
+        channel!(x1, a10, a11, a12, a13, a14, a15, a16, a17, a18);
+        channel!(x2, a20, a21, a22, a23, a24, a25, a26, a27, a28);
+    }
+    let sums = [
+        a00, a01, a02, a03, a04, a05, a06, a07, a08, a10, a11, a12, a13, a14, a15, a16, a17, a18,
+        a20, a21, a22, a23, a24, a25, a26, a27, a28,
+    ];
+    for (dst, s) in out.chunks_exact_mut(16).zip(&sums) {
+        // SAFETY: 16 floats of `out`.
+        unsafe {
+            let p = dst.as_mut_ptr();
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *s));
+        }
+    }
+}
+
+/// [`lane_grad_tile3`] for one input channel (`tile.input[0]`): the one or two channels a
+/// layer's input channels leave over after the groups of three. `out` holds `9 · 16` values.
+///
+/// # Safety
+/// As [`lane_grad_tile3`], for `input[0]`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn lane_grad_tile1(tile: &LaneGradTile, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let mut acc = [_mm512_setzero_ps(); 9];
+    let pitch = tile.pitch;
+    let x = tile.input[0];
+    for j in 0..tile.columns {
+        // SAFETY: as in `lane_grad_tile3`.
+        let g = unsafe { _mm512_loadu_ps(tile.grad_t.add(16 * j)) };
+        for (t, a) in acc.iter_mut().enumerate() {
+            let v = unsafe { *x.add(j + (t / 3) * pitch + t % 3) };
+            *a = _mm512_fmadd_ps(g, _mm512_set1_ps(v), *a);
+        }
+    }
+    for (dst, s) in out.chunks_exact_mut(16).zip(&acc) {
+        // SAFETY: 16 floats of `out`.
+        unsafe {
+            let p = dst.as_mut_ptr();
+            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *s));
+        }
+    }
+}
+
+/// `grad_t[j][o] = rows[o][j]` for `j < n`: 16 rows of the output gradient (`first`, then
+/// every `stride` values) transposed into `[n][16]` for [`lane_grad_tile3`], 16 columns at a
+/// time in registers. Each of four stages swaps one bit between row and column index: for the
+/// rows `i` and `i + b` (bit `b` of `i` clear), the values whose column has bit `b` set trade
+/// places with those of the other row whose column has it clear.
+///
+/// # Safety
+/// The CPU has AVX-512F; each of the 16 rows is readable for `n` values; `grad_t` holds
+/// `16 · n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn transpose_grad_rows(
+    first: *const f32,
+    stride: usize,
+    n: usize,
+    grad_t: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    // Per stage b: the index vectors of the lower row (`low`) and the upper row (`high`) for
+    // `_mm512_permutex2var_ps(lower, idx, upper)` (index bit 4 picks `upper`).
+    let stage = |b: i32| {
+        let low: [i32; 16] = std::array::from_fn(|c| {
+            let c = c as i32;
+            if c & b == 0 { c } else { 16 + c - b }
+        });
+        let high: [i32; 16] = std::array::from_fn(|c| {
+            let c = c as i32;
+            if c & b == 0 { c + b } else { 16 + c }
+        });
+        // SAFETY: 16 i32 each.
+        unsafe {
+            (
+                _mm512_loadu_si512(low.as_ptr().cast()),
+                _mm512_loadu_si512(high.as_ptr().cast()),
+            )
+        }
+    };
+    let stages = [stage(8), stage(4), stage(2), stage(1)];
+    let whole = n - n % 16;
+    for j in (0..whole).step_by(16) {
+        // SAFETY: 16 values of each row from column j < n - 15.
+        let mut r: [__m512; 16] =
+            std::array::from_fn(|o| unsafe { _mm512_loadu_ps(first.add(o * stride + j)) });
+        for (k, &(low, high)) in stages.iter().enumerate() {
+            let b = 8 >> k;
+            for i in 0..16 {
+                if i & b == 0 {
+                    let (lo, hi) = (r[i], r[i + b]);
+                    r[i] = _mm512_permutex2var_ps(lo, low, hi);
+                    r[i + b] = _mm512_permutex2var_ps(lo, high, hi);
+                }
+            }
+        }
+        for (c, v) in r.iter().enumerate() {
+            // SAFETY: grad_t holds 16 · n values; (j + c) · 16 + 16 ≤ 16 · n.
+            unsafe { _mm512_storeu_ps(grad_t.as_mut_ptr().add((j + c) * 16), *v) };
+        }
+    }
+    for o in 0..16 {
+        for j in whole..n {
+            // SAFETY: column j < n of row o.
+            grad_t[j * 16 + o] = unsafe { *first.add(o * stride + j) };
         }
     }
 }
