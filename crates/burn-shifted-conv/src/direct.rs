@@ -37,6 +37,9 @@ pub(crate) const GRAD_ROWS: usize = 3;
 pub enum ConvKernel {
     /// Nine shifted GEMMs per column chunk (the gemm crate): every CPU.
     Gemm,
+    /// The GEMMs, and the thin layers' weight gradient on [`lane_grad_tile1_avx2`]: x86-64
+    /// with AVX2 and FMA.
+    Avx2,
     /// The register-tiled kernels of this module: x86-64 with AVX-512F.
     Avx512,
 }
@@ -47,24 +50,33 @@ impl ConvKernel {
     pub fn available() -> Vec<ConvKernel> {
         let mut kernels = vec![ConvKernel::Gemm];
         #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            kernels.push(ConvKernel::Avx2);
+        }
+        #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx512f") {
             kernels.push(ConvKernel::Avx512);
         }
         kernels
     }
 
-    /// The kernel training uses: the direct AVX-512 kernels where the CPU has AVX-512F,
-    /// the GEMMs elsewhere or when `SHIFTED_CONV_KERNEL=gemm` asks for them (the two are
-    /// compared in `unet-train`'s `conv_profile` example).
+    /// The kernel training uses: the best this CPU has (AVX-512F, then AVX2 + FMA, then the
+    /// GEMMs), or the one `SHIFTED_CONV_KERNEL` names (`gemm`, `avx2`, `avx512`) where the CPU
+    /// runs it (the kernels are compared in `unet-train`'s `conv_kernels` example).
     pub fn selected() -> ConvKernel {
         static SELECTED: OnceLock<ConvKernel> = OnceLock::new();
         *SELECTED.get_or_init(|| {
-            let forced_gemm =
-                std::env::var("SHIFTED_CONV_KERNEL").is_ok_and(|v| v.eq_ignore_ascii_case("gemm"));
-            match ConvKernel::available().last() {
-                Some(&best) if !forced_gemm => best,
-                _ => ConvKernel::Gemm,
-            }
+            let available = ConvKernel::available();
+            let asked = std::env::var("SHIFTED_CONV_KERNEL").ok().and_then(|v| {
+                available
+                    .iter()
+                    .copied()
+                    .find(|k| format!("{k:?}").eq_ignore_ascii_case(v.trim()))
+            });
+            asked
+                .or(available.last().copied())
+                .unwrap_or(ConvKernel::Gemm)
         })
     }
 }
@@ -587,6 +599,115 @@ pub(crate) unsafe fn transpose_grad_rows(
         for j in whole..n {
             // SAFETY: column j < n of row o.
             grad_t[j * 16 + o] = unsafe { *first.add(o * stride + j) };
+        }
+    }
+}
+
+/// [`lane_grad_tile1`] on AVX2 + FMA: 8 output channels in the lanes (`grad_t` is
+/// `[columns][8]`) against one input channel (`tile.input[0]`) at the nine taps, in 9
+/// accumulators (with the gradient and a broadcast, 11 of the 16 `ymm` registers). Per column
+/// one vector load, nine broadcasts and nine multiply-adds. `out` holds `9 · 8` values.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `grad_t` is readable for `columns · 8` values and `input[0]` for
+/// `2·pitch + 2 + columns`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn lane_grad_tile1_avx2(tile: &LaneGradTile, out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let z = _mm256_setzero_ps();
+    let (mut a0, mut a1, mut a2, mut a3, mut a4, mut a5, mut a6, mut a7, mut a8) =
+        (z, z, z, z, z, z, z, z, z);
+    let pitch = tile.pitch;
+    let x = tile.input[0];
+    for j in 0..tile.columns {
+        // SAFETY (all loads below): column j of `grad_t`, and input values at most
+        // 2·pitch + 2 past column j, as the caller guarantees.
+        let g = unsafe { _mm256_loadu_ps(tile.grad_t.add(8 * j)) };
+        let p = unsafe { x.add(j) };
+        a0 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p }), a0);
+        a1 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(1) }), a1);
+        a2 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(2) }), a2);
+        let p = unsafe { p.add(pitch) };
+        a3 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p }), a3);
+        a4 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(1) }), a4);
+        a5 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(2) }), a5);
+        let p = unsafe { p.add(pitch) };
+        a6 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p }), a6);
+        a7 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(1) }), a7);
+        a8 = _mm256_fmadd_ps(g, _mm256_set1_ps(unsafe { *p.add(2) }), a8);
+    }
+    for (dst, s) in out
+        .chunks_exact_mut(8)
+        .zip(&[a0, a1, a2, a3, a4, a5, a6, a7, a8])
+    {
+        // SAFETY: 8 floats of `out`.
+        unsafe {
+            let p = dst.as_mut_ptr();
+            _mm256_storeu_ps(p, _mm256_add_ps(_mm256_loadu_ps(p), *s));
+        }
+    }
+}
+
+/// [`transpose_grad_rows`] for 8 rows into `[n][8]`, 8 columns at a time in `ymm` registers
+/// (pairs of rows interleaved, then pairs of pairs, then the 128-bit halves exchanged).
+///
+/// # Safety
+/// The CPU has AVX2; each of the 8 rows is readable for `n` values; `grad_t` holds `8 · n`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn transpose_grad_rows8(
+    first: *const f32,
+    stride: usize,
+    n: usize,
+    grad_t: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let whole = n - n % 8;
+    for j in (0..whole).step_by(8) {
+        // SAFETY: 8 values of each row from column j < n - 7.
+        let r: [__m256; 8] =
+            std::array::from_fn(|o| unsafe { _mm256_loadu_ps(first.add(o * stride + j)) });
+        // t: rows (2k, 2k+1) interleaved; u: columns 4c..4c+3 of rows 4h..4h+3 per lane half.
+        let t = [
+            _mm256_unpacklo_ps(r[0], r[1]),
+            _mm256_unpackhi_ps(r[0], r[1]),
+            _mm256_unpacklo_ps(r[2], r[3]),
+            _mm256_unpackhi_ps(r[2], r[3]),
+            _mm256_unpacklo_ps(r[4], r[5]),
+            _mm256_unpackhi_ps(r[4], r[5]),
+            _mm256_unpacklo_ps(r[6], r[7]),
+            _mm256_unpackhi_ps(r[6], r[7]),
+        ];
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm256_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm256_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm256_shuffle_ps::<0xEE>(t[1], t[3]),
+            _mm256_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm256_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm256_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm256_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        let columns = [
+            _mm256_permute2f128_ps::<0x20>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x20>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x20>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x20>(u[3], u[7]),
+            _mm256_permute2f128_ps::<0x31>(u[0], u[4]),
+            _mm256_permute2f128_ps::<0x31>(u[1], u[5]),
+            _mm256_permute2f128_ps::<0x31>(u[2], u[6]),
+            _mm256_permute2f128_ps::<0x31>(u[3], u[7]),
+        ];
+        for (c, v) in columns.iter().enumerate() {
+            // SAFETY: grad_t holds 8 · n values; (j + c) · 8 + 8 ≤ 8 · n.
+            unsafe { _mm256_storeu_ps(grad_t.as_mut_ptr().add((j + c) * 8), *v) };
+        }
+    }
+    for o in 0..8 {
+        for j in whole..n {
+            // SAFETY: column j < n of row o.
+            grad_t[j * 8 + o] = unsafe { *first.add(o * stride + j) };
         }
     }
 }

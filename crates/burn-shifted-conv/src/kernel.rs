@@ -776,8 +776,8 @@ fn weight_grad_folded(
         return weight_grad_deep(wide, padded, shape, c_out);
     }
     #[cfg(target_arch = "x86_64")]
-    if tiles && lanes_pay_off(c_in, c_out) {
-        return weight_grad_lanes(wide, padded, shape, c_out);
+    if lanes_pay_off(kernel, c_in, c_out) {
+        return weight_grad_lanes(wide, padded, shape, c_out, kernel);
     }
     let chunk = chunk_columns(c_in, c_out, columns);
     let chunks = columns.div_ceil(chunk);
@@ -839,12 +839,20 @@ fn weight_grad_folded(
     })
 }
 
-/// Whether [`weight_grad_lanes`] runs a thin layer's weight gradient (with the AVX-512 tiles):
-/// whole vectors of output channels, and at least one group of [`direct::LANE_GRAD_CI`] input
-/// channels (the first layer, one input channel, stays on [`direct::weight_grad_tile3`]).
+/// Whether [`weight_grad_lanes`] runs a thin layer's weight gradient (one side with at most
+/// [`MAX_TILED_CHANNELS`]): on AVX-512 whole 16-lane vectors of output channels and at least
+/// one group of [`direct::LANE_GRAD_CI`] input channels (the first layer, one input channel,
+/// stays on [`direct::weight_grad_tile3`]); on AVX2 whole 8-lane vectors.
 #[cfg(target_arch = "x86_64")]
-fn lanes_pay_off(c_in: usize, c_out: usize) -> bool {
-    c_out.is_multiple_of(direct::LANE_GRAD_CO) && c_in >= direct::LANE_GRAD_CI
+fn lanes_pay_off(kernel: ConvKernel, c_in: usize, c_out: usize) -> bool {
+    let thin = c_in.min(c_out) <= MAX_TILED_CHANNELS;
+    match kernel {
+        ConvKernel::Avx512 => {
+            thin && c_out.is_multiple_of(direct::LANE_GRAD_CO) && c_in >= direct::LANE_GRAD_CI
+        }
+        ConvKernel::Avx2 => thin && c_out.is_multiple_of(8),
+        ConvKernel::Gemm => false,
+    }
 }
 
 /// Columns per chunk of [`weight_grad_lanes`]: the chunk's transposed gradient (16 output
@@ -852,35 +860,52 @@ fn lanes_pay_off(c_in: usize, c_out: usize) -> bool {
 #[cfg(target_arch = "x86_64")]
 const LANE_GRAD_COLUMNS: usize = 512;
 
-/// [`conv3x3_weight_grad`] of the thin layers (16 or 32 output channels) on AVX-512
-/// ([`direct::lane_grad_tile3`]): per chunk of columns, each block of 16 output channels of
-/// the output gradient (`wide`, the wide view of its fold) is transposed to `[columns][16]`,
-/// then every group of three input channels adds its nine taps' sums, output channels in the
-/// lanes. The chunks' partial sums are added in an order that does not depend on scheduling
-/// ([`ordered_sum`]).
+/// [`conv3x3_weight_grad`] of the thin layers with output channels in the vector lanes: per
+/// chunk of columns, each block of 16 (AVX-512) or 8 (AVX2) output channels of the output
+/// gradient (`wide`, the wide view of its fold) is transposed to `[columns][lanes]`, then
+/// every group of three input channels ([`direct::lane_grad_tile3`]; on AVX2 every input
+/// channel, [`direct::lane_grad_tile1_avx2`]) adds its nine taps' sums. The chunks' partial
+/// sums are added in an order that does not depend on scheduling ([`ordered_sum`]).
+/// [`lanes_pay_off`] must hold.
 #[cfg(target_arch = "x86_64")]
-fn weight_grad_lanes(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) -> Vec<f32> {
-    use direct::{LANE_GRAD_CI, LANE_GRAD_CO, LaneGradTile};
+fn weight_grad_lanes(
+    wide: &[f32],
+    padded: &[f32],
+    shape: Nchw,
+    c_out: usize,
+    kernel: ConvKernel,
+) -> Vec<f32> {
+    use direct::{LANE_GRAD_CI, LaneGradTile};
+    assert!(lanes_pay_off(kernel, shape.channels, c_out));
+    let avx512 = kernel == ConvKernel::Avx512;
+    let (lanes, group_size) = if avx512 { (16, LANE_GRAD_CI) } else { (8, 1) };
     let c_in = shape.channels;
     let (columns, stride, pitch) = (shape.columns(), shape.folded_stride(), shape.padded_width());
-    let blocks = c_out / LANE_GRAD_CO;
+    let blocks = c_out / lanes;
     let chunk = LANE_GRAD_COLUMNS;
     let chunks = columns.div_ceil(chunk);
-    // Sums `[block][ci][tap][16]`.
-    let per_block = c_in * 9 * LANE_GRAD_CO;
+    // Sums `[block][ci][tap][lanes]`.
+    let per_block = c_in * 9 * lanes;
     let sums = ordered_sum(chunks, blocks * per_block, |acc, i, _accumulate| {
         // `acc` starts at zero in every group ([`ordered_sum`]): the tiles always add.
         let j0 = i * chunk;
         let n = chunk.min(columns - j0);
-        let mut grad_t = vec![0.0f32; n * LANE_GRAD_CO];
+        let mut grad_t = vec![0.0f32; n * lanes];
         for (block, acc) in acc.chunks_exact_mut(per_block).enumerate() {
-            let first = &wide[block * LANE_GRAD_CO * stride + j0..];
-            assert!(first.len() >= (LANE_GRAD_CO - 1) * stride + n);
-            // SAFETY: AVX-512F as below; the 16 rows from `first` hold n values each
-            // (asserted); grad_t holds 16 · n.
-            unsafe { direct::transpose_grad_rows(first.as_ptr(), stride, n, &mut grad_t) };
-            for ci0 in (0..c_in).step_by(LANE_GRAD_CI) {
-                let group = LANE_GRAD_CI.min(c_in - ci0);
+            let first = &wide[block * lanes * stride + j0..];
+            assert!(first.len() >= (lanes - 1) * stride + n);
+            // SAFETY: the CPU has AVX-512F (AVX2 and FMA) where `kernel` is Avx512 (Avx2),
+            // see ConvKernel::available; the `lanes` rows from `first` hold n values each
+            // (asserted); grad_t holds lanes · n.
+            unsafe {
+                if avx512 {
+                    direct::transpose_grad_rows(first.as_ptr(), stride, n, &mut grad_t);
+                } else {
+                    direct::transpose_grad_rows8(first.as_ptr(), stride, n, &mut grad_t);
+                }
+            }
+            for ci0 in (0..c_in).step_by(group_size) {
+                let group = group_size.min(c_in - ci0);
                 let row = |c: usize| padded[(ci0 + c.min(group - 1)) * stride + j0..].as_ptr();
                 let tile = LaneGradTile {
                     grad_t: grad_t.as_ptr(),
@@ -888,13 +913,15 @@ fn weight_grad_lanes(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) ->
                     pitch,
                     columns: n,
                 };
-                let out = &mut acc[ci0 * 9 * LANE_GRAD_CO..];
-                // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; `grad_t`
-                // holds n · 16 values; each input row holds, from column j0, stride − j0 ≥
-                // n + 2·pitch + 2 values (offsets[8] + columns ≤ stride); `out` holds the
-                // group's `group · 9 · 16` sums.
+                let out = &mut acc[ci0 * 9 * lanes..];
+                // SAFETY: the CPU features as above; `grad_t` holds n · lanes values; each
+                // input row holds, from column j0, stride − j0 ≥ n + 2·pitch + 2 values
+                // (offsets[8] + columns ≤ stride); `out` holds the group's
+                // `group · 9 · lanes` sums.
                 unsafe {
-                    if group == LANE_GRAD_CI {
+                    if !avx512 {
+                        direct::lane_grad_tile1_avx2(&tile, out);
+                    } else if group == LANE_GRAD_CI {
                         direct::lane_grad_tile3(&tile, out);
                     } else {
                         for c in 0..group {
@@ -902,7 +929,7 @@ fn weight_grad_lanes(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) ->
                                 input: [row(c); LANE_GRAD_CI],
                                 ..tile
                             };
-                            direct::lane_grad_tile1(&one, &mut out[c * 9 * LANE_GRAD_CO..]);
+                            direct::lane_grad_tile1(&one, &mut out[c * 9 * lanes..]);
                         }
                     }
                 }
@@ -911,9 +938,9 @@ fn weight_grad_lanes(wide: &[f32], padded: &[f32], shape: Nchw, c_out: usize) ->
     });
     // `[block][ci][t][o]` → `[co][ci][t]`.
     build_rows(c_out, c_in * 9, |co, dst| {
-        let (block, o) = (co / LANE_GRAD_CO, co % LANE_GRAD_CO);
+        let (block, o) = (co / lanes, co % lanes);
         for (k, d) in dst.iter_mut().enumerate() {
-            d.write(sums[block * per_block + k * LANE_GRAD_CO + o]);
+            d.write(sums[block * per_block + k * lanes + o]);
         }
     })
 }
@@ -1383,11 +1410,13 @@ mod tests {
             // (forward 19 and 1 outputs, input gradient 9), 3-row gradient blocks with 1 left.
             (2, 9, 19, 6, 11),
             (2, 1, 16, 4, 3),
-            // The lane weight-gradient tiles: 16 and 32 output channels, groups of three
-            // input channels with one and two left over, chunks of 512 columns with the last
-            // one short and not a multiple of 16 (1,428 and 150 columns).
+            // The lane weight-gradient tiles: 16 and 32 output channels (AVX-512 and AVX2),
+            // 24 (AVX2 only: three 8-lane blocks), groups of three input channels with one
+            // and two left over, chunks of 512 columns with the last one short and not a
+            // multiple of 16 or 8 (1,428, 150 and 252 columns).
             (2, 4, 16, 20, 33),
             (1, 5, 32, 9, 14),
+            (1, 2, 24, 11, 20),
         ] {
             let s = Nchw {
                 batch,

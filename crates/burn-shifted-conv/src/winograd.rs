@@ -732,7 +732,8 @@ widest!(
     transform_weight_block_widest => transform_weight_block(taps: &[f32], plane: usize, blk: usize, dst: OutPtr)
 );
 widest!(
-    /// [`transform_input`] on the widest vectors.
+    /// [`transform_input`] on the widest vectors (x86-64 only: elsewhere the callers run it plainly).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     transform_input_widest => transform_input(
         folded: &[f32],
         c_in: usize,
@@ -742,7 +743,8 @@ widest!(
     )
 );
 widest!(
-    /// [`store_outputs`] on the widest vectors.
+    /// [`store_outputs`] on the widest vectors (x86-64 only: elsewhere the callers run it plainly).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     store_outputs_widest => store_outputs(
         m: &[f32],
         c_out: usize,
