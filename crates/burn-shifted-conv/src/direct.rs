@@ -29,6 +29,8 @@ pub(crate) const TILE_ROWS: usize = 8;
 const TILE_VECTORS: usize = 3;
 /// Columns per forward tile.
 pub(crate) const TILE_COLUMNS: usize = 16 * TILE_VECTORS;
+/// Columns per AVX2 forward tile ([`forward_tile_avx2`]): two 8-lane vectors.
+pub(crate) const TILE_COLUMNS_AVX2: usize = 16;
 /// Output channels per weight-gradient tile ([`weight_grad_tile3`]).
 pub(crate) const GRAD_ROWS: usize = 3;
 
@@ -37,8 +39,8 @@ pub(crate) const GRAD_ROWS: usize = 3;
 pub enum ConvKernel {
     /// Nine shifted GEMMs per column chunk (the gemm crate): every CPU.
     Gemm,
-    /// The GEMMs, and the thin layers' weight gradient on [`lane_grad_tile1_avx2`]: x86-64
-    /// with AVX2 and FMA.
+    /// The thin layers on [`forward_tile_avx2`] and [`lane_grad_tile1_avx2`], the others on
+    /// the GEMMs: x86-64 with AVX2 and FMA.
     Avx2,
     /// The register-tiled kernels of this module: x86-64 with AVX-512F.
     Avx512,
@@ -708,6 +710,57 @@ pub(crate) unsafe fn transpose_grad_rows8(
         for j in whole..n {
             // SAFETY: column j < n of row o.
             grad_t[j * 8 + o] = unsafe { *first.add(o * stride + j) };
+        }
+    }
+}
+
+/// [`forward_tile`] on AVX2 + FMA: the same packed weights and 8 output rows, 16 columns,
+/// in two passes of 4 rows × 2 vectors (8 accumulators; per input channel and tap two vector
+/// loads and four broadcasts feed 8 multiply-adds). With 4 rows × 3 vectors (12 of the 16
+/// `ymm` registers) LLVM spilled across the unrolled taps and the tile ran slower than the
+/// GEMMs.
+///
+/// # Safety
+/// The CPU has AVX2 and FMA; `input` is readable for `c_in` rows of `input_stride` from the
+/// tile's first column plus `offsets[8] + 16` values; `weights` holds `c_in · 72` values;
+/// `output` is writable for `rows` rows of `columns` (≤ 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn forward_tile_avx2(tile: &Tile) {
+    use std::arch::x86_64::*;
+    const HALF: usize = 4;
+    for o0 in (0..tile.rows).step_by(HALF) {
+        let mut acc = [[_mm256_setzero_ps(); 2]; HALF];
+        for ci in 0..tile.c_in {
+            // SAFETY (all pointer arithmetic and loads below): within the ranges the caller
+            // guarantees.
+            let row = unsafe { tile.input.add(ci * tile.input_stride) };
+            let w = unsafe { tile.weights.add(ci * 9 * TILE_ROWS + o0) };
+            for t in 0..9 {
+                let p = unsafe { row.add(tile.offsets[t]) };
+                let x: [__m256; 2] =
+                    std::array::from_fn(|k| unsafe { _mm256_loadu_ps(p.add(8 * k)) });
+                for (o, acc_row) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_set1_ps(unsafe { *w.add(t * TILE_ROWS + o) });
+                    for (a, xv) in acc_row.iter_mut().zip(&x) {
+                        *a = _mm256_fmadd_ps(wv, *xv, *a);
+                    }
+                }
+            }
+        }
+        let lane_index = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        for (o, acc_row) in acc.iter().enumerate().take(tile.rows - o0) {
+            for (k, a) in acc_row.iter().enumerate() {
+                let lanes = tile.columns.saturating_sub(8 * k).min(8);
+                // SAFETY: only the `columns` stored lanes of the `rows` rows are written.
+                let dst = unsafe { tile.output.add((o0 + o) * tile.output_stride + 8 * k) };
+                if lanes == 8 {
+                    unsafe { _mm256_storeu_ps(dst, *a) };
+                } else if lanes > 0 {
+                    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes as i32), lane_index);
+                    unsafe { _mm256_maskstore_ps(dst, mask, *a) };
+                }
+            }
         }
     }
 }

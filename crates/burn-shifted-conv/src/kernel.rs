@@ -262,7 +262,7 @@ fn conv_folded(
     assert_eq!(taps.len(), 9 * c_out * c_in);
     let plane = shape.height * shape.width;
     let (mut outs, dsts) = part_outputs(shape, parts);
-    let tiles = tiles_pay_off(kernel, c_in, c_out) && c_out >= TILE_ROWS;
+    let tiles = forward_tiles_pay_off(kernel, c_in, c_out);
     let packed = if tiles {
         direct::pack_for_tiles(taps, c_out, c_in)
     } else {
@@ -280,7 +280,7 @@ fn conv_folded(
         let mut sums: Vec<f32> = Vec::with_capacity(c_out * n);
         let block = sums.spare_capacity_mut().as_mut_ptr().cast::<f32>();
         if tiles {
-            chunk_on_tiles(folded, shape, &packed, c_out, j0, n, block);
+            chunk_on_tiles(folded, shape, &packed, c_out, j0, n, block, kernel);
         } else {
             chunk_on_gemms(folded, shape, taps, c_out, j0, n, block, parallelism);
         }
@@ -437,9 +437,22 @@ fn tiles_pay_off(kernel: ConvKernel, c_in: usize, c_out: usize) -> bool {
     kernel == ConvKernel::Avx512 && c_in.min(c_out) <= MAX_TILED_CHANNELS
 }
 
-/// One column chunk of [`conv_folded`] on the AVX-512 tiles of [`direct`]: `block[c_out][n]`
-/// (row stride `n`) from columns `j0..j0 + n` of `folded`, every block of 8 output channels on
-/// a tile's columns before the next, so that the tile's input rows are read from L1.
+/// Whether a forward pass (or input gradient) runs on the forward tiles: the AVX-512 tiles as
+/// [`tiles_pay_off`], or on AVX2 [`direct::forward_tile_avx2`] for the same channel counts;
+/// both need at least the tile's 8 output rows.
+fn forward_tiles_pay_off(kernel: ConvKernel, c_in: usize, c_out: usize) -> bool {
+    let thin = c_in.min(c_out) <= MAX_TILED_CHANNELS && c_out >= TILE_ROWS;
+    match kernel {
+        ConvKernel::Avx512 | ConvKernel::Avx2 => thin,
+        ConvKernel::Gemm => false,
+    }
+}
+
+/// One column chunk of [`conv_folded`] on the forward tiles of [`direct`] (AVX-512: 48
+/// columns, AVX2: 16): `block[c_out][n]` (row stride `n`) from columns `j0..j0 + n` of
+/// `folded`, every block of 8 output channels on a tile's columns before the next, so that the
+/// tile's input rows are read from L1. [`forward_tiles_pay_off`] holds for `kernel`.
+#[allow(clippy::too_many_arguments)]
 fn chunk_on_tiles(
     folded: &[f32],
     shape: Nchw,
@@ -448,10 +461,17 @@ fn chunk_on_tiles(
     j0: usize,
     n: usize,
     block: *mut f32,
+    kernel: ConvKernel,
 ) {
     let (c_in, stride) = (shape.channels, shape.folded_stride());
     let offsets: [usize; 9] = std::array::from_fn(|t| shape.tap_offset(t));
-    for j in (0..n).step_by(TILE_COLUMNS) {
+    let avx512 = kernel == ConvKernel::Avx512;
+    let tile_columns = if avx512 {
+        TILE_COLUMNS
+    } else {
+        direct::TILE_COLUMNS_AVX2
+    };
+    for j in (0..n).step_by(tile_columns) {
         for rows in 0..c_out.div_ceil(TILE_ROWS) {
             let co = rows * TILE_ROWS;
             // SAFETY: the tile reads c_in rows of `folded` from column j0 + j up to
@@ -468,16 +488,20 @@ fn chunk_on_tiles(
                 output: unsafe { block.add(co * n + j) },
                 output_stride: n,
                 rows: TILE_ROWS.min(c_out - co),
-                columns: TILE_COLUMNS.min(n - j),
+                columns: tile_columns.min(n - j),
             };
             #[cfg(target_arch = "x86_64")]
-            // SAFETY: ConvKernel::Avx512 is only chosen on a CPU with AVX-512F; the ranges
-            // are as above.
+            // SAFETY: ConvKernel::Avx512 (Avx2) is only chosen on a CPU with AVX-512F (AVX2
+            // and FMA); the ranges are as above (the AVX2 tile reads 16 columns).
             unsafe {
-                direct::forward_tile(&tile)
+                if avx512 {
+                    direct::forward_tile(&tile)
+                } else {
+                    direct::forward_tile_avx2(&tile)
+                }
             };
             #[cfg(not(target_arch = "x86_64"))]
-            unreachable!("ConvKernel::Avx512 on {tile:p}", tile = &tile);
+            unreachable!("{kernel:?} on {tile:p} ({avx512})", tile = &tile);
         }
     }
 }
@@ -1417,6 +1441,8 @@ mod tests {
             (2, 4, 16, 20, 33),
             (1, 5, 32, 9, 14),
             (1, 2, 24, 11, 20),
+            // The AVX2 forward tile's second pass of 4 rows with 2 of them stored (14 = 8 + 6).
+            (1, 3, 14, 5, 30),
         ] {
             let s = Nchw {
                 batch,
