@@ -70,15 +70,21 @@ impl ConvKernel {
         static SELECTED: OnceLock<ConvKernel> = OnceLock::new();
         *SELECTED.get_or_init(|| {
             let available = ConvKernel::available();
-            let asked = std::env::var("SHIFTED_CONV_KERNEL").ok().and_then(|v| {
-                available
-                    .iter()
-                    .copied()
-                    .find(|k| format!("{k:?}").eq_ignore_ascii_case(v.trim()))
-            });
-            asked
-                .or(available.last().copied())
-                .unwrap_or(ConvKernel::Gemm)
+            let best = available.last().copied().unwrap_or(ConvKernel::Gemm);
+            let Ok(asked) = std::env::var("SHIFTED_CONV_KERNEL") else {
+                return best;
+            };
+            let found = available
+                .iter()
+                .copied()
+                .find(|k| format!("{k:?}").eq_ignore_ascii_case(asked.trim()));
+            found.unwrap_or_else(|| {
+                eprintln!(
+                    "SHIFTED_CONV_KERNEL={asked:?} is not one of the kernels this CPU runs \
+                     ({available:?}); using {best:?}"
+                );
+                best
+            })
         })
     }
 }
@@ -434,12 +440,13 @@ pub(crate) const LANE_GRAD_CO: usize = 16;
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) const LANE_GRAD_CI: usize = 3;
 
-/// Where one lane weight-gradient tile reads: 16 output channels of the transposed output
-/// gradient against up to three input channels at all nine taps, over a chunk's columns.
+/// Where one lane weight-gradient tile reads: 16 (AVX-512) or 8 (AVX2) output channels of the
+/// transposed output gradient against up to three input channels at all nine taps, over a
+/// chunk's columns.
 // Read only by the x86-64 kernels.
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct LaneGradTile {
-    /// The transposed output gradient of the tile's 16 output channels, `[columns][16]`.
+    /// The transposed output gradient of the tile's output channels, `[columns][lanes]`.
     pub grad_t: *const f32,
     /// Per input channel, its folded row at the chunk's first column (tap (0, 0)).
     pub input: [*const f32; LANE_GRAD_CI],

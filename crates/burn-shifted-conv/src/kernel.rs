@@ -914,51 +914,61 @@ fn weight_grad_lanes(
         // `acc` starts at zero in every group ([`ordered_sum`]): the tiles always add.
         let j0 = i * chunk;
         let n = chunk.min(columns - j0);
-        let mut grad_t = vec![0.0f32; n * lanes];
-        for (block, acc) in acc.chunks_exact_mut(per_block).enumerate() {
-            let first = &wide[block * lanes * stride + j0..];
-            assert!(first.len() >= (lanes - 1) * stride + n);
-            // SAFETY: the CPU has AVX-512F (AVX2 and FMA) where `kernel` is Avx512 (Avx2),
-            // see ConvKernel::available; the `lanes` rows from `first` hold n values each
-            // (asserted); grad_t holds lanes · n.
-            unsafe {
-                if avx512 {
-                    direct::transpose_grad_rows(first.as_ptr(), stride, n, &mut grad_t);
-                } else {
-                    direct::transpose_grad_rows8(first.as_ptr(), stride, n, &mut grad_t);
-                }
+        // The transposed gradient, in a buffer each thread keeps (the transposition writes
+        // all of it).
+        thread_local! {
+            static GRAD_T: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        GRAD_T.with_borrow_mut(|grad_t| {
+            if grad_t.len() < n * lanes {
+                grad_t.resize(n * lanes, 0.0);
             }
-            for ci0 in (0..c_in).step_by(group_size) {
-                let group = group_size.min(c_in - ci0);
-                let row = |c: usize| padded[(ci0 + c.min(group - 1)) * stride + j0..].as_ptr();
-                let tile = LaneGradTile {
-                    grad_t: grad_t.as_ptr(),
-                    input: std::array::from_fn(row),
-                    pitch,
-                    columns: n,
-                };
-                let out = &mut acc[ci0 * 9 * lanes..];
-                // SAFETY: the CPU features as above; `grad_t` holds n · lanes values; each
-                // input row holds, from column j0, stride − j0 ≥ n + 2·pitch + 2 values
-                // (offsets[8] + columns ≤ stride); `out` holds the group's
-                // `group · 9 · lanes` sums.
+            let grad_t = &mut grad_t[..n * lanes];
+            for (block, acc) in acc.chunks_exact_mut(per_block).enumerate() {
+                let first = &wide[block * lanes * stride + j0..];
+                assert!(first.len() >= (lanes - 1) * stride + n);
+                // SAFETY: the CPU has AVX-512F (AVX2 and FMA) where `kernel` is Avx512 (Avx2),
+                // see ConvKernel::available; the `lanes` rows from `first` hold n values each
+                // (asserted); grad_t holds lanes · n.
                 unsafe {
-                    if !avx512 {
-                        direct::lane_grad_tile1_avx2(&tile, out);
-                    } else if group == LANE_GRAD_CI {
-                        direct::lane_grad_tile3(&tile, out);
+                    if avx512 {
+                        direct::transpose_grad_rows(first.as_ptr(), stride, n, grad_t);
                     } else {
-                        for c in 0..group {
-                            let one = LaneGradTile {
-                                input: [row(c); LANE_GRAD_CI],
-                                ..tile
-                            };
-                            direct::lane_grad_tile1(&one, &mut out[c * 9 * lanes..]);
+                        direct::transpose_grad_rows8(first.as_ptr(), stride, n, grad_t);
+                    }
+                }
+                for ci0 in (0..c_in).step_by(group_size) {
+                    let group = group_size.min(c_in - ci0);
+                    let row = |c: usize| padded[(ci0 + c.min(group - 1)) * stride + j0..].as_ptr();
+                    let tile = LaneGradTile {
+                        grad_t: grad_t.as_ptr(),
+                        input: std::array::from_fn(row),
+                        pitch,
+                        columns: n,
+                    };
+                    let out = &mut acc[ci0 * 9 * lanes..];
+                    // SAFETY: the CPU features as above; `grad_t` holds n · lanes values; each
+                    // input row holds, from column j0, stride − j0 ≥ n + 2·pitch + 2 values
+                    // (offsets[8] + columns ≤ stride); `out` holds the group's
+                    // `group · 9 · lanes` sums.
+                    unsafe {
+                        if !avx512 {
+                            direct::lane_grad_tile1_avx2(&tile, out);
+                        } else if group == LANE_GRAD_CI {
+                            direct::lane_grad_tile3(&tile, out);
+                        } else {
+                            for c in 0..group {
+                                let one = LaneGradTile {
+                                    input: [row(c); LANE_GRAD_CI],
+                                    ..tile
+                                };
+                                direct::lane_grad_tile1(&one, &mut out[c * 9 * lanes..]);
+                            }
                         }
                     }
                 }
             }
-        }
+        });
     });
     // `[block][ci][t][o]` → `[co][ci][t]`.
     build_rows(c_out, c_in * 9, |co, dst| {
