@@ -508,13 +508,7 @@ pub(crate) unsafe fn lane_grad_tile3(tile: &LaneGradTile, out: &mut [f32]) {
         a00, a01, a02, a03, a04, a05, a06, a07, a08, a10, a11, a12, a13, a14, a15, a16, a17, a18,
         a20, a21, a22, a23, a24, a25, a26, a27, a28,
     ];
-    for (dst, s) in out.chunks_exact_mut(16).zip(&sums) {
-        // SAFETY: 16 floats of `out`.
-        unsafe {
-            let p = dst.as_mut_ptr();
-            _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), *s));
-        }
-    }
+    add_lane_sums(&sums, out);
 }
 
 /// [`lane_grad_tile3`] for one input channel (`tile.input[0]`): the one or two channels a
@@ -537,7 +531,15 @@ pub(crate) unsafe fn lane_grad_tile1(tile: &LaneGradTile, out: &mut [f32]) {
             *a = _mm512_fmadd_ps(g, _mm512_set1_ps(v), *a);
         }
     }
-    for (dst, s) in out.chunks_exact_mut(16).zip(&acc) {
+    add_lane_sums(&acc, out);
+}
+
+/// Adds each 16-lane sum to the next 16 values of `out`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn add_lane_sums(sums: &[std::arch::x86_64::__m512], out: &mut [f32]) {
+    use std::arch::x86_64::*;
+    for (dst, s) in out.chunks_exact_mut(16).zip(sums) {
         // SAFETY: 16 floats of `out`.
         unsafe {
             let p = dst.as_mut_ptr();
@@ -604,10 +606,28 @@ pub(crate) unsafe fn transpose_grad_rows(
             unsafe { _mm512_storeu_ps(grad_t.as_mut_ptr().add((j + c) * 16), *v) };
         }
     }
-    for o in 0..16 {
-        for j in whole..n {
-            // SAFETY: column j < n of row o.
-            grad_t[j * 16 + o] = unsafe { *first.add(o * stride + j) };
+    // SAFETY: as the caller guarantees.
+    unsafe { transpose_tail(first, stride, 16, whole..n, grad_t) };
+}
+
+/// `grad_t[j][o] = rows[o][j]` for `o < lanes` and the columns `columns` (what a register
+/// transposition leaves over), one value at a time.
+///
+/// # Safety
+/// Each of the `lanes` rows from `first` (every `stride` values) is readable up to
+/// `columns.end`.
+#[cfg(target_arch = "x86_64")]
+unsafe fn transpose_tail(
+    first: *const f32,
+    stride: usize,
+    lanes: usize,
+    columns: std::ops::Range<usize>,
+    grad_t: &mut [f32],
+) {
+    for o in 0..lanes {
+        for j in columns.clone() {
+            // SAFETY: column j < columns.end of row o.
+            grad_t[j * lanes + o] = unsafe { *first.add(o * stride + j) };
         }
     }
 }
@@ -713,12 +733,8 @@ pub(crate) unsafe fn transpose_grad_rows8(
             unsafe { _mm256_storeu_ps(grad_t.as_mut_ptr().add((j + c) * 8), *v) };
         }
     }
-    for o in 0..8 {
-        for j in whole..n {
-            // SAFETY: column j < n of row o.
-            grad_t[j * 8 + o] = unsafe { *first.add(o * stride + j) };
-        }
-    }
+    // SAFETY: as the caller guarantees.
+    unsafe { transpose_tail(first, stride, 8, whole..n, grad_t) };
 }
 
 /// [`forward_tile`] on AVX2 + FMA: the same packed weights and 8 output rows, 16 columns,
