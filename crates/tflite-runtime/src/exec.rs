@@ -244,6 +244,7 @@ pub(crate) fn execute(
             *act,
             cast(input(0)),
             bytemuck::cast_slice_mut(output),
+            threads,
         ),
         Kernel::MaxPoolI8 { geometry, act } => reference::pool::max_pool_i8(
             geometry,

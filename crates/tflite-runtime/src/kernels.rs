@@ -33,8 +33,9 @@ pub type ConvI8Fn = fn(&ConvGeometry, &ConvQuantParams, &[i8], &[i8], Option<&[i
 /// Int8 transposed convolution kernel (with an i32 scratch of the output's size).
 pub type TransposeConvI8Fn =
     fn(&ConvGeometry, &ConvQuantParams, &[i8], &[i8], Option<&[i32]>, &mut [i32], &mut [i8]);
-/// f32 max-pool kernel: geometry, activation clamp, input, output.
-pub type MaxPoolF32Fn = fn(&PoolGeometry, (f32, f32), &[f32], &mut [f32]);
+/// f32 max-pool kernel: geometry, activation clamp, input, output, threads (the reference runs
+/// on one).
+pub type MaxPoolF32Fn = fn(&PoolGeometry, (f32, f32), &[f32], &mut [f32], usize);
 /// Packs a constant f32 CONV_2D filter for the GEMM kernels (`None`: shape not covered).
 pub type PackConvF32Fn = fn(&ConvGeometry, (f32, f32), &[f32]) -> Option<PackedConv2dF32>;
 /// Packs a constant f32 TRANSPOSE_CONV filter for the GEMM kernels (`None`: not covered).
@@ -126,7 +127,9 @@ impl KernelTable {
             conv2d_i8: reference::conv::conv2d_i8,
             transpose_conv_f32: reference::transpose_conv::transpose_conv_f32,
             transpose_conv_i8: reference::transpose_conv::transpose_conv_i8,
-            max_pool_f32: reference::pool::max_pool_f32,
+            max_pool_f32: |g, act, input, output, _threads| {
+                reference::pool::max_pool_f32(g, act, input, output)
+            },
             packed_f32: None,
             int8: None,
         }

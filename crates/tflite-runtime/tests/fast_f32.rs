@@ -109,6 +109,7 @@ fn direct_expected(g: &ConvGeometry) -> bool {
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
+        let _ = g;
         false
     }
 }
@@ -621,9 +622,17 @@ fn max_pool_is_bit_identical_to_reference() {
         let n = g.batches * g.out_h * g.out_w * g.channels;
         let (mut want, mut got) = (vec![0.0f32; n], vec![1.0f32; n]);
         reference_max_pool(&g, act, &input, &mut want);
-        max_pool_f32(&g, act, &input, &mut got);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&got), bits(&want), "{g:?} act {act:?}");
+        // One thread, and output rows split over three (and more threads than rows).
+        for threads in [1, 3, 40] {
+            got.fill(1.0);
+            max_pool_f32(&g, act, &input, &mut got, threads);
+            assert_eq!(
+                bits(&got),
+                bits(&want),
+                "{g:?} act {act:?} threads {threads}"
+            );
+        }
         done += 1;
     }
 }
