@@ -425,8 +425,9 @@ fn store_valid_columns(
     }
 }
 
-/// The AVX-512 tiles run a convolution, or its weight gradient, when one side has at most
-/// this many channels (and the forward tile, when it has at least its 8 output rows). Above
+/// The register tiles (AVX-512, and on AVX2 the forward and lane weight-gradient tiles) run a
+/// convolution, or its weight gradient, when one side has at most this many channels (and the
+/// forward tiles, when it has at least their 8 output rows). Above
 /// it the GEMMs were as fast (`--example conv_kernels` with the limit raised, Sapphire Rapids:
 /// the forward tiles within the run-to-run noise of the GEMMs on 64–256 channels, also with
 /// the input channels in blocks of 32 or 64; the weight-gradient tiles slower there).
