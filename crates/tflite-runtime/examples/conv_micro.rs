@@ -1,5 +1,5 @@
 //! Times single fast f32 convolutions (3×3 SAME, stride 1) of the U-Net's shapes, the path
-//! `PackedConv2dF32::new` chooses beside the `gemm` one and Winograd F(2×2, 3×3) (effective
+//! `PackedConv2dF32::new` chooses beside the `gemm` one, Winograd F(2×2, 3×3) and F(4×4, 3×3) (effective
 //! GFLOP/s count the direct form's multiply-adds):
 //! `cargo run --release -p tflite-runtime --example conv_micro`.
 use std::time::Instant;
@@ -62,6 +62,8 @@ fn main() {
         let best_gemm = time(&gemm, &mut out);
         let winograd = PackedConv2dF32::winograd(&g, act, &filter).unwrap();
         let best_winograd = time(&winograd, &mut out);
+        let winograd4 = PackedConv2dF32::winograd4x4(&g, act, &filter).unwrap();
+        let best_winograd4 = time(&winograd4, &mut out);
         let t = Instant::now();
         conv2d_f32(
             &g,
@@ -74,11 +76,12 @@ fn main() {
         let reference = t.elapsed().as_secs_f64() * 1e3;
         let gflop = 2.0 * (hw * hw * 9 * in_c * out_c) as f64 / 1e9;
         println!(
-            "{hw:4}x{hw:<4} {in_c:4}->{out_c:<4} {:?} {best:7.3} ms ({:6.1} GFLOP/s)  gemm {best_gemm:7.3} ms ({:6.1} GFLOP/s)  winograd {best_winograd:7.3} ms ({:6.1})  reference {reference:8.2} ms",
+            "{hw:4}x{hw:<4} {in_c:4}->{out_c:<4} {:?} {best:7.3} ms ({:6.1} GFLOP/s)  gemm {best_gemm:7.3} ms ({:6.1} GFLOP/s)  winograd {best_winograd:7.3} ms ({:6.1})  4x4 {best_winograd4:7.3} ms ({:6.1})  reference {reference:8.2} ms",
             chosen.path(),
             gflop / best * 1e3,
             gflop / best_gemm * 1e3,
-            gflop / best_winograd * 1e3
+            gflop / best_winograd * 1e3,
+            gflop / best_winograd4 * 1e3
         );
     }
 }

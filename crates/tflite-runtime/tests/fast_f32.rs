@@ -114,15 +114,24 @@ fn direct_expected(g: &ConvGeometry) -> bool {
     }
 }
 
-/// Whether `PackedConv2dF32::new` should pick Winograd F(2×2, 3×3): 3×3, stride 1, dilation 1,
-/// ≥ 32 channels on both sides and ≥ 64 tiles of 2×2 outputs.
-fn winograd_expected(g: &ConvGeometry) -> bool {
-    winograd_applies(g)
-        && g.in_c.min(g.out_c) >= 32
-        && g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= 64
+/// Which Winograd path `PackedConv2dF32::new` should pick, if any: for 3×3, stride 1,
+/// dilation 1, F(4×4, 3×3) with ≥ 16 channels on both sides and ≥ 16 tiles of 4×4 outputs,
+/// else F(2×2, 3×3) with ≥ 32 channels and ≥ 16 tiles of 2×2 outputs.
+fn winograd_expected(g: &ConvGeometry) -> Option<ConvPath> {
+    let channels = g.in_c.min(g.out_c);
+    let tiles = |m: usize| g.batches * g.out_h.div_ceil(m) * g.out_w.div_ceil(m);
+    if !winograd_applies(g) {
+        None
+    } else if channels >= 16 && tiles(4) >= 16 {
+        Some(ConvPath::Winograd4x4)
+    } else if channels >= 32 && tiles(2) >= 16 {
+        Some(ConvPath::Winograd)
+    } else {
+        None
+    }
 }
 
-/// Whether `PackedConv2dF32::winograd` takes Winograd for `g`.
+/// Whether `PackedConv2dF32::winograd` and `winograd4x4` take Winograd for `g`.
 fn winograd_applies(g: &ConvGeometry) -> bool {
     (
         g.k_h,
@@ -137,8 +146,8 @@ fn winograd_applies(g: &ConvGeometry) -> bool {
 }
 
 /// Runs one convolution on the chosen path, on the `gemm` path and, for 3×3 stride-1
-/// geometries, on Winograd F(2×2, 3×3) (threads 1 and 3 each) and checks them all; returns the
-/// paths taken (chosen, gemm).
+/// geometries, on Winograd F(2×2, 3×3) and F(4×4, 3×3) (threads 1 and 3 each) and checks them
+/// all; returns the paths taken (chosen, gemm).
 fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) -> [ConvPath; 2] {
     let input = rng.f32s(g.batches * g.in_h * g.in_w * g.in_c, -1.5, 1.5);
     let filter = rng.f32s(g.out_c * g.k_h * g.k_w * g.in_c, -0.5, 0.5);
@@ -162,12 +171,13 @@ fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) 
     let pointwise = gemm.path() == ConvPath::Pointwise;
     assert_eq!(
         chosen.path() == ConvPath::Direct,
-        shifted && !pointwise && direct_expected(g) && !winograd_expected(g),
+        shifted && !pointwise && direct_expected(g) && winograd_expected(g).is_none(),
         "{g:?}: path {:?}",
         chosen.path()
     );
+    let winograd_chosen = [ConvPath::Winograd, ConvPath::Winograd4x4].contains(&chosen.path());
     assert_eq!(
-        chosen.path() == ConvPath::Winograd,
+        winograd_chosen.then_some(chosen.path()),
         winograd_expected(g),
         "{g:?}: path {:?}",
         chosen.path()
@@ -175,7 +185,12 @@ fn conv_both(rng: &mut Rng, g: &ConvGeometry, act: (f32, f32), with_bias: bool) 
     assert_ne!(gemm.path(), ConvPath::Direct);
     let winograd = PackedConv2dF32::winograd(g, act, &filter).expect("filter size");
     assert_eq!(winograd.path() == ConvPath::Winograd, winograd_applies(g));
-    for packed in [&chosen, &gemm, &winograd] {
+    let winograd4x4 = PackedConv2dF32::winograd4x4(g, act, &filter).expect("filter size");
+    assert_eq!(
+        winograd4x4.path() == ConvPath::Winograd4x4,
+        winograd_applies(g)
+    );
+    for packed in [&chosen, &gemm, &winograd, &winograd4x4] {
         for threads in [1, 3] {
             let mut got = vec![f32::NAN; n_out];
             packed.run(&input, bias.as_deref(), &mut got, threads);
@@ -210,11 +225,17 @@ fn conv_fixed_shapes_cover_every_path() {
         (1, (9, 9), 2, 3, (1, 1), (2, 2), (1, 1), Padding::Same),
         (1, (16, 16), 32, 32, (3, 3), (1, 1), (1, 1), Padding::Same),
         (2, (7, 13), 40, 37, (3, 3), (1, 1), (1, 1), Padding::Same),
-        // Winograd F(2×2, 3×3) where `new` chooses it: odd sizes (partial tiles at the bottom
-        // and right), VALID, two images, several blocks of tiles (19 × 18 tiles).
+        // Winograd F(4×4, 3×3) where `new` chooses it: odd sizes (partial tiles at the bottom
+        // and right, 1–3 rows or columns of them), VALID, two images, 16 channels, several
+        // blocks of tiles (33 × 33 tiles).
         (2, (15, 11), 33, 70, (3, 3), (1, 1), (1, 1), Padding::Same),
         (2, (18, 16), 64, 32, (3, 3), (1, 1), (1, 1), Padding::Valid),
         (1, (37, 35), 40, 65, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (1, (13, 17), 16, 24, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (1, (130, 131), 16, 16, (3, 3), (1, 1), (1, 1), Padding::Same),
+        // F(2×2, 3×3) where there are too few 4×4 tiles: even and odd sizes.
+        (1, (8, 8), 48, 40, (3, 3), (1, 1), (1, 1), Padding::Same),
+        (1, (9, 7), 32, 33, (3, 3), (1, 1), (1, 1), Padding::Same),
         (1, (5, 17), 9, 48, (5, 3), (1, 1), (1, 1), Padding::Valid),
         // 1×1 to one channel (the U-Net's head): the per-pixel dot product, with 8-value
         // blocks and a remainder, and with fewer than 8 input channels.
@@ -243,6 +264,7 @@ fn conv_fixed_shapes_cover_every_path() {
         ConvPath::Shifted,
         ConvPath::Im2col,
         ConvPath::Winograd,
+        ConvPath::Winograd4x4,
     ] {
         assert!(paths.contains(&path), "no case took {path:?}");
     }
@@ -288,7 +310,8 @@ fn conv_random_shapes() {
     });
 }
 
-/// Winograd F(2×2, 3×3) (and whatever `new` chooses) on random 3×3 stride-1 geometries: odd and
+/// Winograd F(2×2, 3×3), F(4×4, 3×3) (and whatever `new` chooses) on random 3×3 stride-1
+/// geometries: odd and
 /// even sizes down to 1×1, SAME and VALID, 1–70 channels, batches of 1–3.
 #[test]
 fn conv_winograd_random_shapes() {

@@ -16,9 +16,12 @@
 //!   row is one GEMM `[out_h·Wp × k_w·in_c] · [k_w·in_c × out_c]` whose left-hand rows overlap
 //!   (row stride `in_c`): an implicit im2col with no copy. The `k_w − 1` extra columns of each
 //!   row are computed and dropped by the epilogue;
-//! - **winograd** (3×3, stride 1, dilation 1, ≥ 32 channels on both sides and ≥ 64 tiles: the
-//!   U-Net's 64×64 to 16×16 layers, see `winograd_pays_off`): F(2×2, 3×3) in `f32_winograd`, 16
-//!   multiply-adds per 2×2 outputs and channel pair instead of 36, as 16 GEMMs over the tiles;
+//! - **winograd 4×4** (3×3, stride 1, dilation 1, ≥ 16 channels on both sides and ≥ 16 tiles:
+//!   all of the U-Net's 3×3 layers from 128×128 to 16×16 but the first, see `winograd_tiling`):
+//!   F(4×4, 3×3) in `f32_winograd`, 36 multiply-adds per 4×4 outputs and channel pair instead of
+//!   144, as 36 GEMMs over the tiles;
+//! - **winograd** (the same with ≥ 32 channels where there are too few 4×4 tiles: the U-Net's
+//!   8×8 layers): F(2×2, 3×3), 16 multiply-adds per 2×2 outputs instead of 36, 16 GEMMs;
 //! - **im2col** (strides, dilations, anything else): explicit im2col in chunks of output rows.
 //!
 //! TRANSPOSE_CONV is one GEMM `[pixels × in_c] · [in_c × k_h·k_w·out_c]` followed by a scatter
@@ -35,6 +38,7 @@ use std::cell::RefCell;
 
 use gemm::Parallelism;
 
+use super::f32_winograd::{Tiling, WinogradConvF32};
 use super::workers::for_row_parts;
 use crate::frame::ConvGeometry;
 use crate::quant::clamp_f32;
@@ -218,22 +222,34 @@ pub(crate) fn copy_bordered(
     });
 }
 
-/// Whether [`PackedConv2dF32::new`] takes Winograd F(2×2, 3×3) for `g` (where it applies):
-/// at least 32 channels on both sides and 64 tiles of 2×2 outputs.
+/// Which Winograd algorithm [`PackedConv2dF32::new`] takes for `g`, if any (where it applies:
+/// 3×3, stride 1, dilation 1): F(4×4, 3×3) with at least 16 channels on both sides and 16
+/// tiles of 4×4 outputs (the U-Net's 128×128 to 16×16 layers but the first), otherwise
+/// F(2×2, 3×3) with at least 32 channels on both sides and 16 tiles of 2×2 outputs (its 8×8
+/// layers).
 ///
 /// Measured on the U-Net (fms=16, 128×128, `--example thread_scaling -- 2 40 f32`, Sapphire
-/// Rapids Xeon, against the paths chosen without it, alternated four times): with AVX-512 the
-/// invoke took 0.84× the time with one thread and 0.87× with two; the 16×16 and 32×32 layers
-/// ran in 0.64–0.77× their time, the 64×64 ones 0.77–0.87× (one thread). The 8×8 layers (16
-/// tiles at batch 1) stay on their paths: in the network Winograd gained nothing there, as
-/// their transformed weights, 16/9 of the plain ones, serve too few tiles. With the 256-bit code
-/// only (`gemm` without `x86-v4` and the direct kernel's 8-lane tiles: what an AVX2 CPU runs)
-/// the invoke took 0.81× (one thread). Below 32 channels the transforms cost more than the
-/// multiply-adds they save (128×128 with 16 channels: 1.4–1.6× the direct kernel's time).
-fn winograd_pays_off(g: &ConvGeometry) -> bool {
-    super::f32_winograd::WinogradConvF32::applies(g)
-        && g.in_c.min(g.out_c) >= 32
-        && g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2) >= 64
+/// Rapids Xeon, two runs of each rule, one thread / two threads): before F(4×4, 3×3), with
+/// F(2×2, 3×3) from 32 channels and 64 tiles, 9.8–10.0 / 5.4 ms; F(4×4, 3×3) from 32 channels
+/// and F(2×2, 3×3) on the 8×8 layers 8.4–8.55 / 4.7–4.75 ms; F(4×4, 3×3) also on the 16-channel
+/// layers 8.4–8.6 / 4.7 ms (there about as fast as the direct kernel with AVX-512, 4–8 % faster
+/// or slower per layer). With the 256-bit code only (`gemm` without `x86-v4`, the direct
+/// kernel's 8-lane tiles: what an AVX2 CPU runs): 13.7–14.0 / 7.2–7.3 ms before, 11.7–12.1 /
+/// 6.45–6.5 and 11.3–12.05 / 6.3–6.4 ms; the 16-channel layers 0.75–0.95× the direct
+/// kernel's time. Without F(2×2, 3×3) on the 8×8 layers: 8.8–8.9 ms (AVX-512), 12.8–13.7 ms
+/// (256-bit). Below 16 channels the transforms cost more than the multiply-adds they save.
+fn winograd_tiling(g: &ConvGeometry) -> Option<Tiling> {
+    let channels = g.in_c.min(g.out_c);
+    let tiles = |m: usize| g.batches * g.out_h.div_ceil(m) * g.out_w.div_ceil(m);
+    if !WinogradConvF32::applies(g) {
+        None
+    } else if channels >= 16 && tiles(4) >= 16 {
+        Some(Tiling::F4x4)
+    } else if channels >= 32 && tiles(2) >= 16 {
+        Some(Tiling::F2x2)
+    } else {
+        None
+    }
 }
 
 /// How a packed convolution runs.
@@ -252,6 +268,9 @@ pub enum ConvPath {
     /// 3×3, stride 1, dilation 1 with many channels on both sides: Winograd F(2×2, 3×3)
     /// (`f32_winograd`), 16 multiply-adds per 2×2 outputs and channel pair instead of 36.
     Winograd,
+    /// As [`ConvPath::Winograd`] with F(4×4, 3×3): 36 multiply-adds per 4×4 outputs and
+    /// channel pair instead of 144, for layers with enough 4×4 tiles.
+    Winograd4x4,
 }
 
 /// A CONV_2D (f32) with its weights packed as a `[k_h·k_w·in_c × out_c]` row-major matrix.
@@ -271,8 +290,8 @@ impl PackedConv2dF32 {
     /// choosing the fastest path for the geometry and this CPU. `None` if the filter does not
     /// have `out_c·k_h·k_w·in_c` elements.
     pub fn new(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
-        if winograd_pays_off(g) {
-            return Self::winograd(g, act, filter);
+        if let Some(tiling) = winograd_tiling(g) {
+            return Self::with_winograd(g, act, filter, tiling);
         }
         #[allow(unused_mut)]
         let mut packed = Self::with_gemm(g, act, filter)?;
@@ -291,10 +310,27 @@ impl PackedConv2dF32 {
     /// dilation 1), whatever the channel counts: to compare it with the other paths, and to
     /// test it on small layers.
     pub fn winograd(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        Self::with_winograd(g, act, filter, Tiling::F2x2)
+    }
+
+    /// As [`Self::winograd`] with F(4×4, 3×3).
+    pub fn winograd4x4(g: &ConvGeometry, act: (f32, f32), filter: &[f32]) -> Option<Self> {
+        Self::with_winograd(g, act, filter, Tiling::F4x4)
+    }
+
+    fn with_winograd(
+        g: &ConvGeometry,
+        act: (f32, f32),
+        filter: &[f32],
+        tiling: Tiling,
+    ) -> Option<Self> {
         let mut packed = Self::with_gemm(g, act, filter)?;
-        if super::f32_winograd::WinogradConvF32::applies(g) {
-            packed.winograd = Some(super::f32_winograd::WinogradConvF32::pack(g, filter));
-            packed.path = ConvPath::Winograd;
+        if WinogradConvF32::applies(g) {
+            packed.winograd = Some(WinogradConvF32::pack(g, filter, tiling));
+            packed.path = match tiling {
+                Tiling::F2x2 => ConvPath::Winograd,
+                Tiling::F4x4 => ConvPath::Winograd4x4,
+            };
         }
         Some(packed)
     }
@@ -383,7 +419,7 @@ impl PackedConv2dF32 {
                     bias_act(out, g.out_c, bias, act);
                 });
             }
-            ConvPath::Winograd => match &self.winograd {
+            ConvPath::Winograd | ConvPath::Winograd4x4 => match &self.winograd {
                 Some(w) => w.run(input, bias, output, self.act, threads),
                 None => self.run_shifted(input, bias, output, threads),
             },

@@ -1,10 +1,12 @@
-//! Winograd F(2×2, 3×3) for f32 3×3, stride-1, dilation-1 convolutions with many channels (NHWC).
+//! Winograd F(2×2, 3×3) and F(4×4, 3×3) for f32 3×3, stride-1, dilation-1 convolutions with
+//! many channels (NHWC).
 //!
-//! A 2×2 block of outputs of one channel pair needs 16 multiply-adds instead of the direct
-//! form's 36. Per 2×2 output tile the 4×4 input patch is transformed as `V = Bᵀ·d·B`, each of
-//! the 16 positions `k` of `V` is one GEMM `M_k = V_k · U_k` over the tiles
+//! F(m×m, 3×3) computes an m×m block of outputs of one channel pair with (m + 2)² multiply-adds
+//! instead of the direct form's 9·m²: 16 instead of 36 for m = 2, 36 instead of 144 for m = 4.
+//! Per output tile the (m + 2)² input patch is transformed as `V = Bᵀ·d·B`, each of the
+//! (m + 2)² positions `k` of `V` is one GEMM `M_k = V_k · U_k` over the tiles
 //! (`[tiles × in_c] · [in_c × out_c]`, `U = G·g·Gᵀ` packed once), and `Y = Aᵀ·M·A` gives the
-//! tile's four outputs, with bias and clamp applied on the way out:
+//! tile's m² outputs, with bias and clamp applied on the way out. F(2×2, 3×3):
 //!
 //! ```text
 //!      [1  0 −1  0]       [1   0   0]       [1  1  1  0]
@@ -13,22 +15,68 @@
 //!      [0  1  0 −1]       [0   0   1]
 //! ```
 //!
+//! F(4×4, 3×3), interpolation points 0, ±1, ±2 and ∞ (Lavin and Gray, "Fast Algorithms for
+//! Convolutional Neural Networks", 2016):
+//!
+//! ```text
+//!      [4  0 −5  0  1  0]       [ ¼     0    0 ]
+//!      [0 −4 −4  1  1  0]       [−⅙    −⅙   −⅙ ]       [1  1  1  1  1  0]
+//! Bᵀ = [0  4 −4 −1  1  0]   G = [−⅙     ⅙   −⅙ ]   Aᵀ = [0  1 −1  2 −2  0]
+//!      [0 −2 −1  2  1  0]       [1/24 1/12  ⅙ ]        [0  1  1  4  4  0]
+//!      [0  2 −1 −2  1  0]       [1/24 −1/12 ⅙ ]        [0  1 −1  8 −8  1]
+//!      [0  4  0 −5  0  1]       [ 0     0    1 ]
+//! ```
+//!
 //! In NHWC the transforms run along the channels, so they vectorise as plain loops (compiled
 //! for AVX-512 or AVX2 + FMA where the CPU has them), in fixed steps of 16 channels. Tiles go
 //! in blocks of at least 64 whose transformed inputs and products (`16 × (in_c + out_c)` floats
 //! per tile) take about 512 KiB; the threads split the tiles.
 //!
 //! The sums run in another order, through the transforms' additions, so results match the
-//! reference within float rounding as the other f32 paths do (the transforms only add,
-//! subtract and halve, and `|G·g·Gᵀ|` is at most `‖g‖₁`).
+//! reference within float rounding as the other f32 paths do. F(2×2, 3×3)'s transforms only
+//! add, subtract and halve; F(4×4, 3×3)'s scale by up to 8 before the sums cancel, so its
+//! rounding error is larger: in a float32 model of one output tile (64 input channels, inputs
+//! in ±1.5, weights in ±0.5, 50 tiles) the worst error was 1.4·10⁻⁶ of `Σ|x·w|` against
+//! 4·10⁻⁸ for F(2×2, 3×3), both inside the 10⁻⁵ the tests allow every fast f32 path.
 
 use std::cell::RefCell;
 
 use crate::frame::ConvGeometry;
 use crate::quant::clamp_f32;
 
-/// Positions of a transformed 4×4 tile.
-const TAPS: usize = 16;
+/// Which Winograd algorithm: the size of its output tiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tiling {
+    /// F(2×2, 3×3): 2×2 outputs from a 4×4 patch, 16 positions.
+    F2x2,
+    /// F(4×4, 3×3): 4×4 outputs from a 6×6 patch, 36 positions.
+    F4x4,
+}
+
+impl Tiling {
+    /// Output rows (and columns) per tile.
+    const fn out(self) -> usize {
+        match self {
+            Self::F2x2 => 2,
+            Self::F4x4 => 4,
+        }
+    }
+
+    /// Input rows (and columns) per tile's patch.
+    const fn patch(self) -> usize {
+        self.out() + 2
+    }
+
+    /// Positions of a transformed patch: one GEMM each.
+    const fn taps(self) -> usize {
+        self.patch() * self.patch()
+    }
+}
+
+/// The most positions of a transformed patch (F(4×4, 3×3)'s 36).
+const MAX_TAPS: usize = Tiling::F4x4.taps();
+/// The most outputs of a tile (F(4×4, 3×3)'s 16).
+const MAX_OUTS: usize = 16;
 
 thread_local! {
     /// Each thread's transformed inputs and products of one block of tiles.
@@ -37,11 +85,13 @@ thread_local! {
     static PADDED: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A 3×3 stride-1 CONV_2D with its weights transformed for F(2×2, 3×3).
+/// A 3×3 stride-1 CONV_2D with its weights transformed for F(2×2, 3×3) or F(4×4, 3×3).
 #[derive(Debug, Clone)]
 pub(crate) struct WinogradConvF32 {
     g: ConvGeometry,
-    /// `U = G·g·Gᵀ` as `[16][in_c][out_c]` row-major (one GEMM right-hand side per position).
+    /// The algorithm.
+    tiling: Tiling,
+    /// `U = G·g·Gᵀ` as `[taps][in_c][out_c]` row-major (one GEMM right-hand side per position).
     u: Vec<f32>,
     /// Tiles per block (see the module documentation).
     block: usize,
@@ -102,58 +152,72 @@ impl WinogradConvF32 {
             && g.out_c > 0
     }
 
-    /// Transforms the OHWI `filter` of `g` (which [`Self::applies`] to; `out_c·9·in_c` values).
-    pub(crate) fn pack(g: &ConvGeometry, filter: &[f32]) -> Self {
+    /// Transforms the OHWI `filter` of `g` (which [`Self::applies`] to; `out_c·9·in_c` values)
+    /// for `tiling`.
+    pub(crate) fn pack(g: &ConvGeometry, filter: &[f32], tiling: Tiling) -> Self {
         assert!(Self::applies(g), "winograd f32 conv: geometry");
         let (ci_n, co_n) = (g.in_c, g.out_c);
         assert_eq!(filter.len(), co_n * 9 * ci_n, "winograd f32 conv: filter");
-        let mut u = vec![0.0f32; TAPS * ci_n * co_n];
+        let (p, taps) = (tiling.patch(), tiling.taps());
+        let times_g = |a: f32, b: f32, c: f32| -> [f32; 6] {
+            match tiling {
+                Tiling::F2x2 => {
+                    let [u0, u1, u2, u3] = times_g2(a, b, c);
+                    [u0, u1, u2, u3, 0.0, 0.0]
+                }
+                Tiling::F4x4 => times_g4(a, b, c),
+            }
+        };
+        let mut u = vec![0.0f32; taps * ci_n * co_n];
         for co in 0..co_n {
             for ci in 0..ci_n {
                 let w = |ky: usize, kx: usize| filter[((co * 3 + ky) * 3 + kx) * ci_n + ci];
-                // G·g, one column of 4 per kernel column, then (G·g)·Gᵀ row by row.
-                let cols: [[f32; 4]; 3] =
+                // G·g, one column of `p` per kernel column, then (G·g)·Gᵀ row by row.
+                let cols: [[f32; 6]; 3] =
                     std::array::from_fn(|kx| times_g(w(0, kx), w(1, kx), w(2, kx)));
-                for i in 0..4 {
+                for i in 0..p {
                     let row = times_g(cols[0][i], cols[1][i], cols[2][i]);
-                    for (j, v) in row.into_iter().enumerate() {
-                        u[((i * 4 + j) * ci_n + ci) * co_n + co] = v;
+                    for (j, &v) in row[..p].iter().enumerate() {
+                        u[((i * p + j) * ci_n + ci) * co_n + co] = v;
                     }
                 }
             }
         }
-        // A block's 16·(in_c + out_c) floats per tile in ≈ 512 KiB, and at least 64 tiles (GEMMs
-        // of fewer rows ran slower: `--example conv_micro`-style timing of single layers, 1 MiB
-        // or 256 KiB blocks, 16 or 32 tiles at least, were 2–10 % slower on the U-Net's shapes).
-        let block = ((1usize << 17) / (TAPS * (ci_n + co_n))).clamp(64, 256);
+        // A block's taps·(in_c + out_c) floats per tile in ≈ 512 KiB, and at least 64 tiles
+        // (GEMMs of fewer rows ran slower: `--example conv_micro`-style timing of single layers,
+        // 1 MiB or 256 KiB blocks, 16 or 32 tiles at least, were 2–10 % slower on the U-Net's
+        // shapes with F(2×2, 3×3)).
+        let block = ((1usize << 17) / (taps * (ci_n + co_n))).clamp(64, 256);
         Self {
             g: *g,
+            tiling,
             u,
             block,
             simd: Simd::detect(),
         }
     }
 
-    /// Tiles in the output: `batches · ⌈out_h/2⌉ · ⌈out_w/2⌉`.
+    /// Tiles in the output: `batches · ⌈out_h/m⌉ · ⌈out_w/m⌉`.
     fn tiles(&self) -> usize {
-        let g = &self.g;
-        g.batches * g.out_h.div_ceil(2) * g.out_w.div_ceil(2)
+        let (g, m) = (&self.g, self.tiling.out());
+        g.batches * g.out_h.div_ceil(m) * g.out_w.div_ceil(m)
     }
 
     fn tile(&self, t: usize) -> Tile {
-        let (th, tw) = (self.g.out_h.div_ceil(2), self.g.out_w.div_ceil(2));
+        let m = self.tiling.out();
+        let (th, tw) = (self.g.out_h.div_ceil(m), self.g.out_w.div_ceil(m));
         Tile {
             b: t / (th * tw),
-            oy: (t / tw % th) * 2,
-            ox: (t % tw) * 2,
+            oy: (t / tw % th) * m,
+            ox: (t % tw) * m,
         }
     }
 
-    /// Rows and columns of the zero-bordered input [`Self::run`] builds: every tile's 4×4 patch
+    /// Rows and columns of the zero-bordered input [`Self::run`] builds: every tile's patch
     /// lies inside it.
     fn padded_dims(&self) -> (usize, usize) {
-        let g = &self.g;
-        (g.out_h.div_ceil(2) * 2 + 2, g.out_w.div_ceil(2) * 2 + 2)
+        let (g, m) = (&self.g, self.tiling.out());
+        (g.out_h.div_ceil(m) * m + 2, g.out_w.div_ceil(m) * m + 2)
     }
 
     /// `output = act(input ⊛ filter + bias)` (NHWC), the tiles split over `threads` threads.
@@ -225,11 +289,12 @@ impl WinogradConvF32 {
         let n = ts.len();
         BLOCK.with(|cell| {
             let mut buf = cell.borrow_mut();
-            let need = n * TAPS * (ci_n + co_n);
+            let taps = self.tiling.taps();
+            let need = n * taps * (ci_n + co_n);
             if buf.len() < need {
                 buf.resize(need, 0.0);
             }
-            let (v, m) = buf[..need].split_at_mut(n * TAPS * ci_n);
+            let (v, m) = buf[..need].split_at_mut(n * taps * ci_n);
             let work = Block {
                 padded,
                 dims,
@@ -274,8 +339,8 @@ impl WinogradConvF32 {
         unsafe { self.block(work, v, m) }
     }
 
-    /// The tiles of `work`: input transforms into `v` (`[tile][16][in_c]`), the 16 GEMMs into
-    /// `m` (`[tile][16][out_c]`), output transforms into the output. Inlined into the wrappers
+    /// The tiles of `work`: input transforms into `v` (`[tile][taps][in_c]`), the GEMMs into
+    /// `m` (`[tile][taps][out_c]`), output transforms into the output. Inlined into the wrappers
     /// above, so that the transforms' loops are compiled for their vectors.
     ///
     /// # Safety
@@ -287,53 +352,49 @@ impl WinogradConvF32 {
         let (ci_n, co_n) = (g.in_c, g.out_c);
         let (hp, wp) = work.dims;
         let n = work.ts.len();
+        let (e, p, taps) = (self.tiling.out(), self.tiling.patch(), self.tiling.taps());
         for (i, t) in work.ts.clone().enumerate() {
             let tile = self.tile(t);
             let at = ((tile.b * hp + tile.oy) * wp + tile.ox) * ci_n;
-            let row = |i: usize| &work.padded[at + i * wp * ci_n..][..4 * ci_n];
-            let dst = &mut v[i * TAPS * ci_n..][..TAPS * ci_n];
-            input_transform([row(0), row(1), row(2), row(3)], ci_n, dst);
+            let row = |r: usize| -> &[f32] {
+                if r < p {
+                    &work.padded[at + r * wp * ci_n..][..p * ci_n]
+                } else {
+                    &[]
+                }
+            };
+            let dst = &mut v[i * taps * ci_n..][..taps * ci_n];
+            let rows = [row(0), row(1), row(2), row(3), row(4), row(5)];
+            match self.tiling {
+                Tiling::F2x2 => input_transform2(&rows, ci_n, dst),
+                Tiling::F4x4 => input_transform4(&rows, ci_n, dst),
+            }
         }
-        // M_k = V_k · U_k for each position k: [n × in_c] (row stride 16·in_c) times
-        // [in_c × out_c] into [n × out_c] (row stride 16·out_c).
-        for k in 0..TAPS {
+        // M_k = V_k · U_k for each position k: [n × in_c] (row stride taps·in_c) times
+        // [in_c × out_c] into [n × out_c] (row stride taps·out_c).
+        for k in 0..taps {
             super::f32_conv::matmul(
                 n,
                 co_n,
                 ci_n,
                 &mut m[k * co_n..],
-                TAPS * co_n,
+                taps * co_n,
                 false,
                 &v[k * ci_n..],
-                TAPS * ci_n,
+                taps * ci_n,
                 &self.u[k * ci_n * co_n..(k + 1) * ci_n * co_n],
                 1,
             );
         }
         for (i, t) in work.ts.clone().enumerate() {
             let tile = self.tile(t);
-            let src = &m[i * TAPS * co_n..][..TAPS * co_n];
-            let plane = |k: usize| &src[k * co_n..][..co_n];
-            let planes = [
-                plane(0),
-                plane(1),
-                plane(2),
-                plane(3),
-                plane(4),
-                plane(5),
-                plane(6),
-                plane(7),
-                plane(8),
-                plane(9),
-                plane(10),
-                plane(11),
-                plane(12),
-                plane(13),
-                plane(14),
-                plane(15),
-            ];
-            let pixel = |dy: usize, dx: usize| {
-                let (y, x) = (tile.oy + dy, tile.ox + dx);
+            let src = &m[i * taps * co_n..][..taps * co_n];
+            let mut planes: [&[f32]; MAX_TAPS] = [&[]; MAX_TAPS];
+            for (k, plane) in planes[..taps].iter_mut().enumerate() {
+                *plane = &src[k * co_n..][..co_n];
+            }
+            let pixel = |q: usize| {
+                let (y, x) = (tile.oy + q / e, tile.ox + q % e);
                 (y < g.out_h && x < g.out_w).then(|| {
                     // SAFETY: (b, y, x) is inside the output (checked), whose `out_c` floats
                     // only this tile writes (the caller's contract: tiles are disjoint, and
@@ -348,8 +409,14 @@ impl WinogradConvF32 {
                     }
                 })
             };
-            let dsts = [pixel(0, 0), pixel(0, 1), pixel(1, 0), pixel(1, 1)];
-            output_transform(planes, work.bias, work.act, dsts);
+            let mut dsts: [Option<&mut [f32]>; MAX_OUTS] = [const { None }; MAX_OUTS];
+            for (q, dst) in dsts[..e * e].iter_mut().enumerate() {
+                *dst = pixel(q);
+            }
+            match self.tiling {
+                Tiling::F2x2 => output_transform2(&planes, work.bias, work.act, &mut dsts),
+                Tiling::F4x4 => output_transform4(&planes, work.bias, work.act, &mut dsts),
+            }
         }
     }
 }
@@ -369,9 +436,23 @@ struct Block<'a> {
     out: OutPtr,
 }
 
-/// `G·(a, b, c)ᵀ`: one column (or, transposed, one row) of the kernel transform.
-fn times_g(a: f32, b: f32, c: f32) -> [f32; 4] {
+/// `G·(a, b, c)ᵀ` of F(2×2, 3×3): one column (or, transposed, one row) of the kernel
+/// transform.
+fn times_g2(a: f32, b: f32, c: f32) -> [f32; 4] {
     [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c]
+}
+
+/// `G·(a, b, c)ᵀ` of F(4×4, 3×3).
+fn times_g4(a: f32, b: f32, c: f32) -> [f32; 6] {
+    let (even, odd) = (a + c, b);
+    [
+        0.25 * a,
+        -(even + odd) / 6.0,
+        -(even - odd) / 6.0,
+        a / 24.0 + b / 12.0 + c / 6.0,
+        a / 24.0 - b / 12.0 + c / 6.0,
+        c,
+    ]
 }
 
 /// The output, written by several threads at disjoint tiles.
@@ -396,25 +477,25 @@ fn lanes(s: &[f32]) -> [f32; LANES] {
     a
 }
 
-/// `V = Bᵀ·d·B` along the channels: `rows[i]` is patch row `i` (4 pixels of `c` channels),
-/// `dst` is `[16][c]`.
+/// `V = Bᵀ·d·B` of F(2×2, 3×3) along the channels: `rows[i]` is patch row `i` (4 pixels of `c`
+/// channels; rows past the fourth unused), `dst` is `[16][c]`.
 #[inline(always)]
-fn input_transform(rows: [&[f32]; 4], c: usize, dst: &mut [f32]) {
-    let dst = &mut dst[..TAPS * c];
+fn input_transform2(rows: &[&[f32]; 6], c: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..16 * c];
     let full = c - c % LANES;
     for x in (0..full).step_by(LANES) {
-        input_step(&rows, c, x, LANES, dst);
+        input_step2(rows, c, x, LANES, dst);
     }
     if full < c {
-        input_step(&rows, c, full, c - full, dst);
+        input_step2(rows, c, full, c - full, dst);
     }
 }
 
-/// [`input_transform`] for channels `x..x + n` (`n ≤ LANES`). (The loops index like the
+/// [`input_transform2`] for channels `x..x + n` (`n ≤ LANES`). (The loops index like the
 /// matrix formulas they write out.)
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn input_step(rows: &[&[f32]; 4], c: usize, x: usize, n: usize, dst: &mut [f32]) {
+fn input_step2(rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]) {
     // t = Bᵀ·d, one patch column at a time.
     let mut t = [[[0.0f32; LANES]; 4]; 4];
     for j in 0..4 {
@@ -447,55 +528,90 @@ fn input_step(rows: &[&[f32]; 4], c: usize, x: usize, n: usize, dst: &mut [f32])
     }
 }
 
-/// `Y = Aᵀ·M·A` along the channels, then bias and clamp, into the tile's pixels that exist
-/// (`dsts`: top left, top right, bottom left, bottom right).
+/// `Bᵀ·d` of F(4×4, 3×3) for one vector of lanes: `d` is one patch column (or row).
 #[inline(always)]
-fn output_transform(
-    m: [&[f32]; TAPS],
-    bias: &[f32],
-    act: (f32, f32),
-    dsts: [Option<&mut [f32]>; 4],
-) {
-    let c = m[0].len();
-    let bias = &bias[..c];
-    if let [Some(y00), Some(y01), Some(y10), Some(y11)] = dsts {
-        output_transform_full(&m, bias, act, [y00, y01, y10, y11]);
-        return;
+fn times_bt4(d: &[[f32; LANES]; 6]) -> [[f32; LANES]; 6] {
+    let mut t = [[0.0f32; LANES]; 6];
+    for l in 0..LANES {
+        let (d0, d1, d2, d3, d4, d5) = (d[0][l], d[1][l], d[2][l], d[3][l], d[4][l], d[5][l]);
+        t[0][l] = 4.0 * d0 - 5.0 * d2 + d4;
+        t[1][l] = d3 + d4 - 4.0 * (d1 + d2);
+        t[2][l] = d4 - d3 + 4.0 * (d1 - d2);
+        t[3][l] = d4 - d2 + 2.0 * (d3 - d1);
+        t[4][l] = d4 - d2 + 2.0 * (d1 - d3);
+        t[5][l] = 4.0 * d1 - 5.0 * d3 + d5;
     }
-    // A tile at an odd bottom or right edge: all four, then the ones that exist.
-    let mut tmp = vec![0.0f32; 4 * c];
-    let (a, rest) = tmp.split_at_mut(c);
-    let (b, rest) = rest.split_at_mut(c);
-    let (d, e) = rest.split_at_mut(c);
-    output_transform_full(&m, bias, act, [&mut *a, &mut *b, &mut *d, &mut *e]);
-    for (dst, src) in dsts.into_iter().zip(tmp.chunks_exact(c)) {
-        if let Some(dst) = dst {
-            dst.copy_from_slice(src);
+    t
+}
+
+/// `V = Bᵀ·d·B` of F(4×4, 3×3) along the channels: `rows[i]` is patch row `i` (6 pixels of `c`
+/// channels), `dst` is `[36][c]`.
+#[inline(always)]
+fn input_transform4(rows: &[&[f32]; 6], c: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..36 * c];
+    let full = c - c % LANES;
+    for x in (0..full).step_by(LANES) {
+        input_step4(rows, c, x, LANES, dst);
+    }
+    if full < c {
+        input_step4(rows, c, full, c - full, dst);
+    }
+}
+
+/// [`input_transform4`] for channels `x..x + n` (`n ≤ LANES`).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn input_step4(rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]) {
+    // t = Bᵀ·d, one patch column at a time: t[j] holds column j of Bᵀ·d.
+    let mut t = [[[0.0f32; LANES]; 6]; 6];
+    for j in 0..6 {
+        let at = j * c + x;
+        let mut d = [[0.0f32; LANES]; 6];
+        for r in 0..6 {
+            d[r] = lanes(&rows[r][at..][..n]);
+        }
+        t[j] = times_bt4(&d);
+    }
+    // V = t·B: row i of V is Bᵀ applied to row i of t.
+    for i in 0..6 {
+        let mut r = [[0.0f32; LANES]; 6];
+        for j in 0..6 {
+            r[j] = t[j][i];
+        }
+        let v = times_bt4(&r);
+        for (j, vj) in v.iter().enumerate() {
+            dst[(i * 6 + j) * c + x..][..n].copy_from_slice(&vj[..n]);
         }
     }
 }
 
+/// `Y = Aᵀ·M·A` of F(2×2, 3×3) along the channels, then bias and clamp, into the tile's pixels
+/// that exist (`y`: row-major, the first 4 used; `None` past the output's bottom or right edge).
 #[inline(always)]
-fn output_transform_full(m: &[&[f32]; TAPS], bias: &[f32], act: (f32, f32), y: [&mut [f32]; 4]) {
+fn output_transform2(
+    m: &[&[f32]; MAX_TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    y: &mut [Option<&mut [f32]>; MAX_OUTS],
+) {
     let c = bias.len();
-    let mut y = y;
     let full = c - c % LANES;
     for x in (0..full).step_by(LANES) {
-        output_step(m, bias, act, &mut y, x, LANES);
+        output_step2(m, bias, act, y, x, LANES);
     }
     if full < c {
-        output_step(m, bias, act, &mut y, full, c - full);
+        output_step2(m, bias, act, y, full, c - full);
     }
 }
 
-/// [`output_transform_full`] for channels `x..x + n` (`n ≤ LANES`).
+/// [`output_transform2`] for channels `x..x + n` (`n ≤ LANES`).
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
-fn output_step(
-    m: &[&[f32]; TAPS],
+fn output_step2(
+    m: &[&[f32]; MAX_TAPS],
     bias: &[f32],
     act: (f32, f32),
-    y: &mut [&mut [f32]; 4],
+    y: &mut [Option<&mut [f32]>; MAX_OUTS],
     x: usize,
     n: usize,
 ) {
@@ -521,7 +637,87 @@ fn output_step(
             out[2 * r + 1][l] = clamp_f32(row[1][l] - row[2][l] - row[3][l] + b[l], act.0, act.1);
         }
     }
-    for (dst, o) in y.iter_mut().zip(&out) {
-        dst[x..][..n].copy_from_slice(&o[..n]);
+    store_pixels(&out, &mut y[..4], x, n);
+}
+
+/// `Aᵀ·m` of F(4×4, 3×3) for one vector of lanes: `m` is one column (or row) of 6.
+#[inline(always)]
+fn times_at4(m: &[[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
+    let mut s = [[0.0f32; LANES]; 4];
+    for l in 0..LANES {
+        let (m0, m1, m2, m3, m4, m5) = (m[0][l], m[1][l], m[2][l], m[3][l], m[4][l], m[5][l]);
+        let (sum12, diff12, sum34, diff34) = (m1 + m2, m1 - m2, m3 + m4, m3 - m4);
+        s[0][l] = m0 + sum12 + sum34;
+        s[1][l] = diff12 + 2.0 * diff34;
+        s[2][l] = sum12 + 4.0 * sum34;
+        s[3][l] = diff12 + 8.0 * diff34 + m5;
+    }
+    s
+}
+
+/// `Y = Aᵀ·M·A` of F(4×4, 3×3) along the channels, then bias and clamp, into the tile's pixels
+/// that exist (`y`: row-major, 16; `None` past the output's bottom or right edge).
+#[inline(always)]
+fn output_transform4(
+    m: &[&[f32]; MAX_TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    y: &mut [Option<&mut [f32]>; MAX_OUTS],
+) {
+    let c = bias.len();
+    let full = c - c % LANES;
+    for x in (0..full).step_by(LANES) {
+        output_step4(m, bias, act, y, x, LANES);
+    }
+    if full < c {
+        output_step4(m, bias, act, y, full, c - full);
+    }
+}
+
+/// [`output_transform4`] for channels `x..x + n` (`n ≤ LANES`).
+#[allow(clippy::needless_range_loop)]
+#[inline(always)]
+fn output_step4(
+    m: &[&[f32]; MAX_TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    y: &mut [Option<&mut [f32]>; MAX_OUTS],
+    x: usize,
+    n: usize,
+) {
+    // s = Aᵀ·M (4 rows of 6), one column at a time: s[j] holds column j.
+    let mut s = [[[0.0f32; LANES]; 4]; 6];
+    for j in 0..6 {
+        let mut col = [[0.0f32; LANES]; 6];
+        for i in 0..6 {
+            col[i] = lanes(&m[i * 6 + j][x..][..n]);
+        }
+        s[j] = times_at4(&col);
+    }
+    let b = lanes(&bias[x..][..n]);
+    let mut out = [[0.0f32; LANES]; 16];
+    // Y = s·A: row r of Y is Aᵀ applied to row r of s.
+    for r in 0..4 {
+        let mut row = [[0.0f32; LANES]; 6];
+        for j in 0..6 {
+            row[j] = s[j][r];
+        }
+        let yr = times_at4(&row);
+        for (q, v) in yr.iter().enumerate() {
+            for l in 0..LANES {
+                out[r * 4 + q][l] = clamp_f32(v[l] + b[l], act.0, act.1);
+            }
+        }
+    }
+    store_pixels(&out, &mut y[..16], x, n);
+}
+
+/// Channels `x..x + n` of each output pixel that exists.
+#[inline(always)]
+fn store_pixels(out: &[[f32; LANES]], y: &mut [Option<&mut [f32]>], x: usize, n: usize) {
+    for (dst, o) in y.iter_mut().zip(out) {
+        if let Some(dst) = dst {
+            dst[x..][..n].copy_from_slice(&o[..n]);
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! - f32 ([`f32_conv`], [`f32_pool`]): CONV_2D and TRANSPOSE_CONV with weights packed once in
 //!   `Interpreter::new` (within float rounding of the reference): a direct register-blocked
 //!   kernel for stride-1 convolutions on AVX2 + FMA CPUs without AVX-512, Winograd
-//!   F(2×2, 3×3) for 3×3 layers with many channels, the `gemm` crate otherwise; and a
+//!   F(4×4, 3×3) or F(2×2, 3×3) for 3×3 layers with 16 channels or more, the `gemm` crate
+//!   otherwise; and a
 //!   bit-identical MAX_POOL_2D;
 //! - int8 (below);
 //! - 16x8 ([`Int16x8Gemm`]): CONV_2D and TRANSPOSE_CONV with int16 activations, `vpmaddwd` on
