@@ -365,10 +365,7 @@ impl WinogradConvF32 {
             };
             let dst = &mut v[i * taps * ci_n..][..taps * ci_n];
             let rows = [row(0), row(1), row(2), row(3), row(4), row(5)];
-            match self.tiling {
-                Tiling::F2x2 => input_transform2(&rows, ci_n, dst),
-                Tiling::F4x4 => input_transform4(&rows, ci_n, dst),
-            }
+            input_transform(self.tiling, &rows, ci_n, dst);
         }
         // M_k = V_k · U_k for each position k: [n × in_c] (row stride taps·in_c) times
         // [in_c × out_c] into [n × out_c] (row stride taps·out_c).
@@ -413,10 +410,7 @@ impl WinogradConvF32 {
             for (q, dst) in dsts[..e * e].iter_mut().enumerate() {
                 *dst = pixel(q);
             }
-            match self.tiling {
-                Tiling::F2x2 => output_transform2(&planes, work.bias, work.act, &mut dsts),
-                Tiling::F4x4 => output_transform4(&planes, work.bias, work.act, &mut dsts),
-            }
+            output_transform(self.tiling, &planes, work.bias, work.act, &mut dsts);
         }
     }
 }
@@ -477,22 +471,31 @@ fn lanes(s: &[f32]) -> [f32; LANES] {
     a
 }
 
-/// `V = Bᵀ·d·B` of F(2×2, 3×3) along the channels: `rows[i]` is patch row `i` (4 pixels of `c`
-/// channels; rows past the fourth unused), `dst` is `[16][c]`.
+/// `V = Bᵀ·d·B` along the channels: `rows[i]` is patch row `i` (`tiling`'s patch of pixels of
+/// `c` channels; rows past the patch unused), `dst` is `[taps][c]`.
 #[inline(always)]
-fn input_transform2(rows: &[&[f32]; 6], c: usize, dst: &mut [f32]) {
-    let dst = &mut dst[..16 * c];
+fn input_transform(tiling: Tiling, rows: &[&[f32]; 6], c: usize, dst: &mut [f32]) {
+    let dst = &mut dst[..tiling.taps() * c];
     let full = c - c % LANES;
+    // Whole vectors with a constant `n`, which the compiler turns into vector loads and stores.
     for x in (0..full).step_by(LANES) {
-        input_step2(rows, c, x, LANES, dst);
+        input_step(tiling, rows, c, x, LANES, dst);
     }
     if full < c {
-        input_step2(rows, c, full, c - full, dst);
+        input_step(tiling, rows, c, full, c - full, dst);
     }
 }
 
-/// [`input_transform2`] for channels `x..x + n` (`n ≤ LANES`). (The loops index like the
-/// matrix formulas they write out.)
+/// [`input_transform`] for channels `x..x + n` (`n ≤ LANES`).
+#[inline(always)]
+fn input_step(tiling: Tiling, rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]) {
+    match tiling {
+        Tiling::F2x2 => input_step2(rows, c, x, n, dst),
+        Tiling::F4x4 => input_step4(rows, c, x, n, dst),
+    }
+}
+
+/// F(2×2, 3×3)'s [`input_step`]. (The loops index like the matrix formulas they write out.)
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn input_step2(rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]) {
@@ -544,21 +547,7 @@ fn times_bt4(d: &[[f32; LANES]; 6]) -> [[f32; LANES]; 6] {
     t
 }
 
-/// `V = Bᵀ·d·B` of F(4×4, 3×3) along the channels: `rows[i]` is patch row `i` (6 pixels of `c`
-/// channels), `dst` is `[36][c]`.
-#[inline(always)]
-fn input_transform4(rows: &[&[f32]; 6], c: usize, dst: &mut [f32]) {
-    let dst = &mut dst[..36 * c];
-    let full = c - c % LANES;
-    for x in (0..full).step_by(LANES) {
-        input_step4(rows, c, x, LANES, dst);
-    }
-    if full < c {
-        input_step4(rows, c, full, c - full, dst);
-    }
-}
-
-/// [`input_transform4`] for channels `x..x + n` (`n ≤ LANES`).
+/// F(4×4, 3×3)'s [`input_step`].
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn input_step4(rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]) {
@@ -585,10 +574,11 @@ fn input_step4(rows: &[&[f32]; 6], c: usize, x: usize, n: usize, dst: &mut [f32]
     }
 }
 
-/// `Y = Aᵀ·M·A` of F(2×2, 3×3) along the channels, then bias and clamp, into the tile's pixels
-/// that exist (`y`: row-major, the first 4 used; `None` past the output's bottom or right edge).
+/// `Y = Aᵀ·M·A` along the channels, then bias and clamp, into the tile's pixels that exist
+/// (`y`: row-major, `tiling`'s outputs per tile; `None` past the output's bottom or right edge).
 #[inline(always)]
-fn output_transform2(
+fn output_transform(
+    tiling: Tiling,
     m: &[&[f32]; MAX_TAPS],
     bias: &[f32],
     act: (f32, f32),
@@ -597,14 +587,31 @@ fn output_transform2(
     let c = bias.len();
     let full = c - c % LANES;
     for x in (0..full).step_by(LANES) {
-        output_step2(m, bias, act, y, x, LANES);
+        output_step(tiling, m, bias, act, y, x, LANES);
     }
     if full < c {
-        output_step2(m, bias, act, y, full, c - full);
+        output_step(tiling, m, bias, act, y, full, c - full);
     }
 }
 
-/// [`output_transform2`] for channels `x..x + n` (`n ≤ LANES`).
+/// [`output_transform`] for channels `x..x + n` (`n ≤ LANES`).
+#[inline(always)]
+fn output_step(
+    tiling: Tiling,
+    m: &[&[f32]; MAX_TAPS],
+    bias: &[f32],
+    act: (f32, f32),
+    y: &mut [Option<&mut [f32]>; MAX_OUTS],
+    x: usize,
+    n: usize,
+) {
+    match tiling {
+        Tiling::F2x2 => output_step2(m, bias, act, y, x, n),
+        Tiling::F4x4 => output_step4(m, bias, act, y, x, n),
+    }
+}
+
+/// F(2×2, 3×3)'s [`output_step`].
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn output_step2(
@@ -655,26 +662,7 @@ fn times_at4(m: &[[f32; LANES]; 6]) -> [[f32; LANES]; 4] {
     s
 }
 
-/// `Y = Aᵀ·M·A` of F(4×4, 3×3) along the channels, then bias and clamp, into the tile's pixels
-/// that exist (`y`: row-major, 16; `None` past the output's bottom or right edge).
-#[inline(always)]
-fn output_transform4(
-    m: &[&[f32]; MAX_TAPS],
-    bias: &[f32],
-    act: (f32, f32),
-    y: &mut [Option<&mut [f32]>; MAX_OUTS],
-) {
-    let c = bias.len();
-    let full = c - c % LANES;
-    for x in (0..full).step_by(LANES) {
-        output_step4(m, bias, act, y, x, LANES);
-    }
-    if full < c {
-        output_step4(m, bias, act, y, full, c - full);
-    }
-}
-
-/// [`output_transform4`] for channels `x..x + n` (`n ≤ LANES`).
+/// F(4×4, 3×3)'s [`output_step`].
 #[allow(clippy::needless_range_loop)]
 #[inline(always)]
 fn output_step4(
