@@ -279,6 +279,7 @@ pub struct PackedConv2dF32 {
     geometry: ConvGeometry,
     act: (f32, f32),
     path: ConvPath,
+    /// The GEMM paths' weights; empty where the direct kernel or Winograd packed their own.
     weights: Vec<f32>,
     #[cfg(target_arch = "x86_64")]
     direct: Option<super::f32_direct::DirectConvF32>,
@@ -301,6 +302,8 @@ impl PackedConv2dF32 {
             && super::f32_direct::DirectConvF32::preferred(g)
         {
             packed.direct = Some(super::f32_direct::DirectConvF32::pack(g, filter));
+            // `run_shifted` runs the direct kernel and never reads the GEMM layout.
+            packed.weights = Vec::new();
             packed.path = ConvPath::Direct;
         }
         Some(packed)
@@ -327,6 +330,8 @@ impl PackedConv2dF32 {
         let mut packed = Self::with_gemm(g, act, filter)?;
         if WinogradConvF32::applies(g) {
             packed.winograd = Some(WinogradConvF32::pack(g, filter, tiling));
+            // The GEMM layout is not read on this path: do not keep a second copy.
+            packed.weights = Vec::new();
             packed.path = match tiling {
                 Tiling::F2x2 => ConvPath::Winograd,
                 Tiling::F4x4 => ConvPath::Winograd4x4,

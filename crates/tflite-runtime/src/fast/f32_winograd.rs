@@ -169,8 +169,9 @@ impl WinogradConvF32 {
             }
         };
         let mut u = vec![0.0f32; taps * ci_n * co_n];
-        for co in 0..co_n {
-            for ci in 0..ci_n {
+        // Output channels innermost, so that the writes run along `U`'s rows.
+        for ci in 0..ci_n {
+            for co in 0..co_n {
                 let w = |ky: usize, kx: usize| filter[((co * 3 + ky) * 3 + kx) * ci_n + ci];
                 // G·g, one column of `p` per kernel column, then (G·g)·Gᵀ row by row.
                 let cols: [[f32; 6]; 3] =
