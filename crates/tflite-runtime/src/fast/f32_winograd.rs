@@ -76,7 +76,7 @@ impl Tiling {
 /// The most positions of a transformed patch (F(4×4, 3×3)'s 36).
 const MAX_TAPS: usize = Tiling::F4x4.taps();
 /// The most outputs of a tile (F(4×4, 3×3)'s 16).
-const MAX_OUTS: usize = 16;
+const MAX_OUTS: usize = Tiling::F4x4.out() * Tiling::F4x4.out();
 
 thread_local! {
     /// Each thread's transformed inputs and products of one block of tiles.
