@@ -6,12 +6,14 @@
 //!   quantised with the input's scale and zero point (LiteRT's QUANTIZE arithmetic).
 //! - `--output` writes the raw output tensor in the model's dtype; `--png` writes the input with
 //!   the thresholded mask overlaid in red.
+//! - `--kernels best` (the default) runs the fast kernels picked from the CPU's features (int8 and
+//!   16x8 bit-identical to the reference tier); `--kernels reference` the reference kernels.
 
 use anyhow::{Context, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tflite_runtime::npy::{NpyArray, NpyData, read_npy, write_npy};
-use tflite_runtime::{Interpreter, Options, TensorData, TensorInfo};
+use tflite_runtime::{Interpreter, KernelTier, Options, TensorData, TensorInfo};
 use tflite_writer::TensorType;
 
 /// Arguments of `cargo xtask infer`.
@@ -31,6 +33,22 @@ pub struct InferArgs {
     /// Threshold on the dequantised output for the mask.
     #[arg(long, default_value_t = 0.5)]
     pub threshold: f32,
+    /// Kernels: `best` (fast, chosen from the CPU's features; `TFLITE_RUNTIME_KERNELS` forces a
+    /// path) or `reference` (LiteRT's reference arithmetic, slow).
+    #[arg(long, value_enum, default_value_t = InferKernels::Best)]
+    pub kernels: InferKernels,
+    /// Worker threads of the fast kernels.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub threads: u16,
+}
+
+/// The kernel tier `cargo xtask infer` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InferKernels {
+    /// The fast kernels for this CPU.
+    Best,
+    /// The reference kernels.
+    Reference,
 }
 
 /// The model input, ready to set, and its real values for display.
@@ -188,7 +206,14 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     }
     let model = tflite_writer::read_model_file(&args.model)
         .with_context(|| format!("reading model {}", args.model.display()))?;
-    let mut interp = Interpreter::new(&model, Options::default()).with_context(|| {
+    let options = Options {
+        kernels: match args.kernels {
+            InferKernels::Best => KernelTier::Best,
+            InferKernels::Reference => KernelTier::Reference,
+        },
+        threads: usize::from(args.threads),
+    };
+    let mut interp = Interpreter::new(&model, options).with_context(|| {
         format!(
             "{}: the runtime cannot run this model",
             args.model.display()
@@ -220,7 +245,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
     let mask: Vec<bool> = real.iter().map(|&v| v > args.threshold).collect();
     let n_mask = mask.iter().filter(|&&m| m).count();
     println!(
-        "{}: input {} {:?} {} → output '{}' {:?} {} in {:.1} ms (kernels: {}, arena {} KiB)",
+        "{}: input {} {:?} {} → output '{}' {:?} {} in {:.1} ms (kernels: {}, {} thread(s), arena {} KiB)",
         args.model.display(),
         args.input.display(),
         in_info.shape,
@@ -230,6 +255,7 @@ pub fn run(args: &InferArgs) -> anyhow::Result<()> {
         out_info.dtype.name(),
         elapsed.as_secs_f64() * 1e3,
         interp.kernel_tier(),
+        interp.threads(),
         interp.memory().arena_bytes / 1024
     );
     println!(
