@@ -11,6 +11,7 @@ mod inspect;
 mod pipeline;
 mod quantize;
 mod runtime_bench;
+mod speed_report;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -50,6 +51,9 @@ enum Command {
     Quantize(Box<quantize::QuantizeArgs>),
     /// Train → quantize → bench on synthetic data, then list the artifacts and the table.
     Pipeline(pipeline::PipelineArgs),
+    /// This CPU's speed goals in one table: runtime-bench and train --bench-steps against LiteRT
+    /// XNNPACK and Keras, several runs, with the CPU's name and features.
+    SpeedReport(speed_report::SpeedReportArgs),
 }
 
 /// The workspace root (the parent of `xtask/`).
@@ -104,6 +108,7 @@ fn main() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(&args),
         Command::Pipeline(args) => pipeline::run(&args),
         Command::Quantize(args) => quantize::run(&args),
+        Command::SpeedReport(args) => speed_report::run(&args),
     }
 }
 

@@ -224,6 +224,11 @@ fn litert_unavailable() -> Option<String> {
 
 /// Runs `cargo xtask runtime-bench`.
 pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
+    measure(args).map(|_| ())
+}
+
+/// Runs `cargo xtask runtime-bench` and returns its report (the `runtime_bench.json` it writes).
+pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
     anyhow::ensure!(
         args.size >= 16 && args.size.is_multiple_of(16),
         "--size {} must be a positive multiple of 16",
@@ -435,6 +440,7 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         "runs": args.runs,
         "warmup": args.warmup,
         "load_average": load,
+        "litert_skipped": litert_skipped,
         "results": report,
     });
     write_atomic(
@@ -447,5 +453,5 @@ pub fn run(args: &RuntimeBenchArgs) -> anyhow::Result<()> {
         "wrote {}/{{unet_random_int8,unet_random_f32}}.tflite, slice.npy, runtime_bench.{{json,md}}",
         args.out.display()
     );
-    Ok(())
+    Ok(full)
 }

@@ -215,7 +215,7 @@ fn model_config(args: &TrainArgs) -> UNetConfig {
 /// Runs `cargo xtask train`.
 pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
     if let Some(steps) = args.bench_steps {
-        return bench(args, steps);
+        return bench(args, steps).map(|_| ());
     }
     let data = DataConfig {
         source: match args.data {
@@ -367,7 +367,17 @@ fn print_ratio(burn: &BenchReport, keras: &KerasReport) {
     );
 }
 
-fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
+/// `--bench-steps`: times burn's training step and batch-1 inference, and Keras's when
+/// TensorFlow imports, `--bench-rounds` times in turn; returns the report it writes
+/// (`bench.json`).
+pub fn bench_report(args: &TrainArgs) -> anyhow::Result<serde_json::Value> {
+    let steps = args
+        .bench_steps
+        .context("bench_report needs --bench-steps")?;
+    bench(args, steps)
+}
+
+fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<serde_json::Value> {
     let cfg = BenchConfig {
         model: model_config(args),
         backend: backend(args.backend),
@@ -405,6 +415,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     } else {
         None
     };
+    let mut keras_skipped = None;
     let keras = match keras_bench(args, steps) {
         Ok(report) => {
             print_keras(&report);
@@ -413,6 +424,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         }
         Err(why) => {
             println!("keras comparison skipped: {why}");
+            keras_skipped = Some(why);
             None
         }
     };
@@ -471,6 +483,7 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
         "burn": burn,
         "burn_conv2d": burn_conv2d,
         "keras": keras,
+        "keras_skipped": keras_skipped,
         "rounds": rounds
             .iter()
             .map(|(ours, theirs)| serde_json::json!({ "burn": ours, "keras": theirs }))
@@ -480,5 +493,5 @@ fn bench(args: &TrainArgs, steps: usize) -> anyhow::Result<()> {
     });
     artifact_io::write_atomic(&path, &serde_json::to_vec_pretty(&doc)?)?;
     println!("report: {}", path.display());
-    Ok(())
+    Ok(doc)
 }

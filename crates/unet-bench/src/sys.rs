@@ -23,6 +23,9 @@ pub fn peak_rss_mib() -> Option<f64> {
 pub struct MachineInfo {
     /// CPU model name.
     pub cpu_model: String,
+    /// x86 family and model numbers (`family 6 model 167`), which tell apart CPUs that report
+    /// the same model name (virtual machines often do); `None` elsewhere.
+    pub cpu_id: Option<String>,
     /// `std::env::consts::ARCH`.
     pub arch: String,
     /// Logical CPUs available to this process.
@@ -38,6 +41,7 @@ impl MachineInfo {
     pub fn detect() -> Self {
         Self {
             cpu_model: cpu_model(),
+            cpu_id: cpu_id(),
             arch: std::env::consts::ARCH.to_string(),
             logical_cpus: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -68,6 +72,20 @@ fn cpu_model() -> String {
         }
     }
     "unknown".into()
+}
+
+fn cpu_id() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    let field = |key: &str| {
+        info.lines()
+            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+            .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
+    };
+    Some(format!(
+        "family {} model {}",
+        field("cpu family")?,
+        field("model")?
+    ))
 }
 
 fn cpu_features() -> Vec<String> {
