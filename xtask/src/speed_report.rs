@@ -585,7 +585,7 @@ mod tests {
         let rows = train_rows(&report, "cargo xtask train --bench-steps 1");
         let line = rows[0].markdown();
         assert!(
-            line.contains("skipped: TensorFlow not importable"),
+            line.contains("skipped: No module named 'tensorflow'"),
             "{line}"
         );
         assert!(line.contains("not measured"), "{line}");
