@@ -394,9 +394,7 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
          GOPS = 2·(conv + transposed-conv MACs, from the model's shapes) / our median; % of peak against --peak-gops {}.",
         args.fms, args.size, args.size, args.seed, args.runs, args.warmup, args.peak_gops
     );
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into());
+    let load = unet_bench::sys::load_average();
     let md = format!(
         "# tflite-runtime end-to-end latency\n\n{header}\n\n\
          | model | tflite-runtime best (kernel_tier: the int8 path) | tflite-runtime reference | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | ours / XNNPACK | our GOPS | % of peak | arena peak bytes |\n\

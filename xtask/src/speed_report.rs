@@ -265,18 +265,15 @@ fn train_rows(report: &Value, command: &str) -> Vec<Row> {
         .as_array()
         .map(|r| r.iter().collect())
         .unwrap_or_default();
-    let burn = |key: &str| {
+    // One value per round of `side` ("burn" or "keras").
+    let per_side = |side: &str, key: &str| {
         rounds
             .iter()
-            .map(|r| num(r, &["burn", key]))
+            .map(|r| num(r, &[side, key]))
             .collect::<Vec<_>>()
     };
-    let keras = |key: &str| {
-        rounds
-            .iter()
-            .map(|r| num(r, &["keras", key]))
-            .collect::<Vec<_>>()
-    };
+    let burn = |key: &str| per_side("burn", key);
+    let keras = |key: &str| per_side("keras", key);
     let keras_missing = rounds.iter().all(|r| r["keras"].is_null());
     let per_round =
         |a: Vec<f64>, b: Vec<f64>| -> Vec<f64> { a.iter().zip(&b).map(|(a, b)| a / b).collect() };
@@ -348,20 +345,23 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
         machine.logical_cpus,
         machine.features.join(" ")
     );
+    let runtime_argv: Vec<String> = [
+        "runtime-bench".to_string(),
+        format!("--size={}", args.size),
+        format!("--fms={}", args.fms),
+        format!("--runs={}", args.runtime_runs),
+        format!("--threads={}", args.threads),
+    ]
+    .into();
+    let runtime_command = shown_command(&runtime_argv);
     let mut runtime_runs = Vec::new();
-    let mut runtime_command = String::new();
     for k in 1..=args.runtime_repeats {
         println!("\n==> runtime-bench, run {k} of {}", args.runtime_repeats);
-        let argv: Vec<String> = [
-            "runtime-bench".to_string(),
-            format!("--out={}", args.out.join(format!("runtime_{k}")).display()),
-            format!("--size={}", args.size),
-            format!("--fms={}", args.fms),
-            format!("--runs={}", args.runtime_runs),
-            format!("--threads={}", args.threads),
-        ]
-        .into();
-        runtime_command = shown_command(&argv);
+        let mut argv = runtime_argv.clone();
+        argv.push(format!(
+            "--out={}",
+            args.out.join(format!("runtime_{k}")).display()
+        ));
         let rb: RuntimeBenchArgs = parse_args(&argv)?;
         runtime_runs
             .push(runtime_bench::measure(&rb).with_context(|| format!("runtime-bench run {k}"))?);
@@ -380,6 +380,7 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
         Goal::AtMost(0.8),
         &runtime_command,
     ));
+    let mut training_medians: Vec<String> = Vec::new();
     let train_report = if args.skip_train {
         println!("\ntraining rows skipped: --skip-train");
         None
@@ -400,14 +401,17 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
         .into();
         let ta: TrainArgs = parse_args(&argv)?;
         let report = train::bench_report(&ta).context("train --bench-steps")?;
-        rows.extend(train_rows(&report, &shown_command(&argv)));
+        let train = train_rows(&report, &shown_command(&argv));
+        training_medians = train
+            .iter()
+            .map(|r| format!("{} {:.2}×", r.what, median(r.ratios.clone())))
+            .collect();
+        rows.extend(train);
         Some(report)
     };
     let commit =
         unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into());
-    let load = std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into());
+    let load = unet_bench::sys::load_average();
     let command: Vec<String> = std::env::args().collect();
     let train_line = match &train_report {
         Some(_) => format!(
@@ -416,11 +420,6 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
         ),
         None => "; training rows skipped (--skip-train)".into(),
     };
-    let training_medians: Vec<String> = rows
-        .iter()
-        .filter(|r| r.command.contains("xtask train"))
-        .map(|r| format!("{} {:.2}×", r.what, median(r.ratios.clone())))
-        .collect();
     let md = format!(
         "# Speed against the anchors: {class}\n\n\
          CPU: {} ({}), {} logical CPUs, features `{}`; commit {commit}; load average at the end {load}.\n\

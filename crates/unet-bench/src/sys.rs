@@ -39,9 +39,10 @@ pub struct MachineInfo {
 impl MachineInfo {
     /// Detects the current machine.
     pub fn detect() -> Self {
+        let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         Self {
-            cpu_model: cpu_model(),
-            cpu_id: cpu_id(),
+            cpu_model: cpu_model(&info),
+            cpu_id: cpu_id(&info),
             arch: std::env::consts::ARCH.to_string(),
             logical_cpus: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -54,16 +55,16 @@ impl MachineInfo {
     }
 }
 
-fn cpu_model() -> String {
-    let Ok(info) = std::fs::read_to_string("/proc/cpuinfo") else {
-        return "unknown".into();
-    };
+/// The value of the first `key : value` line of `/proc/cpuinfo` text.
+fn cpuinfo_field(info: &str, key: &str) -> Option<String> {
+    info.lines()
+        .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
+        .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
+}
+
+fn cpu_model(info: &str) -> String {
     for key in ["model name", "Hardware", "Model", "CPU part"] {
-        if let Some(value) = info
-            .lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
-        {
+        if let Some(value) = cpuinfo_field(info, key) {
             return if key == "CPU part" {
                 format!("ARM CPU part {value}")
             } else {
@@ -74,18 +75,19 @@ fn cpu_model() -> String {
     "unknown".into()
 }
 
-fn cpu_id() -> Option<String> {
-    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
-    let field = |key: &str| {
-        info.lines()
-            .find(|l| l.split(':').next().is_some_and(|k| k.trim() == key))
-            .and_then(|l| l.split_once(':').map(|(_, v)| v.trim().to_string()))
-    };
+fn cpu_id(info: &str) -> Option<String> {
     Some(format!(
         "family {} model {}",
-        field("cpu family")?,
-        field("model")?
+        cpuinfo_field(info, "cpu family")?,
+        cpuinfo_field(info, "model")?
     ))
+}
+
+/// The 1-, 5- and 15-minute load averages as `/proc/loadavg` gives them, or `unknown`.
+pub fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 fn cpu_features() -> Vec<String> {
