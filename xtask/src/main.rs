@@ -5,6 +5,7 @@
 
 mod bench;
 mod codegen;
+mod cpu_mask;
 mod data;
 mod infer;
 mod inspect;
@@ -24,6 +25,12 @@ struct Cli {
     /// More log output (-v info, -vv debug, -vvv trace). `RUST_LOG` overrides it.
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+    /// Run as if on a narrower x86 CPU: every `cpuid` in this process and its children is
+    /// answered without AVX-512 (avx2: without AVX-VNNI too), so ours, LiteRT's XNNPACK and
+    /// Keras' oneDNN all take that class's code paths. The core stays this one (x86-64 Linux
+    /// with CPUID faulting; reports say so).
+    #[arg(long, value_enum, default_value_t = cpu_mask::CpuClass::Native, global = true)]
+    cpu_class: cpu_mask::CpuClass,
     #[command(subcommand)]
     command: Command,
 }
@@ -93,6 +100,7 @@ fn init_tracing(verbose: u8) {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
+    cpu_mask::enter(cli.cpu_class)?;
     // Training and calibration free and reallocate the same large tensors every step; keep
     // them for reuse (before any worker thread starts).
     if !unet_train::allocator::retain_freed_memory() {

@@ -395,12 +395,16 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
         args.fms, args.size, args.size, args.seed, args.runs, args.warmup, args.peak_gops
     );
     let load = unet_bench::sys::load_average();
+    let machine = unet_bench::sys::MachineInfo::detect();
+    let commit =
+        unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into());
     let md = format!(
-        "# tflite-runtime end-to-end latency\n\n{header}\n\n\
+        "# tflite-runtime end-to-end latency\n\n{header}\n\n{}\n\n\
          | model | tflite-runtime best (kernel_tier: the int8 path) | tflite-runtime reference | LiteRT BUILTIN_REF | LiteRT XNNPACK 1 thread | ours / XNNPACK | our GOPS | % of peak | arena peak bytes |\n\
          |---|---|---|---|---|---|---|---|---|\n{}\n\n\
          {}Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
-         load average at the end: {load}; command: `{}`, commit {}\n",
+         load average at the end: {load}; command: `{}`, commit {commit}\n",
+        machine_line(&machine),
         rows.join("\n"),
         if scaling.is_empty() {
             String::new()
@@ -427,11 +431,11 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
         },
         profiles.join("\n"),
         command.join(" "),
-        unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into())
     );
     let full = json!({
         "command": command,
-        "commit": unet_bench::sys::git_commit(&crate::project_root()).unwrap_or_else(|| "unknown".into()),
+        "commit": commit,
+        "machine": machine,
         "fms": args.fms,
         "size": args.size,
         "seed": args.seed,
@@ -452,4 +456,23 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
         args.out.display()
     );
     Ok(full)
+}
+
+/// "CPU: name (family/model), features …" and, for a process narrowed by `--cpu-class`, what
+/// that means for the figures.
+pub fn machine_line(machine: &unet_bench::sys::MachineInfo) -> String {
+    let masked = match &machine.cpuid_mask {
+        Some(class) => format!(
+            " CPUID-masked (`--cpu-class {class}`): every library in the process saw these features and ran \
+             their code paths, on this CPU's cores, caches and clocks (not a CPU of that class)."
+        ),
+        None => String::new(),
+    };
+    format!(
+        "CPU: {} ({}), {} logical CPUs, features `{}`.{masked}",
+        machine.cpu_model,
+        machine.cpu_id.as_deref().unwrap_or("no family/model"),
+        machine.logical_cpus,
+        machine.features.join(" ")
+    )
 }

@@ -420,18 +420,22 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
         ),
         None => "; training rows skipped (--skip-train)".into(),
     };
+    let title = match &machine.cpuid_mask {
+        Some(mask) => format!(
+            "{class}, CPUID-masked (`--cpu-class {mask}`) on {}",
+            machine.cpu_model
+        ),
+        None => class.to_string(),
+    };
     let md = format!(
-        "# Speed against the anchors: {class}\n\n\
-         CPU: {} ({}), {} logical CPUs, features `{}`; commit {commit}; load average at the end {load}.\n\
+        "# Speed against the anchors: {title}\n\n\
+         {} Commit {commit}; load average at the end {load}.\n\
          U-Net fms={} {}×{} (random weights for inference); `runtime-bench`: {} runs of {} timed invokes per engine{train_line}.\n\
          Ratios are ours / the anchor (a speedup row: our own {}-thread speedup), one value per run; \
          \"round by round\": the engines take turns and each ratio comes from invokes timed in the same round.\n\n\
          | what | command | ours | anchor | ours / anchor | goal |\n|---|---|---|---|---|---|\n{}\n\n{}\
          command: `{}`\n",
-        machine.cpu_model,
-        machine.cpu_id.as_deref().unwrap_or("no family/model"),
-        machine.logical_cpus,
-        machine.features.join(" "),
+        runtime_bench::machine_line(&machine),
         args.fms,
         args.size,
         args.size,
@@ -454,6 +458,7 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
     );
     let doc = json!({
         "class": class,
+        "cpuid_mask": machine.cpuid_mask,
         "machine": machine,
         "commit": commit,
         "load_average": load,

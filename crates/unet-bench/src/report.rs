@@ -130,7 +130,7 @@ impl Report {
         );
         let _ = writeln!(
             m,
-            "- machine: {} ({}, {} logical CPUs; features: {})",
+            "- machine: {} ({}, {} logical CPUs; features: {}){}",
             self.machine.cpu_model,
             self.machine.arch,
             self.machine.logical_cpus,
@@ -138,6 +138,13 @@ impl Report {
                 "none detected".to_string()
             } else {
                 self.machine.features.join(" ")
+            },
+            match &self.machine.cpuid_mask {
+                Some(class) => format!(
+                    "; CPUID-masked to `{class}` (`--cpu-class {class}`): the features are the \
+                     masked ones, the core is this CPU's"
+                ),
+                None => String::new(),
             }
         );
         let _ = writeln!(

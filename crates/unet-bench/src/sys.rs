@@ -34,6 +34,10 @@ pub struct MachineInfo {
     pub features: Vec<String>,
     /// `uname -r`-like kernel release, where readable.
     pub kernel: Option<String>,
+    /// The class this process was narrowed to by the `cpuid-mask` library (`cargo xtask
+    /// --cpu-class avx2`), if any: `features` are then the masked ones, while `cpu_model` and
+    /// the core underneath are still the real CPU's.
+    pub cpuid_mask: Option<String>,
 }
 
 impl MachineInfo {
@@ -51,8 +55,19 @@ impl MachineInfo {
             kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
                 .ok()
                 .map(|s| s.trim().to_string()),
+            cpuid_mask: cpuid_mask(),
         }
     }
+}
+
+/// The class `cpuid-mask` shows this process (`CPUID_MASK`, `avx2` when unset), when
+/// `libcpuid_mask` is preloaded.
+pub fn cpuid_mask() -> Option<String> {
+    let preloaded = std::env::var("LD_PRELOAD").unwrap_or_default();
+    if !preloaded.contains("libcpuid_mask") {
+        return None;
+    }
+    Some(std::env::var("CPUID_MASK").unwrap_or_else(|_| "avx2".into()))
 }
 
 /// The value of the first `key : value` line of `/proc/cpuinfo` text.
