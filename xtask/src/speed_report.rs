@@ -280,11 +280,18 @@ fn train_rows(report: &Value, command: &str) -> Vec<Row> {
     let why = report["keras_skipped"]
         .as_str()
         .unwrap_or("no Keras result");
+    // TensorFlow's oneDNN custom operations: on by default only where the CPU has VNNI, BF16 or
+    // AMX, so an AVX2 CPU's Keras runs Eigen unless TF_ENABLE_ONEDNN_OPTS=1.
+    let onednn = match rounds.iter().find_map(|r| r["keras"]["onednn"].as_bool()) {
+        Some(true) => " (oneDNN ops on)",
+        Some(false) => " (oneDNN ops off)",
+        None => "",
+    };
     let anchor = |v: &[f64], digits: usize, unit: &str| {
         if keras_missing {
             format!("skipped: {why} (python3 -m pip install tensorflow-cpu)")
         } else {
-            format!("Keras {}", range(v, digits, unit))
+            format!("Keras{onednn} {}", range(v, digits, unit))
         }
     };
     let ms = |v: Vec<f64>| v.iter().map(|s| s * 1e3).collect::<Vec<f64>>();
@@ -594,5 +601,21 @@ mod tests {
         );
         assert!(line.contains("not measured"), "{line}");
         assert!(line.contains("0.200 s"), "{line}");
+    }
+
+    #[test]
+    fn the_keras_anchor_says_whether_onednn_was_on() {
+        let rounds = |onednn: Value| {
+            json!({"rounds": [{
+                "burn": {"median_step_seconds": 0.2, "inference_batch1_seconds": 0.01},
+                "keras": {"median_step_seconds": 0.4, "inference_batch1_seconds": 0.02, "onednn": onednn},
+            }]})
+        };
+        let line = |onednn| train_rows(&rounds(onednn), "cargo xtask train")[0].markdown();
+        assert!(line(json!(false)).contains("Keras (oneDNN ops off) 0.400 s"));
+        assert!(line(json!(true)).contains("Keras (oneDNN ops on) 0.400 s"));
+        let unknown = line(Value::Null);
+        assert!(unknown.contains("Keras 0.400 s"), "{unknown}");
+        assert!(unknown.contains("0.50×"), "{unknown}");
     }
 }

@@ -287,6 +287,9 @@ pub fn run(args: &TrainArgs) -> anyhow::Result<()> {
 #[derive(serde::Deserialize, serde::Serialize, Debug, Clone)]
 struct KerasReport {
     tensorflow: String,
+    /// Whether TensorFlow's oneDNN custom operations were on (`None`: it could not tell).
+    #[serde(default)]
+    onednn: Option<bool>,
     median_step_seconds: f64,
     mean_step_seconds: f64,
     inference_batch1_seconds: f64,
@@ -350,8 +353,13 @@ fn print_burn(burn: &BenchReport) {
 
 fn print_keras(report: &KerasReport) {
     println!(
-        "keras (TensorFlow {}): {:.3} s/step median ({:.3} mean); inference batch 1 {:.1} ms; {} params",
+        "keras (TensorFlow {}{}): {:.3} s/step median ({:.3} mean); inference batch 1 {:.1} ms; {} params",
         report.tensorflow,
+        match report.onednn {
+            Some(true) => ", oneDNN ops on",
+            Some(false) => ", oneDNN ops off",
+            None => "",
+        },
         report.median_step_seconds,
         report.mean_step_seconds,
         report.inference_batch1_seconds * 1e3,

@@ -145,3 +145,90 @@ fn the_report_names_the_cpu_and_measures_every_row() {
         );
     }
 }
+
+/// `--cpu-class avx2`: on a CPU with more than AVX2, the report is made under `cpuid-mask`
+/// (our int8 path `avx2`, no AVX-512 feature detected, the masking named); on an AVX2-only CPU
+/// nothing needs masking; without CPUID faulting the command refuses rather than measure the
+/// real CPU.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn a_masked_report_runs_the_avx2_paths_and_says_so() {
+    let bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_xtask"));
+    let library = bin
+        .parent()
+        .map(|d| d.join("libcpuid_mask.so"))
+        .expect("target dir");
+    if !library.is_file() {
+        eprintln!(
+            "skipped: {} not built (cargo test --workspace builds it; or cargo build --release -p cpuid-mask)",
+            library.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let out = dir.path().join("speed");
+    let output = xtask()
+        .env("CPUID_MASK_LIB", &library)
+        .args([
+            "--cpu-class",
+            "avx2",
+            "speed-report",
+            "--size",
+            "32",
+            "--fms",
+            "4",
+            "--runtime-repeats",
+            "1",
+            "--runtime-runs",
+            "2",
+            "--skip-train",
+            "--out",
+        ])
+        .arg(&out)
+        .output()
+        .expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let needs_mask = std::arch::is_x86_feature_detected!("avx512f")
+        || std::arch::is_x86_feature_detected!("avxvnni");
+    if !needs_mask {
+        assert!(output.status.success(), "{stdout}{stderr}");
+        assert!(stdout.contains("nothing to mask"), "{stdout}");
+        return;
+    }
+    if stderr.contains("has no CPUID faulting") {
+        assert!(!output.status.success(), "{stdout}{stderr}");
+        assert!(!out.join("speed_report.md").exists());
+        eprintln!("masking refused as it must be without CPUID faulting: {stderr}");
+        return;
+    }
+    assert!(output.status.success(), "{stdout}{stderr}");
+    let md = std::fs::read_to_string(out.join("speed_report.md")).expect("speed_report.md");
+    let doc: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("speed_report.json")).expect("speed_report.json"),
+    )
+    .expect("valid JSON");
+    assert_eq!(doc["cpuid_mask"], "avx2", "{doc}");
+    assert_eq!(doc["class"], "x86 with AVX2 (no VNNI)", "{doc}");
+    let features: Vec<&str> = doc["machine"]["features"]
+        .as_array()
+        .expect("features")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(features.contains(&"avx2"), "{features:?}");
+    assert!(
+        !features
+            .iter()
+            .any(|f| f.starts_with("avx512") || *f == "avxvnni"),
+        "{features:?}"
+    );
+    assert!(
+        md.starts_with("# Speed against the anchors: x86 with AVX2 (no VNNI), CPUID-masked"),
+        "{md}"
+    );
+    let int8 = &doc["runtime_bench"][0]["results"][0];
+    assert_eq!(int8["model"], "int8");
+    assert_eq!(int8["tflite_runtime"]["kernels"], "avx2", "{int8}");
+    assert_eq!(doc["runtime_bench"][0]["machine"]["cpuid_mask"], "avx2");
+}

@@ -24,6 +24,8 @@
 //! the unmasked CPU.
 
 #![cfg(all(target_arch = "x86_64", target_os = "linux"))]
+// The unit tests are built without the constructor (it would mask the test binary itself).
+#![cfg_attr(test, allow(dead_code))]
 
 use core::arch::x86_64::{__cpuid_count, CpuidResult};
 use core::ffi::{c_int, c_void};

@@ -5,8 +5,10 @@ Builds the same architecture as crates/unet-train/src/model.rs (NHWC here, as Ke
 two 3x3 same ReLU convs per level, 2x2 max pooling, 2x2/2 transposed convs (or nearest
 upsampling), [up, skip] concatenation, spatial dropout 0.2 after the first conv of levels C
 and D, a 1x1 sigmoid head; the -log soft Dice loss with smooth 1e-4; Adam with epsilon 1e-7.
-Prints one JSON line: {"tensorflow", "median_step_seconds", "mean_step_seconds",
-"inference_batch1_seconds", "params"}.
+Prints one JSON line: {"tensorflow", "onednn", "median_step_seconds", "mean_step_seconds",
+"inference_batch1_seconds", "params"}; "onednn" says whether TensorFlow's oneDNN custom operations
+were on (its default only on CPUs with AVX512_VNNI, AVX512_BF16, AVX-VNNI or AMX; TF_ENABLE_ONEDNN_OPTS
+overrides it), null where this TensorFlow cannot tell.
 """
 import argparse
 import json
@@ -98,8 +100,14 @@ def main():
     for _ in range(reps):
         infer(x1).numpy()
     inference = (time.perf_counter() - start) / reps
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+        onednn = bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        onednn = None
     print(json.dumps({
         "tensorflow": tf.__version__,
+        "onednn": onednn,
         "median_step_seconds": statistics.median(times),
         "mean_step_seconds": statistics.fmean(times),
         "inference_batch1_seconds": inference,
