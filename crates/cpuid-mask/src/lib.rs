@@ -14,6 +14,12 @@
 //!   CPU) or `avx-vnni` (no AVX-512, no AMX, AVX-VNNI kept; an Alder Lake-class client CPU).
 //! - `CPUID_MASK_VERBOSE=1`: say at exit how many `cpuid` instructions were answered.
 //!
+//! A program that installs its own `SIGSEGV` handler afterwards (Rust's stack-overflow report,
+//! Python's `faulthandler`, `perf`) would take the trapped instructions from it, so this library
+//! also defines `sigaction` and `signal`: for `SIGSEGV` they record the program's action (and
+//! report it back) without installing it, and a fault that is not a `cpuid` is handed to that
+//! action, which then runs as it would have.
+//!
 //! What it cannot hide: `xgetbv` still reports the AVX-512 register state as enabled (software
 //! checks the `cpuid` bits as well, and those are cleared), a statically linked program ignores
 //! `LD_PRELOAD`, and glibc chooses its string functions before any preloaded constructor runs
@@ -119,8 +125,112 @@ fn cpuid_faulting(on: bool) -> c_int {
 static AVX_VNNI_CLASS: AtomicBool = AtomicBool::new(false);
 static ANSWERED: AtomicU64 = AtomicU64::new(0);
 static VERBOSE: AtomicBool = AtomicBool::new(false);
-/// The `SIGSEGV` action that was in place before ours (the default, as a rule).
+/// The `SIGSEGV` action the program sees as its own: the one in place before ours, then
+/// whatever the program installs later (kept here, not installed, so that a program with its
+/// own `SIGSEGV` handler — Rust's stack-overflow report, Python's `faulthandler`, `perf` —
+/// does not take the trapped `cpuid` instructions from us).
 static mut PREVIOUS: Option<libc::sigaction> = None;
+/// Set while our handler is the installed one.
+static OWNS_SIGSEGV: AtomicBool = AtomicBool::new(false);
+
+/// The C library's `sigaction`, past our own definition (`dlsym(RTLD_NEXT)`).
+type SigactionFn =
+    unsafe extern "C" fn(c_int, *const libc::sigaction, *mut libc::sigaction) -> c_int;
+/// The C library's `signal`.
+type SignalFn = unsafe extern "C" fn(c_int, libc::sighandler_t) -> libc::sighandler_t;
+
+/// The next definition of `name` after this library's (null when there is none).
+fn next_symbol(name: &core::ffi::CStr) -> *mut c_void {
+    // SAFETY: dlsym with RTLD_NEXT and a NUL-terminated name.
+    unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
+}
+
+/// The C library's `sigaction`, or an error code where it cannot be found.
+unsafe fn real_sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    let f = next_symbol(c"sigaction");
+    if f.is_null() {
+        return -1;
+    }
+    // SAFETY: `f` is the C library's `sigaction`, whose type this is.
+    unsafe { core::mem::transmute::<*mut c_void, SigactionFn>(f)(sig, act, old) }
+}
+
+/// Gives `SIGSEGV` back to the program's own action (or the default) for good.
+unsafe fn hand_back_sigsegv() {
+    OWNS_SIGSEGV.store(false, Ordering::Release);
+    // SAFETY: reading the saved action; installing it through the C library.
+    unsafe {
+        let mut act: libc::sigaction = core::mem::zeroed();
+        if let Some(previous) = core::ptr::addr_of!(PREVIOUS).read() {
+            act = previous;
+        } else {
+            act.sa_sigaction = libc::SIG_DFL;
+        }
+        real_sigaction(libc::SIGSEGV, &act, core::ptr::null_mut());
+    }
+}
+
+/// `sigaction` as the program sees it: for `SIGSEGV` while the mask owns it, the program's own
+/// action is recorded (and reported back) instead of installed; everything else is passed on.
+///
+/// # Safety
+/// The C library's contract for `sigaction`.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn sigaction(
+    sig: c_int,
+    act: *const libc::sigaction,
+    old: *mut libc::sigaction,
+) -> c_int {
+    if sig == libc::SIGSEGV && OWNS_SIGSEGV.load(Ordering::Acquire) {
+        // SAFETY: `old` and `act` are null or valid (the caller's contract).
+        unsafe {
+            let saved = core::ptr::addr_of_mut!(PREVIOUS);
+            if !old.is_null() {
+                let mut shown: libc::sigaction = core::mem::zeroed();
+                shown.sa_sigaction = libc::SIG_DFL;
+                *old = (*saved).unwrap_or(shown);
+            }
+            if !act.is_null() {
+                *saved = Some(*act);
+            }
+        }
+        return 0;
+    }
+    // SAFETY: forwarded unchanged.
+    unsafe { real_sigaction(sig, act, old) }
+}
+
+/// `signal` as the program sees it, with the same rule for `SIGSEGV` as [`sigaction`].
+///
+/// # Safety
+/// The C library's contract for `signal`.
+#[cfg(not(test))]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
+    if sig == libc::SIGSEGV && OWNS_SIGSEGV.load(Ordering::Acquire) {
+        // SAFETY: as in `sigaction`; glibc's `signal` has BSD semantics (SA_RESTART).
+        unsafe {
+            let saved = core::ptr::addr_of_mut!(PREVIOUS);
+            let old = (*saved).map_or(libc::SIG_DFL, |a| a.sa_sigaction);
+            let mut act: libc::sigaction = core::mem::zeroed();
+            act.sa_sigaction = handler;
+            act.sa_flags = libc::SA_RESTART;
+            *saved = Some(act);
+            return old;
+        }
+    }
+    let f = next_symbol(c"signal");
+    if f.is_null() {
+        return libc::SIG_ERR;
+    }
+    // SAFETY: `f` is the C library's `signal`, whose type this is.
+    unsafe { core::mem::transmute::<*mut c_void, SignalFn>(f)(sig, handler) }
+}
 
 /// Writes `msg` to stderr without allocating (also safe in a signal handler).
 fn say(msg: &[u8]) {
@@ -139,15 +249,8 @@ extern "C" fn on_segv(_sig: c_int, info: *mut libc::siginfo_t, context: *mut c_v
         let rip = gregs[libc::REG_RIP as usize] as *const u8;
         let is_cpuid = (*info).si_code == libc::SI_KERNEL && *rip == 0x0F && *rip.add(1) == 0xA2;
         if !is_cpuid {
-            // Not ours: put the previous action back and let the instruction fault again.
-            let previous = core::ptr::addr_of!(PREVIOUS).read();
-            match previous {
-                Some(act) => libc::sigaction(libc::SIGSEGV, &act, core::ptr::null_mut()),
-                None => {
-                    libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-                    0
-                }
-            };
+            // Not ours: put the program's action back and let the instruction fault again.
+            hand_back_sigsegv();
             return;
         }
         let leaf = gregs[libc::REG_RAX as usize] as u32;
@@ -210,11 +313,12 @@ extern "C" fn install() {
         action.sa_sigaction = on_segv as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO;
         libc::sigemptyset(&mut action.sa_mask);
-        if libc::sigaction(libc::SIGSEGV, &action, &mut previous) != 0 {
+        if real_sigaction(libc::SIGSEGV, &action, &mut previous) != 0 {
             say(b"cpuid-mask: cannot install the SIGSEGV handler\n");
             libc::_exit(97);
         }
         core::ptr::addr_of_mut!(PREVIOUS).write(Some(previous));
+        OWNS_SIGSEGV.store(true, Ordering::Release);
         if cpuid_faulting(true) != 0 {
             say(
                 b"cpuid-mask: this CPU or kernel has no CPUID faulting (arch_prctl ARCH_SET_CPUID \

@@ -7,19 +7,31 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// The child's job, when this binary runs as one.
 const CHILD_VAR: &str = "CPUID_MASK_TEST_CHILD";
 
-/// `libcpuid_mask.so` as cargo built it for these tests (next to `deps/`).
+/// `libcpuid_mask.so`, built from the current sources by `cargo build` in its own target
+/// directory: `cargo test` builds a cdylib-only crate's tests without the library itself, and
+/// a separate directory cannot wait on the lock of the build that runs these tests.
 fn library() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target/<profile>/deps/<test>");
-    profile_dir.join("libcpuid_mask.so")
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("cpuid-mask-build");
+            let status = Command::new(env!("CARGO"))
+                .current_dir(env!("CARGO_MANIFEST_DIR"))
+                .args(["build", "--release", "--locked", "--package", "cpuid-mask"])
+                .arg("--target-dir")
+                .arg(&dir)
+                .status()
+                .expect("cargo runs");
+            assert!(status.success(), "cargo build --package cpuid-mask failed");
+            dir.join("release").join("libcpuid_mask.so")
+        })
+        .clone()
 }
 
 /// Why the masking cannot work here, if it cannot (no CPUID faulting).
@@ -100,6 +112,35 @@ fn field(line: &str, key: &str) -> u32 {
 fn child() {
     match std::env::var(CHILD_VAR).as_deref() {
         Ok("probe") => println!("PROBE {}", features()),
+        Ok("own-handler") => {
+            // A program's own SIGSEGV handler (as Rust's runtime, Python's faulthandler and
+            // perf install): cpuid must still be answered, and a real fault must reach it.
+            extern "C" fn own(_: libc::c_int) {
+                // SAFETY: async-signal-safe exit.
+                unsafe { libc::_exit(42) };
+            }
+            // SAFETY: installing a plain handler with a zeroed, then filled, sigaction.
+            unsafe {
+                let mut act: libc::sigaction = core::mem::zeroed();
+                act.sa_sigaction = own as *const () as usize;
+                libc::sigemptyset(&mut act.sa_mask);
+                assert_eq!(
+                    libc::sigaction(libc::SIGSEGV, &act, core::ptr::null_mut()),
+                    0
+                );
+                let mut back: libc::sigaction = core::mem::zeroed();
+                libc::sigaction(libc::SIGSEGV, core::ptr::null(), &mut back);
+                assert_eq!(
+                    back.sa_sigaction, act.sa_sigaction,
+                    "the program sees its own handler"
+                );
+            }
+            println!("PROBE {}", features());
+            let null = std::hint::black_box(core::ptr::null_mut::<u8>());
+            // SAFETY: deliberately not: the write must fault and reach `own`.
+            unsafe { null.write_volatile(1) };
+            println!("still alive");
+        }
         Ok("segv") => {
             let null = std::hint::black_box(core::ptr::null_mut::<u8>());
             // SAFETY: deliberately not: the write must fault and end this process.
@@ -187,5 +228,28 @@ fn an_unknown_class_is_refused() {
     assert!(
         stderr.contains("CPUID_MASK must be `avx2` or `avx-vnni`"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn a_program_with_its_own_segv_handler_keeps_both() {
+    if let Some(why) = cannot_mask() {
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let out = run_child("own-handler", "avx2");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
+        .unwrap_or_else(|| panic!("no PROBE line: {stdout}{stderr}"));
+    assert_eq!(field(line, "leaf7.ebx") & 1 << 16, 0, "{line}");
+    assert!(!stdout.contains("still alive"), "{stdout}");
+    assert_eq!(
+        out.status.code(),
+        Some(42),
+        "{:?}: {stdout}{stderr}",
+        out.status
     );
 }

@@ -205,6 +205,55 @@ fn conv2d_every_path_matches_reference() {
     }
 }
 
+/// Bias and multiplier at the edge of i32: the rescaled value plus the output zero point wraps
+/// in the reference arithmetic (and is clamped after wrapping), which the AVX2 epilogue's
+/// four-row packing (saturating, not wrapping) must not be used for.
+#[test]
+fn a_rescaled_value_that_wraps_with_the_zero_point_matches_reference() {
+    let g = ConvGeometry {
+        batches: 1,
+        in_h: 4,
+        in_w: 4,
+        in_c: 8,
+        out_h: 4,
+        out_w: 4,
+        out_c: 8,
+        k_h: 1,
+        k_w: 1,
+        stride_h: 1,
+        stride_w: 1,
+        dilation_h: 1,
+        dilation_w: 1,
+        pad_top: 0,
+        pad_left: 0,
+    };
+    let q = ConvQuantParams {
+        input_zero_point: 0,
+        output_zero_point: 100,
+        multipliers: vec![i32::MAX; 8],
+        shifts: vec![0; 8],
+        act_min: -128,
+        act_max: 127,
+    };
+    let mut rng = Rng::new(0x5A7);
+    // Zero inputs: every accumulator is the bias, i32::MAX − 10, rescaled to i32::MAX − 11.
+    let input = vec![0i8; 4 * 4 * 8];
+    let filter = rng.i8s(8 * 8, -128, 127);
+    let bias = vec![i32::MAX - 10; 8];
+    let mut expected = vec![0i8; 4 * 4 * 8];
+    reference::conv::conv2d_i8(&g, &q, &input, &filter, Some(&bias), &mut expected);
+    assert!(
+        expected.iter().all(|&v| v == -128),
+        "the case must wrap to the activation minimum: {expected:?}"
+    );
+    for path in paths() {
+        let mut got = vec![0i8; expected.len()];
+        fast::conv2d_i8(path, 1, &g, &q, &input, &filter, Some(&bias), &mut got)
+            .expect("available path");
+        assert_eq!(got, expected, "{}", path.name());
+    }
+}
+
 #[test]
 fn transpose_conv_every_path_matches_reference() {
     let paths = paths();

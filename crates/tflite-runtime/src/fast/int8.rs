@@ -96,6 +96,12 @@ pub struct Int8Gemm {
     /// otherwise the scalar reference arithmetic is used.
     #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
     pub(crate) vector_requant: bool,
+    /// True when, for every column, `|Σ (x − zp)·w + bias| · 2^lshift < 2^30` for any input, so
+    /// the rescaled value plus the output zero point cannot wrap in i32 and saturating packs
+    /// to i16 and i8 followed by the activation clamp give the reference's clamp exactly (the
+    /// AVX2 epilogue then packs four rows at once).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    pub(crate) narrow_output: bool,
     /// True when no packed weight byte is −128, so two products of an i8 weight and an i8
     /// operand byte sum without i16 overflow (2 · 127 · 128 = 32512): the plain-NEON kernel
     /// then pairs two K steps per `smull`/`smlal`.
@@ -425,6 +431,15 @@ impl Int8Gemm {
         let vector_requant = lshift.iter().all(|&s| s <= 31)
             && rshift.iter().all(|&s| s <= 31)
             && mult.iter().all(|&m| m != i32::MIN);
+        // The largest |Σ (x − zp)·w|: every term is at most 255 · 128.
+        let terms = (taps.len() * kc) as i64 * 255 * 128;
+        let narrow_output = vector_requant
+            && real.iter().enumerate().all(|(n, oc)| {
+                oc.is_none_or(|oc| {
+                    let b = i64::from(bias.map_or(0, |b| b[oc]));
+                    terms + b.abs() < (1i64 << 30) >> lshift[n]
+                })
+            });
         let mut col_dest = Vec::with_capacity(n_blocks);
         let mut col_valid = Vec::with_capacity(n_blocks);
         for j in 0..n_blocks {
@@ -453,6 +468,7 @@ impl Int8Gemm {
             lshift,
             rshift,
             vector_requant,
+            narrow_output,
             weights_above_min,
             out_zp: q.output_zero_point,
             act_min: q.act_min,

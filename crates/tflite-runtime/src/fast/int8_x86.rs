@@ -50,7 +50,7 @@ impl Requant8 {
             Self {
                 bias: _mm256_loadu_si256(b.as_ptr().cast()),
                 mult: _mm256_loadu_si256(m.as_ptr().cast()),
-                mult_odd: _mm256_srli_epi64::<32>(_mm256_loadu_si256(m.as_ptr().cast())),
+                mult_odd: _mm256_shuffle_epi32::<0xF5>(_mm256_loadu_si256(m.as_ptr().cast())),
                 lshift: _mm256_loadu_si256(l.as_ptr().cast()),
                 rshift: _mm256_loadu_si256(r.as_ptr().cast()),
                 mask: _mm256_setzero_si256(),
@@ -64,21 +64,22 @@ impl Requant8 {
     }
 }
 
-/// Exact `clamp(MultiplyByQuantizedMultiplier(acc + bias) + zp)` of 8 lanes, packed to i8 in
-/// the low 8 bytes.
+/// Exact `MultiplyByQuantizedMultiplier(acc + bias)` of 8 lanes (before the zero point).
 #[target_feature(enable = "avx2")]
 #[inline]
-fn requant8(acc: __m256i, p: &Requant8) -> __m128i {
+fn scale8(acc: __m256i, p: &Requant8) -> __m256i {
     let zero = _mm256_setzero_si256();
     let x = _mm256_sllv_epi32(_mm256_add_epi32(acc, p.bias), p.lshift);
     // SaturatingRoundingDoublingHighMul: gemmlowp's `(p + nudge) / 2^31` with truncating
     // division equals `floor((p + 2^30) / 2^31)` for both signs of p (for p < 0 the
     // truncation adds 2^31 − 1 to p + 1 − 2^30). The i32::MIN² case is excluded by
-    // `vector_requant`. Bits 31..62 of the 64-bit sum are the result.
+    // `vector_requant`. Bits 31..62 of the 64-bit sum are the result. The odd lanes reach
+    // `vpmuldq` through a dword shuffle: written as a 64-bit shift, LLVM rebuilt the signed
+    // multiply from three unsigned ones.
     let round = _mm256_set1_epi64x(1 << 30);
     let even = _mm256_add_epi64(_mm256_mul_epi32(x, p.mult), round);
     let odd = _mm256_add_epi64(
-        _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), p.mult_odd),
+        _mm256_mul_epi32(_mm256_shuffle_epi32::<0xF5>(x), p.mult_odd),
         round,
     );
     let r = _mm256_blend_epi32::<0b1010_1010>(
@@ -88,11 +89,61 @@ fn requant8(acc: __m256i, p: &Requant8) -> __m128i {
     // RoundingDivideByPOT, ties away from zero.
     let rem = _mm256_and_si256(r, p.mask);
     let thr = _mm256_sub_epi32(p.half, _mm256_cmpgt_epi32(zero, r));
-    let v = _mm256_sub_epi32(_mm256_srav_epi32(r, p.rshift), _mm256_cmpgt_epi32(rem, thr));
-    let v = _mm256_add_epi32(v, p.zp);
+    _mm256_sub_epi32(_mm256_srav_epi32(r, p.rshift), _mm256_cmpgt_epi32(rem, thr))
+}
+
+/// Exact `clamp(MultiplyByQuantizedMultiplier(acc + bias) + zp)` of 8 lanes, packed to i8 in
+/// the low 8 bytes.
+#[target_feature(enable = "avx2")]
+#[inline]
+fn requant8(acc: __m256i, p: &Requant8) -> __m128i {
+    let v = _mm256_add_epi32(scale8(acc, p), p.zp);
     let v = _mm256_min_epi32(_mm256_max_epi32(v, p.lo), p.hi);
     let w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v));
     _mm_packs_epi16(w, w)
+}
+
+/// [`requant8`] of four rows' accumulators of one 8-column block, stored as 8 bytes at each of
+/// `dst[0..4]`: one pack, one zero-point add (in i16) and one clamp (in i8) for all 32 values,
+/// exact when `Int8Gemm::narrow_output` holds (the sums cannot wrap, so saturation to i16 and
+/// i8 commutes with the clamp to the int8 activation range).
+///
+/// # Safety
+/// AVX2; 8 writable bytes at each `dst[i]`.
+#[target_feature(enable = "avx2")]
+#[inline]
+unsafe fn requant8x4(acc: [__m256i; 4], p: &Requant8, dst: [*mut i8; 4]) {
+    let v = [
+        scale8(acc[0], p),
+        scale8(acc[1], p),
+        scale8(acc[2], p),
+        scale8(acc[3], p),
+    ];
+    let zp = _mm256_packs_epi32(p.zp, p.zp);
+    // Per 128-bit lane: rows 0 and 1 (then 2 and 3) of columns 0–3, then of columns 4–7.
+    let r01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), zp);
+    let r23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), zp);
+    let b = _mm256_packs_epi16(r01, r23);
+    let lo = _mm256_packs_epi16(
+        _mm256_packs_epi32(p.lo, p.lo),
+        _mm256_packs_epi32(p.lo, p.lo),
+    );
+    let hi = _mm256_packs_epi16(
+        _mm256_packs_epi32(p.hi, p.hi),
+        _mm256_packs_epi32(p.hi, p.hi),
+    );
+    let b = _mm256_min_epi8(_mm256_max_epi8(b, lo), hi);
+    // Dwords are (row, half) = (0,0) (1,0) (2,0) (3,0) (0,1) (1,1) (2,1) (3,1): gather each
+    // row's two halves into one qword.
+    let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    let (r01, r23) = (_mm256_castsi256_si128(b), _mm256_extracti128_si256::<1>(b));
+    // SAFETY: 8 writable bytes at each destination (caller).
+    unsafe {
+        _mm_storel_epi64(dst[0].cast(), r01);
+        _mm_storeh_pd(dst[1].cast(), _mm_castsi128_pd(r01));
+        _mm_storel_epi64(dst[2].cast(), r23);
+        _mm_storeh_pd(dst[3].cast(), _mm_castsi128_pd(r23));
+    }
 }
 
 /// Stores the low `n` (≤ 8) bytes of `v` at `dst`.
@@ -211,7 +262,33 @@ unsafe fn epilogue_avx2<const MR: usize, const NB: usize>(
         // SAFETY: `col + 8` is within the padded columns (`jb + j < n_blocks`).
         let p = unsafe { Requant8::load(g, col) };
         let (dest, n) = (g.col_dest[jb + j], g.col_valid[jb + j]);
-        for m in 0..valid.min(MR) {
+        let rows = valid.min(MR);
+        let mut first = 0;
+        if n == 8 && g.narrow_output {
+            while first + 4 <= rows {
+                let m = first;
+                // SAFETY: `tile[m + i][j]` holds 8 i32; `oo[m + i] + dest + 8 ≤ out_len`
+                // (checked in `Int8Gemm::build`).
+                unsafe {
+                    let row = |i: usize| tile[m + i][j].as_ptr().cast();
+                    let acc = [
+                        _mm256_loadu_si256(row(0)),
+                        _mm256_loadu_si256(row(1)),
+                        _mm256_loadu_si256(row(2)),
+                        _mm256_loadu_si256(row(3)),
+                    ];
+                    let dst = [
+                        out.add(oo[m] + dest),
+                        out.add(oo[m + 1] + dest),
+                        out.add(oo[m + 2] + dest),
+                        out.add(oo[m + 3] + dest),
+                    ];
+                    requant8x4(acc, &p, dst);
+                }
+                first += 4;
+            }
+        }
+        for m in first..rows {
             // SAFETY: `tile[m][j]` holds 8 i32; `oo[m] + dest + n ≤ out_len` (checked in
             // `Int8Gemm::build`).
             unsafe {
@@ -299,7 +376,7 @@ impl Requant16 {
         Self {
             bias,
             mult,
-            mult_odd: _mm512_srli_epi64::<32>(mult),
+            mult_odd: _mm512_shuffle_epi32::<0xF5>(mult),
             lshift,
             rshift,
             mask,
@@ -335,7 +412,7 @@ fn requant16(acc: __m512i, p: &Requant16) -> __m512i {
     let round = _mm512_set1_epi64(1 << 30);
     let even = _mm512_add_epi64(_mm512_mul_epi32(x, p.mult), round);
     let odd = _mm512_add_epi64(
-        _mm512_mul_epi32(_mm512_srli_epi64::<32>(x), p.mult_odd),
+        _mm512_mul_epi32(_mm512_shuffle_epi32::<0xF5>(x), p.mult_odd),
         round,
     );
     let r = _mm512_mask_blend_epi32(
