@@ -404,7 +404,7 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
          |---|---|---|---|---|---|---|---|---|\n{}\n\n\
          {}Per-op-type profile of ours (median ms per invoke):\n\n| model | op | count | ms |\n|---|---|---|---|\n{}\n\n\
          load average at the end: {load}; command: `{}`, commit {commit}\n",
-        machine_line(&machine),
+        machine.summary(),
         rows.join("\n"),
         if scaling.is_empty() {
             String::new()
@@ -456,23 +456,4 @@ pub fn measure(args: &RuntimeBenchArgs) -> anyhow::Result<serde_json::Value> {
         args.out.display()
     );
     Ok(full)
-}
-
-/// "CPU: name (family/model), features …" and, for a process narrowed by `--cpu-class`, what
-/// that means for the figures.
-pub fn machine_line(machine: &unet_bench::sys::MachineInfo) -> String {
-    let masked = match &machine.cpuid_mask {
-        Some(class) => format!(
-            " CPUID-masked (`--cpu-class {class}`): every library in the process saw these features and ran \
-             their code paths, on this CPU's cores, caches and clocks (not a CPU of that class)."
-        ),
-        None => String::new(),
-    };
-    format!(
-        "CPU: {} ({}), {} logical CPUs, features `{}`.{masked}",
-        machine.cpu_model,
-        machine.cpu_id.as_deref().unwrap_or("no family/model"),
-        machine.logical_cpus,
-        machine.features.join(" ")
-    )
 }

@@ -345,13 +345,7 @@ fn shown_command(argv: &[String]) -> String {
 pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
     let machine = MachineInfo::detect();
     let class = cpu_class(&machine.arch, &machine.features);
-    println!(
-        "CPU: {} ({}), {} logical CPUs, features {}: class \"{class}\"",
-        machine.cpu_model,
-        machine.cpu_id.as_deref().unwrap_or("no family/model"),
-        machine.logical_cpus,
-        machine.features.join(" ")
-    );
+    println!("{} Class \"{class}\".", machine.summary());
     let runtime_argv: Vec<String> = [
         "runtime-bench".to_string(),
         format!("--size={}", args.size),
@@ -442,7 +436,7 @@ pub fn run(args: &SpeedReportArgs) -> anyhow::Result<()> {
          \"round by round\": the engines take turns and each ratio comes from invokes timed in the same round.\n\n\
          | what | command | ours | anchor | ours / anchor | goal |\n|---|---|---|---|---|---|\n{}\n\n{}\
          command: `{}`\n",
-        runtime_bench::machine_line(&machine),
+        machine.summary(),
         args.fms,
         args.size,
         args.size,

@@ -60,6 +60,28 @@ impl MachineInfo {
     }
 }
 
+impl MachineInfo {
+    /// One line for a report: "CPU: name (family/model), N logical CPUs, features `…`." and,
+    /// for a process narrowed by `--cpu-class`, what that means for the figures.
+    pub fn summary(&self) -> String {
+        let masked = match &self.cpuid_mask {
+            Some(class) => format!(
+                " CPUID-masked (`--cpu-class {class}`): every library in the process saw these \
+                 features and ran their code paths, on this CPU's cores, caches and clocks (not a \
+                 CPU of that class)."
+            ),
+            None => String::new(),
+        };
+        format!(
+            "CPU: {} ({}), {} logical CPUs, features `{}`.{masked}",
+            self.cpu_model,
+            self.cpu_id.as_deref().unwrap_or("no family/model"),
+            self.logical_cpus,
+            self.features.join(" ")
+        )
+    }
+}
+
 /// The class `cpuid-mask` shows this process (`CPUID_MASK`, `avx2` when unset), when
 /// `libcpuid_mask` is preloaded.
 pub fn cpuid_mask() -> Option<String> {
@@ -151,4 +173,33 @@ pub fn git_commit(dir: &Path) -> Option<String> {
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_names_the_cpu_and_a_mask() {
+        let mut m = MachineInfo {
+            cpu_model: "Some CPU".into(),
+            cpu_id: Some("family 6 model 167".into()),
+            arch: "x86_64".into(),
+            logical_cpus: 2,
+            features: vec!["avx2".into(), "fma".into()],
+            kernel: None,
+            cpuid_mask: None,
+        };
+        assert_eq!(
+            m.summary(),
+            "CPU: Some CPU (family 6 model 167), 2 logical CPUs, features `avx2 fma`."
+        );
+        m.cpuid_mask = Some("avx2".into());
+        let masked = m.summary();
+        assert!(
+            masked.contains("features `avx2 fma`. CPUID-masked (`--cpu-class avx2`)"),
+            "{masked}"
+        );
+        assert!(masked.contains("not a CPU of that class"), "{masked}");
+    }
 }
