@@ -35,7 +35,7 @@
 
 use core::arch::x86_64::{__cpuid_count, CpuidResult};
 use core::ffi::{c_int, c_void};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 /// The CPU class a masked process sees.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -145,13 +145,21 @@ fn next_symbol(name: &core::ffi::CStr) -> *mut c_void {
     unsafe { libc::dlsym(libc::RTLD_NEXT, name.as_ptr()) }
 }
 
+/// The C library's `sigaction`, looked up once by the constructor (`dlsym` is not
+/// async-signal-safe, and the handler needs it).
+static REAL_SIGACTION: AtomicUsize = AtomicUsize::new(0);
+
 /// The C library's `sigaction`, or an error code where it cannot be found.
 unsafe fn real_sigaction(
     sig: c_int,
     act: *const libc::sigaction,
     old: *mut libc::sigaction,
 ) -> c_int {
-    let f = next_symbol(c"sigaction");
+    let mut f = REAL_SIGACTION.load(Ordering::Acquire) as *mut c_void;
+    if f.is_null() {
+        f = next_symbol(c"sigaction");
+        REAL_SIGACTION.store(f as usize, Ordering::Release);
+    }
     if f.is_null() {
         return -1;
     }
@@ -308,6 +316,7 @@ extern "C" fn install() {
             !verbose.is_null() && *verbose != 0 && *verbose != b'0' as libc::c_char,
             Ordering::Relaxed,
         );
+        REAL_SIGACTION.store(next_symbol(c"sigaction") as usize, Ordering::Release);
         let mut previous: libc::sigaction = core::mem::zeroed();
         let mut action: libc::sigaction = core::mem::zeroed();
         action.sa_sigaction = on_segv as *const () as usize;
