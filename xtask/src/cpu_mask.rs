@@ -38,14 +38,19 @@ impl CpuClass {
         }
     }
 
+    /// The features a CPU of this class has, and those it lacks (none for `Native`).
+    fn features(self) -> (&'static [&'static str], &'static [&'static str]) {
+        match self {
+            CpuClass::Native => (&[], &[]),
+            CpuClass::Avx2 => (&["avx2", "fma"], &["avx512f", "avxvnni"]),
+            CpuClass::AvxVnni => (&["avx2", "fma", "avxvnni"], &["avx512f"]),
+        }
+    }
+
     /// Whether the detected `features` are those of this class: `None` if so, else what is wrong.
     fn mismatch(self, features: &[String]) -> Option<String> {
         let has = |f: &str| features.iter().any(|x| x == f);
-        let (needed, absent): (&[&str], &[&str]) = match self {
-            CpuClass::Native => return None,
-            CpuClass::Avx2 => (&["avx2", "fma"], &["avx512f", "avxvnni"]),
-            CpuClass::AvxVnni => (&["avx2", "fma", "avxvnni"], &["avx512f"]),
-        };
+        let (needed, absent) = self.features();
         let missing: Vec<&str> = needed.iter().copied().filter(|f| !has(f)).collect();
         let extra: Vec<&str> = absent.iter().copied().filter(|f| has(f)).collect();
         match (missing.is_empty(), extra.is_empty()) {
@@ -93,13 +98,13 @@ pub fn enter(class: CpuClass) -> anyhow::Result<()> {
         return Ok(());
     }
     // Only narrowing is possible: every feature the class needs must be real.
-    let lacking: Vec<&str> = match class {
-        CpuClass::AvxVnni => vec!["avx2", "fma", "avxvnni"],
-        _ => vec!["avx2", "fma"],
-    }
-    .into_iter()
-    .filter(|f| !features.iter().any(|x| x == f))
-    .collect();
+    let lacking: Vec<&str> = class
+        .features()
+        .0
+        .iter()
+        .copied()
+        .filter(|f| !features.iter().any(|x| x == f))
+        .collect();
     if !lacking.is_empty() {
         bail!(
             "--cpu-class {name}: this CPU lacks {} (masking can only take features away)",

@@ -182,6 +182,26 @@ unsafe fn hand_back_sigsegv() {
     }
 }
 
+/// Records `act` (when given) as the program's own `SIGSEGV` action without installing it, and
+/// returns the action the program had before (the default when it had none).
+///
+/// # Safety
+/// Not re-entrant: called from the program's `sigaction`/`signal`, as those are.
+#[cfg(not(test))]
+unsafe fn record_program_action(act: Option<libc::sigaction>) -> libc::sigaction {
+    // SAFETY: the saved action is only written here and read by the handler.
+    unsafe {
+        let saved = core::ptr::addr_of_mut!(PREVIOUS);
+        let mut shown: libc::sigaction = core::mem::zeroed();
+        shown.sa_sigaction = libc::SIG_DFL;
+        let before = (*saved).unwrap_or(shown);
+        if act.is_some() {
+            *saved = act;
+        }
+        before
+    }
+}
+
 /// `sigaction` as the program sees it: for `SIGSEGV` while the mask owns it, the program's own
 /// action is recorded (and reported back) instead of installed; everything else is passed on.
 ///
@@ -197,14 +217,9 @@ pub unsafe extern "C" fn sigaction(
     if sig == libc::SIGSEGV && OWNS_SIGSEGV.load(Ordering::Acquire) {
         // SAFETY: `old` and `act` are null or valid (the caller's contract).
         unsafe {
-            let saved = core::ptr::addr_of_mut!(PREVIOUS);
+            let shown = record_program_action(act.as_ref().copied());
             if !old.is_null() {
-                let mut shown: libc::sigaction = core::mem::zeroed();
-                shown.sa_sigaction = libc::SIG_DFL;
-                *old = (*saved).unwrap_or(shown);
-            }
-            if !act.is_null() {
-                *saved = Some(*act);
+                *old = shown;
             }
         }
         return 0;
@@ -221,15 +236,12 @@ pub unsafe extern "C" fn sigaction(
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn signal(sig: c_int, handler: libc::sighandler_t) -> libc::sighandler_t {
     if sig == libc::SIGSEGV && OWNS_SIGSEGV.load(Ordering::Acquire) {
-        // SAFETY: as in `sigaction`; glibc's `signal` has BSD semantics (SA_RESTART).
+        // SAFETY: a zeroed sigaction filled in; glibc's `signal` has BSD semantics (SA_RESTART).
         unsafe {
-            let saved = core::ptr::addr_of_mut!(PREVIOUS);
-            let old = (*saved).map_or(libc::SIG_DFL, |a| a.sa_sigaction);
             let mut act: libc::sigaction = core::mem::zeroed();
             act.sa_sigaction = handler;
             act.sa_flags = libc::SA_RESTART;
-            *saved = Some(act);
-            return old;
+            return record_program_action(Some(act)).sa_sigaction;
         }
     }
     let f = next_symbol(c"signal");

@@ -95,6 +95,13 @@ fn features() -> String {
     )
 }
 
+/// The child's `features()` line (the test harness prints it after "test child ... ").
+fn probe_line(stdout: &str) -> Option<&str> {
+    stdout
+        .lines()
+        .find_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
+}
+
 /// The value of `key=` in a `features()` line.
 fn field(line: &str, key: &str) -> u32 {
     let value = line
@@ -163,10 +170,8 @@ fn a_masked_process_sees_the_class_features_only() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{class}: {stdout}{stderr}");
-        let line = stdout
-            .lines()
-            .find_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
-            .unwrap_or_else(|| panic!("{class}: no PROBE line in {stdout}"));
+        let line =
+            probe_line(&stdout).unwrap_or_else(|| panic!("{class}: no PROBE line in {stdout}"));
         // Kept as the CPU has them.
         for key in ["avx2", "fma"] {
             assert_eq!(field(line, key), field(&real, key), "{class} {key}: {line}");
@@ -240,10 +245,7 @@ fn a_program_with_its_own_segv_handler_keeps_both() {
     let out = run_child("own-handler", "avx2");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stdout
-        .lines()
-        .find_map(|l| l.split_once("PROBE ").map(|(_, rest)| rest))
-        .unwrap_or_else(|| panic!("no PROBE line: {stdout}{stderr}"));
+    let line = probe_line(&stdout).unwrap_or_else(|| panic!("no PROBE line: {stdout}{stderr}"));
     assert_eq!(field(line, "leaf7.ebx") & 1 << 16, 0, "{line}");
     assert!(!stdout.contains("still alive"), "{stdout}");
     assert_eq!(

@@ -26,6 +26,10 @@ struct Requant8 {
     zp: __m256i,
     lo: __m256i,
     hi: __m256i,
+    /// `zp` as 16 i16 lanes, `lo` and `hi` as 32 i8 lanes (for [`requant8x4`]).
+    zp16: __m256i,
+    lo8: __m256i,
+    hi8: __m256i,
 }
 
 impl Requant8 {
@@ -34,6 +38,13 @@ impl Requant8 {
         let one = _mm256_set1_epi32(1);
         self.mask = _mm256_sub_epi32(_mm256_sllv_epi32(one, self.rshift), one);
         self.half = _mm256_srai_epi32::<1>(self.mask);
+        self.zp16 = _mm256_packs_epi32(self.zp, self.zp);
+        let (lo16, hi16) = (
+            _mm256_packs_epi32(self.lo, self.lo),
+            _mm256_packs_epi32(self.hi, self.hi),
+        );
+        self.lo8 = _mm256_packs_epi16(lo16, lo16);
+        self.hi8 = _mm256_packs_epi16(hi16, hi16);
         self
     }
 
@@ -58,6 +69,9 @@ impl Requant8 {
                 zp: _mm256_set1_epi32(g.out_zp),
                 lo: _mm256_set1_epi32(g.act_min),
                 hi: _mm256_set1_epi32(g.act_max),
+                zp16: _mm256_setzero_si256(),
+                lo8: _mm256_setzero_si256(),
+                hi8: _mm256_setzero_si256(),
             }
         }
         .with_masks()
@@ -119,20 +133,11 @@ unsafe fn requant8x4(acc: [__m256i; 4], p: &Requant8, dst: [*mut i8; 4]) {
         scale8(acc[2], p),
         scale8(acc[3], p),
     ];
-    let zp = _mm256_packs_epi32(p.zp, p.zp);
     // Per 128-bit lane: rows 0 and 1 (then 2 and 3) of columns 0–3, then of columns 4–7.
-    let r01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), zp);
-    let r23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), zp);
+    let r01 = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), p.zp16);
+    let r23 = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), p.zp16);
     let b = _mm256_packs_epi16(r01, r23);
-    let lo = _mm256_packs_epi16(
-        _mm256_packs_epi32(p.lo, p.lo),
-        _mm256_packs_epi32(p.lo, p.lo),
-    );
-    let hi = _mm256_packs_epi16(
-        _mm256_packs_epi32(p.hi, p.hi),
-        _mm256_packs_epi32(p.hi, p.hi),
-    );
-    let b = _mm256_min_epi8(_mm256_max_epi8(b, lo), hi);
+    let b = _mm256_min_epi8(_mm256_max_epi8(b, p.lo8), p.hi8);
     // Dwords are (row, half) = (0,0) (1,0) (2,0) (3,0) (0,1) (1,1) (2,1) (3,1): gather each
     // row's two halves into one qword.
     let b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
